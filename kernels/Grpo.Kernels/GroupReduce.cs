@@ -1,0 +1,49 @@
+using ILGPU;
+using ILGPU.Algorithms;
+
+namespace Grpo.Kernels;
+
+/// <summary>
+/// Reductions across the threads of one group, through shared memory, in a fixed tree order so
+/// that results are deterministic run to run. Every thread of the group must call them (they
+/// contain barriers) and the group size must be a power of two no larger than <see cref="MaxGroupSize"/>.
+/// </summary>
+public static class GroupReduce
+{
+    /// <summary>The largest group the reductions support (the size of their shared scratch).</summary>
+    public const int MaxGroupSize = 256;
+
+    /// <summary>Sum of <paramref name="value"/> over the group; every thread receives it.</summary>
+    public static float Sum(float value)
+    {
+        var scratch = SharedMemory.Allocate<float>(MaxGroupSize);
+        int t = Group.IdxX;
+        scratch[t] = value;
+        Group.Barrier();
+        for (int stride = Group.DimX / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride) scratch[t] += scratch[t + stride];
+            Group.Barrier();
+        }
+        float total = scratch[0];
+        Group.Barrier(); // nobody may overwrite scratch[0] before everyone has read it
+        return total;
+    }
+
+    /// <summary>Maximum of <paramref name="value"/> over the group; every thread receives it.</summary>
+    public static float Max(float value)
+    {
+        var scratch = SharedMemory.Allocate<float>(MaxGroupSize);
+        int t = Group.IdxX;
+        scratch[t] = value;
+        Group.Barrier();
+        for (int stride = Group.DimX / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride) scratch[t] = XMath.Max(scratch[t], scratch[t + stride]);
+            Group.Barrier();
+        }
+        float result = scratch[0];
+        Group.Barrier();
+        return result;
+    }
+}

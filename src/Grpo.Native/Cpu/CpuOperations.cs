@@ -1,0 +1,18 @@
+using Grpo.Native.Operations;
+
+namespace Grpo.Native.Cpu;
+
+/// <summary>The managed CPU implementation of the GRPO operations; one partial file per family.</summary>
+internal sealed partial class CpuOperations : IGrpoOperations
+{
+    public CpuOperations(CpuDevice device) => Device = device;
+
+    public CpuDevice Device { get; }
+
+    /// <summary>The backing array of a tensor that lives on this device.</summary>
+    internal T[] Data<T>(Tensors.Tensor<T> tensor, string argumentName) where T : unmanaged
+    {
+        Guard.OnDevice(tensor, Device, argumentName);
+        return ((CpuStorage<T>)tensor.Storage).Data;
+    }
+}

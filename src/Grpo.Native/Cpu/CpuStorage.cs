@@ -1,0 +1,23 @@
+using Grpo.Native.Tensors;
+
+namespace Grpo.Native.Cpu;
+
+/// <summary>Tensor memory of the managed CPU backend: one managed array.</summary>
+internal sealed class CpuStorage<T> : TensorStorage<T> where T : unmanaged
+{
+    public CpuStorage(long length)
+    {
+        if (length > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(length), length,
+                $"The managed CPU backend holds at most {Array.MaxLength} elements per tensor.");
+        Data = GC.AllocateUninitializedArray<T>((int)length);
+    }
+
+    /// <summary>The elements, row-major.</summary>
+    public T[] Data { get; }
+
+    public override void CopyFrom(ReadOnlySpan<T> source) => source.CopyTo(Data);
+    public override void CopyTo(Span<T> destination) => Data.AsSpan().CopyTo(destination);
+    public override void Fill(T value) => Data.AsSpan().Fill(value);
+    public override void Dispose() { }
+}

@@ -1,0 +1,99 @@
+using Grpo.Native.Cpu;
+using Grpo.Native.Ilgpu;
+using Grpo.Native.Operations;
+using Grpo.Native.Tensors;
+
+namespace Grpo.Native.Devices;
+
+/// <summary>
+/// An execution backend: it allocates tensors and runs the GRPO operations on them.
+/// Create one with <see cref="Create(DeviceKind)"/> or <see cref="FromEnvironment"/>, and dispose it last.
+/// </summary>
+public abstract class Device : IDisposable
+{
+    /// <summary>Environment variable read by <see cref="FromEnvironment"/>: auto, cpu, cuda or ilgpu-cpu.</summary>
+    public const string EnvironmentVariable = "GRPO_DEVICE";
+
+    /// <summary>The backend kind (never <see cref="DeviceKind.Auto"/>).</summary>
+    public abstract DeviceKind Kind { get; }
+
+    /// <summary>A human-readable name, e.g. the GPU model.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>The GRPO operations, running on this device.</summary>
+    public abstract IGrpoOperations Operations { get; }
+
+    /// <summary>Allocates an uninitialised tensor of the given shape on this device.</summary>
+    public Tensor<T> Allocate<T>(params int[] shape) where T : unmanaged
+    {
+        var tensorShape = new TensorShape(shape);
+        return new Tensor<T>(this, tensorShape, CreateStorage<T>(tensorShape.ElementCount));
+    }
+
+    /// <summary>Allocates a tensor and copies <paramref name="data"/> into it.</summary>
+    public Tensor<T> FromArray<T>(ReadOnlySpan<T> data, params int[] shape) where T : unmanaged
+    {
+        var tensor = Allocate<T>(shape);
+        try
+        {
+            tensor.CopyFrom(data);
+            return tensor;
+        }
+        catch
+        {
+            tensor.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Waits until every queued operation has finished.</summary>
+    public abstract void Synchronize();
+
+    // A switch rather than a generic virtual: C# cannot carry the 'unmanaged' constraint into overrides.
+    private TensorStorage<T> CreateStorage<T>(long length) where T : unmanaged => this switch
+    {
+        CpuDevice => new CpuStorage<T>(length),
+        IlgpuDevice ilgpu => new IlgpuStorage<T>(ilgpu.Accelerator, length),
+        _ => throw new NotSupportedException($"{GetType().Name} has no tensor storage."),
+    };
+
+    /// <summary>Frees the backend's resources.</summary>
+    public abstract void Dispose();
+
+    /// <summary>Creates a device of the given kind.</summary>
+    /// <exception cref="NotSupportedException">CUDA was asked for and no NVIDIA GPU is visible.</exception>
+    public static Device Create(DeviceKind kind) => kind switch
+    {
+        DeviceKind.Cpu => new CpuDevice(),
+        DeviceKind.IlgpuCpu => IlgpuDevice.CreateCpuSimulator(),
+        DeviceKind.Cuda => IlgpuDevice.CreateCuda(),
+        DeviceKind.Auto => IlgpuDevice.IsCudaAvailable() ? IlgpuDevice.CreateCuda() : new CpuDevice(),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Use Auto, Cpu, Cuda or IlgpuCpu."),
+    };
+
+    /// <summary>Creates a device named by text: auto, cpu, cuda or ilgpu-cpu (case-insensitive).</summary>
+    public static Device Create(string name) => Create(ParseKind(name, nameof(name)));
+
+    /// <summary>Creates the device that <c>GRPO_DEVICE</c> names, or <see cref="DeviceKind.Auto"/> when it is not set.</summary>
+    public static Device FromEnvironment()
+    {
+        string? value = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        return string.IsNullOrWhiteSpace(value) ? Create(DeviceKind.Auto) : Create(ParseKind(value, EnvironmentVariable));
+    }
+
+    /// <summary>Parses auto, cpu, cuda or ilgpu-cpu (case-insensitive).</summary>
+    /// <exception cref="ArgumentException">The text names no device kind.</exception>
+    public static DeviceKind ParseKind(string name, string argumentName = "device") =>
+        name.Trim().ToLowerInvariant() switch
+        {
+            "auto" => DeviceKind.Auto,
+            "cpu" => DeviceKind.Cpu,
+            "cuda" => DeviceKind.Cuda,
+            "ilgpu-cpu" => DeviceKind.IlgpuCpu,
+            _ => throw new ArgumentException(
+                $"'{name}' is not a device: use auto, cpu, cuda or ilgpu-cpu.", argumentName),
+        };
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Kind} ({Name})";
+}

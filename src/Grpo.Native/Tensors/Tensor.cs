@@ -1,0 +1,75 @@
+using Grpo.Native.Devices;
+
+namespace Grpo.Native.Tensors;
+
+/// <summary>
+/// A dense row-major tensor that owns memory on one <see cref="Device"/>. Dispose it to free that memory.
+/// Operations refuse tensors that live on another device or have the wrong shape.
+/// </summary>
+/// <typeparam name="T">Element type: <see cref="float"/> for values, <see cref="int"/> for token ids.</typeparam>
+public sealed class Tensor<T> : IDisposable where T : unmanaged
+{
+    private TensorStorage<T>? _storage;
+
+    internal Tensor(Device device, TensorShape shape, TensorStorage<T> storage)
+    {
+        Device = device;
+        Shape = shape;
+        _storage = storage;
+    }
+
+    /// <summary>The device that owns the memory.</summary>
+    public Device Device { get; }
+
+    /// <summary>The dimensions.</summary>
+    public TensorShape Shape { get; }
+
+    /// <summary>Number of elements.</summary>
+    public long Length => Shape.ElementCount;
+
+    /// <summary>True once <see cref="Dispose"/> has run.</summary>
+    public bool IsDisposed => _storage is null;
+
+    internal TensorStorage<T> Storage =>
+        _storage ?? throw new ObjectDisposedException(nameof(Tensor<T>), $"The tensor of shape {Shape} was disposed.");
+
+    /// <summary>Copies host data into the tensor; <paramref name="source"/> must have exactly <see cref="Length"/> elements.</summary>
+    public void CopyFrom(ReadOnlySpan<T> source)
+    {
+        if (source.Length != Length)
+            throw new ArgumentException(
+                $"The source has {source.Length} elements but the tensor of shape {Shape} holds {Length}.", nameof(source));
+        Storage.CopyFrom(source);
+    }
+
+    /// <summary>Copies the tensor to host memory; <paramref name="destination"/> must have exactly <see cref="Length"/> elements.</summary>
+    public void CopyTo(Span<T> destination)
+    {
+        if (destination.Length != Length)
+            throw new ArgumentException(
+                $"The destination has {destination.Length} elements but the tensor of shape {Shape} holds {Length}.",
+                nameof(destination));
+        Storage.CopyTo(destination);
+    }
+
+    /// <summary>Returns a host copy of the elements.</summary>
+    public T[] ToArray()
+    {
+        var result = new T[Length];
+        Storage.CopyTo(result);
+        return result;
+    }
+
+    /// <summary>Sets every element to <paramref name="value"/>.</summary>
+    public void Fill(T value) => Storage.Fill(value);
+
+    /// <summary>Frees the device memory. Safe to call twice.</summary>
+    public void Dispose()
+    {
+        _storage?.Dispose();
+        _storage = null;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"Tensor<{typeof(T).Name}>{Shape} on {Device.Name}";
+}
