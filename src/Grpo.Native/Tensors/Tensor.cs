@@ -10,12 +10,20 @@ namespace Grpo.Native.Tensors;
 public sealed class Tensor<T> : IDisposable where T : unmanaged
 {
     private TensorStorage<T>? _storage;
+    private readonly Tensor<T>? _owner; // set on views: the tensor whose memory they share
 
     internal Tensor(Device device, TensorShape shape, TensorStorage<T> storage)
     {
         Device = device;
         Shape = shape;
         _storage = storage;
+    }
+
+    private Tensor(Tensor<T> owner, TensorShape shape)
+    {
+        Device = owner.Device;
+        Shape = shape;
+        _owner = owner;
     }
 
     /// <summary>The device that owns the memory.</summary>
@@ -27,11 +35,30 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
     /// <summary>Number of elements.</summary>
     public long Length => Shape.ElementCount;
 
-    /// <summary>True once <see cref="Dispose"/> has run.</summary>
-    public bool IsDisposed => _storage is null;
+    /// <summary>True once <see cref="Dispose"/> has run (for a view: once its original was disposed).</summary>
+    public bool IsDisposed => (_owner ?? this)._storage is null;
+
+    /// <summary>True when this tensor is a view (see <see cref="Reshape"/>) of another tensor's memory.</summary>
+    public bool IsView => _owner is not null;
 
     internal TensorStorage<T> Storage =>
-        _storage ?? throw new ObjectDisposedException(nameof(Tensor<T>), $"The tensor of shape {Shape} was disposed.");
+        (_owner is null ? _storage : _owner._storage)
+        ?? throw new ObjectDisposedException(nameof(Tensor<T>), $"The tensor of shape {Shape} (or the tensor it views) was disposed.");
+
+    /// <summary>
+    /// A view of the same memory with another shape of the same element count, e.g. (N, T, C) as (N·T, C).
+    /// The view owns nothing: disposing it does nothing, and it is valid only while the original lives.
+    /// </summary>
+    public Tensor<T> Reshape(params int[] shape)
+    {
+        var newShape = new TensorShape(shape);
+        if (newShape.ElementCount != Length)
+            throw new ArgumentException(
+                $"Cannot view the tensor of shape {Shape} ({Length} elements) as {newShape} ({newShape.ElementCount} elements).",
+                nameof(shape));
+        _ = Storage; // a disposed tensor has nothing to view
+        return new Tensor<T>(_owner ?? this, newShape);
+    }
 
     /// <summary>Copies host data into the tensor; <paramref name="source"/> must have exactly <see cref="Length"/> elements.</summary>
     public void CopyFrom(ReadOnlySpan<T> source)
@@ -63,9 +90,10 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
     /// <summary>Sets every element to <paramref name="value"/>.</summary>
     public void Fill(T value) => Storage.Fill(value);
 
-    /// <summary>Frees the device memory. Safe to call twice.</summary>
+    /// <summary>Frees the device memory (a view frees nothing). Safe to call twice.</summary>
     public void Dispose()
     {
+        if (_owner is not null) return;
         _storage?.Dispose();
         _storage = null;
     }

@@ -27,6 +27,24 @@ public sealed class DeviceAndTensorTests
         Assert.That(error!.Message, Does.Contain("9 elements").And.Contain("[2, 5]"));
     }
 
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void ReshapeSharesMemoryAndOwnsNothing(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var tensor = device.FromArray<float>(new float[] { 1, 2, 3, 4, 5, 6 }, 2, 3);
+        var view = tensor.Reshape(3, 2);
+        Assert.That(view.IsView && !tensor.IsView);
+        view.CopyFrom(new float[] { 6, 5, 4, 3, 2, 1 });
+        Assert.That(tensor.ToArray(), Is.EqualTo(new float[] { 6, 5, 4, 3, 2, 1 }));
+        view.Dispose();
+        Assert.That(tensor.ToArray()[0], Is.EqualTo(6f), "disposing a view must not free the memory");
+        var error = Assert.Throws<ArgumentException>(() => tensor.Reshape(4, 2));
+        Assert.That(error!.Message, Does.Contain("[2, 3]").And.Contain("[4, 2]"));
+        tensor.Dispose();
+        Assert.That(view.IsDisposed);
+        Assert.Throws<ObjectDisposedException>(() => view.ToArray());
+    }
+
     [Test]
     public void ZeroDimensionIsRefused()
     {
