@@ -50,7 +50,7 @@ public sealed class IlgpuDevice : Device
     /// <exception cref="NotSupportedException">No NVIDIA GPU with a CUDA driver is visible.</exception>
     public static IlgpuDevice CreateCuda()
     {
-        var context = Context.Create(builder => builder.Cuda().Math(MathMode.Fast32BitOnly).Optimize(OptimizationLevel.O2));
+        var context = Context.Create(builder => builder.Cuda().Optimize(OptimizationLevel.O2));
         if (context.GetCudaDevices().Count == 0)
         {
             context.Dispose();
