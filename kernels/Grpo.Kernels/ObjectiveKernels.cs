@@ -46,6 +46,19 @@ public static class ObjectiveMath
     }
 
     /// <summary>
+    /// The k3 KL estimator exp(d) − d − 1 for d = ref − logp, given e = exp(d). Near d = 0 the
+    /// subtraction cancels (at d = 0.02 fp32 keeps only three digits), so for |d| &lt; 0.5 the
+    /// Taylor series Σ_{k≥2} d^k / k! is summed instead (truncation below 4e-8 relative).
+    /// Its gradient in logp is 1 − e = −(d + KL), which this form also keeps accurate.
+    /// </summary>
+    public static float Kl(float d, float e)
+    {
+        if (d > -0.5f && d < 0.5f)
+            return d * d * (1f / 2 + d * (1f / 6 + d * (1f / 24 + d * (1f / 120 + d * (1f / 720 + d * (1f / 5040 + d * (1f / 40320)))))));
+        return e - d - 1f;
+    }
+
+    /// <summary>
     /// The weight c_i of completion i's masked token-loss sum in the aggregated loss:
     /// loss = Σ_i c_i Σ_t ℓ_{i,t} m_{i,t}, so d loss / d ℓ_{i,t} = c_i m_{i,t}.
     /// </summary>
@@ -183,10 +196,10 @@ public static class ObjectiveKernels
             float tokenLoss = term.Loss, gradient = term.DLossDRho * rho;
             if (p.Beta > 0f)
             {
-                float d = refLogprobs[k] - logp, e = XMath.Exp(d);
-                float tokenKl = e - d - 1f;
+                float d = refLogprobs[k] - logp;
+                float tokenKl = ObjectiveMath.Kl(d, XMath.Exp(d));
                 tokenLoss += p.Beta * tokenKl;
-                gradient += p.Beta * (1f - e);
+                gradient -= p.Beta * (d + tokenKl); // β dKL/dlogp = β (1 − e)
                 kl += tokenKl;
             }
             dLogprobs[k] = weight * gradient;

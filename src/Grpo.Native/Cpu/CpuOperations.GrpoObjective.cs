@@ -97,9 +97,10 @@ internal sealed partial class CpuOperations
                 float tokenLoss = term.Loss, gradient = term.DLossDRho * rho[c];
                 if (p.Beta > 0)
                 {
-                    float e = expKl[c], tokenKl = e - (refRow[c] - logpRow[c]) - 1f;
+                    float d = refRow[c] - logpRow[c];
+                    float tokenKl = ObjectiveMath.Kl(d, expKl[c]);
                     tokenLoss += p.Beta * tokenKl;
-                    gradient += p.Beta * (1f - e);
+                    gradient -= p.Beta * (d + tokenKl); // β dKL/dlogp = β (1 − e)
                     kl += tokenKl;
                 }
                 gradRow[c] = weight * gradient;
