@@ -261,6 +261,23 @@ public sealed class GrpoObjectiveTests
             var (same, sameGradient) = Run(device, x with { Old = (float[])x.Logp.Clone() }, withOld: true, passRef: false, options);
             Assert.That(same, Is.EqualTo(result));
             Assert.That(sameGradient, Is.EqualTo(gradient));
+
+            // With β > 0 the ratio part still sums to 0: the loss is the KL part alone, β Σ_i c_i Σ_t KL_t.
+            float[] refNoise = TestRandom.Normal(random, n * t, 0.5);
+            var withKl = x with { Ref = x.Logp.Select((v, k) => v + refNoise[k]).ToArray() };
+            var klOptions = options with { Beta = 0.04f };
+            var (klResult, klGradient) = Run(device, withKl, withOld: false, passRef: true, klOptions);
+            double klSum = 0;
+            var expectedGradient = new double[n * t];
+            for (int k = 0; k < n * t; k++)
+            {
+                double d = (double)withKl.Ref[k] - withKl.Logp[k];
+                klSum += Math.Exp(d) - d - 1;
+                expectedGradient[k] = (-x.Advantages[k / t] + 0.04 * (1 - Math.Exp(d))) / (t * n);
+            }
+            Compare.WorstRelativeError($"{level}: μ = 1 loss = β·KL part", 0.04 * klSum / (t * n), klResult.Loss);
+            Compare.WorstRelativeError($"{level}: μ = 1 mean KL", klSum / (t * n), klResult.MeanKl);
+            Compare.WorstRelativeError($"{level}: μ = 1 gradient", expectedGradient, klGradient);
         }
     }
 
