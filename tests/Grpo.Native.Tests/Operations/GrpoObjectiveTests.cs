@@ -323,6 +323,19 @@ public sealed class GrpoObjectiveTests
         }
     }
 
+    [Test]
+    public void ManagedCpuResultsDoNotDependOnTheThreadCount()
+    {
+        var x = RandomInputs(TestRandom.Create(), 33, 37);
+        var options = new GrpoObjectiveOptions { LossType = LossType.Grpo, Beta = 0.04f };
+        using var oneThread = new Grpo.Native.Cpu.CpuDevice(1);
+        using var threeThreads = new Grpo.Native.Cpu.CpuDevice(3);
+        var (expected, expectedGradient) = Run(oneThread, x, withOld: true, passRef: true, options);
+        var (result, gradient) = Run(threeThreads, x, withOld: true, passRef: true, options);
+        Assert.That(result, Is.EqualTo(expected));
+        Assert.That(gradient, Is.EqualTo(expectedGradient));
+    }
+
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
     public void WithoutBetaTheReferenceIsNeverRead(DeviceKind kind)
     {
