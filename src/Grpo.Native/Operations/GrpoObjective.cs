@@ -1,0 +1,163 @@
+using Grpo.Kernels;
+using Grpo.Native.Devices;
+using Grpo.Native.Tensors;
+
+namespace Grpo.Native.Operations;
+
+/// <summary>How <see cref="IGrpoOperations.GrpoObjective"/> averages the per-token losses (TRL's <c>loss_type</c>).</summary>
+public enum LossType
+{
+    /// <summary>Mean over completions of each completion's mean token loss: Σ_t ℓ_t m_t / max(|o_i|, 1), averaged over i (the original GRPO; biased towards short completions).</summary>
+    Grpo,
+
+    /// <summary>Σ ℓ m / max(Σ m, 1) over the whole batch (token-level mean).</summary>
+    Bnpo,
+
+    /// <summary>Σ ℓ m / max(Σ m, 1) over the whole batch. On one process this equals <see cref="Bnpo"/>; TRL differs only by averaging the normaliser across processes. The default.</summary>
+    Dapo,
+
+    /// <summary>Σ ℓ m / (N · <see cref="GrpoObjectiveOptions.MaxCompletionLength"/>): a constant normaliser (Dr. GRPO).</summary>
+    DrGrpo,
+}
+
+/// <summary>Where the importance ratio ρ is taken.</summary>
+public enum ImportanceSamplingLevel
+{
+    /// <summary>ρ_t = exp(logp_t − old_t) for every token.</summary>
+    Token,
+
+    /// <summary>GSPO: ρ = exp(Σ_t m_t (logp_t − old_t) / max(Σ_t m_t, 1)), one ratio per completion, applied to each of its tokens.</summary>
+    Sequence,
+}
+
+/// <summary>Options of the GRPO objective; the defaults are TRL's.</summary>
+public sealed record GrpoObjectiveOptions
+{
+    /// <summary>How per-token losses are averaged. Default <see cref="LossType.Dapo"/>.</summary>
+    public LossType LossType { get; init; } = LossType.Dapo;
+
+    /// <summary>ε_low: ratios below 1 − ε_low are clipped when the advantage is negative. Finite, ≥ 0. Default 0.2.</summary>
+    public float EpsilonLow { get; init; } = 0.2f;
+
+    /// <summary>ε_high: ratios above 1 + ε_high are clipped when the advantage is positive. Null means <see cref="EpsilonLow"/> (DAPO suggests 0.28). Finite, ≥ 0.</summary>
+    public float? EpsilonHigh { get; init; }
+
+    /// <summary>β, the weight of the k3 KL penalty towards the reference model. 0 (the default) means no reference model: reference log-probs are then not read at all.</summary>
+    public float Beta { get; init; }
+
+    /// <summary>Token-level ratios (the default) or GSPO's sequence-level ratio.</summary>
+    public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; } = ImportanceSamplingLevel.Token;
+
+    /// <summary>The generation length limit; required (≥ T) for <see cref="LossType.DrGrpo"/>, whose normaliser it is, and ignored otherwise.</summary>
+    public int MaxCompletionLength { get; init; }
+
+    /// <summary>ε_high as used: <see cref="EpsilonHigh"/> or, when unset, <see cref="EpsilonLow"/>.</summary>
+    public float EffectiveEpsilonHigh => EpsilonHigh ?? EpsilonLow;
+
+    /// <summary>Throws when an option is out of range; the message names the option and the fix.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    public void Validate()
+    {
+        if (!Enum.IsDefined(LossType))
+            throw new ArgumentOutOfRangeException(nameof(LossType), LossType, $"'{nameof(LossType)}' must be Grpo, Bnpo, Dapo or DrGrpo.");
+        if (!Enum.IsDefined(ImportanceSamplingLevel))
+            throw new ArgumentOutOfRangeException(nameof(ImportanceSamplingLevel), ImportanceSamplingLevel,
+                $"'{nameof(ImportanceSamplingLevel)}' must be Token or Sequence.");
+        if (!float.IsFinite(EpsilonLow) || EpsilonLow < 0)
+            throw new ArgumentOutOfRangeException(nameof(EpsilonLow), EpsilonLow,
+                $"'{nameof(EpsilonLow)}' must be finite and at least 0 (0.2 is usual).");
+        if (EpsilonHigh is { } high && (!float.IsFinite(high) || high < 0))
+            throw new ArgumentOutOfRangeException(nameof(EpsilonHigh), high,
+                $"'{nameof(EpsilonHigh)}' must be finite and at least 0 (DAPO uses 0.28), or null to use '{nameof(EpsilonLow)}'.");
+        if (!float.IsFinite(Beta) || Beta < 0)
+            throw new ArgumentOutOfRangeException(nameof(Beta), Beta,
+                $"'{nameof(Beta)}' must be finite and at least 0 (0 disables the KL penalty; 0.04 is usual).");
+        if (MaxCompletionLength < 0 || (LossType == LossType.DrGrpo && MaxCompletionLength == 0))
+            throw new ArgumentOutOfRangeException(nameof(MaxCompletionLength), MaxCompletionLength,
+                $"'{nameof(MaxCompletionLength)}' must be positive for {nameof(LossType.DrGrpo)} (set it to the generation length limit), and never negative.");
+    }
+}
+
+/// <summary>The loss and the metrics of one <see cref="IGrpoOperations.GrpoObjective"/> call, read back to the host.</summary>
+/// <param name="Loss">The aggregated loss (to minimise).</param>
+/// <param name="ClipRatioLow">Masked fraction of tokens with ρ &lt; 1 − ε_low and A &lt; 0 (their ratio gradient is cut).</param>
+/// <param name="ClipRatioHigh">Masked fraction of tokens with ρ &gt; 1 + ε_high and A &gt; 0.</param>
+/// <param name="ClipRatioRegion">Masked fraction of tokens clipped either way (the two are disjoint, so this is their sum).</param>
+/// <param name="MeanKl">Masked mean of the per-token k3 KL to the reference model; 0 when β = 0.</param>
+public sealed record GrpoObjectiveResult(float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl);
+
+public partial interface IGrpoOperations
+{
+    /// <summary>
+    /// The GRPO objective (TRL's definitions) and its gradient with respect to the current log-probs.
+    /// Per token, with ρ the importance ratio (see <see cref="ImportanceSamplingLevel"/>) and A the
+    /// completion's advantage:
+    /// ℓ_t = −min(ρ·A, clamp(ρ, 1 − ε_low, 1 + ε_high)·A) + β·KL_t, with
+    /// KL_t = exp(ref_t − logp_t) − (ref_t − logp_t) − 1; then aggregated by <see cref="LossType"/>.
+    /// The gradient is PyTorch's: the ratio term passes −A·dρ/dlogp except where the clamp is active
+    /// (A &gt; 0 and ρ &gt; 1 + ε_high, or A &lt; 0 and ρ &lt; 1 − ε_low), where it passes nothing.
+    /// With <paramref name="oldLogprobs"/> null (one update per rollout, μ = 1) ρ = 1 and the loss
+    /// can be 0 while the gradient, −A·m/normaliser, is not.
+    /// Padding tokens (mask 0) are not read for values and get gradient 0.
+    /// The scalars are read back to the host, so on an asynchronous device this call synchronises.
+    /// </summary>
+    /// <param name="logprobs">(N, T) per-token log-probs of the completions under the current policy.</param>
+    /// <param name="oldLogprobs">(N, T) log-probs under the policy that sampled them, or null to use <paramref name="logprobs"/> detached (ρ = 1).</param>
+    /// <param name="refLogprobs">(N, T) log-probs under the reference model; required when β &gt; 0, not read when β = 0.</param>
+    /// <param name="advantages">(N) one advantage per completion.</param>
+    /// <param name="mask">(N, T) 1 for a completion token, 0 for padding; any other value is an error. The managed CPU backend checks before writing; the ILGPU backend checks on the device and reports after its kernels ran, leaving <paramref name="dLogprobs"/> unspecified.</param>
+    /// <param name="options">Loss type, clipping, β, ratio level.</param>
+    /// <param name="dLogprobs">(N, T) output: d loss / d logprobs. Overwritten (it starts the backward pass), 0 at padding.</param>
+    /// <returns>The loss and the metrics.</returns>
+    /// <exception cref="ArgumentException">A shape, an option or the mask is not acceptable; the message names it.</exception>
+    GrpoObjectiveResult GrpoObjective(
+        Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
+        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs);
+}
+
+/// <summary>Argument checks for <see cref="IGrpoOperations.GrpoObjective"/>, shared by both backends.</summary>
+internal static class GrpoObjectiveValidation
+{
+    /// <summary>Checks shapes, devices and options; returns the scalar arguments both backends compute with.</summary>
+    public static ObjectiveParameters Validate(
+        Device device, Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
+        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Guard.OnDevice(logprobs, device, nameof(logprobs));
+        Guard.Rank(logprobs, nameof(logprobs), 2, "(completions, tokens)");
+        int n = logprobs.Shape[0], t = logprobs.Shape[1];
+        if (oldLogprobs is not null)
+        {
+            Guard.OnDevice(oldLogprobs, device, nameof(oldLogprobs));
+            Guard.Shape(oldLogprobs, nameof(oldLogprobs), n, t);
+        }
+        if (options.Beta > 0)
+        {
+            if (refLogprobs is null)
+                throw new ArgumentNullException(nameof(refLogprobs),
+                    $"'{nameof(refLogprobs)}' is null but Beta = {options.Beta}: pass the reference model's log-probs, or set Beta = 0 to train without a KL penalty.");
+            Guard.OnDevice(refLogprobs, device, nameof(refLogprobs));
+            Guard.Shape(refLogprobs, nameof(refLogprobs), n, t);
+        }
+        Guard.OnDevice(advantages, device, nameof(advantages));
+        Guard.Shape(advantages, nameof(advantages), n);
+        Guard.OnDevice(mask, device, nameof(mask));
+        Guard.Shape(mask, nameof(mask), n, t);
+        Guard.OnDevice(dLogprobs, device, nameof(dLogprobs));
+        Guard.Shape(dLogprobs, nameof(dLogprobs), n, t);
+        if (options.LossType == LossType.DrGrpo && options.MaxCompletionLength < t)
+            throw new ArgumentOutOfRangeException(nameof(options.MaxCompletionLength), options.MaxCompletionLength,
+                $"'{nameof(options.MaxCompletionLength)}' = {options.MaxCompletionLength} is shorter than the {t} tokens per completion in '{nameof(logprobs)}'; set it to the generation length limit.");
+        // The kernels take the loss type as the enum's value.
+        return new ObjectiveParameters(n, t, (int)options.LossType,
+            options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence ? 1 : 0,
+            1f - options.EpsilonLow, 1f + options.EffectiveEpsilonHigh, options.Beta, options.MaxCompletionLength);
+    }
+
+    /// <summary>The error for a mask that holds values other than 0 and 1 (both backends count them the same way).</summary>
+    public static ArgumentException BadMask(long badValues, int firstBadRow) =>
+        new($"'mask' holds {badValues} value(s) that are neither 0 nor 1 (the first in completion {firstBadRow}); use 1 for completion tokens and 0 for padding.",
+            "mask");
+}
