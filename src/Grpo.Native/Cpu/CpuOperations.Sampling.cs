@@ -23,7 +23,7 @@ internal sealed partial class CpuOperations
         int firstBadRow = int.MaxValue;
 
         // Each row is sampled start to finish by one thread, so the result cannot depend on the thread count.
-        Parallel.For(0, rows, Device.Parallelism, () => new SamplingScratch(vocab), (row, _, scratch) =>
+        Parallel.For(0, rows, Device.Parallelism, () => SamplingScratch.ForThisThread(vocab), (row, _, scratch) =>
         {
             var logitsRow = new ReadOnlySpan<float>(x, row * vocab, vocab); // (V)
             if (!SampleRow(logitsRow, row, p, scratch, out outTokens[row], out outLogprobs[row]))
@@ -43,12 +43,21 @@ internal sealed partial class CpuOperations
         }
     }
 
-    // Per-thread buffers, one row long, reused across the rows the thread takes.
+    // Larger than any float Gumbel value −ln(−ln u) (at most ln(2^24) ≈ 16.64, given how u is built), with margin for rounding.
+    private const float GumbelCeiling = 17f;
+
+    // Per-thread buffers, one row long, kept between calls so that sampling allocates nothing per call.
     private sealed class SamplingScratch(int vocab)
     {
+        [ThreadStatic] private static SamplingScratch? _cached;
+
         public readonly float[] Scaled = new float[vocab]; // (V) z
         public readonly float[] Weights = new float[vocab]; // (V) exp(z − z_max)
-        public readonly float[] Scores = new float[vocab]; // (V) Gumbel scores
+        public readonly float[] Scores = new float[vocab]; // (V) Gumbel scores of the candidates
+        public readonly int[] Candidates = new int[vocab]; // (V) their columns
+
+        public static SamplingScratch ForThisThread(int vocab) =>
+            _cached is { } cached && cached.Scaled.Length >= vocab ? cached : _cached = new SamplingScratch(vocab);
     }
 
     // Samples one row; false (and nothing written) when a scaled logit is not finite.
@@ -59,8 +68,9 @@ internal sealed partial class CpuOperations
         ReadOnlySpan<float> z = logits; // (V)
         if (p.Greedy == 0)
         {
-            TensorPrimitives.Multiply(logits, p.InverseTemperature, scratch.Scaled);
-            z = scratch.Scaled;
+            var scaled = scratch.Scaled.AsSpan(0, vocab); // (V)
+            TensorPrimitives.Multiply(logits, p.InverseTemperature, scaled);
+            z = scaled;
         }
         token = 0;
         logprob = 0;
@@ -68,7 +78,7 @@ internal sealed partial class CpuOperations
         if (!float.IsFinite(TensorPrimitives.MaxMagnitude(z))) return false;
 
         float zmax = TensorPrimitives.Max(z);
-        Span<float> w = scratch.Weights; // (V)
+        Span<float> w = scratch.Weights.AsSpan(0, vocab); // (V)
         TensorPrimitives.Subtract(z, zmax, w);
         TensorPrimitives.Exp(w, w);
         // The normaliser is over the FULL row (the returned log-prob is the trainer's, unfiltered),
@@ -87,17 +97,30 @@ internal sealed partial class CpuOperations
         if (p.TopP < 1f) threshold = NucleusThreshold(z, w, threshold, zmax, p.TopP);
         if (p.UseMinP != 0) threshold = MathF.Max(threshold, zmax + p.LogMinP);
 
-        // Gumbel-max: score = z − ln(−ln u) over the kept set, others −∞; the first maximum wins.
-        Span<float> scores = scratch.Scores; // (V)
+        // Gumbel-max: score = z − ln(−ln u) over the kept set; the first maximum wins. The top token is
+        // always kept, so its score bounds the winner's from below, and float Gumbel noise never exceeds
+        // ln(2^24) ≈ 16.64: tokens below that bound minus GumbelCeiling cannot win, so they skip the hash
+        // and both logs. The pruning is exact (same winner), and on peaked LLM rows it skips most tokens.
         ulong rowKey = CounterRng.RowKey(p.Seed, row, p.Step);
-        for (int j = 0; j < vocab; j++) scores[j] = CounterRng.Uniform(rowKey, j);
-        TensorPrimitives.Log(scores, scores);
-        TensorPrimitives.Negate(scores, scores);
-        TensorPrimitives.Log(scores, scores);
-        TensorPrimitives.Subtract(z, scores, scores);
-        MaskBelow(z, threshold, scores);
-        float best = TensorPrimitives.Max(scores);
-        token = FirstEqual(scores, best);
+        int top = TensorPrimitives.IndexOfMax(z);
+        float topScore = z[top] - MathF.Log(-MathF.Log(CounterRng.Uniform(rowKey, top)));
+        float cut = MathF.Max(threshold, topScore - GumbelCeiling);
+        int[] candidates = scratch.Candidates; // (n) column of each candidate, increasing
+        float[] scores = scratch.Scores; // (n)
+        int n = 0;
+        for (int j = 0; j < vocab; j++)
+        {
+            if (z[j] < cut) continue;
+            candidates[n] = j;
+            scores[n++] = CounterRng.Uniform(rowKey, j);
+        }
+        var candidateScores = scores.AsSpan(0, n); // (n)
+        TensorPrimitives.Log(candidateScores, candidateScores);
+        TensorPrimitives.Negate(candidateScores, candidateScores);
+        TensorPrimitives.Log(candidateScores, candidateScores);
+        for (int i = 0; i < n; i++) candidateScores[i] = z[candidates[i]] - candidateScores[i];
+        // Candidates are in column order, so the first maximum is the lowest column among equal scores.
+        token = candidates[FirstEqual(candidateScores, TensorPrimitives.Max(candidateScores))];
         logprob = (z[token] - zmax) - logTotal;
         return true;
     }
@@ -191,24 +214,6 @@ internal sealed partial class CpuOperations
         float mass = Vector256.Sum(acc);
         for (; j < z.Length; j++) if ((z[j] >= threshold) != below) mass += w[j];
         return mass;
-    }
-
-    // scores_j = −∞ where z_j < threshold.
-    private static void MaskBelow(ReadOnlySpan<float> z /* (V) */, float threshold, Span<float> scores /* (V) */)
-    {
-        if (float.IsNegativeInfinity(threshold)) return;
-        int j = 0;
-        ref float zr = ref MemoryMarshal.GetReference(z);
-        ref float sr = ref MemoryMarshal.GetReference(scores);
-        var t = Vector256.Create(threshold);
-        var minusInfinity = Vector256.Create(float.NegativeInfinity);
-        for (; j <= z.Length - Vector256<float>.Count; j += Vector256<float>.Count)
-        {
-            var kept = Vector256.GreaterThanOrEqual(Vector256.LoadUnsafe(ref zr, (nuint)j), t);
-            Vector256.ConditionalSelect(kept, Vector256.LoadUnsafe(ref sr, (nuint)j), minusInfinity)
-                .StoreUnsafe(ref sr, (nuint)j);
-        }
-        for (; j < z.Length; j++) if (z[j] < threshold) scores[j] = float.NegativeInfinity;
     }
 
     // The first j with values_j == target under IEEE equality (so −0 equals +0); target is in the span.
