@@ -150,16 +150,19 @@ public static class SamplingKernels
         }
         if (p.TopP < 1f)
         {
-            // Largest key whose kept mass (z >= key) is still >= TopP of the top-k mass.
-            float target = p.TopP * KeptMass(logits, offset, vocab, inverseT, zmax, threshold);
-            uint lo = OrderedKey(threshold), hi = OrderedKey(zmax);
-            while (lo < hi)
+            // Largest z whose kept mass (z' >= z) is still >= TopP of the top-k mass. Bisection over
+            // the bit pattern that snaps each bound to the nearest z on its side (the answer is a z),
+            // which ends in a few passes on short or sparse rows instead of ~32.
+            float target = p.TopP * KeptMass(logits, offset, vocab, inverseT, zmax, threshold).Mass;
+            float lo = threshold, hi = zmax;
+            while (OrderedKey(lo) < OrderedKey(hi))
             {
-                uint mid = UpperMidpoint(lo, hi);
-                if (KeptMass(logits, offset, vocab, inverseT, zmax, FromOrderedKey(mid)) >= target) lo = mid;
-                else hi = mid - 1;
+                var split = KeptMass(logits, offset, vocab, inverseT, zmax,
+                    FromOrderedKey(UpperMidpoint(OrderedKey(lo), OrderedKey(hi))));
+                if (split.Mass >= target) lo = split.Least;
+                else hi = split.Below;
             }
-            threshold = FromOrderedKey(lo);
+            threshold = lo;
         }
         if (p.UseMinP != 0) threshold = XMath.Max(threshold, zmax + p.LogMinP);
 
@@ -192,17 +195,50 @@ public static class SamplingKernels
         }
     }
 
-    // Σ exp(z_j − z_max) over z_j >= threshold (un-normalised probability mass of the kept set).
-    private static float KeptMass(ArrayView<float> logits, long offset, int vocab, float inverseT, float zmax,
+    // Over the row, for a candidate threshold c: the un-normalised mass Σ exp(z − z_max) of z >= c,
+    // the least z >= c and the greatest z < c, reduced over the group in one tree.
+    private static MassSplit KeptMass(ArrayView<float> logits, long offset, int vocab, float inverseT, float zmax,
         float threshold)
     {
-        float mass = 0;
+        float mass = 0, least = float.PositiveInfinity, below = float.NegativeInfinity;
         for (int j = Group.IdxX; j < vocab; j += Group.DimX)
         {
             float z = logits[offset + j] * inverseT;
-            if (z >= threshold) mass += XMath.Exp(z - zmax);
+            if (z >= threshold)
+            {
+                mass += XMath.Exp(z - zmax);
+                least = XMath.Min(least, z);
+            }
+            else below = XMath.Max(below, z);
         }
-        return GroupReduce.Sum(mass);
+        var masses = SharedMemory.Allocate<float>(GroupReduce.MaxGroupSize);
+        var leasts = SharedMemory.Allocate<float>(GroupReduce.MaxGroupSize);
+        var belows = SharedMemory.Allocate<float>(GroupReduce.MaxGroupSize);
+        int t = Group.IdxX;
+        masses[t] = mass;
+        leasts[t] = least;
+        belows[t] = below;
+        Group.Barrier();
+        for (int stride = Group.DimX / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride)
+            {
+                masses[t] += masses[t + stride];
+                leasts[t] = XMath.Min(leasts[t], leasts[t + stride]);
+                belows[t] = XMath.Max(belows[t], belows[t + stride]);
+            }
+            Group.Barrier();
+        }
+        var result = new MassSplit(masses[0], leasts[0], belows[0]);
+        Group.Barrier();
+        return result;
+    }
+
+    private readonly struct MassSplit(float mass, float least, float below)
+    {
+        public float Mass { get; } = mass;
+        public float Least { get; } = least;
+        public float Below { get; } = below;
     }
 
     /// <summary>Integer sum over the group (exact, unlike a float sum of counts); every thread receives it.</summary>

@@ -36,7 +36,6 @@ public static class SamplingReference
         double t = greedy ? 1 : temperature;
         var z = new double[v];
         for (int j = 0; j < v; j++) z[j] = x[j] / t;
-        double logNormaliser = ReferenceMath.LogSumExp(z);
 
         var kept = new bool[v];
         if (greedy) Array.Fill(kept, true);
@@ -53,7 +52,7 @@ public static class SamplingReference
         for (int j = 1; j < v; j++) if (scores[j] > scores[token]) token = j;
         double runnerUp = double.NegativeInfinity;
         for (int j = 0; j < v; j++) if (j != token) runnerUp = Math.Max(runnerUp, scores[j]);
-        return new SampledRow(token, z[token] - logNormaliser, kept, scores[token], runnerUp);
+        return new SampledRow(token, LogSoftmaxAt(z, token), kept, scores[token], runnerUp);
     }
 
     /// <summary>log softmax(logits / T)[token] over the full row (T = 0 counts as 1, as in greedy decoding).</summary>
@@ -62,7 +61,23 @@ public static class SamplingReference
         double t = temperature == 0 ? 1 : temperature;
         var z = new double[logitsRow.Length];
         for (int j = 0; j < z.Length; j++) z[j] = logitsRow[j] / t;
-        return z[token] - ReferenceMath.LogSumExp(z);
+        return LogSoftmaxAt(z, token);
+    }
+
+    // z[token] − logsumexp(z), written as (z[token] − max) − log(ties + rest) with a series for
+    // log1p: a nearly one-hot row has log-probs like −1e-23, which log(1 + rest) would round to 0.
+    private static double LogSoftmaxAt(double[] z, int token)
+    {
+        double max = z.Max(), rest = 0;
+        int ties = 0;
+        foreach (double v in z)
+        {
+            if (v == max) ties++;
+            else rest += Math.Exp(v - max);
+        }
+        double r = rest / ties;
+        double log1p = r < 1e-4 ? r - r * r / 2 + r * r * r / 3 : Math.Log(1 + r);
+        return (z[token] - max) - (Math.Log(ties) + log1p);
     }
 
     /// <summary>

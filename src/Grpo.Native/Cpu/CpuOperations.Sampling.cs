@@ -142,19 +142,61 @@ internal sealed partial class CpuOperations
         return SamplingKernels.FromOrderedKey(lo);
     }
 
-    // The largest t in [lowest, zmax] whose mass Σ_{z >= t} w is still >= topP times the mass above lowest.
+    // The largest z in [lowest, zmax] whose mass Σ_{z' >= z} w is still >= topP times the mass above
+    // lowest: bisection over the bit pattern that snaps each bound to the nearest z on its side, as the kernel does.
     private static float NucleusThreshold(ReadOnlySpan<float> z /* (V) */, ReadOnlySpan<float> w /* (V) */,
         float lowest, float zmax, float topP)
     {
         float target = topP * Mass(z, w, lowest, below: false);
-        uint lo = SamplingKernels.OrderedKey(lowest), hi = SamplingKernels.OrderedKey(zmax);
-        while (lo < hi)
+        float lo = lowest, hi = zmax;
+        while (SamplingKernels.OrderedKey(lo) < SamplingKernels.OrderedKey(hi))
         {
-            uint mid = SamplingKernels.UpperMidpoint(lo, hi);
-            if (Mass(z, w, SamplingKernels.FromOrderedKey(mid), below: false) >= target) lo = mid;
-            else hi = mid - 1;
+            float candidate = SamplingKernels.FromOrderedKey(
+                SamplingKernels.UpperMidpoint(SamplingKernels.OrderedKey(lo), SamplingKernels.OrderedKey(hi)));
+            var (mass, least, below) = Split(z, w, candidate);
+            if (mass >= target) lo = least;
+            else hi = below;
         }
-        return SamplingKernels.FromOrderedKey(lo);
+        return lo;
+    }
+
+    // For a candidate threshold: Σ w over z >= candidate (in Mass's order), the least z >= candidate, the greatest z below it.
+    private static (float Mass, float Least, float Below) Split(ReadOnlySpan<float> z /* (V) */,
+        ReadOnlySpan<float> w /* (V) */, float candidate)
+    {
+        int j = 0;
+        ref float zr = ref MemoryMarshal.GetReference(z);
+        ref float wr = ref MemoryMarshal.GetReference(w);
+        var t = Vector256.Create(candidate);
+        var plusInfinity = Vector256.Create(float.PositiveInfinity);
+        var minusInfinity = Vector256.Create(float.NegativeInfinity);
+        var acc = Vector256<float>.Zero;
+        var least = plusInfinity;
+        var below = minusInfinity;
+        for (; j <= z.Length - Vector256<float>.Count; j += Vector256<float>.Count)
+        {
+            var v = Vector256.LoadUnsafe(ref zr, (nuint)j);
+            var atLeast = Vector256.GreaterThanOrEqual(v, t);
+            acc += Vector256.LoadUnsafe(ref wr, (nuint)j) & atLeast;
+            least = Vector256.Min(least, Vector256.ConditionalSelect(atLeast, v, plusInfinity));
+            below = Vector256.Max(below, Vector256.ConditionalSelect(atLeast, minusInfinity, v));
+        }
+        float mass = Vector256.Sum(acc), leastValue = float.PositiveInfinity, belowValue = float.NegativeInfinity;
+        for (int lane = 0; lane < Vector256<float>.Count; lane++)
+        {
+            leastValue = MathF.Min(leastValue, least[lane]);
+            belowValue = MathF.Max(belowValue, below[lane]);
+        }
+        for (; j < z.Length; j++)
+        {
+            if (z[j] >= candidate)
+            {
+                mass += w[j];
+                leastValue = MathF.Min(leastValue, z[j]);
+            }
+            else belowValue = MathF.Max(belowValue, z[j]);
+        }
+        return (mass, leastValue, belowValue);
     }
 
     // log(ties + rest) = log(ties) + log1p(rest / ties), log1p by Goldberg's exact-ratio trick (the kernel's twin).
