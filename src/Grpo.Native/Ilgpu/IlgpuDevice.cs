@@ -3,6 +3,7 @@ using Grpo.Native.Devices;
 using Grpo.Native.Operations;
 using Grpo.Native.Tensors;
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
@@ -50,7 +51,7 @@ public sealed class IlgpuDevice : Device
     /// <exception cref="NotSupportedException">No NVIDIA GPU with a CUDA driver is visible.</exception>
     public static IlgpuDevice CreateCuda()
     {
-        var context = Context.Create(builder => builder.Cuda().Optimize(OptimizationLevel.O2));
+        var context = Context.Create(builder => ConfigureForCuda(builder).Cuda());
         if (context.GetCudaDevices().Count == 0)
         {
             context.Dispose();
@@ -59,6 +60,13 @@ public sealed class IlgpuDevice : Device
         }
         return new IlgpuDevice(context, context.CreateCudaAccelerator(0), DeviceKind.Cuda);
     }
+
+    /// <summary>
+    /// The compiler settings of the CUDA context; the PTX compilation test uses the same ones.
+    /// EnableAlgorithms: without it XMath.Exp/Log have no CUDA intrinsic and kernels fail to compile for PTX.
+    /// </summary>
+    internal static Context.Builder ConfigureForCuda(Context.Builder builder) =>
+        builder.EnableAlgorithms().Optimize(OptimizationLevel.O2);
 
     /// <summary>
     /// The ILGPU kernels on ILGPU's CPU accelerator. It simulates a GPU with threads, so it is slow:
@@ -70,7 +78,7 @@ public sealed class IlgpuDevice : Device
         var simulated = new CPUDevice(
             numThreadsPerWarp: 4, numWarpsPerMultiprocessor: 4,
             numMultiprocessors: Math.Max(1, Environment.ProcessorCount));
-        var context = Context.Create(builder => builder.CPU(simulated).Optimize(OptimizationLevel.O1));
+        var context = Context.Create(builder => builder.CPU(simulated).EnableAlgorithms().Optimize(OptimizationLevel.O1));
         return new IlgpuDevice(context, context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel), DeviceKind.IlgpuCpu);
     }
 

@@ -1,0 +1,49 @@
+using System.Reflection;
+using Grpo.Kernels;
+using Grpo.Native.Ilgpu;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Kernels;
+
+/// <summary>
+/// Compiles every kernel in Grpo.Kernels to PTX for current NVIDIA architectures, with the same
+/// context settings as IlgpuDevice.CreateCuda, without a GPU. The CPU simulator accepts code that
+/// CUDA does not (a missing intrinsic, an unsupported construct); this catches it on every machine.
+/// Convention: every public static void method in Grpo.Kernels is a kernel entry point;
+/// it is implicitly grouped when its first parameter is an index (Index1D/2D/3D).
+/// </summary>
+public sealed class PtxCompilationTests
+{
+    private static IEnumerable<MethodInfo> KernelEntryPoints() =>
+        typeof(GroupReduce).Assembly.GetExportedTypes()
+            .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
+            .Where(m => m.ReturnType == typeof(void) && !m.IsSpecialName)
+            .OrderBy(m => m.DeclaringType!.Name + "." + m.Name);
+
+    private static IEnumerable<TestCaseData> Cases() =>
+        KernelEntryPoints().SelectMany(m => new[] { CudaArchitecture.SM_80, CudaArchitecture.SM_90 }
+            .Select(arch => new TestCaseData(m, arch).SetName($"{m.DeclaringType!.Name}.{m.Name} on {arch}")));
+
+    [Test]
+    public void ThereAreKernelsToCompile() => Assert.That(KernelEntryPoints().Count(), Is.GreaterThanOrEqualTo(8));
+
+    [TestCaseSource(nameof(Cases))]
+    public void CompilesToPtx(MethodInfo kernel, CudaArchitecture architecture)
+    {
+        using var context = Context.Create(builder => IlgpuDevice.ConfigureForCuda(builder));
+        using var backend = new PTXBackend(context, architecture, CudaInstructionSet.ISA_80, nvvmAPI: null!);
+        bool implicitlyGrouped = kernel.GetParameters().FirstOrDefault()?.ParameterType is { } first
+                                 && (first == typeof(Index1D) || first == typeof(Index2D) || first == typeof(Index3D));
+        var entry = implicitlyGrouped
+            ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel)
+            : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
+        var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
+        TestContext.Out.WriteLine($"{kernel.DeclaringType!.Name}.{kernel.Name}: {compiled.PTXAssembly.Length} characters of PTX for {architecture}");
+        Assert.That(compiled.PTXAssembly, Does.Contain(".entry"));
+    }
+}
