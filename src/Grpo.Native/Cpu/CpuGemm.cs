@@ -270,8 +270,27 @@ internal static unsafe class CpuGemm
     private static Vector256<float> Broadcast(float* x) =>
         Avx.IsSupported ? Avx.BroadcastScalarToVector256(x) : Vector256.Create(*x);
 
-    // C[0..mr, 0..nr] (+)= Ap (kc, MR) · Bp (kc, NR), with the 6x16 product held in 12 registers.
+    // C[0..mr, 0..nr] (+)= Ap (kc, MR) · Bp (kc, NR).
     private static void MicroKernel(int kc, float* ap, float* bp, float* c, int ldc, int mr, int nr, bool add)
+    {
+        float* t = stackalloc float[MR * NR]; // (MR, NR) the register tile, spilled once at the end
+        Product6x16(kc, ap, bp, t);
+        if (mr == MR && nr == NR)
+        {
+            for (int i = 0; i < MR; i++) Store(c + (long)i * ldc, Vector256.Load(t + i * NR), Vector256.Load(t + i * NR + 8), add);
+            return;
+        }
+        // Edge tile: touch only the elements inside C.
+        for (int i = 0; i < mr; i++)
+        {
+            float* row = c + (long)i * ldc;
+            for (int j = 0; j < nr; j++) row[j] = add ? row[j] + t[i * NR + j] : t[i * NR + j];
+        }
+    }
+
+    // t (MR, NR) = Ap (kc, MR) · Bp (kc, NR), the 6x16 product held in 12 registers. Kept free of any
+    // other code so the JIT leaves the accumulators in registers across the loop.
+    private static void Product6x16(int kc, float* ap, float* bp, float* t)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -294,24 +313,9 @@ internal static unsafe class CpuGemm
             ap += MR;
             bp += NR;
         }
-
-        if (mr == MR && nr == NR)
-        {
-            Store(c, c00, c01, add); Store(c + ldc, c10, c11, add); Store(c + 2 * ldc, c20, c21, add);
-            Store(c + 3 * ldc, c30, c31, add); Store(c + 4 * ldc, c40, c41, add); Store(c + 5 * ldc, c50, c51, add);
-            return;
-        }
-
-        // Edge tile: spill the registers, then touch only the elements inside C.
-        float* t = stackalloc float[MR * NR];
         Vector256.Store(c00, t); Vector256.Store(c01, t + 8); Vector256.Store(c10, t + 16); Vector256.Store(c11, t + 24);
         Vector256.Store(c20, t + 32); Vector256.Store(c21, t + 40); Vector256.Store(c30, t + 48); Vector256.Store(c31, t + 56);
         Vector256.Store(c40, t + 64); Vector256.Store(c41, t + 72); Vector256.Store(c50, t + 80); Vector256.Store(c51, t + 88);
-        for (int i = 0; i < mr; i++)
-        {
-            float* row = c + (long)i * ldc;
-            for (int j = 0; j < nr; j++) row[j] = add ? row[j] + t[i * NR + j] : t[i * NR + j];
-        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
