@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -35,6 +36,17 @@ internal static unsafe class CpuGemm
 
     /// <summary>Largest tile of C columns one task owns (the packed B block, 256 KB, stays in L2).</summary>
     internal const int MaxTileColumns = 256;
+
+    /// <summary>
+    /// When C has fewer than <see cref="SplitBelowTiles"/> full tiles and K is long (the dHidden
+    /// product: a chunk of tokens by C channels, summed over the vocabulary), K is cut into slices
+    /// of this many, each slice's product goes to its own buffer in parallel, and the buffers are
+    /// added in slice order. Depends only on the sizes, never on the thread count.
+    /// </summary>
+    internal const int SplitK = 2048;
+
+    /// <summary>See <see cref="SplitK"/>.</summary>
+    internal const int SplitBelowTiles = 8;
 
     /// <summary>Floats of packing scratch one worker thread rents while it runs.</summary>
     internal const int PackFloatsPerThread = MaxTileRows * KBlock + KBlock * MaxTileColumns;
@@ -97,6 +109,12 @@ internal static unsafe class CpuGemm
             return;
         }
 
+        if (CeilDiv(m, MaxTileRows) * CeilDiv(n, MaxTileColumns) < SplitBelowTiles && k >= 2 * SplitK)
+        {
+            RunSplitK(parallelism, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate);
+            return;
+        }
+
         // Smaller tiles when there would be too few to keep every core busy; the tiling never
         // changes the summation order, so this choice cannot change the result.
         int workers = parallelism.MaxDegreeOfParallelism > 0 ? parallelism.MaxDegreeOfParallelism : Environment.ProcessorCount;
@@ -131,6 +149,58 @@ internal static unsafe class CpuGemm
         else Parallel.For(0, tiles, parallelism, Tile);
     }
 
+    // C is small and K long: without the split, every core would re-pack the same long A and B slices.
+    private static void RunSplitK(ParallelOptions parallelism, int m, int n, int k,
+        float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc, bool accumulate)
+    {
+        int pieces = CeilDiv(k, SplitK);
+        int tileRows = Math.Min(MaxTileRows, RoundUp(m, MR)), tileColumns = Math.Min(MaxTileColumns, RoundUp(n, NR));
+        int tilesDown = CeilDiv(m, tileRows), tilesAcross = CeilDiv(n, tileColumns), tiles = tilesDown * tilesAcross;
+        float[] partial = ArrayPool<float>.Shared.Rent(pieces * m * n); // (pieces, M, N)
+        try
+        {
+            fixed (float* pp = partial)
+            {
+                nint pa = (nint)a, pb = (nint)b, pc = (nint)c, ppart = (nint)pp;
+                Parallel.For(0, pieces * tiles, parallelism, task =>
+                {
+                    int piece = task / tiles, t = task % tiles;
+                    int i0 = t / tilesAcross * tileRows, j0 = t % tilesAcross * tileColumns, k0 = piece * SplitK;
+                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread);
+                    try
+                    {
+                        fixed (float* packed = pack)
+                            ComputeTile((float*)pa + (long)k0 * csA, rsA, csA, (float*)pb + (long)k0 * rsB, rsB, csB,
+                                (float*)ppart + (long)piece * m * n, n, Math.Min(SplitK, k - k0), accumulate: false,
+                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), packed);
+                    }
+                    finally
+                    {
+                        ArrayPool<float>.Shared.Return(pack);
+                    }
+                });
+                // C (+)= P0 + P1 + ... in slice order, row by row.
+                Parallel.For(0, m, parallelism, i =>
+                {
+                    var row = new Span<float>((float*)pc + (long)i * ldc, n);
+                    int first = 0;
+                    if (!accumulate)
+                    {
+                        new ReadOnlySpan<float>((float*)ppart + (long)i * n, n).CopyTo(row);
+                        first = 1;
+                    }
+                    for (int piece = first; piece < pieces; piece++)
+                        TensorPrimitives.Add(row, new ReadOnlySpan<float>((float*)ppart + ((long)piece * m + i) * n, n), row);
+                });
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(partial);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ComputeTile(float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc,
         int k, bool accumulate, int i0, int rows, int j0, int columns, float* packed)
     {
@@ -160,6 +230,7 @@ internal static unsafe class CpuGemm
     }
 
     // Packed A micro-panel: dst[kk*MR + i] = A(i0+i, p0+kk), rows past the edge zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(float* a, int rsA, int csA, int i0, int mr, int p0, int kc, float* dst)
     {
         if (mr < MR) new Span<float>(dst, kc * MR).Clear();
@@ -195,6 +266,7 @@ internal static unsafe class CpuGemm
     }
 
     // Packed B micro-panel: dst[kk*NR + j] = B(p0+kk, j0+j), columns past the edge zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(float* b, int rsB, int csB, int j0, int nr, int p0, int kc, float* dst)
     {
         if (csB == 1)
@@ -238,6 +310,7 @@ internal static unsafe class CpuGemm
     }
 
     // dst[q*ldDst + r] = src[r*ldSrc + q] for r, q < 8.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Transpose8x8(float* src, int ldSrc, float* dst, int ldDst)
     {
         var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + ldSrc);
@@ -271,6 +344,7 @@ internal static unsafe class CpuGemm
         Avx.IsSupported ? Avx.BroadcastScalarToVector256(x) : Vector256.Create(*x);
 
     // C[0..mr, 0..nr] (+)= Ap (kc, MR) · Bp (kc, NR).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroKernel(int kc, float* ap, float* bp, float* c, int ldc, int mr, int nr, bool add)
     {
         float* t = stackalloc float[MR * NR]; // (MR, NR) the register tile, spilled once at the end
@@ -290,6 +364,7 @@ internal static unsafe class CpuGemm
 
     // t (MR, NR) = Ap (kc, MR) · Bp (kc, NR), the 6x16 product held in 12 registers. Kept free of any
     // other code so the JIT leaves the accumulators in registers across the loop.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Product6x16(int kc, float* ap, float* bp, float* t)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;

@@ -15,14 +15,17 @@ internal sealed partial class CpuOperations
         Math.Min(m, Math.Clamp(16 * 1024 * 1024 / (4 * v), 32, CpuGemm.MaxTileRows));
 
     /// <summary>
-    /// Extra bytes the fused log-softmax-gather uses for M tokens, vocabulary V and C channels: one
-    /// chunk of logits, plus per worker thread a row of V floats and the GEMM's packing panels.
+    /// Extra bytes (at most) the fused log-softmax-gather uses for M tokens, vocabulary V and C
+    /// channels: one chunk of logits, the dHidden GEMM's split-K partial sums (chunk x C per 2048
+    /// vocabulary entries), and per worker thread a row of V floats and the GEMM's packing panels.
     /// Compare with the M · V · 4 bytes of materialised logits.
     /// </summary>
     internal long LogSoftmaxGatherScratchBytes(int m, int v, int c)
     {
         int workers = Device.Parallelism.MaxDegreeOfParallelism > 0 ? Device.Parallelism.MaxDegreeOfParallelism : Environment.ProcessorCount;
-        return 4L * GatherChunkTokens(m, v) * v + 4L * workers * (v + CpuGemm.PackFloatsPerThread);
+        int chunk = GatherChunkTokens(m, v);
+        long splitPartials = (long)((v + CpuGemm.SplitK - 1) / CpuGemm.SplitK) * chunk * c;
+        return 4L * ((long)chunk * v + splitPartials) + 4L * workers * (v + CpuGemm.PackFloatsPerThread);
     }
 
     public void LogSoftmaxGatherForward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets, float temperature,
