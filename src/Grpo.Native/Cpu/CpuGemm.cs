@@ -48,6 +48,9 @@ internal static unsafe class CpuGemm
     /// <summary>See <see cref="SplitK"/>.</summary>
     internal const int SplitBelowTiles = 8;
 
+    /// <summary>The largest operand (in floats, 4 MiB) packed once per call and shared by every tile.</summary>
+    internal const int MaxSharedPackFloats = 1 << 20;
+
     /// <summary>Floats of packing scratch one worker thread rents while it runs.</summary>
     internal const int PackFloatsPerThread = MaxTileRows * KBlock + KBlock * MaxTileColumns;
 
@@ -128,25 +131,49 @@ internal static unsafe class CpuGemm
         int tilesDown = CeilDiv(m, tileRows), tilesAcross = CeilDiv(n, tileColumns);
         int tiles = tilesDown * tilesAcross;
 
-        nint pa = (nint)a, pb = (nint)b, pc = (nint)c;
-        void Tile(int t)
+        // With a single k block, an operand that every tile of a row (or column) re-reads is packed
+        // once up front and shared read-only: A in the logits product (a chunk of tokens against the
+        // whole vocabulary), B in the dLmHead product (the vocabulary against a chunk of tokens).
+        float[]? sharedA = k <= KBlock && tilesAcross > 1 && (long)RoundUp(m, MR) * k <= MaxSharedPackFloats
+            ? ArrayPool<float>.Shared.Rent(RoundUp(m, MR) * k) : null;
+        float[]? sharedB = k <= KBlock && tilesDown > 1 && (long)RoundUp(n, NR) * k <= MaxSharedPackFloats
+            ? ArrayPool<float>.Shared.Rent(RoundUp(n, NR) * k) : null;
+        try
         {
-            int i0 = t / tilesAcross * tileRows, j0 = t % tilesAcross * tileColumns;
-            float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread);
-            try
+            fixed (float* psa = sharedA, psb = sharedB)
             {
-                fixed (float* packed = pack)
-                    ComputeTile((float*)pa, rsA, csA, (float*)pb, rsB, csB, (float*)pc, ldc, k, accumulate,
-                        i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), packed);
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(pack);
+                if (psa != null)
+                    for (int ip = 0; ip * MR < m; ip++) PackA(a, rsA, csA, ip * MR, Math.Min(MR, m - ip * MR), 0, k, psa + ip * k * MR);
+                if (psb != null)
+                    for (int jp = 0; jp * NR < n; jp++) PackB(b, rsB, csB, jp * NR, Math.Min(NR, n - jp * NR), 0, k, psb + jp * k * NR);
+                nint pa = (nint)a, pb = (nint)b, pc = (nint)c, pSharedA = (nint)psa, pSharedB = (nint)psb;
+                void Tile(int t)
+                {
+                    int i0 = t / tilesAcross * tileRows, j0 = t % tilesAcross * tileColumns;
+                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread);
+                    try
+                    {
+                        fixed (float* packed = pack)
+                            ComputeTile((float*)pa, rsA, csA, (float*)pb, rsB, csB, (float*)pc, ldc, k, accumulate,
+                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), packed,
+                                pSharedA == 0 ? null : (float*)pSharedA + (long)i0 * k,
+                                pSharedB == 0 ? null : (float*)pSharedB + (long)j0 * k);
+                    }
+                    finally
+                    {
+                        ArrayPool<float>.Shared.Return(pack);
+                    }
+                }
+
+                if (tiles == 1 || workers == 1) for (int t = 0; t < tiles; t++) Tile(t);
+                else Parallel.For(0, tiles, parallelism, Tile);
             }
         }
-
-        if (tiles == 1 || workers == 1) for (int t = 0; t < tiles; t++) Tile(t);
-        else Parallel.For(0, tiles, parallelism, Tile);
+        finally
+        {
+            if (sharedA is not null) ArrayPool<float>.Shared.Return(sharedA);
+            if (sharedB is not null) ArrayPool<float>.Shared.Return(sharedB);
+        }
     }
 
     // C is small and K long: without the split, every core would re-pack the same long A and B slices.
@@ -172,7 +199,7 @@ internal static unsafe class CpuGemm
                         fixed (float* packed = pack)
                             ComputeTile((float*)pa + (long)k0 * csA, rsA, csA, (float*)pb + (long)k0 * rsB, rsB, csB,
                                 (float*)ppart + (long)piece * m * n, n, Math.Min(SplitK, k - k0), accumulate: false,
-                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), packed);
+                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), packed, null, null);
                     }
                     finally
                     {
@@ -202,18 +229,19 @@ internal static unsafe class CpuGemm
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ComputeTile(float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc,
-        int k, bool accumulate, int i0, int rows, int j0, int columns, float* packed)
+        int k, bool accumulate, int i0, int rows, int j0, int columns, float* packed, float* prepackedA, float* prepackedB)
     {
-        float* packedA = packed;                       // (rowPanels, kc, MR)
-        float* packedB = packed + MaxTileRows * KBlock; // (columnPanels, kc, NR)
+        // Prepacked operands (single k block only) are used in place of packing them here.
+        float* packedA = prepackedA != null ? prepackedA : packed;                       // (rowPanels, kc, MR)
+        float* packedB = prepackedB != null ? prepackedB : packed + MaxTileRows * KBlock; // (columnPanels, kc, NR)
         int rowPanels = CeilDiv(rows, MR), columnPanels = CeilDiv(columns, NR);
         for (int p0 = 0; p0 < k; p0 += KBlock)
         {
             int kc = Math.Min(KBlock, k - p0);
             bool add = accumulate || p0 > 0;
-            for (int ip = 0; ip < rowPanels; ip++)
+            for (int ip = 0; prepackedA == null && ip < rowPanels; ip++)
                 PackA(a, rsA, csA, i0 + ip * MR, Math.Min(MR, rows - ip * MR), p0, kc, packedA + ip * kc * MR);
-            for (int jp = 0; jp < columnPanels; jp++)
+            for (int jp = 0; prepackedB == null && jp < columnPanels; jp++)
                 PackB(b, rsB, csB, j0 + jp * NR, Math.Min(NR, columns - jp * NR), p0, kc, packedB + jp * kc * NR);
             // B micro-panel (16 KB) stays in L1 while every A micro-panel of the tile streams past it.
             for (int jp = 0; jp < columnPanels; jp++)

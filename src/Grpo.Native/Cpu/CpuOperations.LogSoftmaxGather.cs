@@ -17,7 +17,7 @@ internal sealed partial class CpuOperations
     /// <summary>
     /// Extra bytes (at most) the fused log-softmax-gather uses for M tokens, vocabulary V and C
     /// channels: one chunk of logits, the dHidden GEMM's split-K partial sums (chunk x C per 2048
-    /// vocabulary entries), and per worker thread a row of V floats and the GEMM's packing panels.
+    /// vocabulary entries), the chunk's hidden rows packed once per GEMM, and per worker thread a row of V floats and the GEMM's packing panels.
     /// Compare with the M · V · 4 bytes of materialised logits.
     /// </summary>
     internal long LogSoftmaxGatherScratchBytes(int m, int v, int c)
@@ -25,7 +25,8 @@ internal sealed partial class CpuOperations
         int workers = Device.Parallelism.MaxDegreeOfParallelism > 0 ? Device.Parallelism.MaxDegreeOfParallelism : Environment.ProcessorCount;
         int chunk = GatherChunkTokens(m, v);
         long splitPartials = (long)((v + CpuGemm.SplitK - 1) / CpuGemm.SplitK) * chunk * c;
-        return 4L * ((long)chunk * v + splitPartials) + 4L * workers * (v + CpuGemm.PackFloatsPerThread);
+        long sharedPanels = 2L * (chunk + CpuGemm.MR) * c; // the chunk's hidden rows packed once per GEMM
+        return 4L * ((long)chunk * v + splitPartials + sharedPanels) + 4L * workers * (v + CpuGemm.PackFloatsPerThread);
     }
 
     public void LogSoftmaxGatherForward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets, float temperature,
