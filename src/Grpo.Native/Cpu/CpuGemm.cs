@@ -20,6 +20,7 @@ namespace Grpo.Native.Cpu;
 /// k in order within a block, then added to C) whatever the tiling or thread count, so results are
 /// bit-identical for every degree of parallelism.
 /// </remarks>
+[SkipLocalsInit] // the micro-kernel's stack tile is always fully written before it is read
 internal static unsafe class CpuGemm
 {
     /// <summary>Rows of the micro-kernel's register tile.</summary>
@@ -135,13 +136,14 @@ internal static unsafe class CpuGemm
         // once up front and shared read-only: A in the logits product (a chunk of tokens against the
         // whole vocabulary), B in the dLmHead product (the vocabulary against a chunk of tokens).
         float[]? sharedA = k <= KBlock && tilesAcross > 1 && (long)RoundUp(m, MR) * k <= MaxSharedPackFloats
-            ? ArrayPool<float>.Shared.Rent(RoundUp(m, MR) * k) : null;
+            ? ArrayPool<float>.Shared.Rent(RoundUp(m, MR) * k + AlignFloats) : null;
         float[]? sharedB = k <= KBlock && tilesDown > 1 && (long)RoundUp(n, NR) * k <= MaxSharedPackFloats
-            ? ArrayPool<float>.Shared.Rent(RoundUp(n, NR) * k) : null;
+            ? ArrayPool<float>.Shared.Rent(RoundUp(n, NR) * k + AlignFloats) : null;
         try
         {
-            fixed (float* psa = sharedA, psb = sharedB)
+            fixed (float* sharedABase = sharedA, sharedBBase = sharedB)
             {
+                float* psa = sharedABase == null ? null : Align(sharedABase), psb = sharedBBase == null ? null : Align(sharedBBase);
                 if (psa != null)
                     for (int ip = 0; ip * MR < m; ip++) PackA(a, rsA, csA, ip * MR, Math.Min(MR, m - ip * MR), 0, k, psa + ip * k * MR);
                 if (psb != null)
@@ -150,12 +152,12 @@ internal static unsafe class CpuGemm
                 void Tile(int t)
                 {
                     int i0 = t / tilesAcross * tileRows, j0 = t % tilesAcross * tileColumns;
-                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread);
+                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread + AlignFloats);
                     try
                     {
-                        fixed (float* packed = pack)
+                        fixed (float* packedBase = pack)
                             ComputeTile((float*)pa, rsA, csA, (float*)pb, rsB, csB, (float*)pc, ldc, k, accumulate,
-                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), packed,
+                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), Align(packedBase),
                                 pSharedA == 0 ? null : (float*)pSharedA + (long)i0 * k,
                                 pSharedB == 0 ? null : (float*)pSharedB + (long)j0 * k);
                     }
@@ -193,13 +195,13 @@ internal static unsafe class CpuGemm
                 {
                     int piece = task / tiles, t = task % tiles;
                     int i0 = t / tilesAcross * tileRows, j0 = t % tilesAcross * tileColumns, k0 = piece * SplitK;
-                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread);
+                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread + AlignFloats);
                     try
                     {
-                        fixed (float* packed = pack)
+                        fixed (float* packedBase = pack)
                             ComputeTile((float*)pa + (long)k0 * csA, rsA, csA, (float*)pb + (long)k0 * rsB, rsB, csB,
                                 (float*)ppart + (long)piece * m * n, n, Math.Min(SplitK, k - k0), accumulate: false,
-                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), packed, null, null);
+                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), Align(packedBase), null, null);
                     }
                     finally
                     {
@@ -432,6 +434,11 @@ internal static unsafe class CpuGemm
         Vector256.Store(v0, c);
         Vector256.Store(v1, c + 8);
     }
+
+    // Packed panels start on a 64-byte line, so no 32-byte load of the micro-kernel straddles two lines.
+    private const int AlignFloats = 16;
+
+    private static float* Align(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
     private static int CeilDiv(int x, int y) => (x + y - 1) / y;
 
