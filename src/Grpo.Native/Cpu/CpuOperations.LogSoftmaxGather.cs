@@ -1,4 +1,5 @@
-using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Grpo.Native.Operations;
 using Grpo.Native.Tensors;
@@ -17,7 +18,8 @@ internal sealed partial class CpuOperations
     /// <summary>
     /// Extra bytes (at most) the fused log-softmax-gather uses for M tokens, vocabulary V and C
     /// channels: one chunk of logits, the dHidden GEMM's split-K partial sums (chunk x C per 2048
-    /// vocabulary entries), the chunk's hidden rows packed once per GEMM, and per worker thread a row of V floats and the GEMM's packing panels.
+    /// vocabulary entries), the chunk's hidden rows packed once per GEMM, and per worker thread a
+    /// row of V floats and the GEMM's packing panels.
     /// Compare with the M · V · 4 bytes of materialised logits.
     /// </summary>
     internal long LogSoftmaxGatherScratchBytes(int m, int v, int c)
@@ -59,34 +61,19 @@ internal sealed partial class CpuOperations
                 int mc = Math.Min(chunkTokens, m - m0);
                 CpuGemm.MultiplyTransposedB(Device.Parallelism, mc, v, c, h.AsSpan(m0 * c, mc * c), c, w, c,
                     logits.AsSpan(0, mc * v), v, accumulate: false);
-                Parallel.For(0, mc, Device.Parallelism, () => ArrayPool<float>.Shared.Rent(v), (r, _, exp) =>
+                Parallel.For(0, mc, Device.Parallelism, r =>
                 {
                     int row = m0 + r;
-                    var z = logits.AsSpan(r * v, v); // (V) raw h·Wᵀ, becomes z − max
-                    TensorPrimitives.Multiply(z, invT, z);
-                    float max = TensorPrimitives.Max(z);
-                    TensorPrimitives.Subtract(z, max, z);
-                    float shiftedTarget = z[y[row]];
-                    float sum, weighted = 0;
-                    if (ent is null)
-                    {
-                        TensorPrimitives.Exp(z, z);
-                        sum = TensorPrimitives.Sum(z);
-                    }
-                    else
-                    {
-                        var e = exp.AsSpan(0, v); // (V) exp(z − max), kept beside z for Σ p·z
-                        TensorPrimitives.Exp(z, e);
-                        sum = TensorPrimitives.Sum(e);
-                        weighted = TensorPrimitives.Dot(e, z);
-                    }
+                    var z = logits.AsSpan(r * v, v); // (V) raw h·Wᵀ
+                    // T > 0, so the largest z/T is the largest z, divided by T.
+                    float max = TensorPrimitives.Max(z) * invT;
+                    var (sum, weighted) = ExpSums(z, invT, max);
                     float logSum = MathF.Log(sum);
                     lse[row] = max + logSum;
-                    logp[row] = shiftedTarget - logSum;
+                    logp[row] = z[y[row]] * invT - max - logSum;
                     // Entropy is shift-invariant: lse − Σ p z = log S − Σ e (z − max) / S.
                     if (ent is not null) ent[row] = logSum - weighted / sum;
-                    return exp;
-                }, exp => ArrayPool<float>.Shared.Return(exp));
+                });
             }
         }
         finally
@@ -134,10 +121,7 @@ internal sealed partial class CpuOperations
                     var z = dz.AsSpan(r * v, v); // (V)
                     float scale = g[row] * invT;
                     // (1/T) dz_j = (g/T)(1[j = y] − exp(z_j/T − lse)).
-                    TensorPrimitives.Multiply(z, invT, z);
-                    TensorPrimitives.Subtract(z, lse[row], z);
-                    TensorPrimitives.Exp(z, z);
-                    TensorPrimitives.Multiply(z, -scale, z);
+                    ScaledSoftmax(z, invT, lse[row], -scale);
                     z[y[row]] += scale;
                 });
                 // dh (mc, C) += dz (mc, V) · W (V, C): parallel over tiles of dh.
@@ -150,6 +134,47 @@ internal sealed partial class CpuOperations
         {
             _gatherLogits = dz;
         }
+    }
+
+    /// <summary>
+    /// One pass over a row of raw logits: with s_j = z_j·invT − shift and e_j = exp(s_j), returns
+    /// (Σ e, Σ e·s), summed in a fixed lane order so the result never depends on the thread count.
+    /// </summary>
+    private static (float Sum, float Weighted) ExpSums(ReadOnlySpan<float> z, float invT, float shift)
+    {
+        var sum = Vector256<float>.Zero;
+        var weighted = Vector256<float>.Zero;
+        var scale = Vector256.Create(invT);
+        var offset = Vector256.Create(shift);
+        int j = 0;
+        for (; j + Vector256<float>.Count <= z.Length; j += Vector256<float>.Count)
+        {
+            var shifted = Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(z), (nuint)j) * scale - offset;
+            var e = Vector256.Exp(shifted);
+            sum += e;
+            weighted += e * shifted;
+        }
+        float total = Vector256.Sum(sum), totalWeighted = Vector256.Sum(weighted);
+        for (; j < z.Length; j++)
+        {
+            float shifted = z[j] * invT - shift, e = MathF.Exp(shifted);
+            total += e;
+            totalWeighted += e * shifted;
+        }
+        return (total, totalWeighted);
+    }
+
+    /// <summary>In one pass, z_j ← factor · exp(z_j·invT − lse): the softmax of the row, scaled.</summary>
+    private static void ScaledSoftmax(Span<float> z, float invT, float lse, float factor)
+    {
+        var scale = Vector256.Create(invT);
+        var offset = Vector256.Create(lse);
+        var multiplier = Vector256.Create(factor);
+        ref float start = ref MemoryMarshal.GetReference(z);
+        int j = 0;
+        for (; j + Vector256<float>.Count <= z.Length; j += Vector256<float>.Count)
+            (Vector256.Exp(Vector256.LoadUnsafe(ref start, (nuint)j) * scale - offset) * multiplier).StoreUnsafe(ref start, (nuint)j);
+        for (; j < z.Length; j++) z[j] = factor * MathF.Exp(z[j] * invT - lse);
     }
 
     private float[] TakeGatherScratch(int length)
