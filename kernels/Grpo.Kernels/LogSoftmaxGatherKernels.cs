@@ -39,6 +39,12 @@ public static class LogSoftmaxGatherKernels
     /// Per row r of the chunk (token FirstRow + r): lse = log Σ exp z, logprob = z[target] − lse and,
     /// when asked, entropy = lse − Σ softmax(z)·z.
     /// </summary>
+    /// <param name="p">Chunk scalars.</param>
+    /// <param name="logits">(chunk, V) z = h·Wᵀ/T of this chunk's tokens.</param>
+    /// <param name="targets">(M) target ids of all tokens.</param>
+    /// <param name="logprobs">(M) output, written for this chunk's tokens.</param>
+    /// <param name="logSumExp">(M) output, written for this chunk's tokens.</param>
+    /// <param name="entropy">(M) output when <see cref="GatherRowArgs.WriteEntropy"/> is 1, untouched otherwise.</param>
     public static void RowStatistics(GatherRowArgs p, ArrayView<float> logits, ArrayView<int> targets,
         ArrayView<float> logprobs, ArrayView<float> logSumExp, ArrayView<float> entropy)
     {
@@ -73,6 +79,11 @@ public static class LogSoftmaxGatherKernels
     /// Turns the logits chunk into (1/T)·dz in place: (g/T)(1[j = target] − exp(z_j − lse)), with
     /// g = dLogprobs of the row's token.
     /// </summary>
+    /// <param name="p">Chunk scalars.</param>
+    /// <param name="logits">(chunk, V) z of this chunk's tokens in, (1/T)·dz out.</param>
+    /// <param name="targets">(M) target ids of all tokens.</param>
+    /// <param name="logSumExp">(M) the forward's log-sum-exp.</param>
+    /// <param name="dLogprobs">(M) gradient of the loss with respect to the log-probabilities.</param>
     public static void SoftmaxGradient(GatherRowArgs p, ArrayView<float> logits, ArrayView<int> targets,
         ArrayView<float> logSumExp, ArrayView<float> dLogprobs)
     {

@@ -81,6 +81,10 @@ public static class MatmulKernels
     private const int MaxTile = RegisterTile * MaxGroupSide;
 
     /// <summary>C = alpha · A·B [+ C] for the strides in <paramref name="p"/>; see <see cref="MatmulKernels"/> for the launch shape.</summary>
+    /// <param name="p">Sizes, strides, alpha and the accumulate flag.</param>
+    /// <param name="a">A, (M, K) or stored (K, M) per the strides.</param>
+    /// <param name="b">B, (K, N) or stored (N, K) per the strides.</param>
+    /// <param name="c">(M, Ldc) row-major output.</param>
     public static void Matmul(MatmulArgs p, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
         var aTile = SharedMemory.Allocate<float>(MaxTile * KTile); // (tileM, KTile)

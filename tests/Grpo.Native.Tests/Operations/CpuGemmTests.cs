@@ -38,34 +38,46 @@ public sealed class CpuGemmTests
         }
     }
 
-    [TestCaseSource(nameof(Cases))]
-    public void MatchesNaiveLoopAndIgnoresThreadCount(Form form, int m, int n, int k, bool accumulate)
+    /// <summary>Padded random operands of one product and its naive double result; shared with the ILGPU matmul tests.</summary>
+    internal sealed record Problem(float[] A, int Lda, float[] B, int Ldb, float[] Start, int Ldc, double[] Expected);
+
+    /// <summary>
+    /// Draws A, B (rows padded by <paramref name="pad"/> to exercise leading dimensions) and a start C,
+    /// and computes expected = alpha · A·B [+ start] in double; C's padding columns must stay untouched.
+    /// </summary>
+    internal static Problem Draw(Random random, Form form, int m, int n, int k, int pad, double alpha, bool accumulate)
     {
-        var random = TestRandom.Create();
         var (aRows, aColumns) = StoredA(form, m, k);
         var (bRows, bColumns) = StoredB(form, n, k);
-        int lda = aColumns + 3, ldb = bColumns + 3, ldc = n + 3;
+        int lda = aColumns + pad, ldb = bColumns + pad, ldc = n + pad;
         // Entries of mean 1: a zero-mean draw makes some of the K-long sums cancel to near zero, and
         // fp32 rounding of ~sqrt(K)-sized partial sums then exceeds 1e-4 relative to the result scale
         // (we saw 2e-4 at K = 255) without any indexing mistake. Mean-1 entries keep the sums well
         // conditioned, so 1e-4 still catches every wrong element (those are off by O(1)).
         float[] a = Shifted(TestRandom.Normal(random, aRows * lda)); // (aRows, lda)
         float[] b = Shifted(TestRandom.Normal(random, bRows * ldb)); // (bRows, ldb)
-        float[] start = TestRandom.Normal(random, m * ldc); // (M, ldc)
+        float[] start = TestRandom.Normal(random, m * ldc);          // (M, ldc)
 
         double A(int i, int kk) => form == Form.TransposedA ? a[kk * lda + i] : a[i * lda + kk];
         double B(int kk, int j) => form == Form.TransposedB ? b[j * ldb + kk] : b[kk * ldb + j];
-        var expected = new double[m * ldc];
+        var expected = new double[m * ldc]; // (M, ldc)
         for (int i = 0; i < m; i++)
         {
             for (int j = 0; j < ldc; j++)
             {
                 if (j >= n) { expected[i * ldc + j] = start[i * ldc + j]; continue; } // padding is never touched
-                double sum = accumulate ? start[i * ldc + j] : 0;
+                double sum = 0;
                 for (int kk = 0; kk < k; kk++) sum += A(i, kk) * B(kk, j);
-                expected[i * ldc + j] = sum;
+                expected[i * ldc + j] = alpha * sum + (accumulate ? start[i * ldc + j] : 0);
             }
         }
+        return new Problem(a, lda, b, ldb, start, ldc, expected);
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void MatchesNaiveLoopAndIgnoresThreadCount(Form form, int m, int n, int k, bool accumulate)
+    {
+        var (a, lda, b, ldb, start, ldc, expected) = Draw(TestRandom.Create(), form, m, n, k, 3, 1.0, accumulate);
 
         float[] Compute(int threads)
         {
