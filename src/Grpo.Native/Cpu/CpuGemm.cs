@@ -18,7 +18,7 @@ namespace Grpo.Native.Cpu;
 /// slices it needs into k-major micro-panels, and runs a 6x16 Vector256 FMA micro-kernel (12
 /// accumulators in registers). Each element of C is summed in the same order (k blocks in order,
 /// k in order within a block, then added to C) whatever the tiling or thread count, so results are
-/// bit-identical for every degree of parallelism.
+/// bit-identical for every degree of parallelism. C must not overlap A or B.
 /// </remarks>
 [SkipLocalsInit] // the micro-kernel's stack tile is always fully written before it is read
 internal static unsafe class CpuGemm
