@@ -11,7 +11,8 @@ namespace Grpo.Native.Benchmarks;
 /// 16384 tokens costs 8x this; the work is linear in M). FLOPs per call: forward 2·M·V·C = 16.8 G;
 /// forward + backward = forward + recompute 2·M·V·C + backward 4·M·V·C = 8·M·V·C = 67.1 G.
 /// GFLOP/s = flops / mean. Bytes: the unfused logits would be M·V·4 = 262 MB; the fused op's
-/// scratch is printed at setup (managed CPU: one 96 x V chunk, 12.3 MB, plus per-thread panels).
+/// scratch is printed at setup (managed CPU on 2 cores: 14.2 MB = one 96 x V logits chunk of
+/// 12.3 MB, the split-K partial sums and the per-thread packing panels; ILGPU: a 64 MiB chunk).
 /// The double reference is left out: it materialises the logits and needs minutes per call.
 /// </summary>
 [MemoryDiagnoser]
