@@ -1,0 +1,134 @@
+using Grpo.Native.Devices;
+using Grpo.Native.Operations;
+using Grpo.Native.Tensors;
+
+namespace Grpo.Native.Losses;
+
+/// <summary>What one <see cref="FusedGrpoLoss.Compute"/> measured, under TRL's metric names.</summary>
+/// <param name="Loss">The aggregated GRPO loss (TRL: <c>loss</c>).</param>
+/// <param name="ClipRatioLow">Masked fraction of tokens clipped below (<c>clip_ratio/low_mean</c>).</param>
+/// <param name="ClipRatioHigh">Masked fraction of tokens clipped above (<c>clip_ratio/high_mean</c>).</param>
+/// <param name="ClipRatioRegion">Masked fraction clipped on either side (<c>clip_ratio/region_mean</c>).</param>
+/// <param name="MeanKl">Masked mean of the k3 KL estimate; 0 when beta is 0 (<c>kl</c>).</param>
+/// <param name="MeanEntropy">Masked mean entropy of softmax(logits / temperature) (<c>entropy</c>).</param>
+public sealed record FusedGrpoLossResult(
+    float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl, float MeanEntropy);
+
+/// <summary>
+/// The GRPO loss and its gradients straight from the policy's final hidden states:
+/// hidden → logits (chunk by chunk) → per-token log-probs → clipped objective (+ β·KL) → d hidden, d LM head.
+/// Written once over <see cref="IGrpoOperations"/>, so it runs on every backend.
+/// <para>
+/// Memory: besides its inputs and gradients it holds four (N, T) buffers (log-probs, log-sum-exp,
+/// entropy, d log-probs) and the gather operation's O(chunk × V) scratch. The (N·T × V) logits are
+/// never materialised: the backward recomputes each chunk of logits instead of storing it.
+/// </para>
+/// </summary>
+public sealed class FusedGrpoLoss : IDisposable
+{
+    private readonly IGrpoOperations _operations;
+    private readonly Tensor<float> _logprobs;   // (N, T)
+    private readonly Tensor<float> _logSumExp;  // (N, T)
+    private readonly Tensor<float> _entropy;    // (N, T)
+    private readonly Tensor<float> _dLogprobs;  // (N, T)
+
+    /// <summary>Allocates the per-token buffers for <paramref name="completions"/> × <paramref name="completionLength"/> tokens.</summary>
+    public FusedGrpoLoss(Device device, int completions, int completionLength)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentOutOfRangeException.ThrowIfLessThan(completions, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(completionLength, 1);
+        Device = device;
+        _operations = device.Operations;
+        Completions = completions;
+        CompletionLength = completionLength;
+        _logprobs = device.Allocate<float>(completions, completionLength);
+        _logSumExp = device.Allocate<float>(completions, completionLength);
+        _entropy = device.Allocate<float>(completions, completionLength);
+        _dLogprobs = device.Allocate<float>(completions, completionLength);
+    }
+
+    /// <summary>The device everything runs on.</summary>
+    public Device Device { get; }
+
+    /// <summary>N: completions per call.</summary>
+    public int Completions { get; }
+
+    /// <summary>T: token slots per completion (the longest completion; shorter ones are masked).</summary>
+    public int CompletionLength { get; }
+
+    /// <summary>(N, T) per-token log-probs of the completion tokens from the last <see cref="Compute"/>; store them as old log-probs when μ &gt; 1.</summary>
+    public Tensor<float> Logprobs => _logprobs;
+
+    /// <summary>(N, T) per-token entropy of softmax(logits / temperature) from the last <see cref="Compute"/>.</summary>
+    public Tensor<float> Entropy => _entropy;
+
+    /// <summary>(N, T) d loss / d log-prob from the last <see cref="Compute"/>.</summary>
+    public Tensor<float> LogprobGradient => _dLogprobs;
+
+    /// <summary>
+    /// Computes the loss and ACCUMULATES (+=) its gradients into <paramref name="dHidden"/> and <paramref name="dLmHead"/>.
+    /// </summary>
+    /// <param name="hidden">(N, T, C) final hidden states; row (n, t) is the state that predicts completion token t of completion n.</param>
+    /// <param name="lmHead">(V, C) LM-head weight in Hugging Face layout.</param>
+    /// <param name="completionTokens">(N, T) completion token ids; padding slots must still hold a valid id (e.g. 0).</param>
+    /// <param name="mask">(N, T) 1 for completion tokens, 0 for padding.</param>
+    /// <param name="advantages">(N) one advantage per completion.</param>
+    /// <param name="oldLogprobs">(N, T) log-probs of the policy that sampled, or null when μ = 1 (then ρ = 1, but the gradient is not 0).</param>
+    /// <param name="refLogprobs">(N, T) reference-model log-probs; required when β &gt; 0, unused when β = 0.</param>
+    /// <param name="temperature">The sampling temperature: log-probs are of logits / temperature.</param>
+    /// <param name="options">Clipping, β, loss aggregation and importance-sampling level.</param>
+    /// <param name="dHidden">(N, T, C) += d loss / d hidden.</param>
+    /// <param name="dLmHead">(V, C) += d loss / d LM head.</param>
+    public FusedGrpoLossResult Compute(
+        Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> completionTokens, Tensor<float> mask,
+        Tensor<float> advantages, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs, float temperature,
+        GrpoObjectiveOptions options, Tensor<float> dHidden, Tensor<float> dLmHead)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        int n = Completions, t = CompletionLength;
+        Guard.Rank(hidden, nameof(hidden), 3, "(N, T, C) of final hidden states");
+        int c = hidden.Shape[2];
+        Guard.Shape(hidden, nameof(hidden), n, t, c);
+        Guard.Shape(completionTokens, nameof(completionTokens), n, t);
+        Guard.Shape(dHidden, nameof(dHidden), n, t, c);
+
+        // The gather operation works on token rows: view (N, T, ...) as (N·T, ...), no copies.
+        using var hiddenRows = hidden.Reshape(n * t, c);            // (N·T, C)
+        using var dHiddenRows = dHidden.Reshape(n * t, c);          // (N·T, C)
+        using var tokenRows = completionTokens.Reshape(n * t);      // (N·T)
+        using var logprobRows = _logprobs.Reshape(n * t);           // (N·T)
+        using var logSumExpRows = _logSumExp.Reshape(n * t);        // (N·T)
+        using var entropyRows = _entropy.Reshape(n * t);            // (N·T)
+        using var dLogprobRows = _dLogprobs.Reshape(n * t);         // (N·T)
+
+        _operations.LogSoftmaxGatherForward(hiddenRows, lmHead, tokenRows, temperature, logprobRows, logSumExpRows, entropyRows);
+        var objective = _operations.GrpoObjective(_logprobs, oldLogprobs, refLogprobs, advantages, mask, options, _dLogprobs);
+        _operations.LogSoftmaxGatherBackward(hiddenRows, lmHead, tokenRows, temperature, logSumExpRows, dLogprobRows, dHiddenRows, dLmHead);
+
+        return new FusedGrpoLossResult(objective.Loss, objective.ClipRatioLow, objective.ClipRatioHigh,
+            objective.ClipRatioRegion, objective.MeanKl, MaskedMean(_entropy, mask));
+    }
+
+    // The entropy metric on the host: one (N, T) download, far smaller than the step's work.
+    private static float MaskedMean(Tensor<float> values, Tensor<float> mask)
+    {
+        float[] v = values.ToArray(), m = mask.ToArray();
+        double sum = 0, count = 0;
+        for (int i = 0; i < v.Length; i++)
+        {
+            sum += (double)v[i] * m[i];
+            count += m[i];
+        }
+        return (float)(sum / Math.Max(count, 1));
+    }
+
+    /// <summary>Frees the per-token buffers.</summary>
+    public void Dispose()
+    {
+        _logprobs.Dispose();
+        _logSumExp.Dispose();
+        _entropy.Dispose();
+        _dLogprobs.Dispose();
+    }
+}

@@ -1,0 +1,183 @@
+using Grpo.Native.Devices;
+using Grpo.Native.Losses;
+using Grpo.Native.Operations;
+using Grpo.Native.References;
+using Grpo.Native.Tests.Support;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Losses;
+
+/// <summary>
+/// The fused GRPO loss from hidden states against the chain of the two references
+/// (gather forward → objective → gather backward) in double, and the chain itself against
+/// finite differences of the whole loss.
+/// </summary>
+public sealed class FusedGrpoLossTests
+{
+    private sealed record Case(
+        int N, int T, int C, int V, float[] Hidden, float[] LmHead, int[] Tokens, float[] Mask, float[] Advantages,
+        float[]? Old, float[]? Ref, float Temperature, GrpoObjectiveOptions Options);
+
+    private static Case MakeCase(Random random, int n, int t, int c, int v, bool withOld, float beta,
+        LossType lossType, ImportanceSamplingLevel level, float temperature)
+    {
+        float[] hidden = TestRandom.Normal(random, n * t * c, 0.5);   // (N, T, C)
+        float[] lmHead = TestRandom.Normal(random, v * c, 0.5);       // (V, C)
+        var tokens = new int[n * t];                                  // (N, T)
+        var mask = new float[n * t];                                  // (N, T)
+        for (int i = 0; i < n; i++)
+        {
+            int length = random.Next(1, t + 1);
+            for (int s = 0; s < t; s++)
+            {
+                tokens[i * t + s] = random.Next(v);
+                mask[i * t + s] = s < length ? 1 : 0;
+            }
+        }
+        float[] advantages = TestRandom.Normal(random, n);            // (N)
+        // Old and reference log-probs near the current ones, so ratios are near 1 but not equal.
+        var current = LogSoftmaxGatherReference.Forward(TestRandom.ToDouble(hidden), TestRandom.ToDouble(lmHead), tokens,
+            n * t, c, v, temperature).Logprobs;
+        float[] Near(double spread) => current.Select(x => (float)(x + spread * (random.NextDouble() - 0.5))).ToArray();
+        var options = new GrpoObjectiveOptions
+        {
+            LossType = lossType, Beta = beta, ImportanceSamplingLevel = level,
+            EpsilonLow = 0.2f, EpsilonHigh = 0.28f, MaxCompletionLength = t,
+        };
+        return new Case(n, t, c, v, hidden, lmHead, tokens, mask, advantages,
+            withOld ? Near(0.2) : null, beta > 0 ? Near(0.5) : null, temperature, options);
+    }
+
+    private static GrpoReferenceOptions ReferenceOptions(Case k) => new(
+        k.Options.LossType switch
+        {
+            LossType.Grpo => "grpo", LossType.Bnpo => "bnpo", LossType.Dapo => "dapo", _ => "dr_grpo",
+        },
+        k.Options.EpsilonLow, k.Options.EffectiveEpsilonHigh, k.Options.Beta,
+        k.Options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence, k.Options.MaxCompletionLength);
+
+    /// <summary>The whole loss in double: forward reference, objective reference, backward reference.</summary>
+    private static (GrpoReferenceResult Objective, double[] Logprobs, double MeanEntropy, double[] DHidden, double[] DLmHead)
+        Reference(Case k, double[] hidden, double[] lmHead)
+    {
+        int m = k.N * k.T;
+        var forward = LogSoftmaxGatherReference.Forward(hidden, lmHead, k.Tokens, m, k.C, k.V, k.Temperature);
+        var objective = GrpoObjectiveReference.Compute(forward.Logprobs,
+            k.Old is null ? null : TestRandom.ToDouble(k.Old), k.Ref is null ? null : TestRandom.ToDouble(k.Ref),
+            TestRandom.ToDouble(k.Advantages), TestRandom.ToDouble(k.Mask), k.N, k.T, ReferenceOptions(k));
+        var (dHidden, dLmHead) = LogSoftmaxGatherReference.Backward(hidden, lmHead, k.Tokens, m, k.C, k.V, k.Temperature,
+            objective.Gradient);
+        double entropySum = 0, tokens = 0;
+        for (int i = 0; i < m; i++)
+        {
+            entropySum += forward.Entropy[i] * k.Mask[i];
+            tokens += k.Mask[i];
+        }
+        return (objective, forward.Logprobs, entropySum / Math.Max(tokens, 1), dHidden, dLmHead);
+    }
+
+    private static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (var kind in TestDevices.Kinds())
+        {
+            yield return new TestCaseData(kind, LossType.Dapo, ImportanceSamplingLevel.Token, 0f, false, 1f);
+            yield return new TestCaseData(kind, LossType.Grpo, ImportanceSamplingLevel.Token, 0.04f, true, 0.7f);
+            yield return new TestCaseData(kind, LossType.DrGrpo, ImportanceSamplingLevel.Sequence, 0.04f, true, 1f);
+            yield return new TestCaseData(kind, LossType.Bnpo, ImportanceSamplingLevel.Sequence, 0f, true, 1f);
+        }
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void MatchesTheChainedReferences(DeviceKind kind, LossType lossType, ImportanceSamplingLevel level,
+        float beta, bool withOld, float temperature)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        const int n = 6, t = 7, c = 24, v = 53;
+        var k = MakeCase(random, n, t, c, v, withOld, beta, lossType, level, temperature);
+        var expected = Reference(k, TestRandom.ToDouble(k.Hidden), TestRandom.ToDouble(k.LmHead));
+
+        using var hidden = device.FromArray<float>(k.Hidden, n, t, c);
+        using var lmHead = device.FromArray<float>(k.LmHead, v, c);
+        using var tokens = device.FromArray<int>(k.Tokens, n, t);
+        using var mask = device.FromArray<float>(k.Mask, n, t);
+        using var advantages = device.FromArray<float>(k.Advantages, n);
+        using var old = k.Old is null ? null : device.FromArray<float>(k.Old, n, t);
+        using var reference = k.Ref is null ? null : device.FromArray<float>(k.Ref, n, t);
+        using var dHidden = device.Allocate<float>(n, t, c);
+        using var dLmHead = device.Allocate<float>(v, c);
+        dHidden.Fill(0);
+        dLmHead.Fill(0);
+        using var loss = new FusedGrpoLoss(device, n, t);
+        Poison.Fill(loss.Logprobs);
+        Poison.Fill(loss.Entropy);
+
+        var result = loss.Compute(hidden, lmHead, tokens, mask, advantages, old, reference, k.Temperature, k.Options,
+            dHidden, dLmHead);
+
+        // The loss is a sum of signed terms: judge it against the scale of its absolute terms.
+        double lossError = Math.Abs(result.Loss - expected.Objective.Loss) / Math.Max(expected.Objective.AbsoluteLossScale, 1e-12);
+        TestContext.Out.WriteLine($"loss {result.Loss:G9} vs {expected.Objective.Loss:G9}: relative error {lossError:E2}");
+        Assert.That(lossError, Is.LessThanOrEqualTo(1e-4));
+        float[] logprobs = loss.Logprobs.ToArray();
+        Compare.WorstRelativeError("logprobs", expected.Logprobs, logprobs);
+        Compare.WorstRelativeError("mean entropy", expected.MeanEntropy, result.MeanEntropy);
+        Compare.WorstRelativeError("d hidden", expected.DHidden, dHidden.ToArray());
+        Compare.WorstRelativeError("d lm head", expected.DLmHead, dLmHead.ToArray());
+        Assert.That(result.ClipRatioRegion, Is.EqualTo(expected.Objective.ClipRatioRegion).Within(1e-6));
+        Assert.That(result.MeanKl, Is.EqualTo(expected.Objective.MeanKl).Within(1e-4 * Math.Max(1, expected.Objective.MeanKl)));
+    }
+
+    [Test]
+    public void ChainedReferenceGradientMatchesFiniteDifferences()
+    {
+        var random = TestRandom.Create();
+        const int n = 3, t = 4, c = 6, v = 11;
+        var k = MakeCase(random, n, t, c, v, withOld: true, beta: 0.04f, LossType.Grpo, ImportanceSamplingLevel.Sequence, 0.8f);
+        double[] hidden = TestRandom.ToDouble(k.Hidden), lmHead = TestRandom.ToDouble(k.LmHead);
+        var analytic = Reference(k, hidden, lmHead);
+
+        double Loss(double[] h, double[] w) => Reference(k, h, w).Objective.Loss;
+        var numericHidden = new double[hidden.Length];
+        var numericLmHead = new double[lmHead.Length];
+        const double step = 1e-5;
+        for (int i = 0; i < hidden.Length; i++)
+        {
+            double saved = hidden[i];
+            hidden[i] = saved + step; double up = Loss(hidden, lmHead);
+            hidden[i] = saved - step; double down = Loss(hidden, lmHead);
+            hidden[i] = saved;
+            numericHidden[i] = (up - down) / (2 * step);
+        }
+        for (int i = 0; i < lmHead.Length; i++)
+        {
+            double saved = lmHead[i];
+            lmHead[i] = saved + step; double up = Loss(hidden, lmHead);
+            lmHead[i] = saved - step; double down = Loss(hidden, lmHead);
+            lmHead[i] = saved;
+            numericLmHead[i] = (up - down) / (2 * step);
+        }
+        // A kink of the clipped objective between the two probes would make the difference meaningless.
+        Assume.That(analytic.Objective.ClipRatioRegion, Is.EqualTo(0), "a ratio sits at a clip boundary");
+        Compare.WorstRelativeError("d hidden, analytic vs finite differences", numericHidden, analytic.DHidden, 1e-5);
+        Compare.WorstRelativeError("d lm head, analytic vs finite differences", numericLmHead, analytic.DLmHead, 1e-5);
+    }
+
+    [Test]
+    public void WrongHiddenShapeNamesTheArgument()
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        using var loss = new FusedGrpoLoss(device, 2, 3);
+        using var hidden = device.Allocate<float>(2, 4, 8);
+        using var lmHead = device.Allocate<float>(5, 8);
+        using var tokens = device.Allocate<int>(2, 3);
+        using var mask = device.Allocate<float>(2, 3);
+        using var advantages = device.Allocate<float>(2);
+        using var dHidden = device.Allocate<float>(2, 3, 8);
+        using var dLmHead = device.Allocate<float>(5, 8);
+        var error = Assert.Throws<ArgumentException>(() => loss.Compute(hidden, lmHead, tokens, mask, advantages, null, null,
+            1f, new GrpoObjectiveOptions(), dHidden, dLmHead));
+        Assert.That(error!.ParamName, Is.EqualTo("hidden"));
+        Assert.That(error.Message, Does.Contain("[2, 4, 8]").And.Contain("[2, 3, 8]"));
+    }
+}
