@@ -25,13 +25,8 @@ public class AdvantageBenchmarks
     private float[] _weights = null!;
     private double[] _inputDouble = null!, _weightsDouble = null!;
 
-    /// <summary>The managed CPU backend, the double reference, and CUDA when a GPU is visible.</summary>
-    public static IEnumerable<string> Backends()
-    {
-        yield return "cpu";
-        yield return "reference";
-        if (IlgpuDevice.IsCudaAvailable()) yield return "cuda";
-    }
+    /// <summary>The managed CPU backend, CUDA when a GPU is visible, and the double reference.</summary>
+    public static IEnumerable<string> Backends() => BenchmarkBackends.DevicesAndReference();
 
     /// <summary>The backend under test.</summary>
     [ParamsSource(nameof(Backends))]

@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using Grpo.Native.Cpu;
 using Grpo.Native.Devices;
 using Grpo.Native.Losses;
 using Grpo.Native.Operations;
@@ -8,7 +7,7 @@ using Grpo.Native.Tensors;
 namespace Grpo.Native.Benchmarks;
 
 /// <summary>
-/// The whole fused GRPO loss from hidden states on the managed CPU backend: gather forward, objective,
+/// The whole fused GRPO loss from hidden states: gather forward, objective,
 /// gather backward. FLOPs per call: forward 2·M·V·C, backward 2·M·V·C (recomputed logits) + 4·M·V·C
 /// (d hidden and d LM head) = 8·M·V·C in all, M = N·T tokens.
 /// Memory: the unfused path would hold the (M, V) logits, M·V·4 bytes (and as much again for their
@@ -21,6 +20,13 @@ public class FusedGrpoLossBenchmarks
     private const int N = 64, T = 32, C = 128, V = 32000;
 
     private Device _device = null!;
+
+    /// <summary>The managed CPU backend, and CUDA when a GPU is visible.</summary>
+    public static IEnumerable<string> Backends() => BenchmarkBackends.Devices();
+
+    /// <summary>The backend under test.</summary>
+    [ParamsSource(nameof(Backends))]
+    public string Backend { get; set; } = "cpu";
     private FusedGrpoLoss _loss = null!;
     private Tensor<float> _hidden = null!, _lmHead = null!, _mask = null!, _advantages = null!, _dHidden = null!, _dLmHead = null!;
     private Tensor<int> _tokens = null!;
@@ -29,7 +35,7 @@ public class FusedGrpoLossBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _device = new CpuDevice();
+        _device = Device.Create(Backend);
         var random = new Random(1);
         float[] Uniform(int count, float scale) =>
             Enumerable.Range(0, count).Select(_ => (float)((random.NextDouble() - 0.5) * scale)).ToArray();
@@ -42,7 +48,7 @@ public class FusedGrpoLossBenchmarks
         _dLmHead = _device.Allocate<float>(V, C);
         _loss = new FusedGrpoLoss(_device, N, T);
 
-        long scratch = ((CpuOperations)_device.Operations).LogSoftmaxGatherScratchBytes(N * T, V, C);
+        long scratch = _device.Operations.LogSoftmaxGatherScratchBytes(N * T, V, C);
         long perToken = 4L * 4 * N * T; // the four (N, T) buffers of FusedGrpoLoss
         long unfused = 4L * N * T * V;
         Console.WriteLine($"// fused GRPO loss, M = {N * T} tokens, V = {V}, C = {C}: extra memory " +
@@ -55,6 +61,7 @@ public class FusedGrpoLossBenchmarks
     {
         _dHidden.Fill(0);
         _dLmHead.Fill(0);
+        // Compute returns host metrics, so it has synchronised with the device by the time it returns.
         return _loss.Compute(_hidden, _lmHead, _tokens, _mask, _advantages, null, null, 1f, _options, _dHidden, _dLmHead).Loss;
     }
 

@@ -26,13 +26,8 @@ public class GrpoObjectiveBenchmarks
     private double[] _logpD = null!, _oldD = null!, _refD = null!, _advantagesD = null!, _maskD = null!;
     private GrpoObjectiveOptions _options = null!;
 
-    /// <summary>The managed CPU backend, the double reference, and CUDA when a GPU is visible.</summary>
-    public static IEnumerable<string> Backends()
-    {
-        yield return "cpu";
-        yield return "reference";
-        if (IlgpuDevice.IsCudaAvailable()) yield return "cuda";
-    }
+    /// <summary>The managed CPU backend, CUDA when a GPU is visible, and the double reference.</summary>
+    public static IEnumerable<string> Backends() => BenchmarkBackends.DevicesAndReference();
 
     /// <summary>The backend under test.</summary>
     [ParamsSource(nameof(Backends))]

@@ -24,12 +24,8 @@ public class LogSoftmaxGatherBenchmarks
     private Tensor<float> _dLogprobs = null!, _dHidden = null!, _dLmHead = null!;
     private Tensor<int> _targets = null!;
 
-    /// <summary>Backends: the managed CPU, and CUDA when a GPU is visible.</summary>
-    public static IEnumerable<string> Backends()
-    {
-        yield return "cpu";
-        if (IlgpuDevice.IsCudaAvailable()) yield return "cuda";
-    }
+    /// <summary>The managed CPU backend, and CUDA when a GPU is visible.</summary>
+    public static IEnumerable<string> Backends() => BenchmarkBackends.Devices();
 
     /// <summary>The backend under test.</summary>
     [ParamsSource(nameof(Backends))]
@@ -59,9 +55,7 @@ public class LogSoftmaxGatherBenchmarks
         _dLmHead = _device.Allocate<float>(V, C);
         _dHidden.Fill(0);
         _dLmHead.Fill(0);
-        long scratch = _device.Operations is CpuOperations cpu
-            ? cpu.LogSoftmaxGatherScratchBytes(M, V, C)
-            : IlgpuOperations.LogSoftmaxGatherScratchBytes(M, V, C);
+        long scratch = _device.Operations.LogSoftmaxGatherScratchBytes(M, V, C);
         Console.WriteLine($"// {Backend}: fused scratch {scratch:N0} bytes vs unfused logits {4L * M * V:N0} bytes");
     }
 

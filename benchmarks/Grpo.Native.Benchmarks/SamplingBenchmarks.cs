@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using Grpo.Native.Cpu;
+using Grpo.Native.Devices;
 using Grpo.Native.Operations;
 using Grpo.Native.References;
 using Grpo.Native.Tensors;
@@ -18,7 +18,7 @@ public class SamplingBenchmarks
 {
     private const int Rows = 64, Vocab = 32000;
 
-    private CpuDevice _device = null!;
+    private Device? _device;
     private Tensor<float> _logits = null!; // (R, V)
     private Tensor<int> _tokens = null!; // (R)
     private Tensor<float> _logprobs = null!; // (R)
@@ -26,8 +26,11 @@ public class SamplingBenchmarks
     private SamplingOptions _options = null!;
     private int _step;
 
-    /// <summary>cpu: the managed CPU backend; reference: the double-precision reference.</summary>
-    [Params("cpu", "reference")]
+    /// <summary>The managed CPU backend, CUDA when a GPU is visible, and the double reference.</summary>
+    public static IEnumerable<string> Backends() => BenchmarkBackends.DevicesAndReference();
+
+    /// <summary>The backend under test.</summary>
+    [ParamsSource(nameof(Backends))]
     public string Backend { get; set; } = "cpu";
 
     /// <summary>1 turns top-p off.</summary>
@@ -42,7 +45,7 @@ public class SamplingBenchmarks
         // Logit-like rows: a normal spread of 3 gives a realistic long tail for top-p to cut.
         for (int i = 0; i < _hostLogits.Length; i++)
             _hostLogits[i] = (float)(3 * Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
-        _device = new CpuDevice();
+        _device = Device.Create(Backend == BenchmarkBackends.Reference ? "cpu" : Backend);
         _logits = _device.FromArray<float>(_hostLogits, Rows, Vocab);
         _tokens = _device.Allocate<int>(Rows);
         _logprobs = _device.Allocate<float>(Rows);
@@ -56,7 +59,8 @@ public class SamplingBenchmarks
         if (Backend == "reference")
             return SamplingReference.Sample(_hostLogits, Rows, Vocab, _options.Temperature, _options.TopK, _options.TopP,
                 _options.MinP, 7, step)[0].Token;
-        _device.Operations.SampleTokens(_logits, _options, 7, step, _tokens, _logprobs);
+        _device!.Operations.SampleTokens(_logits, _options, 7, step, _tokens, _logprobs);
+        _device.Synchronize(); // CUDA launches are asynchronous
         return step;
     }
 
@@ -66,6 +70,6 @@ public class SamplingBenchmarks
         _logits.Dispose();
         _tokens.Dispose();
         _logprobs.Dispose();
-        _device.Dispose();
+        _device?.Dispose();
     }
 }

@@ -22,7 +22,7 @@ internal sealed partial class CpuOperations
     /// row of V floats and the GEMM's packing panels.
     /// Compare with the M · V · 4 bytes of materialised logits.
     /// </summary>
-    internal long LogSoftmaxGatherScratchBytes(int m, int v, int c)
+    public long LogSoftmaxGatherScratchBytes(int m, int v, int c)
     {
         int workers = Device.Parallelism.MaxDegreeOfParallelism > 0 ? Device.Parallelism.MaxDegreeOfParallelism : Environment.ProcessorCount;
         int chunk = GatherChunkTokens(m, v);

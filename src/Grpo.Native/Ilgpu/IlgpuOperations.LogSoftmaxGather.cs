@@ -20,7 +20,7 @@ internal sealed partial class IlgpuOperations
     internal static int GatherChunkTokens(int m, int v) => (int)Math.Clamp(GatherChunkBytes / (4L * v), 1, m);
 
     /// <summary>Extra device bytes the fused log-softmax-gather uses for M tokens, vocabulary V and C channels (one logits chunk); compare with M · V · 4.</summary>
-    internal static long LogSoftmaxGatherScratchBytes(int m, int v, int c) => 4L * GatherChunkTokens(m, v) * v;
+    public long LogSoftmaxGatherScratchBytes(int m, int v, int c) => 4L * GatherChunkTokens(m, v) * v;
 
     /// <summary>Side of the square matmul thread group: the largest power of two whose square the device allows, at most 16.</summary>
     internal int MatmulGroupSide

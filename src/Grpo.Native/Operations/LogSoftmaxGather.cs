@@ -42,6 +42,14 @@ public partial interface IGrpoOperations
     /// <exception cref="ArgumentOutOfRangeException">The temperature is not positive and finite, or a target is outside [0, V).</exception>
     void LogSoftmaxGatherBackward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets, float temperature,
         Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead);
+
+    /// <summary>
+    /// The most extra memory, in bytes, the fused log-softmax-gather uses on this device for
+    /// <paramref name="tokens"/> rows, a vocabulary of <paramref name="vocabulary"/> and
+    /// <paramref name="channels"/> channels: O(chunk · V), independent of the token count once it
+    /// exceeds one chunk. Compare with the tokens · V · 4 bytes of materialised logits.
+    /// </summary>
+    long LogSoftmaxGatherScratchBytes(int tokens, int vocabulary, int channels);
 }
 
 /// <summary>Argument checks both backends run before the fused log-softmax-gather, so they reject the same inputs with the same messages.</summary>
