@@ -46,4 +46,52 @@ public static class GroupReduce
         Group.Barrier();
         return result;
     }
+
+    /// <summary>Integer sum over the group (exact, unlike a float sum of counts); every thread receives it.</summary>
+    public static int Sum(int value)
+    {
+        var scratch = SharedMemory.Allocate<int>(MaxGroupSize);
+        int t = Group.IdxX;
+        scratch[t] = value;
+        Group.Barrier();
+        for (int stride = Group.DimX / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride) scratch[t] += scratch[t + stride];
+            Group.Barrier();
+        }
+        int total = scratch[0];
+        Group.Barrier();
+        return total;
+    }
+
+    /// <summary>
+    /// The index of the largest value over the group, the lowest index among equal values; every
+    /// thread receives it. Threads without a candidate pass (−∞, <see cref="int.MaxValue"/>).
+    /// </summary>
+    public static int ArgMax(float value, int index)
+    {
+        var values = SharedMemory.Allocate<float>(MaxGroupSize);
+        var indices = SharedMemory.Allocate<int>(MaxGroupSize);
+        int t = Group.IdxX;
+        values[t] = value;
+        indices[t] = index;
+        Group.Barrier();
+        for (int stride = Group.DimX / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride)
+            {
+                float other = values[t + stride];
+                int otherIndex = indices[t + stride];
+                if (other > values[t] || (other == values[t] && otherIndex < indices[t]))
+                {
+                    values[t] = other;
+                    indices[t] = otherIndex;
+                }
+            }
+            Group.Barrier();
+        }
+        int result = indices[0];
+        Group.Barrier();
+        return result;
+    }
 }

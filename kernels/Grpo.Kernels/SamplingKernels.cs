@@ -113,7 +113,7 @@ public static class SamplingKernels
             else ties++;
         }
         rest = GroupReduce.Sum(rest);
-        ties = GroupSumInt(ties);
+        ties = GroupReduce.Sum(ties);
 
         // Kept set: z >= threshold. Every branch below is uniform across the group (parameters
         // and group-reduced values only), so all threads reach the same barriers.
@@ -129,7 +129,7 @@ public static class SamplingKernels
                 int count = 0;
                 for (int j = t; j < vocab; j += stride)
                     if (logits[offset + j] * inverseT >= candidate) count++;
-                count = GroupSumInt(count);
+                count = GroupReduce.Sum(count);
                 if (count == p.TopK)
                 {
                     // Exactly k at or above the candidate: the k-th largest is their minimum. Same
@@ -184,7 +184,7 @@ public static class SamplingKernels
                 bestIndex = j;
             }
         }
-        int token = GroupArgMax(best, bestIndex);
+        int token = GroupReduce.ArgMax(best, bestIndex);
         if (t == 0)
         {
             tokens[row] = token;
@@ -239,53 +239,5 @@ public static class SamplingKernels
         public float Mass { get; } = mass;
         public float Least { get; } = least;
         public float Below { get; } = below;
-    }
-
-    /// <summary>Integer sum over the group (exact, unlike a float sum of counts); every thread receives it.</summary>
-    public static int GroupSumInt(int value)
-    {
-        var scratch = SharedMemory.Allocate<int>(GroupReduce.MaxGroupSize);
-        int t = Group.IdxX;
-        scratch[t] = value;
-        Group.Barrier();
-        for (int stride = Group.DimX / 2; stride > 0; stride >>= 1)
-        {
-            if (t < stride) scratch[t] += scratch[t + stride];
-            Group.Barrier();
-        }
-        int total = scratch[0];
-        Group.Barrier();
-        return total;
-    }
-
-    /// <summary>
-    /// The index of the largest value over the group, the lowest index among equal values; every
-    /// thread receives it. Threads without a candidate pass (−∞, <see cref="int.MaxValue"/>).
-    /// </summary>
-    public static int GroupArgMax(float value, int index)
-    {
-        var values = SharedMemory.Allocate<float>(GroupReduce.MaxGroupSize);
-        var indices = SharedMemory.Allocate<int>(GroupReduce.MaxGroupSize);
-        int t = Group.IdxX;
-        values[t] = value;
-        indices[t] = index;
-        Group.Barrier();
-        for (int stride = Group.DimX / 2; stride > 0; stride >>= 1)
-        {
-            if (t < stride)
-            {
-                float other = values[t + stride];
-                int otherIndex = indices[t + stride];
-                if (other > values[t] || (other == values[t] && otherIndex < indices[t]))
-                {
-                    values[t] = other;
-                    indices[t] = otherIndex;
-                }
-            }
-            Group.Barrier();
-        }
-        int result = indices[0];
-        Group.Barrier();
-        return result;
     }
 }

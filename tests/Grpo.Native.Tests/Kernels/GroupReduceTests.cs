@@ -32,6 +32,53 @@ public sealed class GroupReduceTests
         }
     }
 
+    // Per row: the count of positive values (int sum) and the first column holding the row maximum.
+    private static void RowCountAndArgMax(ArrayView<float> input, int columns, ArrayView<int> counts, ArrayView<int> argMax)
+    {
+        int row = Grid.IdxX;
+        int count = 0, bestIndex = int.MaxValue;
+        float best = float.NegativeInfinity;
+        for (int c = Group.IdxX; c < columns; c += Group.DimX)
+        {
+            float v = input[row * columns + c];
+            if (v > 0) count++;
+            if (v > best) { best = v; bestIndex = c; } // a thread visits its columns in increasing order
+        }
+        count = GroupReduce.Sum(count);
+        int index = GroupReduce.ArgMax(best, bestIndex);
+        if (Group.IdxX == 0)
+        {
+            counts[row] = count;
+            argMax[row] = index;
+        }
+    }
+
+    [TestCase(3, 1)]
+    [TestCase(4, 37)]
+    [TestCase(5, 1000)]
+    public void IntegerSumsAndLowestIndexArgMaxMatchTheReference(int rows, int columns)
+    {
+        var device = (IlgpuDevice)TestDevices.Get(DeviceKind.IlgpuCpu);
+        var random = TestRandom.Create();
+        // Few distinct values, so the maximum is tied across columns and the lowest index must win.
+        float[] data = Enumerable.Range(0, rows * columns).Select(_ => (float)random.Next(-3, 4)).ToArray();
+        using var input = device.FromArray<float>(data, rows, columns);
+        using var counts = Poison.Fill(device.Allocate<int>(rows));
+        using var argMax = Poison.Fill(device.Allocate<int>(rows));
+        var kernel = device.Accelerator.LoadStreamKernel<ArrayView<float>, int, ArrayView<int>, ArrayView<int>>(RowCountAndArgMax);
+        var ops = (IlgpuOperations)device.Operations;
+        kernel(new KernelConfig(rows, device.RowGroupSize), ops.View(input, "input").BaseView, columns,
+            ops.View(counts, "counts").BaseView, ops.View(argMax, "argMax").BaseView);
+        device.Synchronize();
+
+        for (int r = 0; r < rows; r++)
+        {
+            var row = data.AsSpan(r * columns, columns).ToArray();
+            Assert.That(counts.ToArray()[r], Is.EqualTo(row.Count(v => v > 0)), $"count of row {r}");
+            Assert.That(argMax.ToArray()[r], Is.EqualTo(Array.IndexOf(row, row.Max())), $"argmax of row {r}");
+        }
+    }
+
     [TestCase(1, 1)]
     [TestCase(5, 3)]
     [TestCase(7, 1000)]
