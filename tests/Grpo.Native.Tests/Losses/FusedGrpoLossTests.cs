@@ -14,6 +14,12 @@ namespace Grpo.Native.Tests.Losses;
 /// </summary>
 public sealed class FusedGrpoLossTests
 {
+    // The gradients flow through the gather's backward, whose elements are sums of cancelling terms
+    // (dz sums to zero over the vocabulary): a near-zero element keeps ~1e-8 absolute fp32 rounding,
+    // which the scaled measure reads as up to ~2e-4 (seen with seed 461754777 on the ILGPU simulator).
+    // Same bound and reason as LogSoftmaxGatherTests; the loss, log-probs and metrics keep 1e-4.
+    private const double GradientTolerance = 1e-3;
+
     private sealed record Case(
         int N, int T, int C, int V, float[] Hidden, float[] LmHead, int[] Tokens, float[] Mask, float[] Advantages,
         float[]? Old, float[]? Ref, float Temperature, GrpoObjectiveOptions Options);
@@ -122,8 +128,8 @@ public sealed class FusedGrpoLossTests
         float[] logprobs = loss.Logprobs.ToArray();
         Compare.WorstRelativeError("logprobs", expected.Logprobs, logprobs);
         Compare.WorstRelativeError("mean entropy", expected.MeanEntropy, result.MeanEntropy);
-        Compare.WorstRelativeError("d hidden", expected.DHidden, dHidden.ToArray());
-        Compare.WorstRelativeError("d lm head", expected.DLmHead, dLmHead.ToArray());
+        Compare.WorstRelativeError("d hidden", expected.DHidden, dHidden.ToArray(), GradientTolerance);
+        Compare.WorstRelativeError("d lm head", expected.DLmHead, dLmHead.ToArray(), GradientTolerance);
         Assert.That(result.ClipRatioRegion, Is.EqualTo(expected.Objective.ClipRatioRegion).Within(1e-6));
         Assert.That(result.MeanKl, Is.EqualTo(expected.Objective.MeanKl).Within(1e-4 * Math.Max(1, expected.Objective.MeanKl)));
     }

@@ -5,10 +5,15 @@ namespace Grpo.Native.Tests.Support;
 /// <summary>Fresh random inputs for every run, with the seed printed so that a failure can be replayed.</summary>
 public static class TestRandom
 {
-    /// <summary>A generator seeded from NUnit's per-run randomizer; prints the seed.</summary>
+    /// <summary>Set it to a printed seed to replay a failing test: <c>GRPO_TEST_SEED=461754777 dotnet test ...</c>.</summary>
+    public const string SeedVariable = "GRPO_TEST_SEED";
+
+    /// <summary>A generator seeded from NUnit's per-run randomizer (or GRPO_TEST_SEED); prints the seed.</summary>
     public static Random Create()
     {
-        int seed = TestContext.CurrentContext.Random.Next();
+        int seed = int.TryParse(Environment.GetEnvironmentVariable(SeedVariable), out int replay)
+            ? replay
+            : TestContext.CurrentContext.Random.Next();
         TestContext.Out.WriteLine($"random seed {seed}");
         return new Random(seed);
     }
