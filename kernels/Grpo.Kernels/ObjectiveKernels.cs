@@ -22,6 +22,14 @@ public readonly record struct ObjectiveParameters(
 /// <param name="ClippedHigh">1 when ρ &gt; upper and A &gt; 0, else 0.</param>
 public readonly record struct ClippedTerm(float Loss, float DLossDRho, float ClippedLow, float ClippedHigh);
 
+/// <summary>One token's share of the objective (see <see cref="ObjectiveMath.Token"/>), before the aggregation weight.</summary>
+/// <param name="Loss">ℓ_t = −min(ρA, clamp(ρ)·A) + β·KL_t.</param>
+/// <param name="DLossDLogp">dℓ_t/dlogp_t through ρ (token level; at sequence level the same value is each token's share) and the KL.</param>
+/// <param name="Kl">KL_t (0 when β = 0).</param>
+/// <param name="ClippedLow">1 when clipped below, else 0.</param>
+/// <param name="ClippedHigh">1 when clipped above, else 0.</param>
+public readonly record struct TokenTerm(float Loss, float DLossDLogp, float Kl, float ClippedLow, float ClippedHigh);
+
 /// <summary>
 /// The per-token arithmetic of the GRPO objective, shared by the ILGPU kernels and the managed CPU
 /// backend so that both apply exactly the same clipping rule. No transcendental functions here:
@@ -43,6 +51,25 @@ public static class ObjectiveMath
         bool low = rho < lower && advantage < 0;
         bool high = rho > upper && advantage > 0;
         return new ClippedTerm(loss, low || high ? 0f : -advantage, low ? 1f : 0f, high ? 1f : 0f);
+    }
+
+    /// <summary>
+    /// One token's loss, gradient in logp, KL and clip flags: the clipped surrogate through ρ
+    /// (dρ/dlogp = ρ) plus β·KL with dKL/dlogp = 1 − e. <paramref name="d"/> = ref − logp and
+    /// <paramref name="e"/> = exp(d) are only used when β &gt; 0 (pass 0 and 1 otherwise), so the
+    /// reference log-probs need not be read at all when β = 0.
+    /// </summary>
+    public static TokenTerm Token(float rho, float advantage, float lower, float upper, float beta, float d, float e)
+    {
+        var clipped = Clipped(rho, advantage, lower, upper);
+        float loss = clipped.Loss, gradient = clipped.DLossDRho * rho, kl = 0f;
+        if (beta > 0f)
+        {
+            kl = Kl(d, e);
+            loss += beta * kl;
+            gradient -= beta * (d + kl); // β dKL/dlogp = β (1 − e) = −β (d + KL)
+        }
+        return new TokenTerm(loss, gradient, kl, clipped.ClippedLow, clipped.ClippedHigh);
     }
 
     /// <summary>
@@ -192,18 +219,11 @@ public static class ObjectiveKernels
             }
             float logp = logprobs[k];
             float rho = p.SequenceLevel != 0 ? sequenceRho : XMath.Exp(logp - oldLogprobs[k]);
-            var term = ObjectiveMath.Clipped(rho, advantage, p.Lower, p.Upper);
-            float tokenLoss = term.Loss, gradient = term.DLossDRho * rho;
-            if (p.Beta > 0f)
-            {
-                float d = refLogprobs[k] - logp;
-                float tokenKl = ObjectiveMath.Kl(d, XMath.Exp(d));
-                tokenLoss += p.Beta * tokenKl;
-                gradient -= p.Beta * (d + tokenKl); // β dKL/dlogp = β (1 − e)
-                kl += tokenKl;
-            }
-            dLogprobs[k] = weight * gradient;
-            loss += tokenLoss;
+            float d = p.Beta > 0f ? refLogprobs[k] - logp : 0f;
+            var term = ObjectiveMath.Token(rho, advantage, p.Lower, p.Upper, p.Beta, d, p.Beta > 0f ? XMath.Exp(d) : 1f);
+            dLogprobs[k] = weight * term.DLossDLogp;
+            loss += term.Loss;
+            kl += term.Kl;
             low += term.ClippedLow;
             high += term.ClippedHigh;
         }

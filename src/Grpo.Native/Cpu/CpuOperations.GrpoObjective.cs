@@ -93,18 +93,11 @@ internal sealed partial class CpuOperations
                 }
                 // At sequence level dρ/dlogp_c = ρ m_c / |o_i|, and the row's |o_i| tokens each pass
                 // c_i · dℓ/dρ, so token c gets c_i · dℓ/dρ · ρ: the token-level formula.
-                var term = ObjectiveMath.Clipped(rho[c], advantage, p.Lower, p.Upper);
-                float tokenLoss = term.Loss, gradient = term.DLossDRho * rho[c];
-                if (p.Beta > 0)
-                {
-                    float d = refRow[c] - logpRow[c];
-                    float tokenKl = ObjectiveMath.Kl(d, expKl[c]);
-                    tokenLoss += p.Beta * tokenKl;
-                    gradient -= p.Beta * (d + tokenKl); // β dKL/dlogp = β (1 − e)
-                    kl += tokenKl;
-                }
-                gradRow[c] = weight * gradient;
-                loss += tokenLoss;
+                float d = p.Beta > 0 ? refRow[c] - logpRow[c] : 0f;
+                var term = ObjectiveMath.Token(rho[c], advantage, p.Lower, p.Upper, p.Beta, d, p.Beta > 0 ? expKl[c] : 1f);
+                gradRow[c] = weight * term.DLossDLogp;
+                loss += term.Loss;
+                kl += term.Kl;
                 low += term.ClippedLow;
                 high += term.ClippedHigh;
             }
