@@ -62,25 +62,11 @@ public sealed class FusedGrpoLossTests
         k.Options.EpsilonLow, k.Options.EffectiveEpsilonHigh, k.Options.Beta,
         k.Options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence, k.Options.MaxCompletionLength);
 
-    /// <summary>The whole loss in double: forward reference, objective reference, backward reference.</summary>
-    private static (GrpoReferenceResult Objective, double[] Logprobs, double MeanEntropy, double[] DHidden, double[] DLmHead)
-        Reference(Case k, double[] hidden, double[] lmHead)
-    {
-        int m = k.N * k.T;
-        var forward = LogSoftmaxGatherReference.Forward(hidden, lmHead, k.Tokens, m, k.C, k.V, k.Temperature);
-        var objective = GrpoObjectiveReference.Compute(forward.Logprobs,
+    /// <summary>The whole loss in double, through the shared chain of references.</summary>
+    private static FusedGrpoLossReferenceResult Reference(Case k, double[] hidden, double[] lmHead) =>
+        FusedGrpoLossReference.Compute(hidden, lmHead, k.Tokens, TestRandom.ToDouble(k.Mask), TestRandom.ToDouble(k.Advantages),
             k.Old is null ? null : TestRandom.ToDouble(k.Old), k.Ref is null ? null : TestRandom.ToDouble(k.Ref),
-            TestRandom.ToDouble(k.Advantages), TestRandom.ToDouble(k.Mask), k.N, k.T, ReferenceOptions(k));
-        var (dHidden, dLmHead) = LogSoftmaxGatherReference.Backward(hidden, lmHead, k.Tokens, m, k.C, k.V, k.Temperature,
-            objective.Gradient);
-        double entropySum = 0, tokens = 0;
-        for (int i = 0; i < m; i++)
-        {
-            entropySum += forward.Entropy[i] * k.Mask[i];
-            tokens += k.Mask[i];
-        }
-        return (objective, forward.Logprobs, entropySum / Math.Max(tokens, 1), dHidden, dLmHead);
-    }
+            k.N, k.T, k.C, k.V, k.Temperature, ReferenceOptions(k));
 
     private static IEnumerable<TestCaseData> Cases()
     {
