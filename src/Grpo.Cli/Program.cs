@@ -1,0 +1,3 @@
+using Grpo.Cli;
+
+return GrpoCommand.Run(args, Console.Out, Console.Error);
