@@ -47,7 +47,11 @@ public static class GroupReduce
         return result;
     }
 
-    /// <summary>Integer sum over the group (exact, unlike a float sum of counts); every thread receives it.</summary>
+    /// <summary>
+    /// Integer sum over the group (exact, unlike a float sum of counts); every thread receives it.
+    /// A twin of the float <see cref="Sum(float)"/> rather than one generic method: ILGPU kernels
+    /// cannot call static-abstract interface members, so INumber-style generic math is not available.
+    /// </summary>
     public static int Sum(int value)
     {
         var scratch = SharedMemory.Allocate<int>(MaxGroupSize);
