@@ -15,8 +15,14 @@ public sealed class AttentionTests
     // dV_j = Σ_i p_ij dO_i adds dO rows of both signs. Each term carries the fp32 rounding of the scores
     // (an absolute error δ in s_ij is a relative error δ in p_ij, ~1e-7) and of the fp32 lse, so an
     // element that cancels to ~1e-3 of the tensor's largest shows up to ~2e-4 "relative" error (measured)
-    // while being right to fp32 precision. The forward output Σ_j p_ij v_j cancels less and keeps 1e-4.
+    // while being right to fp32 precision.
     private const double GradientTolerance = 1e-3;
+
+    // The forward output Σ_j p_ij v_j also adds values of both signs: an output near zero keeps the
+    // ~1e-7 absolute error of its O(1) terms, which against Compare's floor (1e-3 × the largest output)
+    // reads as up to 8.2e-5 relative over many seeds (typically 4e-5). 2e-4 keeps the test from
+    // flaking at the 1e-4 edge; the log-sum-exp has no cancellation and keeps the default 1e-4.
+    private const double OutputTolerance = 2e-4;
 
     // Sequence lengths (0 = an empty sequence: seqStarts repeats an offset), H, KVH, D.
     private static readonly (int[] Lengths, int H, int Kvh, int D)[] Shapes =
@@ -109,7 +115,7 @@ public sealed class AttentionTests
         using var s = new Set(device, x);
         s.Forward(device);
         var expected = x.Reference();
-        Compare.WorstRelativeError("output", expected.Output, s.Output.ToArray());
+        Compare.WorstRelativeError("output", expected.Output, s.Output.ToArray(), OutputTolerance);
         Compare.WorstRelativeError("logSumExp", expected.LogSumExp, s.Lse.ToArray());
     }
 
