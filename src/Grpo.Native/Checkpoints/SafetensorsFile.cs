@@ -277,7 +277,8 @@ public sealed class SafetensorsFile : IDisposable
         }
         if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
             throw new CheckpointFormatException($"{where} has no \"data_offsets\" array of two integers.");
-        if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end))
+        if (offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
+            || !offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end))
             throw new CheckpointFormatException($"{where} has data_offsets {offsets.GetRawText()} that are not 64-bit integers.");
         if (begin < 0 || end < begin)
             throw new CheckpointFormatException($"{where} has data_offsets [{begin}, {end}]; they must satisfy 0 <= begin <= end.");

@@ -279,6 +279,7 @@ public sealed class SafetensorsFileTests
         yield return Case("OverflowingShape", "{" + Tensor("w", "F32", "[2147483647,2147483647,2147483647]", 0, 16) + "}", d16, "overflow");
         yield return Case("SizeMismatch", "{" + Tensor("w", "F32", "[3]", 0, 16) + "}", d16, "needs 12");
         yield return Case("OffsetsPastData", "{" + Tensor("w", "F32", "[8]", 0, 32) + "}", d16, "past the end");
+        yield return Case("StringOffsets", "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[\"0\",16]}}", d16, "'w'");
         yield return Case("NegativeOffset", "{" + Tensor("w", "F32", "[4]", -16, 0) + "}", d16, "'w'");
         yield return Case("ReversedOffsets", "{" + Tensor("w", "F32", "[0]", 8, 4) + "}", d16, "'w'");
         yield return Case("Overlap", "{" + Tensor("u", "F32", "[3]", 0, 12) + "," + Tensor("w", "F32", "[2]", 8, 16) + "}", d16, "overlaps");
