@@ -1,0 +1,142 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+
+namespace Grpo.Native.Checkpoints;
+
+/// <summary>
+/// Writes safetensors files the way Hugging Face does (sorted names, header padded with spaces to a
+/// multiple of 8 bytes), atomically: a crash or exception never leaves a half-written checkpoint.
+/// </summary>
+public static class SafetensorsWriter
+{
+    /// <summary>
+    /// Writes <paramref name="tensors"/> to <paramref name="path"/>: first to a temporary file in the same
+    /// folder, flushed to disk, then moved over <paramref name="path"/>. On any exception the temporary
+    /// file is deleted and an existing file at <paramref name="path"/> is left untouched.
+    /// </summary>
+    /// <param name="path">destination file; its folder must exist</param>
+    /// <param name="tensors">name, shape and row-major fp32 values (product(shape) of them) of each tensor</param>
+    /// <param name="metadata">optional <c>__metadata__</c> strings (e.g. <c>{"format": "pt"}</c>)</param>
+    /// <param name="dtype">element type to store; F16 and BF16 round to nearest even</param>
+    public static void Write(
+        string path,
+        IEnumerable<(string name, int[] shape, ReadOnlyMemory<float> data)> tensors,
+        IReadOnlyDictionary<string, string>? metadata = null,
+        SafetensorsDType dtype = SafetensorsDType.F32)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(tensors);
+        _ = dtype.Size();
+        string fullPath = Path.GetFullPath(path);
+        string folder = Path.GetDirectoryName(fullPath)!;
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"The folder '{folder}' of '{nameof(path)}' does not exist; create it first.");
+
+        string tmp = Path.Combine(folder, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            // The header needs every offset before any data, so the (cheap) list of tensors is gathered first.
+            var list = Collect(tensors);
+            byte[] header = BuildHeader(list, metadata, dtype);
+            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                Span<byte> prefix = stackalloc byte[8];
+                BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
+                stream.Write(prefix);
+                stream.Write(header);
+                const int ChunkElements = 1 << 16;
+                var buffer = new byte[ChunkElements * dtype.Size()];
+                foreach (var (_, _, data) in list)
+                {
+                    for (int done = 0; done < data.Length; done += ChunkElements)
+                    {
+                        int n = Math.Min(ChunkElements, data.Length - done);
+                        var bytes = buffer.AsSpan(0, n * dtype.Size());
+                        SafetensorsDTypes.Encode(data.Span.Slice(done, n), dtype, bytes);
+                        stream.Write(bytes);
+                    }
+                }
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, fullPath, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); }
+            catch (IOException) { /* the original exception matters more than a leftover temp file */ }
+            catch (UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+
+    private static List<(string name, int[] shape, ReadOnlyMemory<float> data)> Collect(
+        IEnumerable<(string name, int[] shape, ReadOnlyMemory<float> data)> tensors)
+    {
+        var list = new List<(string name, int[] shape, ReadOnlyMemory<float> data)>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (name, shape, data) in tensors)
+        {
+            if (string.IsNullOrEmpty(name) || name == "__metadata__")
+                throw new ArgumentException($"Tensor name '{name}' is empty or reserved; give every tensor a distinct name.", nameof(tensors));
+            if (!names.Add(name))
+                throw new ArgumentException($"Tensor '{name}' appears twice in '{nameof(tensors)}'; names must be unique.", nameof(tensors));
+            ArgumentNullException.ThrowIfNull(shape, nameof(tensors));
+            long count = 1;
+            foreach (int dim in shape)
+            {
+                if (dim < 0)
+                    throw new ArgumentException($"Tensor '{name}' has shape [{string.Join(", ", shape)}] with a negative dimension.", nameof(tensors));
+                count = checked(count * dim);
+            }
+            if (count != data.Length)
+                throw new ArgumentException(
+                    $"Tensor '{name}' has shape [{string.Join(", ", shape)}] ({count} elements) but {data.Length} values; pass product(shape) values.",
+                    nameof(tensors));
+            list.Add((name, (int[])shape.Clone(), data));
+        }
+        list.Sort((a, b) => string.CompareOrdinal(a.name, b.name));
+        return list;
+    }
+
+    private static byte[] BuildHeader(
+        List<(string name, int[] shape, ReadOnlyMemory<float> data)> list,
+        IReadOnlyDictionary<string, string>? metadata, SafetensorsDType dtype)
+    {
+        using var json = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(json))
+        {
+            writer.WriteStartObject();
+            if (metadata is not null && metadata.Count > 0)
+            {
+                writer.WriteStartObject("__metadata__");
+                foreach (var (key, value) in metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                    writer.WriteString(key, value);
+                writer.WriteEndObject();
+            }
+            long offset = 0;
+            foreach (var (name, shape, data) in list)
+            {
+                long end = checked(offset + (long)data.Length * dtype.Size());
+                writer.WriteStartObject(name);
+                writer.WriteString("dtype", dtype.HeaderName());
+                writer.WriteStartArray("shape");
+                foreach (int dim in shape) writer.WriteNumberValue(dim);
+                writer.WriteEndArray();
+                writer.WriteStartArray("data_offsets");
+                writer.WriteNumberValue(offset);
+                writer.WriteNumberValue(end);
+                writer.WriteEndArray();
+                writer.WriteEndObject();
+                offset = end;
+            }
+            writer.WriteEndObject();
+        }
+        // Pad with spaces so that the data starts 8-byte aligned, as the reference implementation does.
+        int length = checked((int)json.Length);
+        int padded = (length + 7) / 8 * 8;
+        var header = new byte[padded];
+        json.GetBuffer().AsSpan(0, length).CopyTo(header);
+        header.AsSpan(length).Fill((byte)' ');
+        return header;
+    }
+}
