@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Grpo.Native.Operations;
 using Grpo.Native.Tensors;
@@ -50,7 +51,31 @@ internal sealed partial class CpuOperations
         float oneMinusBeta1 = 1 - s.Beta1, oneMinusBeta2 = 1 - s.Beta2;
         ParallelChunks((int)parameters.Length, (begin, length) =>
         {
-            for (int i = begin; i < begin + length; i++)
+            int end = begin + length, i = begin;
+            // Vector256 sqrt and divide round exactly like the scalar ones, so the tail and the body agree bit for bit.
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var b1 = Vector256.Create(oneMinusBeta1);
+                var beta2 = Vector256.Create(s.Beta2);
+                var b2 = Vector256.Create(oneMinusBeta2);
+                var bc2 = Vector256.Create(s.BiasCorrection2Sqrt);
+                var eps = Vector256.Create(s.Epsilon);
+                var decay = Vector256.Create(s.DecayFactor);
+                var stepSize = Vector256.Create(s.StepSize);
+                for (; i <= end - Vector256<float>.Count; i += Vector256<float>.Count)
+                {
+                    var gi = Vector256.LoadUnsafe(ref g[0], (nuint)i);
+                    var m0 = Vector256.LoadUnsafe(ref m[0], (nuint)i);
+                    var mi = m0 + b1 * (gi - m0);
+                    var vi = beta2 * Vector256.LoadUnsafe(ref v[0], (nuint)i) + b2 * gi * gi;
+                    mi.StoreUnsafe(ref m[0], (nuint)i);
+                    vi.StoreUnsafe(ref v[0], (nuint)i);
+                    var denom = Vector256.Sqrt(vi) / bc2 + eps;
+                    var pi = Vector256.LoadUnsafe(ref p[0], (nuint)i) * decay - stepSize * (mi / denom);
+                    pi.StoreUnsafe(ref p[0], (nuint)i);
+                }
+            }
+            for (; i < end; i++)
             {
                 float gi = g[i];
                 float mi = m[i] + oneMinusBeta1 * (gi - m[i]); // PyTorch's m.lerp_(g, 1 − β1)
