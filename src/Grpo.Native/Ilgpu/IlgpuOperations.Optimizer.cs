@@ -1,0 +1,49 @@
+using Grpo.Kernels;
+using Grpo.Native.Operations;
+using Grpo.Native.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Grpo.Native.Ilgpu;
+
+internal sealed partial class IlgpuOperations
+{
+    public double SumOfSquares(Tensor<float> values)
+    {
+        int blocks = OptimizerValidation.SumOfSquares(Device, values);
+        var view = View(values, nameof(values)).BaseView; // (P)
+        if (blocks == 0) return 0;
+        using var partials = Device.Accelerator.Allocate1D<float>(blocks); // (blocks)
+        var kernel = Device.Kernel(nameof(OptimizerKernels.SumOfSquaresBlocks), a =>
+            a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(OptimizerKernels.SumOfSquaresBlocks));
+        kernel(new KernelConfig(blocks, Device.RowGroupSize), view, OptimizerValidation.SumOfSquaresBlock, partials.View.BaseView);
+        // Reading back waits for the kernel; the blocks are added in order in double, as on the CPU.
+        double total = 0;
+        foreach (float p in partials.GetAsArray1D()) total += p;
+        return total;
+    }
+
+    public void Scale(Tensor<float> values, float scale)
+    {
+        OptimizerValidation.Scale(Device, values, scale);
+        var view = View(values, nameof(values)).BaseView; // (P)
+        if (view.Length == 0) return;
+        var kernel = Device.Kernel(nameof(OptimizerKernels.Scale), a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(OptimizerKernels.Scale));
+        kernel((int)view.Length, view, scale);
+    }
+
+    public void AdamWStep(Tensor<float> parameters, Tensor<float> gradients, Tensor<float> firstMoment, Tensor<float> secondMoment,
+        int step, float learningRate, AdamWOptions options)
+    {
+        var s = OptimizerValidation.AdamW(Device, parameters, gradients, firstMoment, secondMoment, step, learningRate, options);
+        var p = View(parameters, nameof(parameters)).BaseView;     // (P)
+        if (p.Length == 0) return;
+        var kernel = Device.Kernel(nameof(OptimizerKernels.AdamW), a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelScalars>(
+                OptimizerKernels.AdamW));
+        kernel((int)p.Length, p, View(gradients, nameof(gradients)).BaseView,
+            View(firstMoment, nameof(firstMoment)).BaseView, View(secondMoment, nameof(secondMoment)).BaseView,
+            new AdamWKernelScalars(s.Beta1, s.Beta2, s.Epsilon, s.DecayFactor, s.StepSize, s.BiasCorrection2Sqrt));
+    }
+}
