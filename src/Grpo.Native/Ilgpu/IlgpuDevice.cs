@@ -97,9 +97,12 @@ public sealed class IlgpuDevice : Device
     /// <summary>Threads in the group that reduces one row (a power of two).</summary>
     internal int RowGroupSize { get; }
 
-    /// <summary>Returns the kernel cached under <paramref name="name"/>, compiling it on first use.</summary>
-    internal TKernel Kernel<TKernel>(string name, Func<Accelerator, TKernel> load) where TKernel : Delegate =>
-        (TKernel)_kernels.GetOrAdd(name, _ => load(Accelerator));
+    /// <summary>
+    /// Returns the kernel <paramref name="name"/> of <paramref name="kernels"/>, compiling it on first use.
+    /// The key is the declaring type and the name: kernel families reuse short names (two are called Scale).
+    /// </summary>
+    internal TKernel Kernel<TKernel>(Type kernels, string name, Func<Accelerator, TKernel> load) where TKernel : Delegate =>
+        (TKernel)_kernels.GetOrAdd($"{kernels.FullName}.{name}", _ => load(Accelerator));
 
     /// <inheritdoc />
     public override void Synchronize() => Accelerator.Synchronize();

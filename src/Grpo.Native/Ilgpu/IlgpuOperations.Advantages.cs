@@ -27,7 +27,7 @@ internal sealed partial class IlgpuOperations
         var advantageView = View(advantages, nameof(advantages)).BaseView;       // (N)
         var stdView = View(groupStd, nameof(groupStd)).BaseView;                 // (N/G)
 
-        var groupStatistics = Device.Kernel(nameof(AdvantageKernels.GroupStatistics), a =>
+        var groupStatistics = Device.Kernel(typeof(AdvantageKernels), nameof(AdvantageKernels.GroupStatistics), a =>
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AdvantageSizes,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>>(
                 AdvantageKernels.GroupStatistics));
@@ -35,13 +35,13 @@ internal sealed partial class IlgpuOperations
             new AdvantageSizes(n, f, groupSize), rewardView, advantageView,
             View(groupMean, nameof(groupMean)).BaseView, stdView, zeroStd.View.BaseView);
 
-        var batchStatistics = Device.Kernel(nameof(AdvantageKernels.BatchStatistics), a =>
+        var batchStatistics = Device.Kernel(typeof(AdvantageKernels), nameof(AdvantageKernels.BatchStatistics), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>>(AdvantageKernels.BatchStatistics));
         batchStatistics(new KernelConfig(1, Device.RowGroupSize), rewardView, zeroStd.View.BaseView, stats.View.BaseView);
 
         if (scaling != RewardScaling.None)
         {
-            var scale = Device.Kernel(nameof(AdvantageKernels.Scale), a =>
+            var scale = Device.Kernel(typeof(AdvantageKernels), nameof(AdvantageKernels.Scale), a =>
                 a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(
                     AdvantageKernels.Scale));
             scale(n, advantageView, stdView, stats.View.BaseView, groupSize,

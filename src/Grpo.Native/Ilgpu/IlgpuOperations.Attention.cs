@@ -24,7 +24,7 @@ internal sealed partial class IlgpuOperations
         var v = View(value, nameof(value)).BaseView;             // (M, KVH, D)
         var starts = View(seqStarts, nameof(seqStarts)).BaseView; // (B+1)
         AttentionValidation.SeqStarts(seqStarts.ToArray(), m);    // (B+1) ints: a tiny download
-        var forward = Device.Kernel(nameof(AttentionKernels.AttentionForward), accelerator =>
+        var forward = Device.Kernel(typeof(AttentionKernels), nameof(AttentionKernels.AttentionForward), accelerator =>
             accelerator.LoadStreamKernel<AttentionArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
                 ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionForward));
         forward(new KernelConfig(m * h, Device.RowGroupSize), new AttentionArgs(h, kvh, d, b, scale), q, k, v, starts, o, lse);
@@ -48,10 +48,10 @@ internal sealed partial class IlgpuOperations
         var starts = View(seqStarts, nameof(seqStarts)).BaseView; // (B+1)
         AttentionValidation.SeqStarts(seqStarts.ToArray(), m);    // (B+1) ints: a tiny download
         var args = new AttentionArgs(h, kvh, d, b, scale);
-        var queryKernel = Device.Kernel(nameof(AttentionKernels.AttentionBackwardQuery), accelerator =>
+        var queryKernel = Device.Kernel(typeof(AttentionKernels), nameof(AttentionKernels.AttentionBackwardQuery), accelerator =>
             accelerator.LoadStreamKernel<AttentionArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionBackwardQuery));
-        var keyValueKernel = Device.Kernel(nameof(AttentionKernels.AttentionBackwardKeyValue), accelerator =>
+        var keyValueKernel = Device.Kernel(typeof(AttentionKernels), nameof(AttentionKernels.AttentionBackwardKeyValue), accelerator =>
             accelerator.LoadStreamKernel<AttentionArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionBackwardKeyValue));
 

@@ -28,16 +28,16 @@ internal sealed partial class IlgpuOperations
         var rows = new KernelConfig(n, Device.RowGroupSize);
         var single = new KernelConfig(1, Device.RowGroupSize);
 
-        var rowPrepare = Device.Kernel(nameof(ObjectiveKernels.RowPrepare), a =>
+        var rowPrepare = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.RowPrepare), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ObjectiveParameters, ArrayView<float>>(
                 ObjectiveKernels.RowPrepare));
         rowPrepare(rows, logp, old, maskView, p, rowStats.View.BaseView);
 
-        var totals = Device.Kernel(nameof(ObjectiveKernels.Totals), a =>
+        var totals = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.Totals), a =>
             a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(ObjectiveKernels.Totals));
         totals(single, rowStats.View.BaseView, n, scalars.View.BaseView);
 
-        var tokenTerms = Device.Kernel(nameof(ObjectiveKernels.TokenTerms), a =>
+        var tokenTerms = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.TokenTerms), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ObjectiveParameters, ArrayView<float>, ArrayView<float>>(
                 ObjectiveKernels.TokenTerms));
@@ -45,7 +45,7 @@ internal sealed partial class IlgpuOperations
             rowStats.View.BaseView, scalars.View.BaseView, p, View(dLogprobs, nameof(dLogprobs)).BaseView,
             rowTerms.View.BaseView);
 
-        var finish = Device.Kernel(nameof(ObjectiveKernels.Finish), a =>
+        var finish = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.Finish), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ObjectiveParameters, ArrayView<float>>(ObjectiveKernels.Finish));
         finish(single, rowStats.View.BaseView, rowTerms.View.BaseView, p, scalars.View.BaseView);
 

@@ -37,7 +37,7 @@ internal sealed partial class IlgpuOperations
     internal void Matmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
         if (args.M == 0 || args.N == 0) return;
-        var kernel = Device.Kernel(nameof(MatmulKernels.Matmul), accelerator =>
+        var kernel = Device.Kernel(typeof(MatmulKernels), nameof(MatmulKernels.Matmul), accelerator =>
             accelerator.LoadStreamKernel<MatmulArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(MatmulKernels.Matmul));
         int side = MatmulGroupSide, tile = MatmulKernels.RegisterTile * side;
         var grid = new Index2D((args.N + tile - 1) / tile, (args.M + tile - 1) / tile);
@@ -66,7 +66,7 @@ internal sealed partial class IlgpuOperations
         var ent = entropy is null ? lse : View(entropy, nameof(entropy)).BaseView; // (M)
         LogSoftmaxGatherValidation.Targets(targets.ToArray(), v); // (M) ints: a tiny download
         float invT = 1f / temperature;
-        var rows = Device.Kernel(nameof(LogSoftmaxGatherKernels.RowStatistics), accelerator =>
+        var rows = Device.Kernel(typeof(LogSoftmaxGatherKernels), nameof(LogSoftmaxGatherKernels.RowStatistics), accelerator =>
             accelerator.LoadStreamKernel<GatherRowArgs, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
                 LogSoftmaxGatherKernels.RowStatistics));
 
@@ -104,7 +104,7 @@ internal sealed partial class IlgpuOperations
         var dw = View(dLmHead, nameof(dLmHead)).BaseView;         // (V, C)
         LogSoftmaxGatherValidation.Targets(targets.ToArray(), v); // (M) ints: a tiny download
         float invT = 1f / temperature;
-        var gradient = Device.Kernel(nameof(LogSoftmaxGatherKernels.SoftmaxGradient), accelerator =>
+        var gradient = Device.Kernel(typeof(LogSoftmaxGatherKernels), nameof(LogSoftmaxGatherKernels.SoftmaxGradient), accelerator =>
             accelerator.LoadStreamKernel<GatherRowArgs, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
                 LogSoftmaxGatherKernels.SoftmaxGradient));
 

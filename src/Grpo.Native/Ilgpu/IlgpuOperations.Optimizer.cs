@@ -14,7 +14,7 @@ internal sealed partial class IlgpuOperations
         var view = View(values, nameof(values)).BaseView; // (P)
         if (blocks == 0) return 0;
         using var partials = Device.Accelerator.Allocate1D<float>(blocks); // (blocks)
-        var kernel = Device.Kernel(nameof(OptimizerKernels.SumOfSquaresBlocks), a =>
+        var kernel = Device.Kernel(typeof(OptimizerKernels), nameof(OptimizerKernels.SumOfSquaresBlocks), a =>
             a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(OptimizerKernels.SumOfSquaresBlocks));
         kernel(new KernelConfig(blocks, Device.RowGroupSize), view, OptimizerValidation.SumOfSquaresBlock, partials.View.BaseView);
         // Reading back waits for the kernel; the blocks are added in order in double, as on the CPU.
@@ -28,7 +28,7 @@ internal sealed partial class IlgpuOperations
         OptimizerValidation.Scale(Device, values, scale);
         var view = View(values, nameof(values)).BaseView; // (P)
         if (view.Length == 0) return;
-        var kernel = Device.Kernel(nameof(OptimizerKernels.Scale), a =>
+        var kernel = Device.Kernel(typeof(OptimizerKernels), nameof(OptimizerKernels.Scale), a =>
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(OptimizerKernels.Scale));
         kernel((int)view.Length, view, scale);
     }
@@ -39,7 +39,7 @@ internal sealed partial class IlgpuOperations
         var s = OptimizerValidation.AdamW(Device, parameters, gradients, firstMoment, secondMoment, step, learningRate, options);
         var p = View(parameters, nameof(parameters)).BaseView;     // (P)
         if (p.Length == 0) return;
-        var kernel = Device.Kernel(nameof(OptimizerKernels.AdamW), a =>
+        var kernel = Device.Kernel(typeof(OptimizerKernels), nameof(OptimizerKernels.AdamW), a =>
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWKernelScalars>(
                 OptimizerKernels.AdamW));
         kernel((int)p.Length, p, View(gradients, nameof(gradients)).BaseView,

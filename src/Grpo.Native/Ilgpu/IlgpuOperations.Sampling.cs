@@ -17,7 +17,7 @@ internal sealed partial class IlgpuOperations
         var x = View(logits, nameof(logits)); // (R, V)
         var outTokens = View(tokens, nameof(tokens)); // (R)
         var outLogprobs = View(logprobs, nameof(logprobs)); // (R)
-        var kernel = Device.Kernel(nameof(SamplingKernels.SampleRows), a =>
+        var kernel = Device.Kernel(typeof(SamplingKernels), nameof(SamplingKernels.SampleRows), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, SamplingParameters>(
                 SamplingKernels.SampleRows));
         // One group per row: the group reduces the row, so rows never share a reduction.
