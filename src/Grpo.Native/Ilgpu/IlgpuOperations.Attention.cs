@@ -11,7 +11,7 @@ internal sealed partial class IlgpuOperations
     private readonly object _attentionGate = new();
 
     /// <summary>The (M, H) D_i = dO_i·O_i scratch of the backward, allocated on first use and grown when a call needs more.</summary>
-    private MemoryBuffer1D<float, Stride1D.Dense>? _attentionDelta;
+    private ReusableDeviceBuffer? _attentionDelta;
 
     public void AttentionForward(Tensor<float> output, Tensor<float> logSumExp,
         Tensor<float> query, Tensor<float> key, Tensor<float> value, Tensor<int> seqStarts, float scale)
@@ -64,17 +64,5 @@ internal sealed partial class IlgpuOperations
         }
     }
 
-    private ArrayView<float> AttentionDelta(long length)
-    {
-        if (_attentionDelta is null || _attentionDelta.Length < length)
-        {
-            if (_attentionDelta is not null)
-            {
-                Device.Synchronize(); // queued kernels may still read the old buffer
-                _attentionDelta.Dispose();
-            }
-            _attentionDelta = Device.Accelerator.Allocate1D<float>(length);
-        }
-        return _attentionDelta.View.BaseView.SubView(0, length);
-    }
+    private ArrayView<float> AttentionDelta(long length) => (_attentionDelta ??= new ReusableDeviceBuffer(Device)).Get(length);
 }

@@ -14,7 +14,7 @@ internal sealed partial class IlgpuOperations
     private readonly object _gatherGate = new();
 
     /// <summary>The (chunk, V) logits scratch, allocated on first use and grown when a call needs more.</summary>
-    private MemoryBuffer1D<float, Stride1D.Dense>? _gatherScratch;
+    private ReusableDeviceBuffer? _gatherScratch;
 
     /// <summary>Tokens per chunk: as many as fit in 64 MiB of logits, at least one, at most M.</summary>
     internal static int GatherChunkTokens(int m, int v) => (int)Math.Clamp(GatherChunkBytes / (4L * v), 1, m);
@@ -125,17 +125,5 @@ internal sealed partial class IlgpuOperations
         }
     }
 
-    private ArrayView<float> GatherScratch(long length)
-    {
-        if (_gatherScratch is null || _gatherScratch.Length < length)
-        {
-            if (_gatherScratch is not null)
-            {
-                Device.Synchronize(); // queued kernels may still read the old buffer
-                _gatherScratch.Dispose();
-            }
-            _gatherScratch = Device.Accelerator.Allocate1D<float>(length);
-        }
-        return _gatherScratch.View.BaseView.SubView(0, length);
-    }
+    private ArrayView<float> GatherScratch(long length) => (_gatherScratch ??= new ReusableDeviceBuffer(Device)).Get(length);
 }
