@@ -13,12 +13,12 @@ internal sealed partial class CpuOperations
     {
         var (n, f, groups) = AdvantageValidation.Validate(
             Device, rewardsPerFunction, weights, groupSize, scaling, rewards, advantages, groupMean, groupStd);
-        float[] input = Data(rewardsPerFunction, nameof(rewardsPerFunction)); // (N, F)
+        CpuBuffer<float> input = Data(rewardsPerFunction, nameof(rewardsPerFunction)); // (N, F)
         AdvantageValidation.RewardsAreFiniteOrMissing(input, f);
-        float[] r = Data(rewards, nameof(rewards));             // (N)
-        float[] a = Data(advantages, nameof(advantages));       // (N)
-        float[] mean = Data(groupMean, nameof(groupMean));      // (N/G)
-        float[] std = Data(groupStd, nameof(groupStd));         // (N/G)
+        CpuBuffer<float> r = Data(rewards, nameof(rewards));             // (N)
+        CpuBuffer<float> a = Data(advantages, nameof(advantages));       // (N)
+        CpuBuffer<float> mean = Data(groupMean, nameof(groupMean));      // (N/G)
+        CpuBuffer<float> std = Data(groupStd, nameof(groupStd));         // (N/G)
 
         int missing = 0;
         for (int i = 0; i < n; i++)

@@ -27,12 +27,12 @@ internal sealed partial class CpuOperations
         Tensor<float> query, Tensor<float> key, Tensor<float> value, Tensor<int> seqStarts, float scale)
     {
         var (m, h, kvh, d, _) = AttentionValidation.Forward(output, logSumExp, query, key, value, seqStarts, scale);
-        float[] o = Data(output, nameof(output));          // (M, H, D)
-        float[] lse = Data(logSumExp, nameof(logSumExp));  // (M, H)
-        float[] q = Data(query, nameof(query));            // (M, H, D)
-        float[] k = Data(key, nameof(key));                // (M, KVH, D)
-        float[] v = Data(value, nameof(value));            // (M, KVH, D)
-        int[] starts = Data(seqStarts, nameof(seqStarts)); // (B+1)
+        CpuBuffer<float> o = Data(output, nameof(output));          // (M, H, D)
+        CpuBuffer<float> lse = Data(logSumExp, nameof(logSumExp));  // (M, H)
+        CpuBuffer<float> q = Data(query, nameof(query));            // (M, H, D)
+        CpuBuffer<float> k = Data(key, nameof(key));                // (M, KVH, D)
+        CpuBuffer<float> v = Data(value, nameof(value));            // (M, KVH, D)
+        CpuBuffer<int> starts = Data(seqStarts, nameof(seqStarts)); // (B+1)
         int longest = AttentionValidation.SeqStarts(starts, m);
         int group = h / kvh;
 
@@ -72,16 +72,16 @@ internal sealed partial class CpuOperations
     {
         var (m, h, kvh, d, _) = AttentionValidation.Backward(dQuery, dKey, dValue, dOutput, query, key, value,
             output, logSumExp, seqStarts, scale);
-        float[] dq = Data(dQuery, nameof(dQuery));         // (M, H, D)
-        float[] dk = Data(dKey, nameof(dKey));             // (M, KVH, D)
-        float[] dv = Data(dValue, nameof(dValue));         // (M, KVH, D)
-        float[] dO = Data(dOutput, nameof(dOutput));       // (M, H, D)
-        float[] q = Data(query, nameof(query));            // (M, H, D)
-        float[] k = Data(key, nameof(key));                // (M, KVH, D)
-        float[] v = Data(value, nameof(value));            // (M, KVH, D)
-        float[] o = Data(output, nameof(output));          // (M, H, D)
-        float[] lse = Data(logSumExp, nameof(logSumExp));  // (M, H)
-        int[] starts = Data(seqStarts, nameof(seqStarts)); // (B+1)
+        CpuBuffer<float> dq = Data(dQuery, nameof(dQuery));         // (M, H, D)
+        CpuBuffer<float> dk = Data(dKey, nameof(dKey));             // (M, KVH, D)
+        CpuBuffer<float> dv = Data(dValue, nameof(dValue));         // (M, KVH, D)
+        CpuBuffer<float> dO = Data(dOutput, nameof(dOutput));       // (M, H, D)
+        CpuBuffer<float> q = Data(query, nameof(query));            // (M, H, D)
+        CpuBuffer<float> k = Data(key, nameof(key));                // (M, KVH, D)
+        CpuBuffer<float> v = Data(value, nameof(value));            // (M, KVH, D)
+        CpuBuffer<float> o = Data(output, nameof(output));          // (M, H, D)
+        CpuBuffer<float> lse = Data(logSumExp, nameof(logSumExp));  // (M, H)
+        CpuBuffer<int> starts = Data(seqStarts, nameof(seqStarts)); // (B+1)
         int longest = AttentionValidation.SeqStarts(starts, m);
         int group = h / kvh;
         var delta = new float[m * h]; // (M, H) D_i = dO_i·O_i, needed by every key row of the prefix
@@ -161,7 +161,7 @@ internal sealed partial class CpuOperations
     /// Work items over (sequence, head, block of rows); empty sequences give none, and no item ever
     /// spans two sequences.
     /// </summary>
-    private static AttentionBlock[] AttentionBlocks(int[] starts, int heads)
+    private static AttentionBlock[] AttentionBlocks(ReadOnlySpan<int> starts, int heads)
     {
         var blocks = new List<AttentionBlock>();
         for (int b = 0; b + 1 < starts.Length; b++)

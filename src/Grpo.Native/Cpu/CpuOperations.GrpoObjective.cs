@@ -13,14 +13,14 @@ internal sealed partial class CpuOperations
     {
         var p = GrpoObjectiveValidation.Validate(Device, logprobs, oldLogprobs, refLogprobs, advantages, mask, options, dLogprobs);
         int n = p.Completions, t = p.Tokens;
-        float[] logp = Data(logprobs, nameof(logprobs));                                          // (N, T)
+        CpuBuffer<float> logp = Data(logprobs, nameof(logprobs));                                          // (N, T)
         // μ = 1: the old policy is the current one, detached, so ρ = exp(0) = 1 exactly.
-        float[] old = oldLogprobs is null ? logp : Data(oldLogprobs, nameof(oldLogprobs));       // (N, T)
+        CpuBuffer<float> old = oldLogprobs is null ? logp : Data(oldLogprobs, nameof(oldLogprobs));       // (N, T)
         // β = 0: the reference is never read; any array of the right length stands in.
-        float[] reference = p.Beta > 0 ? Data(refLogprobs!, nameof(refLogprobs)) : logp;         // (N, T)
-        float[] adv = Data(advantages, nameof(advantages));                                      // (N)
-        float[] m = Data(mask, nameof(mask));                                                    // (N, T)
-        float[] grad = Data(dLogprobs, nameof(dLogprobs));                                       // (N, T)
+        CpuBuffer<float> reference = p.Beta > 0 ? Data(refLogprobs!, nameof(refLogprobs)) : logp;         // (N, T)
+        CpuBuffer<float> adv = Data(advantages, nameof(advantages));                                      // (N)
+        CpuBuffer<float> m = Data(mask, nameof(mask));                                                    // (N, T)
+        CpuBuffer<float> grad = Data(dLogprobs, nameof(dLogprobs));                                       // (N, T)
 
         // Pass 1, per row: token counts, mask check, GSPO's mean log-ratio. The batch token count
         // is needed before any gradient can be written (bnpo/dapo normalise by it).

@@ -44,12 +44,12 @@ internal sealed partial class CpuOperations
     {
         var (m, c, v) = LogSoftmaxGatherValidation.Forward(hidden, lmHead, targets, temperature, logprobs, logSumExp, entropy);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
-        float[] h = Data(hidden, nameof(hidden));          // (M, C)
-        float[] w = Data(lmHead, nameof(lmHead));          // (V, C)
-        int[] y = Data(targets, nameof(targets));          // (M)
-        float[] logp = Data(logprobs, nameof(logprobs));   // (M)
-        float[] lse = Data(logSumExp, nameof(logSumExp));  // (M)
-        float[]? ent = entropy is null ? null : Data(entropy, nameof(entropy)); // (M)
+        CpuBuffer<float> h = Data(hidden, nameof(hidden));          // (M, C)
+        CpuBuffer<float> w = Data(lmHead, nameof(lmHead));          // (V, C)
+        CpuBuffer<int> y = Data(targets, nameof(targets));          // (M)
+        CpuBuffer<float> logp = Data(logprobs, nameof(logprobs));   // (M)
+        CpuBuffer<float> lse = Data(logSumExp, nameof(logSumExp));  // (M)
+        CpuBuffer<float>? ent = entropy is null ? null : Data(entropy, nameof(entropy)); // (M)
         LogSoftmaxGatherValidation.Targets(y, v);
         float invT = 1f / temperature;
 
@@ -72,7 +72,7 @@ internal sealed partial class CpuOperations
                     lse[row] = max + logSum;
                     logp[row] = z[y[row]] * invT - max - logSum;
                     // Entropy is shift-invariant: lse − Σ p z = log S − Σ e (z − max) / S.
-                    if (ent is not null) ent[row] = logSum - weighted / sum;
+                    if (ent is { } entropyOut) entropyOut[row] = logSum - weighted / sum;
                 });
             }
         }
@@ -95,13 +95,13 @@ internal sealed partial class CpuOperations
     {
         var (m, c, v) = LogSoftmaxGatherValidation.Backward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
-        float[] h = Data(hidden, nameof(hidden));           // (M, C)
-        float[] w = Data(lmHead, nameof(lmHead));           // (V, C)
-        int[] y = Data(targets, nameof(targets));           // (M)
-        float[] lse = Data(logSumExp, nameof(logSumExp));   // (M)
-        float[] g = Data(dLogprobs, nameof(dLogprobs));     // (M)
-        float[] dh = Data(dHidden, nameof(dHidden));        // (M, C)
-        float[] dw = Data(dLmHead, nameof(dLmHead));        // (V, C)
+        CpuBuffer<float> h = Data(hidden, nameof(hidden));           // (M, C)
+        CpuBuffer<float> w = Data(lmHead, nameof(lmHead));           // (V, C)
+        CpuBuffer<int> y = Data(targets, nameof(targets));           // (M)
+        CpuBuffer<float> lse = Data(logSumExp, nameof(logSumExp));   // (M)
+        CpuBuffer<float> g = Data(dLogprobs, nameof(dLogprobs));     // (M)
+        CpuBuffer<float> dh = Data(dHidden, nameof(dHidden));        // (M, C)
+        CpuBuffer<float> dw = Data(dLmHead, nameof(dLmHead));        // (V, C)
         LogSoftmaxGatherValidation.Targets(y, v);
         float invT = 1f / temperature;
 

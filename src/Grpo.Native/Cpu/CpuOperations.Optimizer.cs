@@ -13,7 +13,7 @@ internal sealed partial class CpuOperations
     public double SumOfSquares(Tensor<float> values)
     {
         int blocks = OptimizerValidation.SumOfSquares(Device, values);
-        float[] x = Data(values, nameof(values)); // (P)
+        CpuBuffer<float> x = Data(values, nameof(values)); // (P)
         int n = (int)values.Length;
         var partials = new float[blocks];          // (blocks)
         // Each block's fp32 sum is computed by one thread over a fixed range: the same bits for any thread count.
@@ -31,7 +31,7 @@ internal sealed partial class CpuOperations
     public void Scale(Tensor<float> values, float scale)
     {
         OptimizerValidation.Scale(Device, values, scale);
-        float[] x = Data(values, nameof(values)); // (P)
+        CpuBuffer<float> x = Data(values, nameof(values)); // (P)
         int n = (int)values.Length;
         ParallelChunks(n, (begin, length) =>
         {
@@ -44,10 +44,10 @@ internal sealed partial class CpuOperations
         int step, float learningRate, AdamWOptions options)
     {
         var s = OptimizerValidation.AdamW(Device, parameters, gradients, firstMoment, secondMoment, step, learningRate, options);
-        float[] p = Data(parameters, nameof(parameters));     // (P)
-        float[] g = Data(gradients, nameof(gradients));       // (P)
-        float[] m = Data(firstMoment, nameof(firstMoment));   // (P)
-        float[] v = Data(secondMoment, nameof(secondMoment)); // (P)
+        CpuBuffer<float> p = Data(parameters, nameof(parameters));     // (P)
+        CpuBuffer<float> g = Data(gradients, nameof(gradients));       // (P)
+        CpuBuffer<float> m = Data(firstMoment, nameof(firstMoment));   // (P)
+        CpuBuffer<float> v = Data(secondMoment, nameof(secondMoment)); // (P)
         float oneMinusBeta1 = 1 - s.Beta1, oneMinusBeta2 = 1 - s.Beta2;
         ParallelChunks((int)parameters.Length, (begin, length) =>
         {

@@ -16,16 +16,16 @@ internal sealed partial class CpuOperations
         Tensor<int> tokens /* (R) */, Tensor<float> logprobs /* (R) */)
     {
         var (rows, p) = SamplingValidation.Validate(logits, options, seed, step, tokens, logprobs);
-        float[] x = Data(logits, nameof(logits)); // (R, V)
-        int[] outTokens = Data(tokens, nameof(tokens)); // (R)
-        float[] outLogprobs = Data(logprobs, nameof(logprobs)); // (R)
+        CpuBuffer<float> x = Data(logits, nameof(logits)); // (R, V)
+        CpuBuffer<int> outTokens = Data(tokens, nameof(tokens)); // (R)
+        CpuBuffer<float> outLogprobs = Data(logprobs, nameof(logprobs)); // (R)
         int vocab = p.Vocab;
         int firstBadRow = int.MaxValue;
 
         // Each row is sampled start to finish by one thread, so the result cannot depend on the thread count.
         Parallel.For(0, rows, Device.Parallelism, () => SamplingScratch.ForThisThread(vocab), (row, _, scratch) =>
         {
-            var logitsRow = new ReadOnlySpan<float>(x, row * vocab, vocab); // (V)
+            ReadOnlySpan<float> logitsRow = x.AsSpan(row * vocab, vocab); // (V)
             if (!SampleRow(logitsRow, row, p, scratch, out outTokens[row], out outLogprobs[row]))
                 InterlockedMin(ref firstBadRow, row);
             return scratch;
@@ -33,7 +33,7 @@ internal sealed partial class CpuOperations
 
         if (firstBadRow != int.MaxValue)
         {
-            var bad = new ReadOnlySpan<float>(x, firstBadRow * vocab, vocab); // (V)
+            ReadOnlySpan<float> bad = x.AsSpan(firstBadRow * vocab, vocab); // (V)
             int column = 0;
             while (column < vocab && float.IsFinite(bad[column] * p.InverseTemperature)) column++;
             throw new ArgumentException(

@@ -9,10 +9,10 @@ internal sealed partial class CpuOperations : IGrpoOperations
 
     public CpuDevice Device { get; }
 
-    /// <summary>The backing array of a tensor that lives on this device.</summary>
-    internal T[] Data<T>(Tensors.Tensor<T> tensor, string argumentName) where T : unmanaged
+    /// <summary>The elements of a tensor that lives on this device (a window of its storage when the tensor is a slice).</summary>
+    internal CpuBuffer<T> Data<T>(Tensors.Tensor<T> tensor, string argumentName) where T : unmanaged
     {
         Guard.OnDevice(tensor, Device, argumentName);
-        return ((CpuStorage<T>)tensor.Storage).Data;
+        return new CpuBuffer<T>(((CpuStorage<T>)tensor.Storage).Data, (int)tensor.Offset, (int)tensor.Length);
     }
 }

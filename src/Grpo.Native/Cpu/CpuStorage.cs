@@ -16,8 +16,8 @@ internal sealed class CpuStorage<T> : TensorStorage<T> where T : unmanaged
     /// <summary>The elements, row-major.</summary>
     public T[] Data { get; }
 
-    public override void CopyFrom(ReadOnlySpan<T> source) => source.CopyTo(Data);
-    public override void CopyTo(Span<T> destination) => Data.AsSpan().CopyTo(destination);
-    public override void Fill(T value) => Data.AsSpan().Fill(value);
+    public override void CopyFrom(long offset, ReadOnlySpan<T> source) => source.CopyTo(Data.AsSpan((int)offset));
+    public override void CopyTo(long offset, Span<T> destination) => Data.AsSpan((int)offset, destination.Length).CopyTo(destination);
+    public override void Fill(long offset, long length, T value) => Data.AsSpan((int)offset, (int)length).Fill(value);
     public override void Dispose() { }
 }

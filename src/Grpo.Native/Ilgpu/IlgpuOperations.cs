@@ -13,10 +13,10 @@ internal sealed partial class IlgpuOperations : IGrpoOperations
 
     public IlgpuDevice Device { get; }
 
-    /// <summary>The device view of a tensor that lives on this device.</summary>
+    /// <summary>The device view of a tensor that lives on this device (a window of its storage when the tensor is a slice).</summary>
     internal ArrayView1D<T, Stride1D.Dense> View<T>(Tensor<T> tensor, string argumentName) where T : unmanaged
     {
         Guard.OnDevice(tensor, Device, argumentName);
-        return ((IlgpuStorage<T>)tensor.Storage).View;
+        return ((IlgpuStorage<T>)tensor.Storage).View.SubView(tensor.Offset, tensor.Length);
     }
 }

@@ -15,19 +15,21 @@ internal sealed class IlgpuStorage<T> : TensorStorage<T> where T : unmanaged
     /// <summary>The elements, row-major.</summary>
     public ArrayView1D<T, Stride1D.Dense> View => _buffer.View;
 
-    public override void CopyFrom(ReadOnlySpan<T> source) => _buffer.View.BaseView.CopyFromCPU(source);
+    public override void CopyFrom(long offset, ReadOnlySpan<T> source) =>
+        _buffer.View.BaseView.SubView(offset, source.Length).CopyFromCPU(source);
 
-    public override void CopyTo(Span<T> destination) => _buffer.View.BaseView.CopyToCPU(destination);
+    public override void CopyTo(long offset, Span<T> destination) =>
+        _buffer.View.BaseView.SubView(offset, destination.Length).CopyToCPU(destination);
 
-    public override void Fill(T value)
+    public override void Fill(long offset, long length, T value)
     {
-        if (value.Equals(default(T))) _buffer.MemSetToZero();
+        if (value.Equals(default(T))) _buffer.View.BaseView.SubView(offset, length).MemSetToZero();
         else
         {
             // Rare (tests poison outputs this way), so a host array staged through one copy is fine.
-            var host = new T[checked((int)_buffer.Length)];
+            var host = new T[checked((int)length)];
             Array.Fill(host, value);
-            CopyFrom(host);
+            CopyFrom(offset, host);
         }
     }
 

@@ -19,11 +19,12 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
         _storage = storage;
     }
 
-    private Tensor(Tensor<T> owner, TensorShape shape)
+    private Tensor(Tensor<T> owner, TensorShape shape, long offset)
     {
         Device = owner.Device;
         Shape = shape;
         _owner = owner;
+        Offset = offset;
     }
 
     /// <summary>The device that owns the memory.</summary>
@@ -38,8 +39,11 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
     /// <summary>True once <see cref="Dispose"/> has run (for a view: once its original was disposed).</summary>
     public bool IsDisposed => (_owner ?? this)._storage is null;
 
-    /// <summary>True when this tensor is a view (see <see cref="Reshape"/>) of another tensor's memory.</summary>
+    /// <summary>True when this tensor is a view (see <see cref="Reshape"/> and <see cref="Slice"/>) of another tensor's memory.</summary>
     public bool IsView => _owner is not null;
+
+    /// <summary>Where element 0 lies in the storage, in elements: 0 unless this is a <see cref="Slice"/>.</summary>
+    internal long Offset { get; }
 
     internal TensorStorage<T> Storage =>
         (_owner is null ? _storage : _owner._storage)
@@ -57,7 +61,24 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
                 $"Cannot view the tensor of shape {Shape} ({Length} elements) as {newShape} ({newShape.ElementCount} elements).",
                 nameof(shape));
         _ = Storage; // a disposed tensor has nothing to view
-        return new Tensor<T>(_owner ?? this, newShape);
+        return new Tensor<T>(_owner ?? this, newShape, Offset);
+    }
+
+    /// <summary>
+    /// A view of the elements [<paramref name="offset"/>, offset + count) of this tensor, read
+    /// row-major, with the given shape: one named parameter inside a model's single parameter
+    /// buffer, say. Like <see cref="Reshape"/>, the view owns nothing and is valid only while the original lives.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The window does not fit inside this tensor.</exception>
+    public Tensor<T> Slice(long offset, params int[] shape)
+    {
+        var newShape = new TensorShape(shape);
+        if (offset < 0 || offset + newShape.ElementCount > Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset,
+                $"A slice of shape {newShape} ({newShape.ElementCount} elements) at offset {offset} does not fit inside " +
+                $"the tensor of shape {Shape} ({Length} elements).");
+        _ = Storage;
+        return new Tensor<T>(_owner ?? this, newShape, Offset + offset);
     }
 
     /// <summary>Copies host data into the tensor; <paramref name="source"/> must have exactly <see cref="Length"/> elements.</summary>
@@ -66,7 +87,7 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
         if (source.Length != Length)
             throw new ArgumentException(
                 $"The source has {source.Length} elements but the tensor of shape {Shape} holds {Length}.", nameof(source));
-        Storage.CopyFrom(source);
+        Storage.CopyFrom(Offset, source);
     }
 
     /// <summary>Copies the tensor to host memory; <paramref name="destination"/> must have exactly <see cref="Length"/> elements.</summary>
@@ -76,19 +97,19 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
             throw new ArgumentException(
                 $"The destination has {destination.Length} elements but the tensor of shape {Shape} holds {Length}.",
                 nameof(destination));
-        Storage.CopyTo(destination);
+        Storage.CopyTo(Offset, destination);
     }
 
     /// <summary>Returns a host copy of the elements.</summary>
     public T[] ToArray()
     {
         var result = new T[Length];
-        Storage.CopyTo(result);
+        Storage.CopyTo(Offset, result);
         return result;
     }
 
     /// <summary>Sets every element to <paramref name="value"/>.</summary>
-    public void Fill(T value) => Storage.Fill(value);
+    public void Fill(T value) => Storage.Fill(Offset, Length, value);
 
     /// <summary>Frees the device memory (a view frees nothing). Safe to call twice.</summary>
     public void Dispose()

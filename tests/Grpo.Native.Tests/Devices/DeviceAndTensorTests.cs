@@ -45,6 +45,36 @@ public sealed class DeviceAndTensorTests
         Assert.Throws<ObjectDisposedException>(() => view.ToArray());
     }
 
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void SliceReadsAndWritesOnlyItsWindow(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        using var buffer = device.FromArray<float>(new float[] { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 }, 10);
+        var slice = buffer.Slice(3, 2, 2);                       // elements 3..6 as (2, 2)
+        Assert.That(slice.ToArray(), Is.EqualTo(new float[] { 3, 4, 5, 6 }));
+        slice.Fill(-1);
+        Assert.That(buffer.ToArray(), Is.EqualTo(new float[] { 0, 1, 2, -1, -1, -1, -1, 7, 8, 9 }));
+        var inner = slice.Reshape(4).Slice(1, 2);                // a view of a view keeps both offsets: elements 4..5
+        inner.CopyFrom(new float[] { 40, 50 });
+        Assert.That(buffer.ToArray(), Is.EqualTo(new float[] { 0, 1, 2, -1, 40, 50, -1, 7, 8, 9 }));
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => buffer.Slice(8, 3));
+        Assert.That(error!.Message, Does.Contain("offset 8").And.Contain("[10]"));
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void OperationsOnASliceTouchOnlyItsWindow(DeviceKind kind)
+    {
+        // Parameters live in one buffer and operations run on named slices of it: the backends must
+        // honour the slice's offset, not read or write from the start of the storage.
+        var device = TestDevices.Get(kind);
+        float[] data = Enumerable.Range(1, 12).Select(i => (float)i).ToArray();
+        using var buffer = device.FromArray<float>(data, 12);
+        var middle = buffer.Slice(4, 4);
+        device.Operations.Scale(middle, 10);
+        Assert.That(device.Operations.SumOfSquares(middle), Is.EqualTo(50.0 * 50 + 60 * 60 + 70 * 70 + 80 * 80));
+        Assert.That(buffer.ToArray(), Is.EqualTo(new float[] { 1, 2, 3, 4, 50, 60, 70, 80, 9, 10, 11, 12 }));
+    }
+
     [Test]
     public void ZeroDimensionIsRefused()
     {
