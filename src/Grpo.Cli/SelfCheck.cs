@@ -20,7 +20,7 @@ internal sealed record CheckResult(string Operation, double WorstError, double T
 /// Runs every GRPO operation on a device at small sizes against the references, with the bounds
 /// the test suite uses (1e-4; 1e-3 for the gather's cancelling gradients, see the README).
 /// </summary>
-internal static class SelfCheck
+internal static partial class SelfCheck
 {
     public const double Tolerance = 1e-4, GradientTolerance = 1e-3;
 
