@@ -80,12 +80,17 @@ public sealed class FusedGrpoLoss : IDisposable
     /// <param name="options">Clipping, β, loss aggregation and importance-sampling level.</param>
     /// <param name="dHidden">(N, T, C) += d loss / d hidden.</param>
     /// <param name="dLmHead">(V, C) += d loss / d LM head.</param>
+    /// <param name="gradientScale">
+    /// Multiplies the gradients (not the returned loss): a micro-batch's share of a larger batch's loss,
+    /// so that micro-batches accumulate to the full batch's gradient. Finite; 1 by default.
+    /// </param>
     public FusedGrpoLossResult Compute(
         Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> completionTokens, Tensor<float> mask,
         Tensor<float> advantages, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs, float temperature,
-        GrpoObjectiveOptions options, Tensor<float> dHidden, Tensor<float> dLmHead)
+        GrpoObjectiveOptions options, Tensor<float> dHidden, Tensor<float> dLmHead, float gradientScale = 1f)
     {
         ArgumentNullException.ThrowIfNull(options);
+        Guard.Finite(gradientScale, nameof(gradientScale), "pass the micro-batch's share of the batch loss, e.g. its tokens / the batch's tokens.");
         int n = Completions, t = CompletionLength;
         Guard.Rank(hidden, nameof(hidden), 3, "(N, T, C) of final hidden states");
         int c = hidden.Shape[2];
@@ -104,6 +109,7 @@ public sealed class FusedGrpoLoss : IDisposable
 
         _operations.LogSoftmaxGatherForward(hiddenRows, lmHead, tokenRows, temperature, logprobRows, logSumExpRows, entropyRows);
         var objective = _operations.GrpoObjective(_logprobs, oldLogprobs, refLogprobs, advantages, mask, options, _dLogprobs);
+        if (gradientScale != 1f) _operations.Scale(_dLogprobs, gradientScale);
         _operations.LogSoftmaxGatherBackward(hiddenRows, lmHead, tokenRows, temperature, logSumExpRows, dLogprobRows, dHiddenRows, dLmHead);
 
         return new FusedGrpoLossResult(objective.Loss, objective.ClipRatioLow, objective.ClipRatioHigh,

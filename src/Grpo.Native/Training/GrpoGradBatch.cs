@@ -1,0 +1,219 @@
+using System.Text.Json;
+using Grpo.Native.Operations;
+
+namespace Grpo.Native.Training;
+
+/// <summary>
+/// One batch of the parity interface (<c>grpo grad --batch FILE.json</c>): prompts, completions,
+/// rewards and the GRPO settings under TRL's names, so any user can compute the same loss and
+/// gradients in PyTorch and compare. Completion n belongs to prompt n / group_size; every token
+/// listed is part of the completion.
+/// </summary>
+public sealed record GrpoGradBatch
+{
+    /// <summary><c>group_size</c>: G ≥ 2.</summary>
+    public required int GroupSize { get; init; }
+    /// <summary><c>prompts</c>: B token-id lists.</summary>
+    public required int[][] Prompts { get; init; }
+    /// <summary><c>completions</c>: N = B·G token-id lists.</summary>
+    public required int[][] Completions { get; init; }
+    /// <summary><c>rewards</c>: N numbers (NaN / null = no score).</summary>
+    public required float[] Rewards { get; init; }
+    /// <summary><c>old_logprobs</c>: optional N lists, lengths as the completions.</summary>
+    public float[][]? OldLogprobs { get; init; }
+    /// <summary><c>loss_type</c> (default dapo), <c>beta</c>, <c>epsilon_low</c>, <c>epsilon_high</c>, <c>importance_sampling_level</c>, <c>max_completion_length</c>.</summary>
+    public required GrpoObjectiveOptions Objective { get; init; }
+    /// <summary><c>scale_rewards</c>: group (default), batch or none.</summary>
+    public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
+    /// <summary><c>temperature</c> (default 1).</summary>
+    public float Temperature { get; init; } = 1f;
+
+    /// <summary>Reads and validates a batch file; errors name the JSON field.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="FormatException">The JSON is invalid or a field is missing, of the wrong type, or out of range.</exception>
+    public static GrpoGradBatch Load(string path)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"The batch file '{path}' does not exist.", path);
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Parses and validates batch JSON; <paramref name="source"/> names it in messages.</summary>
+    public static GrpoGradBatch Parse(string json, string source = "batch")
+    {
+        JsonDocument document;
+        try { document = JsonDocument.Parse(json); }
+        catch (JsonException e) { throw new FormatException($"'{source}' is not valid JSON: {e.Message}", e); }
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                throw new FormatException($"'{source}' must be a JSON object with group_size, prompts, completions and rewards.");
+            foreach (var property in root.EnumerateObject())
+                if (!KnownFields.Contains(property.Name))
+                    throw new FormatException($"'{source}': unknown field '{property.Name}'; known fields are {string.Join(", ", KnownFields)}.");
+
+            int groupSize = Int(root, source, "group_size", null);
+            var prompts = IntLists(root, source, "prompts");
+            var completions = IntLists(root, source, "completions");
+            var rewards = Floats(Required(root, source, "rewards"), source, "rewards", allowNull: true);
+            float[][]? old = root.TryGetProperty("old_logprobs", out var o) && o.ValueKind != JsonValueKind.Null
+                ? o.EnumerateArray().Select((row, i) => Floats(row, source, $"old_logprobs[{i}]", allowNull: false)).ToArray()
+                : null;
+            var lossType = Text(root, "loss_type", "dapo") switch
+            {
+                "grpo" => LossType.Grpo,
+                "bnpo" => LossType.Bnpo,
+                "dapo" => LossType.Dapo,
+                "dr_grpo" => LossType.DrGrpo,
+                var other => throw new FormatException($"'{source}': loss_type '{other}' is unknown; use grpo, bnpo, dapo or dr_grpo."),
+            };
+            var scale = Text(root, "scale_rewards", "group") switch
+            {
+                "group" => RewardScaling.Group,
+                "batch" => RewardScaling.Batch,
+                "none" => RewardScaling.None,
+                var other => throw new FormatException($"'{source}': scale_rewards '{other}' is unknown; use group, batch or none."),
+            };
+            var level = Text(root, "importance_sampling_level", "token") switch
+            {
+                "token" => ImportanceSamplingLevel.Token,
+                "sequence" => ImportanceSamplingLevel.Sequence,
+                var other => throw new FormatException($"'{source}': importance_sampling_level '{other}' is unknown; use token or sequence."),
+            };
+            float epsilonLow = Float(root, source, "epsilon_low", 0.2f);
+            var objective = new GrpoObjectiveOptions
+            {
+                LossType = lossType,
+                Beta = Float(root, source, "beta", 0f),
+                EpsilonLow = epsilonLow,
+                EpsilonHigh = Float(root, source, "epsilon_high", epsilonLow),
+                ImportanceSamplingLevel = level,
+                MaxCompletionLength = Int(root, source, "max_completion_length", 0),
+            };
+            var batch = new GrpoGradBatch
+            {
+                GroupSize = groupSize, Prompts = prompts, Completions = completions, Rewards = rewards, OldLogprobs = old,
+                Objective = objective, ScaleRewards = scale, Temperature = Float(root, source, "temperature", 1f),
+            };
+            batch.Validate(source);
+            return batch;
+        }
+    }
+
+    private static readonly string[] KnownFields =
+    [
+        "group_size", "prompts", "completions", "rewards", "old_logprobs", "loss_type", "beta", "epsilon_low", "epsilon_high",
+        "scale_rewards", "temperature", "importance_sampling_level", "max_completion_length",
+    ];
+
+    /// <summary>Checks counts and ranges; the message names the JSON field.</summary>
+    public void Validate(string source = "batch")
+    {
+        if (GroupSize < 2)
+            throw new FormatException($"'{source}': group_size is {GroupSize}; GRPO needs at least 2 completions per prompt to form a baseline.");
+        if (Prompts.Length == 0)
+            throw new FormatException($"'{source}': prompts is empty; pass at least one prompt.");
+        if (Completions.Length != Prompts.Length * GroupSize)
+            throw new FormatException(
+                $"'{source}': completions has {Completions.Length} entries but prompts ({Prompts.Length}) × group_size ({GroupSize}) = {Prompts.Length * GroupSize}.");
+        if (Rewards.Length != Completions.Length)
+            throw new FormatException($"'{source}': rewards has {Rewards.Length} numbers but there are {Completions.Length} completions.");
+        for (int i = 0; i < Rewards.Length; i++)
+            if (float.IsInfinity(Rewards[i]))
+                throw new FormatException($"'{source}': rewards[{i}] is infinite; use a finite reward, or null / NaN for 'no score'.");
+        if (Completions.All(c => c.Length == 0))
+            throw new FormatException($"'{source}': every completion is empty; there is no token to compute a loss on.");
+        if (OldLogprobs is { } old)
+        {
+            if (old.Length != Completions.Length)
+                throw new FormatException($"'{source}': old_logprobs has {old.Length} lists but there are {Completions.Length} completions.");
+            for (int i = 0; i < old.Length; i++)
+            {
+                if (old[i].Length != Completions[i].Length)
+                    throw new FormatException($"'{source}': old_logprobs[{i}] has {old[i].Length} values but completions[{i}] has {Completions[i].Length} tokens.");
+                for (int t = 0; t < old[i].Length; t++)
+                    if (!float.IsFinite(old[i][t]))
+                        throw new FormatException($"'{source}': old_logprobs[{i}][{t}] is {old[i][t]}; log-probs must be finite.");
+            }
+        }
+        if (!(float.IsFinite(Temperature) && Temperature > 0))
+            throw new FormatException($"'{source}': temperature is {Temperature}; it must be positive and finite (1.0 is usual).");
+        if (Objective.LossType == LossType.DrGrpo && Objective.MaxCompletionLength < Completions.Max(c => c.Length))
+            throw new FormatException(
+                $"'{source}': loss_type dr_grpo needs max_completion_length (its normaliser) of at least the longest completion ({Completions.Max(c => c.Length)}).");
+        try { Objective.Validate(); }
+        catch (ArgumentOutOfRangeException e) { throw new FormatException($"'{source}': {e.Message}", e); }
+    }
+
+    /// <summary>Checks token ids against the model's vocabulary and lengths against its context, naming the first bad entry.</summary>
+    /// <exception cref="FormatException">A token id is outside [0, vocab_size) or a prompt + completion is longer than the context.</exception>
+    public void CheckAgainst(Checkpoints.ModelConfig config, string source = "batch")
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        void Ids(int[][] lists, string field)
+        {
+            for (int i = 0; i < lists.Length; i++)
+                for (int t = 0; t < lists[i].Length; t++)
+                    if ((uint)lists[i][t] >= (uint)config.VocabSize)
+                        throw new FormatException(
+                            $"'{source}': {field}[{i}][{t}] is token id {lists[i][t]}, outside the model's vocabulary [0, {config.VocabSize}).");
+        }
+        Ids(Prompts, "prompts");
+        Ids(Completions, "completions");
+        for (int i = 0; i < Completions.Length; i++)
+        {
+            int length = Prompts[i / GroupSize].Length + Completions[i].Length;
+            if (length > config.MaxPositions)
+                throw new FormatException(
+                    $"'{source}': prompts[{i / GroupSize}] + completions[{i}] has {length} tokens but the model's context is {config.MaxPositions}.");
+        }
+    }
+
+    private static JsonElement Required(JsonElement root, string source, string field) =>
+        root.TryGetProperty(field, out var value) && value.ValueKind != JsonValueKind.Null
+            ? value
+            : throw new FormatException($"'{source}': the field '{field}' is missing.");
+
+    private static int Int(JsonElement root, string source, string field, int? fallback)
+    {
+        if (!root.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null)
+            return fallback ?? throw new FormatException($"'{source}': the field '{field}' is missing.");
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int n)
+            ? n : throw new FormatException($"'{source}': '{field}' must be an integer.");
+    }
+
+    private static float Float(JsonElement root, string source, string field, float fallback)
+    {
+        if (!root.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null) return fallback;
+        return value.ValueKind == JsonValueKind.Number ? value.GetSingle()
+            : throw new FormatException($"'{source}': '{field}' must be a number.");
+    }
+
+    private static string Text(JsonElement root, string field, string fallback) =>
+        root.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : fallback;
+
+    private static int[][] IntLists(JsonElement root, string source, string field)
+    {
+        var value = Required(root, source, field);
+        if (value.ValueKind != JsonValueKind.Array)
+            throw new FormatException($"'{source}': '{field}' must be a list of token-id lists.");
+        return value.EnumerateArray().Select((row, i) => row.ValueKind == JsonValueKind.Array
+            ? row.EnumerateArray().Select((x, t) => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out int id)
+                ? id : throw new FormatException($"'{source}': {field}[{i}][{t}] is not an integer token id.")).ToArray()
+            : throw new FormatException($"'{source}': {field}[{i}] is not a list of token ids.")).ToArray();
+    }
+
+    private static float[] Floats(JsonElement value, string source, string field, bool allowNull)
+    {
+        if (value.ValueKind != JsonValueKind.Array)
+            throw new FormatException($"'{source}': '{field}' must be a list of numbers.");
+        return value.EnumerateArray().Select((x, i) => x.ValueKind switch
+        {
+            JsonValueKind.Number => x.GetSingle(),
+            JsonValueKind.Null when allowNull => float.NaN,
+            JsonValueKind.String when allowNull && x.GetString() is "NaN" or "nan" => float.NaN,
+            _ => throw new FormatException($"'{source}': {field}[{i}] is not a number."),
+        }).ToArray();
+    }
+}

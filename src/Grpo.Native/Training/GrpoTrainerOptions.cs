@@ -1,0 +1,117 @@
+using Grpo.Native.Operations;
+
+namespace Grpo.Native.Training;
+
+/// <summary>
+/// Everything a GRPO run is configured by, with TRL's defaults. <see cref="Validate"/> names the
+/// first option that is out of range and how to fix it; the trainer validates on construction.
+/// </summary>
+public sealed record GrpoTrainerOptions
+{
+    /// <summary>G: completions sampled per prompt (TRL's num_generations). At least 2. Default 8.</summary>
+    public int GroupSize { get; init; } = 8;
+
+    /// <summary>Prompts per step (B); each step trains on B·G completions. Default 4.</summary>
+    public int PromptsPerStep { get; init; } = 4;
+
+    /// <summary>Longest prompt in tokens; longer prompts are refused (never silently cut). Default 128.</summary>
+    public int MaxPromptLength { get; init; } = 128;
+
+    /// <summary>Most tokens sampled per completion; a completion that reaches it without a stop token is truncated. Default 64.</summary>
+    public int MaxCompletionLength { get; init; } = 64;
+
+    /// <summary>Temperature, top-k, top-p and min-p of the rollouts (log-probs are of logits / temperature). Default T = 1, no filter.</summary>
+    public SamplingOptions Sampling { get; init; } = new();
+
+    /// <summary>Token ids that end a completion (included in it, as the EOS token is in TRL). Empty: completions run to the limit.</summary>
+    public IReadOnlyList<int> StopTokens { get; init; } = [];
+
+    /// <summary>ε_low of the clipped objective. Default 0.2.</summary>
+    public float EpsilonLow { get; init; } = 0.2f;
+
+    /// <summary>ε_high; null means ε_low (DAPO suggests 0.28).</summary>
+    public float? EpsilonHigh { get; init; }
+
+    /// <summary>β of the KL penalty; 0 (the default) loads and runs no reference model.</summary>
+    public float Beta { get; init; }
+
+    /// <summary>How per-token losses are aggregated. Default dapo.</summary>
+    public LossType LossType { get; init; } = LossType.Dapo;
+
+    /// <summary>How centred rewards are scaled. Default group.</summary>
+    public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
+
+    /// <summary>μ: policy updates per rollout. With μ &gt; 1 the sampling policy's log-probs are computed before the first update. Default 1.</summary>
+    public int NumIterations { get; init; } = 1;
+
+    /// <summary>Token-level ratios (default) or GSPO's sequence-level ratio.</summary>
+    public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; } = ImportanceSamplingLevel.Token;
+
+    /// <summary>When true, truncated completions (no stop token before the limit) are left out of the loss (DAPO's overlong filtering).</summary>
+    public bool MaskTruncatedCompletions { get; init; }
+
+    /// <summary>Peak learning rate. Default 1e-6, right for pretrained models; a model trained from scratch wants ~1e-3.</summary>
+    public float LearningRate { get; init; } = 1e-6f;
+
+    /// <summary>Schedule shape over <see cref="TotalSteps"/>. Default constant.</summary>
+    public Training.LearningRateScheduleKind Schedule { get; init; } = LearningRateScheduleKind.Constant;
+
+    /// <summary>Warmup steps of the schedule. Default 0.</summary>
+    public int WarmupSteps { get; init; }
+
+    /// <summary>Steps the schedule spans (the run's length). Default 100.</summary>
+    public int TotalSteps { get; init; } = 100;
+
+    /// <summary>AdamW's β1, β2, ε and weight decay. Default TRL's: weight decay 0.</summary>
+    public AdamWOptions AdamW { get; init; } = new() { WeightDecay = 0f };
+
+    /// <summary>Global gradient-norm limit; null disables clipping. Default 1.0.</summary>
+    public float? MaxGradNorm { get; init; } = 1.0f;
+
+    /// <summary>Completions per forward/backward micro-batch (gradients accumulate across them); at most B·G. Default 16.</summary>
+    public int MicroBatchSize { get; init; } = 16;
+
+    /// <summary>Seed of every random choice (prompt order, sampling). Same seed, same run.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Throws an <see cref="ArgumentOutOfRangeException"/> naming the first option out of range.</summary>
+    public void Validate()
+    {
+        static void Check(bool ok, string name, object value, string fix)
+        {
+            if (!ok) throw new ArgumentOutOfRangeException(name, value, $"'{name}' is {value}: {fix}");
+        }
+        Check(GroupSize >= 2, nameof(GroupSize), GroupSize, "GRPO needs at least 2 completions per prompt for a baseline (8 is usual).");
+        Check(PromptsPerStep >= 1, nameof(PromptsPerStep), PromptsPerStep, "pass at least 1 prompt per step.");
+        Check(MaxPromptLength >= 1, nameof(MaxPromptLength), MaxPromptLength, "it must be at least 1.");
+        Check(MaxCompletionLength >= 1, nameof(MaxCompletionLength), MaxCompletionLength, "it must be at least 1.");
+        ArgumentNullException.ThrowIfNull(Sampling, nameof(Sampling));
+        Sampling.Validate();
+        ArgumentNullException.ThrowIfNull(StopTokens, nameof(StopTokens));
+        Check(NumIterations >= 1, nameof(NumIterations), NumIterations, "μ is the number of updates per rollout, at least 1.");
+        Check(float.IsFinite(LearningRate) && LearningRate >= 0, nameof(LearningRate), LearningRate, "it must be finite and >= 0.");
+        Check(TotalSteps >= 1, nameof(TotalSteps), TotalSteps, "the run needs at least 1 step.");
+        Check(WarmupSteps >= 0 && WarmupSteps <= TotalSteps, nameof(WarmupSteps), WarmupSteps, $"it must be in [0, {nameof(TotalSteps)} = {TotalSteps}].");
+        Check(MaxGradNorm is null || (float.IsFinite(MaxGradNorm.Value) && MaxGradNorm > 0), nameof(MaxGradNorm), MaxGradNorm!,
+            "it must be positive and finite (1.0 is usual), or null for no clipping.");
+        Check(MicroBatchSize >= 1, nameof(MicroBatchSize), MicroBatchSize, "it must be at least 1 completion.");
+        ArgumentNullException.ThrowIfNull(AdamW, nameof(AdamW));
+        AdamW.Validate();
+        Objective.Validate();
+        Schedule_().Validate();
+    }
+
+    /// <summary>The objective's options taken from these.</summary>
+    public GrpoObjectiveOptions Objective => new()
+    {
+        LossType = LossType,
+        EpsilonLow = EpsilonLow,
+        EpsilonHigh = EpsilonHigh,
+        Beta = Beta,
+        ImportanceSamplingLevel = ImportanceSamplingLevel,
+        MaxCompletionLength = MaxCompletionLength,
+    };
+
+    /// <summary>The learning-rate schedule taken from these.</summary>
+    public LearningRateSchedule Schedule_() => new(Schedule, LearningRate, TotalSteps, WarmupSteps);
+}

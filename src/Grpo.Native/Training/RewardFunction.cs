@@ -1,0 +1,61 @@
+namespace Grpo.Native.Training;
+
+/// <summary>What a reward function sees of one completion.</summary>
+/// <param name="Prompt">The prompt as text.</param>
+/// <param name="Completion">The completion as text (the stop token, if any, decoded too).</param>
+/// <param name="PromptTokens">The prompt's token ids.</param>
+/// <param name="CompletionTokens">The completion's token ids.</param>
+/// <param name="PromptIndex">Index of the prompt in the step (completions of one prompt share it).</param>
+/// <param name="Truncated">True when the completion hit the length limit without a stop token.</param>
+public sealed record RewardInput(string Prompt, string Completion, IReadOnlyList<int> PromptTokens,
+    IReadOnlyList<int> CompletionTokens, int PromptIndex, bool Truncated);
+
+/// <summary>
+/// One named reward function and its weight: r_i = Σ_f weight_f · reward_f(completion_i). Return NaN
+/// for "this function does not score this completion". Sync and async functions are both accepted;
+/// the trainer scores a step's completions concurrently.
+/// </summary>
+public sealed record RewardFunction
+{
+    private RewardFunction(string name, float weight, Func<RewardInput, CancellationToken, ValueTask<float>> score)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        if (name.Contains('/'))
+            throw new ArgumentException($"Reward function name '{name}' contains '/', which separates metric names (rewards/NAME/mean); choose another.", nameof(name));
+        if (!float.IsFinite(weight))
+            throw new ArgumentOutOfRangeException(nameof(weight), weight, $"The weight of reward function '{name}' must be finite.");
+        Name = name;
+        Weight = weight;
+        Score = score;
+    }
+
+    /// <summary>The name, used in metrics as rewards/NAME/mean and /std.</summary>
+    public string Name { get; }
+
+    /// <summary>The weight in the sum.</summary>
+    public float Weight { get; }
+
+    /// <summary>The function.</summary>
+    public Func<RewardInput, CancellationToken, ValueTask<float>> Score { get; }
+
+    /// <summary>A synchronous reward of (prompt, completion) text.</summary>
+    public static RewardFunction Create(string name, Func<string, string, float> score, float weight = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(score);
+        return new RewardFunction(name, weight, (input, _) => ValueTask.FromResult(score(input.Prompt, input.Completion)));
+    }
+
+    /// <summary>A synchronous reward that sees everything about the completion.</summary>
+    public static RewardFunction Create(string name, Func<RewardInput, float> score, float weight = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(score);
+        return new RewardFunction(name, weight, (input, _) => ValueTask.FromResult(score(input)));
+    }
+
+    /// <summary>An asynchronous reward (a call to a verifier service, say).</summary>
+    public static RewardFunction CreateAsync(string name, Func<RewardInput, CancellationToken, ValueTask<float>> score, float weight = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(score);
+        return new RewardFunction(name, weight, score);
+    }
+}
