@@ -14,16 +14,18 @@ namespace Grpo.Native.Training;
 public sealed class CompletionBatch : IDisposable
 {
     private CompletionBatch(TokenBatch sequences, Tensor<int> completionTokens, Tensor<float> mask, Tensor<int> predictingRows,
-        int groupSize, int[] completionLengths, int longest)
+        int[] completionLengths, int longest, float[] hostMask)
     {
         Sequences = sequences;
         CompletionTokens = completionTokens;
         Mask = mask;
         PredictingRows = predictingRows;
-        GroupSize = groupSize;
         CompletionLengths = completionLengths;
         CompletionSlots = longest;
+        _hostMask = hostMask;
     }
+
+    private readonly float[] _hostMask; // (N, T)
 
     /// <summary>The N packed prompt + completion sequences.</summary>
     public TokenBatch Sequences { get; }
@@ -37,9 +39,6 @@ public sealed class CompletionBatch : IDisposable
     /// <summary>(N·T) the packed row whose hidden state predicts each cell (any valid row for padding).</summary>
     public Tensor<int> PredictingRows { get; }
 
-    /// <summary>G: completions per prompt.</summary>
-    public int GroupSize { get; }
-
     /// <summary>N: completions.</summary>
     public int Count => CompletionLengths.Count;
 
@@ -52,6 +51,20 @@ public sealed class CompletionBatch : IDisposable
     /// <summary>Σ |o_n|: completion tokens in the batch.</summary>
     public int CompletionTokenCount => CompletionLengths.Sum();
 
+    /// <summary>Σ mask: the completion tokens the loss counts (fewer than <see cref="CompletionTokenCount"/> after <see cref="MaskOut"/>).</summary>
+    public int MaskedTokenCount => (int)_hostMask.Sum();
+
+    /// <summary>Leaves the chosen completions out of the loss (their mask becomes 0): DAPO's overlong filtering of truncated completions.</summary>
+    /// <param name="exclude">(N) true for each completion to leave out.</param>
+    public void MaskOut(IReadOnlyList<bool> exclude)
+    {
+        ArgumentNullException.ThrowIfNull(exclude);
+        if (exclude.Count != Count)
+            throw new ArgumentException($"'{nameof(exclude)}' has {exclude.Count} flags but the batch has {Count} completions.", nameof(exclude));
+        for (int i = 0; i < Count; i++)
+            if (exclude[i]) _hostMask.AsSpan(i * CompletionSlots, CompletionSlots).Clear();
+        Mask.CopyFrom(_hostMask);
+    }
     /// <summary>Packs prompts and completions on <paramref name="device"/>.</summary>
     /// <param name="device">Where the tensors live.</param>
     /// <param name="prompts">B prompts, each non-empty.</param>
@@ -63,7 +76,6 @@ public sealed class CompletionBatch : IDisposable
     public static CompletionBatch Create(Device device, IReadOnlyList<IReadOnlyList<int>> prompts,
         IReadOnlyList<IReadOnlyList<int>> completions, int groupSize, int vocabularySize, int maxPositions)
     {
-        ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(completions);
         if (groupSize < 1)
@@ -74,15 +86,35 @@ public sealed class CompletionBatch : IDisposable
             throw new ArgumentException(
                 $"'completions' has {completions.Count} entries but {prompts.Count} prompts × group size {groupSize} = {prompts.Count * groupSize} are needed " +
                 "(completion n belongs to prompt n / G).", nameof(completions));
+        var promptOfEach = Enumerable.Range(0, completions.Count).Select(i => prompts[i / groupSize]).ToArray();
+        return Create(device, promptOfEach, completions, vocabularySize, maxPositions);
+    }
+
+    /// <summary>Packs completions, each with its own prompt (a micro-batch cut from a larger batch, say).</summary>
+    /// <param name="device">Where the tensors live.</param>
+    /// <param name="promptOfEach">(N) the prompt of each completion.</param>
+    /// <param name="completions">(N) the completions.</param>
+    /// <param name="vocabularySize">Token ids must lie in [0, V).</param>
+    /// <param name="maxPositions">Prompt plus completion must fit in the model's context.</param>
+    public static CompletionBatch Create(Device device, IReadOnlyList<IReadOnlyList<int>> promptOfEach,
+        IReadOnlyList<IReadOnlyList<int>> completions, int vocabularySize, int maxPositions)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(promptOfEach);
+        ArgumentNullException.ThrowIfNull(completions);
+        if (completions.Count == 0 || promptOfEach.Count != completions.Count)
+            throw new ArgumentException(
+                $"'{nameof(completions)}' has {completions.Count} entries and '{nameof(promptOfEach)}' {promptOfEach.Count}; pass one prompt per completion, at least one.",
+                nameof(completions));
         int n = completions.Count;
         int longest = Math.Max(1, completions.Max(c => c?.Count ?? 0));
         var sequences = new List<IReadOnlyList<int>>(n);
         var lengths = new int[n];
         for (int i = 0; i < n; i++)
         {
-            var prompt = prompts[i / groupSize] ?? throw new ArgumentNullException(nameof(prompts), $"'prompts'[{i / groupSize}] is null.");
+            var prompt = promptOfEach[i] ?? throw new ArgumentNullException(nameof(promptOfEach), $"The prompt of completion {i} is null.");
             if (prompt.Count == 0)
-                throw new ArgumentException($"'prompts'[{i / groupSize}] is empty; every prompt needs at least one token (a BOS token, say).", nameof(prompts));
+                throw new ArgumentException($"The prompt of completion {i} is empty; every prompt needs at least one token (a BOS token, say).", nameof(promptOfEach));
             var completion = completions[i] ?? throw new ArgumentNullException(nameof(completions), $"'completions'[{i}] is null.");
             lengths[i] = completion.Count;
             sequences.Add([.. prompt, .. completion]);
@@ -96,7 +128,7 @@ public sealed class CompletionBatch : IDisposable
         {
             for (int i = 0; i < n; i++)
             {
-                int start = packed.HostStarts[i], promptLength = prompts[i / groupSize].Count;
+                int start = packed.HostStarts[i], promptLength = promptOfEach[i].Count;
                 for (int t = 0; t < longest; t++)
                 {
                     int cell = i * longest + t;
@@ -110,7 +142,7 @@ public sealed class CompletionBatch : IDisposable
                 }
             }
             return new CompletionBatch(packed, device.FromArray<int>(tokens, n, longest), device.FromArray<float>(mask, n, longest),
-                device.FromArray<int>(rows, n * longest), groupSize, lengths, longest);
+                device.FromArray<int>(rows, n * longest), lengths, longest, mask);
         }
         catch
         {

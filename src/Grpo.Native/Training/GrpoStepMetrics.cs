@@ -1,0 +1,86 @@
+namespace Grpo.Native.Training;
+
+/// <summary>
+/// What one GRPO step measured, under TRL's metric names (<see cref="ToDictionary"/>), so curves
+/// from this library and from TRL can be read side by side.
+/// </summary>
+public sealed record GrpoStepMetrics
+{
+    /// <summary>The 1-based step this describes.</summary>
+    public required int Step { get; init; }
+    /// <summary><c>reward</c>: mean weighted reward over scored completions.</summary>
+    public required float Reward { get; init; }
+    /// <summary><c>reward_std</c>: mean over groups of the group's reward std (TRL's definition).</summary>
+    public required float RewardStd { get; init; }
+    /// <summary><c>rewards/NAME/mean</c> and <c>/std</c> per reward function (NaN scores left out).</summary>
+    public required IReadOnlyDictionary<string, (float Mean, float Std)> RewardsPerFunction { get; init; }
+    /// <summary>Calls per reward function that threw, timed out or returned ±∞ (scored as missing).</summary>
+    public required IReadOnlyDictionary<string, int> RewardFailures { get; init; }
+    /// <summary><c>frac_reward_zero_std</c>: groups that give no learning signal.</summary>
+    public required float FracRewardZeroStd { get; init; }
+    /// <summary><c>kl</c>: masked mean k3 KL to the reference (0 when β = 0).</summary>
+    public required float Kl { get; init; }
+    /// <summary><c>entropy</c>: masked mean entropy of the policy.</summary>
+    public required float Entropy { get; init; }
+    /// <summary><c>clip_ratio/low_mean</c>.</summary>
+    public required float ClipRatioLow { get; init; }
+    /// <summary><c>clip_ratio/high_mean</c>.</summary>
+    public required float ClipRatioHigh { get; init; }
+    /// <summary><c>clip_ratio/region_mean</c>.</summary>
+    public required float ClipRatioRegion { get; init; }
+    /// <summary><c>completions/mean_length</c>.</summary>
+    public required float MeanLength { get; init; }
+    /// <summary><c>completions/min_length</c>.</summary>
+    public required int MinLength { get; init; }
+    /// <summary><c>completions/max_length</c>.</summary>
+    public required int MaxLength { get; init; }
+    /// <summary><c>completions/clipped_ratio</c>: completions truncated at the length limit.</summary>
+    public required float ClippedRatio { get; init; }
+    /// <summary><c>grad_norm</c> before clipping (of the last of the μ updates).</summary>
+    public required float GradNorm { get; init; }
+    /// <summary><c>learning_rate</c> of the last update.</summary>
+    public required float LearningRate { get; init; }
+    /// <summary><c>loss</c> (averaged over the μ updates). 0 with μ = 1 and β = 0 is expected: see the README.</summary>
+    public required float Loss { get; init; }
+    /// <summary><c>step_time</c> in seconds.</summary>
+    public required double StepTime { get; init; }
+    /// <summary><c>tokens/s</c>: completion tokens sampled per second of step time.</summary>
+    public required double TokensPerSecond { get; init; }
+    /// <summary>True when the update was skipped because the loss or a gradient was not finite (weights untouched).</summary>
+    public bool Skipped { get; init; }
+
+    /// <summary>The metrics under TRL's names (one flat dictionary; metrics.jsonl writes it per step).</summary>
+    public IReadOnlyDictionary<string, double> ToDictionary()
+    {
+        var d = new Dictionary<string, double>
+        {
+            ["step"] = Step,
+            ["reward"] = Reward,
+            ["reward_std"] = RewardStd,
+            ["frac_reward_zero_std"] = FracRewardZeroStd,
+            ["kl"] = Kl,
+            ["entropy"] = Entropy,
+            ["clip_ratio/low_mean"] = ClipRatioLow,
+            ["clip_ratio/high_mean"] = ClipRatioHigh,
+            ["clip_ratio/region_mean"] = ClipRatioRegion,
+            ["completions/mean_length"] = MeanLength,
+            ["completions/min_length"] = MinLength,
+            ["completions/max_length"] = MaxLength,
+            ["completions/clipped_ratio"] = ClippedRatio,
+            ["grad_norm"] = GradNorm,
+            ["learning_rate"] = LearningRate,
+            ["loss"] = Loss,
+            ["step_time"] = StepTime,
+            ["tokens/s"] = TokensPerSecond,
+            ["skipped"] = Skipped ? 1 : 0,
+        };
+        foreach (var (name, (mean, std)) in RewardsPerFunction)
+        {
+            d[$"rewards/{name}/mean"] = mean;
+            d[$"rewards/{name}/std"] = std;
+        }
+        foreach (var (name, failures) in RewardFailures)
+            d[$"rewards/{name}/failures"] = failures;
+        return d;
+    }
+}

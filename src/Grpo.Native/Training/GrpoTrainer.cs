@@ -1,0 +1,299 @@
+using System.Diagnostics;
+using Grpo.Native.Losses;
+using Grpo.Native.Models;
+using Grpo.Native.Operations;
+using Grpo.Native.Tensors;
+using Grpo.Native.Tokenization;
+
+namespace Grpo.Native.Training;
+
+/// <summary>Raised after every step with its metrics.</summary>
+public sealed class GrpoStepEventArgs(GrpoStepMetrics metrics) : EventArgs
+{
+    /// <summary>The step's metrics.</summary>
+    public GrpoStepMetrics Metrics { get; } = metrics;
+}
+
+/// <summary>
+/// GRPO for a <see cref="TransformerModel"/> policy. One <see cref="TrainStep"/>: rollout of G
+/// completions per prompt with the KV cache → rewards → group-relative advantages → reference
+/// log-probs (β &gt; 0) → μ policy updates, each a pass of micro-batches through the fused GRPO loss
+/// whose gradients accumulate, then clipping and AdamW. Each stage is its own type (RolloutGenerator,
+/// RewardScorer, ComputeAdvantages, GrpoLossPass, AdamWOptimizer); this class only sequences them.
+/// </summary>
+public sealed class GrpoTrainer : IDisposable
+{
+    private readonly TransformerModel _policy;
+    private readonly TransformerModel? _reference;
+    private readonly ITokenizer _tokenizer;
+    private readonly IReadOnlyList<RewardFunction> _rewards;
+    private readonly RolloutGenerator _rollouts;
+    private readonly LearningRateSchedule _schedule;
+
+    /// <summary>Creates a trainer; options are validated here.</summary>
+    /// <param name="policy">The model being trained.</param>
+    /// <param name="tokenizer">Decodes completions for the reward functions.</param>
+    /// <param name="rewards">At least one reward function.</param>
+    /// <param name="options">The run's options.</param>
+    /// <param name="reference">The frozen reference model; required when β &gt; 0 and never run when β = 0.</param>
+    public GrpoTrainer(TransformerModel policy, ITokenizer tokenizer, IReadOnlyList<RewardFunction> rewards, GrpoTrainerOptions options,
+        TransformerModel? reference = null)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(rewards);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (rewards.Count == 0)
+            throw new ArgumentException("Pass at least one reward function: GRPO learns from rewards alone.", nameof(rewards));
+        var duplicate = rewards.GroupBy(r => r.Name).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+            throw new ArgumentException($"Two reward functions are named '{duplicate.Key}'; names label the metrics and must differ.", nameof(rewards));
+        if (tokenizer.VocabularySize > policy.Config.VocabSize)
+            throw new ArgumentException(
+                $"The tokenizer has {tokenizer.VocabularySize} tokens but the model's vocabulary is {policy.Config.VocabSize}.", nameof(tokenizer));
+        if (options.Beta > 0 && reference is null)
+            throw new ArgumentException($"Beta is {options.Beta} but no reference model was given; pass one, or set Beta to 0.", nameof(reference));
+        if (reference is not null && reference.Config.VocabSize != policy.Config.VocabSize)
+            throw new ArgumentException("The reference model's vocabulary differs from the policy's.", nameof(reference));
+        foreach (int stop in options.StopTokens)
+            if ((uint)stop >= (uint)policy.Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(options), stop, $"Stop token {stop} is outside the vocabulary [0, {policy.Config.VocabSize}).");
+
+        _policy = policy;
+        _reference = options.Beta > 0 ? reference : null; // β = 0: the reference is never run
+        _tokenizer = tokenizer;
+        _rewards = rewards;
+        Options = options;
+        int slots = options.PromptsPerStep * options.GroupSize;
+        _rollouts = new RolloutGenerator(policy, slots, options.MaxPromptLength, options.MaxCompletionLength,
+            options.PromptsPerStep * options.MaxPromptLength);
+        _schedule = new LearningRateSchedule(options.Schedule, options.LearningRate, options.TotalSteps * options.NumIterations, options.WarmupSteps * options.NumIterations);
+        Optimizer = new AdamWOptimizer(policy.Device, policy.Parameters.Count, options.AdamW);
+    }
+
+    /// <summary>The run's options.</summary>
+    public GrpoTrainerOptions Options { get; }
+
+    /// <summary>The policy being trained.</summary>
+    public TransformerModel Policy => _policy;
+
+    /// <summary>AdamW and its moments.</summary>
+    public AdamWOptimizer Optimizer { get; }
+
+    /// <summary>Steps completed (rollouts); each made <see cref="GrpoTrainerOptions.NumIterations"/> optimizer updates.</summary>
+    public int Step { get; private set; }
+
+    /// <summary>Longest a reward function call may run before it counts as failed (scored NaN). Null: no limit.</summary>
+    public TimeSpan? RewardTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Raised after every step.</summary>
+    public event EventHandler<GrpoStepEventArgs>? StepCompleted;
+
+    /// <summary>Restores the step counter when resuming from a checkpoint.</summary>
+    internal void RestoreStep(int step) => Step = step;
+
+    /// <summary>One GRPO step on <paramref name="prompts"/> (exactly <see cref="GrpoTrainerOptions.PromptsPerStep"/> token-id lists).</summary>
+    /// <exception cref="ArgumentException">The prompt count is wrong, a prompt is empty or longer than MaxPromptLength, or a token is out of range.</exception>
+    public GrpoStepMetrics TrainStep(IReadOnlyList<int[]> prompts)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        var o = Options;
+        if (prompts.Count != o.PromptsPerStep)
+            throw new ArgumentException($"'{nameof(prompts)}' has {prompts.Count} prompts but the trainer takes {o.PromptsPerStep} per step (PromptsPerStep).", nameof(prompts));
+        for (int p = 0; p < prompts.Count; p++)
+            if (prompts[p] is null || prompts[p].Length == 0 || prompts[p].Length > o.MaxPromptLength)
+                throw new ArgumentException(
+                    $"Prompt {p} has {prompts[p]?.Length ?? 0} tokens; prompts need 1 to MaxPromptLength = {o.MaxPromptLength} tokens (they are never cut silently).",
+                    nameof(prompts));
+        var clock = Stopwatch.StartNew();
+        var device = _policy.Device;
+        var ops = device.Operations;
+        int step = Step + 1;
+
+        // 1. Rollout: G completions per prompt; the seed depends on the step, so a resumed run samples the same.
+        ulong rolloutSeed = unchecked((ulong)(uint)o.Seed * 0x9E3779B97F4A7C15UL + (ulong)step);
+        var rollout = _rollouts.Generate(prompts, o.GroupSize, o.MaxCompletionLength, o.Sampling, o.StopTokens, rolloutSeed);
+        int n = rollout.Completions.Length;
+
+        // 2. Rewards, F functions concurrently; failures score NaN and are counted.
+        var inputs = Enumerable.Range(0, n).Select(i => new RewardInput(
+            _tokenizer.Decode(rollout.Prompts[i / o.GroupSize]), _tokenizer.Decode(rollout.Completions[i]),
+            rollout.Prompts[i / o.GroupSize], rollout.Completions[i], i / o.GroupSize, rollout.Truncated[i])).ToArray();
+        var scores = RewardScorer.ScoreAsync(_rewards, inputs, RewardTimeout).GetAwaiter().GetResult();
+
+        // 3. Group-relative advantages.
+        int f = _rewards.Count;
+        using var rewardsPerFunction = device.FromArray<float>(scores.Scores, n, f);   // (N, F)
+        using var rewards = device.Allocate<float>(n);                               // (N)
+        using var advantages = device.Allocate<float>(n);                            // (N)
+        using var groupMean = device.Allocate<float>(n / o.GroupSize);               // (B)
+        using var groupStd = device.Allocate<float>(n / o.GroupSize);                // (B)
+        var stats = ops.ComputeAdvantages(rewardsPerFunction, _rewards.Select(r => r.Weight).ToArray(), o.GroupSize, o.ScaleRewards,
+            rewards, advantages, groupMean, groupStd);
+
+        // 4. Micro-batches of completions, each with its prompt; reference (β > 0) and old (μ > 1) log-probs before any update.
+        var microBatches = MicroBatches(rollout, o);
+        try
+        {
+            int totalMasked = microBatches.Sum(mb => mb.Batch.MaskedTokenCount);
+            using (var inference = _policy.CreateActivations(microBatches.Max(mb => mb.Batch.Sequences.TokenCount), ActivationMode.Inference))
+            {
+                foreach (var mb in microBatches)
+                {
+                    if (_reference is not null)
+                    {
+                        mb.RefLogprobs = device.Allocate<float>(mb.Batch.Count, mb.Batch.CompletionSlots);
+                        using var refActivations = _reference.CreateActivations(mb.Batch.Sequences.TokenCount, ActivationMode.Inference);
+                        GrpoLossPass.CompletionLogProbs(_reference, mb.Batch, refActivations, o.Sampling.Temperature, mb.RefLogprobs);
+                    }
+                    if (o.NumIterations > 1)
+                    {
+                        mb.OldLogprobs = device.Allocate<float>(mb.Batch.Count, mb.Batch.CompletionSlots);
+                        GrpoLossPass.CompletionLogProbs(_policy, mb.Batch, inference, o.Sampling.Temperature, mb.OldLogprobs);
+                    }
+                }
+            }
+
+            // 5. μ updates over the same rollout.
+            var objective = o.Objective;
+            float lossSum = 0, gradNorm = 0, learningRate = 0;
+            double klSum = 0, entropySum = 0, lowSum = 0, highSum = 0, regionSum = 0;
+            bool skipped = false;
+            using var training = _policy.CreateActivations(microBatches.Max(mb => mb.Batch.Sequences.TokenCount));
+            for (int iteration = 0; iteration < o.NumIterations; iteration++)
+            {
+                _policy.ZeroGradients();
+                float loss = 0;
+                foreach (var mb in microBatches)
+                {
+                    float share = Share(mb, o, n, totalMasked);
+                    if (share == 0) continue;
+                    using var mbAdvantages = advantages.Slice(mb.First, mb.Batch.Count);
+                    var r = GrpoLossPass.Run(_policy, mb.Batch, training, mbAdvantages, mb.OldLogprobs, mb.RefLogprobs,
+                        o.Sampling.Temperature, objective, share);
+                    loss += share * r.Loss;
+                    // Metrics are token-weighted means over the micro-batches.
+                    double w = totalMasked == 0 ? 0 : (double)mb.Batch.MaskedTokenCount / totalMasked;
+                    klSum += w * r.MeanKl; entropySum += w * r.MeanEntropy;
+                    lowSum += w * r.ClipRatioLow; highSum += w * r.ClipRatioHigh; regionSum += w * r.ClipRatioRegion;
+                }
+                double squared = ops.SumOfSquares(_policy.Gradients.Buffer);
+                gradNorm = (float)Math.Sqrt(squared);
+                learningRate = _schedule.At(Optimizer.StepCount);
+                lossSum += loss;
+                if (!float.IsFinite(loss) || !double.IsFinite(squared))
+                {
+                    skipped = true; // weights and optimizer state stay as they were
+                    break;
+                }
+                if (o.MaxGradNorm is { } maxNorm && gradNorm > maxNorm)
+                    ops.Scale(_policy.Gradients.Buffer, (float)(maxNorm / (gradNorm + 1e-6)));
+                Optimizer.Step(_policy.Parameters.Buffer, _policy.Gradients.Buffer, learningRate);
+            }
+            Step = step;
+
+            double seconds = clock.Elapsed.TotalSeconds;
+            int[] lengths = rollout.Completions.Select(c => c.Length).ToArray();
+            var metrics = new GrpoStepMetrics
+            {
+                Step = step,
+                Reward = stats.BatchMean,
+                RewardStd = groupStd.ToArray().Average(),
+                RewardsPerFunction = _rewards.Select((r, j) => (r.Name, Stats: NanMeanStd(scores.Scores, j, f)))
+                    .ToDictionary(x => x.Name, x => x.Stats),
+                RewardFailures = _rewards.Select((r, j) => (r.Name, scores.Failures[j])).ToDictionary(x => x.Name, x => x.Item2),
+                FracRewardZeroStd = stats.FracRewardZeroStd,
+                Kl = (float)(klSum / o.NumIterations),
+                Entropy = (float)(entropySum / o.NumIterations),
+                ClipRatioLow = (float)(lowSum / o.NumIterations),
+                ClipRatioHigh = (float)(highSum / o.NumIterations),
+                ClipRatioRegion = (float)(regionSum / o.NumIterations),
+                MeanLength = (float)lengths.Average(),
+                MinLength = lengths.Min(),
+                MaxLength = lengths.Max(),
+                ClippedRatio = rollout.Truncated.Count(t => t) / (float)n,
+                GradNorm = gradNorm,
+                LearningRate = learningRate,
+                Loss = lossSum / o.NumIterations,
+                StepTime = seconds,
+                TokensPerSecond = lengths.Sum() / Math.Max(seconds, 1e-9),
+                Skipped = skipped,
+            };
+            StepCompleted?.Invoke(this, new GrpoStepEventArgs(metrics));
+            return metrics;
+        }
+        finally
+        {
+            foreach (var mb in microBatches) mb.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The micro-batch's share of the whole batch's loss, so that accumulated micro-batch gradients equal
+    /// the whole batch's: its masked tokens for the token-level means (bnpo, dapo), its completions for
+    /// the per-completion means (grpo) and the constant normaliser (dr_grpo).
+    /// </summary>
+    private static float Share(MicroBatch mb, GrpoTrainerOptions o, int n, int totalMasked) => o.LossType switch
+    {
+        LossType.Bnpo or LossType.Dapo => totalMasked == 0 ? 0 : (float)mb.Batch.MaskedTokenCount / totalMasked,
+        _ => (float)mb.Batch.Count / n,
+    };
+
+    private List<MicroBatch> MicroBatches(Rollout rollout, GrpoTrainerOptions o)
+    {
+        int n = rollout.Completions.Length;
+        var list = new List<MicroBatch>();
+        try
+        {
+            for (int first = 0; first < n; first += o.MicroBatchSize)
+            {
+                int count = Math.Min(o.MicroBatchSize, n - first);
+                var prompts = Enumerable.Range(first, count).Select(i => (IReadOnlyList<int>)rollout.Prompts[i / o.GroupSize]).ToArray();
+                var completions = Enumerable.Range(first, count).Select(i => (IReadOnlyList<int>)rollout.Completions[i]).ToArray();
+                var batch = CompletionBatch.Create(_policy.Device, prompts, completions, _policy.Config.VocabSize, _policy.Config.MaxPositions);
+                list.Add(new MicroBatch(first, batch));
+                if (o.MaskTruncatedCompletions) batch.MaskOut(rollout.Truncated.AsSpan(first, count).ToArray());
+            }
+            return list;
+        }
+        catch
+        {
+            foreach (var mb in list) mb.Dispose();
+            throw;
+        }
+    }
+
+    private static (float Mean, float Std) NanMeanStd(float[] scores, int column, int f)
+    {
+        var values = new List<double>();
+        for (int i = column; i < scores.Length; i += f)
+            if (!float.IsNaN(scores[i])) values.Add(scores[i]);
+        if (values.Count == 0) return (float.NaN, float.NaN);
+        double mean = values.Average();
+        double std = values.Count < 2 ? 0 : Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1));
+        return ((float)mean, (float)std);
+    }
+
+    private sealed class MicroBatch(int first, CompletionBatch batch) : IDisposable
+    {
+        public int First { get; } = first;
+        public CompletionBatch Batch { get; } = batch;
+        public Tensor<float>? OldLogprobs { get; set; }  // (n, T) μ > 1
+        public Tensor<float>? RefLogprobs { get; set; }  // (n, T) β > 0
+
+        public void Dispose()
+        {
+            Batch.Dispose();
+            OldLogprobs?.Dispose();
+            RefLogprobs?.Dispose();
+        }
+    }
+
+    /// <summary>Frees the rollout buffers and the optimizer state (not the models).</summary>
+    public void Dispose()
+    {
+        _rollouts.Dispose();
+        Optimizer.Dispose();
+    }
+}
