@@ -34,6 +34,7 @@ internal static partial class SelfCheck
         results.AddRange(Gather(device, random, tolerance, gradientTolerance));
         results.AddRange(FusedLoss(device, random, tolerance, gradientTolerance));
         results.AddRange(KvCache(device, random, tolerance));
+        results.AddRange(Activations(device, random, tolerance, gradientTolerance));
         return results;
     }
 
