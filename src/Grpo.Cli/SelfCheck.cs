@@ -33,6 +33,7 @@ internal static partial class SelfCheck
         results.AddRange(Advantages(device, random, tolerance));
         results.AddRange(Gather(device, random, tolerance, gradientTolerance));
         results.AddRange(FusedLoss(device, random, tolerance, gradientTolerance));
+        results.AddRange(Normalization(device, random, tolerance, gradientTolerance));
         return results;
     }
 
