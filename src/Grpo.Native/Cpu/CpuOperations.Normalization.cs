@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
@@ -60,8 +61,9 @@ internal sealed partial class CpuOperations
         CpuBuffer<float> mu = Data(mean, nameof(mean));        // (M)
         CpuBuffer<float> rs = Data(rstd, nameof(rstd));        // (M)
         int blocks = NormalizationValidation.Blocks(m), rowsPerBlock = NormalizationValidation.BlockRows(m);
-        var weightPartials = new float[blocks * c]; // (blocks, C) Σ over the block's rows of dy ⊙ norm
-        var biasPartials = new float[blocks * c];   // (blocks, C) Σ over the block's rows of dy
+        // Pooled: a model calls this twice per layer per step, and fresh arrays this size would be large-object garbage.
+        float[] weightPartials = RentZeroed(blocks * c); // (blocks, C) Σ over the block's rows of dy ⊙ norm
+        float[] biasPartials = RentZeroed(blocks * c);   // (blocks, C) Σ over the block's rows of dy
 
         // Each block's rows are walked in order by one thread; which thread does not matter.
         Parallel.For(0, blocks, Device.Parallelism, () => new NormScratch(c), (block, _, scratch) =>
@@ -93,6 +95,8 @@ internal sealed partial class CpuOperations
         }, _ => { });
         AddBlockSums(weightPartials, blocks, c, dw);
         AddBlockSums(biasPartials, blocks, c, db);
+        ArrayPool<float>.Shared.Return(weightPartials);
+        ArrayPool<float>.Shared.Return(biasPartials);
     }
 
     public void RmsNormForward(Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float> weight, float epsilon)
@@ -130,7 +134,7 @@ internal sealed partial class CpuOperations
         CpuBuffer<float> w = Data(weight, nameof(weight));     // (C)
         CpuBuffer<float> rs = Data(rstd, nameof(rstd));        // (M)
         int blocks = NormalizationValidation.Blocks(m), rowsPerBlock = NormalizationValidation.BlockRows(m);
-        var weightPartials = new float[blocks * c]; // (blocks, C) Σ over the block's rows of dy ⊙ norm
+        float[] weightPartials = RentZeroed(blocks * c); // (blocks, C) Σ over the block's rows of dy ⊙ norm
 
         Parallel.For(0, blocks, Device.Parallelism, () => new NormScratch(c), (block, _, scratch) =>
         {
@@ -154,6 +158,15 @@ internal sealed partial class CpuOperations
             return scratch;
         }, _ => { });
         AddBlockSums(weightPartials, blocks, c, dw);
+        ArrayPool<float>.Shared.Return(weightPartials);
+    }
+
+    /// <summary>A pooled array of at least <paramref name="length"/> floats whose first <paramref name="length"/> are zero.</summary>
+    private static float[] RentZeroed(int length)
+    {
+        float[] array = ArrayPool<float>.Shared.Rent(length);
+        array.AsSpan(0, length).Clear();
+        return array;
     }
 
     /// <summary>

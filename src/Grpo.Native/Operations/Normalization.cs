@@ -24,6 +24,7 @@ public partial interface IGrpoOperations
     /// <summary>
     /// Backward of <see cref="LayerNormForward"/>; ACCUMULATES into dInput, dWeight and dBias.
     /// dWeight and dBias sum over rows in a fixed order: deterministic for any thread count.
+    /// The gradients must not share memory with dOutput or the forward's tensors.
     /// </summary>
     /// <param name="dInput">(M, C) gradient with respect to the input.</param>
     /// <param name="dWeight">(C) gradient with respect to the scale.</param>
@@ -52,7 +53,7 @@ public partial interface IGrpoOperations
 
     /// <summary>
     /// Backward of <see cref="RmsNormForward"/>; ACCUMULATES into dInput and dWeight (rows summed
-    /// in a fixed order: deterministic).
+    /// in a fixed order: deterministic). The gradients must not share memory with dOutput or the forward's tensors.
     /// </summary>
     /// <param name="dInput">(M, C) gradient with respect to the input.</param>
     /// <param name="dWeight">(C) gradient with respect to the scale.</param>

@@ -279,11 +279,16 @@ public sealed class NormalizationTests
     {
         var device = TestDevices.Get(kind);
         var random = TestRandom.Create();
-        var x = Draw(random, norm, 50, 20); // 7 row blocks
+        var x = Draw(random, norm, 50, 20); // 7 row blocks, the last one ragged (2 rows)
         float[] dy = TestRandom.Normal(random, x.M * x.C);
         var first = Run(device, x, dy);
         var second = Run(device, x, dy);
         for (int o = 0; o < first.Length; o++) Assert.That(second[o], Is.EqualTo(first[o]), Outputs[o]);
+        // And right: every block's partial sums, the ragged one included, reach the weight gradients.
+        var g = x.Backward(TestRandom.ToDouble(dy));
+        Compare.WorstRelativeError("dInput", g.DInput, first[2], GradientTolerance);
+        Compare.WorstRelativeError("dWeight", g.DWeight, first[3], GradientTolerance);
+        if (norm == Norm.LayerNorm) Compare.WorstRelativeError("dBias", g.DBias, first[5], GradientTolerance);
     }
 
     [TestCase(Norm.LayerNorm)]
