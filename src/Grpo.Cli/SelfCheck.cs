@@ -35,6 +35,7 @@ internal static partial class SelfCheck
         results.AddRange(FusedLoss(device, random, tolerance, gradientTolerance));
         results.AddRange(KvCache(device, random, tolerance));
         results.AddRange(Activations(device, random, tolerance, gradientTolerance));
+        results.AddRange(Normalization(device, random, tolerance, gradientTolerance));
         return results;
     }
 
