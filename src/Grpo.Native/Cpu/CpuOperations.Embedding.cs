@@ -6,6 +6,9 @@ namespace Grpo.Native.Cpu;
 
 internal sealed partial class CpuOperations
 {
+    /// <summary>About this many output elements per work item of the forward: whole rows, enough of them to amortise the scheduling.</summary>
+    private const int EmbeddingItemElements = 16 * 1024;
+
     public void EmbeddingForward(Tensor<float> output, Tensor<int> ids, Tensor<float> table,
         Tensor<int>? positions, Tensor<float>? positionTable)
     {
@@ -19,7 +22,7 @@ internal sealed partial class CpuOperations
         CpuBuffer<float> wpe = learned ? Data(positionTable!, nameof(positionTable)) : default;   // (P, C)
         if (learned) EmbeddingValidation.Indices(pos, p, nameof(positions), nameof(positionTable));
 
-        int rowsPerItem = Math.Max(1, RowPassElements / c);
+        int rowsPerItem = Math.Max(1, EmbeddingItemElements / c);
         Parallel.For(0, (m + rowsPerItem - 1) / rowsPerItem, Device.Parallelism, item =>
         {
             for (int r = item * rowsPerItem; r < Math.Min(m, (item + 1) * rowsPerItem); r++)

@@ -9,8 +9,8 @@ internal sealed partial class CpuOperations
     /// <summary>Columns of dBias one work item sums: wide enough for SIMD, narrow enough to spread N ≥ 512 over threads.</summary>
     private const int BiasColumnChunk = 128;
 
-    /// <summary>About this many elements per work item of the element-wise row passes.</summary>
-    private const int RowPassElements = 16 * 1024;
+    /// <summary>About this many output elements per work item of the bias broadcast: whole rows, enough to amortise the scheduling.</summary>
+    private const int BiasItemElements = 16 * 1024;
 
     public void LinearForward(Tensor<float> output, Tensor<float> input, Tensor<float> weight, Tensor<float>? bias)
     {
@@ -25,7 +25,7 @@ internal sealed partial class CpuOperations
         }
         CpuBuffer<float> b = Data(bias, nameof(bias)); // (N)
         // Every row starts as the bias and the GEMM adds x·Wᵀ to it: one pass over the output instead of two.
-        int rowsPerItem = Math.Max(1, RowPassElements / n);
+        int rowsPerItem = Math.Max(1, BiasItemElements / n);
         Parallel.For(0, (m + rowsPerItem - 1) / rowsPerItem, Device.Parallelism, item =>
         {
             ReadOnlySpan<float> row = b;

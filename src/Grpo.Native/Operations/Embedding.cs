@@ -48,6 +48,8 @@ internal static class EmbeddingValidation
     {
         var shape = Common(ids, table, nameof(table), positions, positionTable, nameof(positionTable));
         Guard.Shape(output, nameof(output), shape.M, shape.C);
+        Aliasing.NoOverlap(output, nameof(output), table, nameof(table));
+        Aliasing.NoOverlap(output, nameof(output), positionTable, nameof(positionTable));
         return shape;
     }
 
@@ -57,6 +59,9 @@ internal static class EmbeddingValidation
     {
         var shape = Common(ids, dTable, nameof(dTable), positions, dPositionTable, nameof(dPositionTable));
         Guard.Shape(dOutput, nameof(dOutput), shape.M, shape.C);
+        Aliasing.NoOverlap(dTable, nameof(dTable), dOutput, nameof(dOutput));
+        Aliasing.NoOverlap(dPositionTable, nameof(dPositionTable), dOutput, nameof(dOutput));
+        Aliasing.NoOverlap(dTable, nameof(dTable), dPositionTable, nameof(dPositionTable));
         return shape;
     }
 

@@ -44,6 +44,9 @@ internal static class LinearValidation
     {
         var shape = Common(input, weight, bias, nameof(bias));
         Guard.Shape(output, nameof(output), shape.M, shape.N);
+        Aliasing.NoOverlap(output, nameof(output), input, nameof(input));
+        Aliasing.NoOverlap(output, nameof(output), weight, nameof(weight));
+        Aliasing.NoOverlap(output, nameof(output), bias, nameof(bias));
         return shape;
     }
 
@@ -55,6 +58,15 @@ internal static class LinearValidation
         Guard.Shape(dOutput, nameof(dOutput), shape.M, shape.N);
         Guard.Shape(dWeight, nameof(dWeight), shape.N, shape.K);
         if (dInput is not null) Guard.Shape(dInput, nameof(dInput), shape.M, shape.K);
+        var gradients = new[] { (dInput, nameof(dInput)), (dWeight, nameof(dWeight)), (dBias, nameof(dBias)) };
+        for (int i = 0; i < gradients.Length; i++)
+        {
+            var (gradient, name) = gradients[i];
+            Aliasing.NoOverlap(gradient, name, dOutput, nameof(dOutput));
+            Aliasing.NoOverlap(gradient, name, input, nameof(input));
+            Aliasing.NoOverlap(gradient, name, weight, nameof(weight));
+            for (int j = i + 1; j < gradients.Length; j++) Aliasing.NoOverlap(gradient, name, gradients[j].Item1, gradients[j].Item2);
+        }
         return shape;
     }
 

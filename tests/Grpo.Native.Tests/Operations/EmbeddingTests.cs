@@ -285,4 +285,28 @@ public sealed class EmbeddingTests
         Expect("positions", () => ops.EmbeddingBackward(s.DTable, s.DPositionTable, s.DOutput, s.Ids, null));
         Expect("dPositionTable", () => ops.EmbeddingBackward(s.DTable, wideTable, s.DOutput, s.Ids, s.Positions));
     }
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void RejectsAnOutputThatOverlapsWhatTheCallReads(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        using var s = Small(device); // M = 4, C = 3, V = 5, P = 4
+        using var buffer = device.Allocate<float>(64);
+        buffer.Fill(0);
+        var ops = device.Operations;
+
+        void Expect(string name, string other, TestDelegate call)
+        {
+            var ex = Assert.Throws<ArgumentException>(call)!;
+            Assert.That(ex.ParamName, Is.EqualTo(name), ex.Message);
+            Assert.That(ex.Message, Does.Contain($"'{name}' shares memory with '{other}'"));
+        }
+
+        Expect("output", "table", () => ops.EmbeddingForward(buffer.Slice(0, 4, 3), s.Ids, buffer.Slice(6, 5, 3), null, null));
+        Expect("output", "positionTable", () => ops.EmbeddingForward(buffer.Slice(0, 4, 3), s.Ids, s.Table, s.Positions, buffer.Slice(11, 4, 3)));
+        Expect("dTable", "dOutput", () => ops.EmbeddingBackward(buffer.Slice(0, 5, 3), null, buffer.Slice(14, 4, 3), s.Ids, null));
+        Expect("dTable", "dPositionTable", () => ops.EmbeddingBackward(buffer.Slice(0, 5, 3), buffer.Slice(3, 4, 3), s.DOutput, s.Ids, s.Positions));
+        // Neighbouring slices of one buffer are fine.
+        ops.EmbeddingBackward(buffer.Slice(0, 5, 3), buffer.Slice(15, 4, 3), s.DOutput, s.Ids, s.Positions);
+        device.Synchronize();
+    }
 }

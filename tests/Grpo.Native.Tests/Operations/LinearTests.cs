@@ -266,4 +266,29 @@ public sealed class LinearTests
         Expect("dWeight", () => ops.LinearBackward(s.DInput, mn, s.DBias, s.DOutput, s.Input, s.Weight));
         Expect("dInput", () => ops.LinearBackward(nk, s.DWeight, s.DBias, s.DOutput, s.Input, s.Weight));
     }
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void RejectsAnOutputThatOverlapsWhatTheCallReads(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        const int m = 4, k = 3, n = 5;
+        using var s = new Set(device, new Inputs(m, k, n, new float[m * k], new float[n * k], new float[n]));
+        using var buffer = device.Allocate<float>(64);
+        var ops = device.Operations;
+
+        void Expect(string name, string other, TestDelegate call)
+        {
+            var ex = Assert.Throws<ArgumentException>(call)!;
+            Assert.That(ex.ParamName, Is.EqualTo(name), ex.Message);
+            Assert.That(ex.Message, Does.Contain($"'{name}' shares memory with '{other}'"));
+        }
+
+        // In place (output over its own input) and a gradient overlapping another by one element.
+        Expect("output", "input", () => ops.LinearForward(buffer.Slice(0, m, n), buffer.Slice(2, m, k), s.Weight, s.Bias));
+        Expect("output", "bias", () => ops.LinearForward(buffer.Slice(0, m, n), s.Input, s.Weight, buffer.Slice(m * n - 1, n)));
+        Expect("dInput", "dOutput", () => ops.LinearBackward(buffer.Slice(0, m, k), s.DWeight, s.DBias, buffer.Slice(5, m, n), s.Input, s.Weight));
+        Expect("dWeight", "dBias", () => ops.LinearBackward(s.DInput, buffer.Slice(0, n, k), buffer.Slice(n * k - 1, n), s.DOutput, s.Input, s.Weight));
+        // Neighbouring slices of one buffer are fine.
+        ops.LinearBackward(s.DInput, buffer.Slice(0, n, k), buffer.Slice(n * k, n), s.DOutput, s.Input, s.Weight);
+        device.Synchronize();
+    }
 }
