@@ -36,6 +36,8 @@ internal static partial class SelfCheck
         results.AddRange(KvCache(device, random, tolerance));
         results.AddRange(Activations(device, random, tolerance, gradientTolerance));
         results.AddRange(Normalization(device, random, tolerance, gradientTolerance));
+        results.AddRange(Linear(device, random, tolerance));
+        results.AddRange(Embedding(device, random, tolerance));
         return results;
     }
 
