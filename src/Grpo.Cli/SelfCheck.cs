@@ -33,6 +33,11 @@ internal static partial class SelfCheck
         results.AddRange(Advantages(device, random, tolerance));
         results.AddRange(Gather(device, random, tolerance, gradientTolerance));
         results.AddRange(FusedLoss(device, random, tolerance, gradientTolerance));
+        results.AddRange(KvCache(device, random, tolerance));
+        results.AddRange(Activations(device, random, tolerance, gradientTolerance));
+        results.AddRange(Normalization(device, random, tolerance, gradientTolerance));
+        results.AddRange(Linear(device, random, tolerance));
+        results.AddRange(Embedding(device, random, tolerance));
         return results;
     }
 

@@ -1,0 +1,135 @@
+using ILGPU;
+using ILGPU.Algorithms;
+
+namespace Grpo.Kernels;
+
+/// <summary>Scalars of <see cref="ActivationKernels.Rope"/>.</summary>
+public readonly struct RopeArgs
+{
+    /// <summary>Heads per row.</summary>
+    public readonly int Heads;
+
+    /// <summary>Half the head dimension, D/2: the number of rotated pairs per head.</summary>
+    public readonly int Half;
+
+    /// <summary>1 to rotate by +angle, −1 to rotate by −angle (the backward).</summary>
+    public readonly float SinSign;
+
+    /// <summary>Creates the arguments.</summary>
+    public RopeArgs(int heads, int half, float sinSign)
+    {
+        Heads = heads;
+        Half = half;
+        SinSign = sinSign;
+    }
+}
+
+/// <summary>
+/// GELU (tanh approximation), SwiGLU, the residual add and RoPE on the ILGPU backend. Every kernel
+/// is element-wise (auto-grouped, one thread per element or per rotated pair), so each result is
+/// computed by one thread from its own inputs: deterministic, no reductions.
+/// </summary>
+public static class ActivationKernels
+{
+    /// <summary>√(2/π), GELU's tanh-approximation scale.</summary>
+    private const float GeluScale = 0.7978845608028654f;
+
+    /// <summary>The cubic coefficient of GELU's tanh approximation.</summary>
+    private const float GeluCubic = 0.044715f;
+
+    /// <summary>gelu(x) = x σ(2u) = 0.5x(1 + tanh u) with u = √(2/π)(x + 0.044715x³).</summary>
+    /// <param name="i">The element index.</param>
+    /// <param name="input">(n) pre-activations.</param>
+    /// <param name="output">(n) activations, overwritten (may be the input).</param>
+    public static void GeluForward(Index1D i, ArrayView<float> input, ArrayView<float> output)
+    {
+        float x = input[i];
+        output[i] = x * Sigmoid(GeluTwiceU(x), out _);
+    }
+
+    /// <summary>dInput += dOutput · gelu'(x), gelu'(x) = σ(2u) + 2x σ(2u)(1 − σ(2u)) √(2/π)(1 + 3·0.044715x²).</summary>
+    /// <param name="i">The element index.</param>
+    /// <param name="dInput">(n) gradient, accumulated.</param>
+    /// <param name="dOutput">(n) upstream gradient.</param>
+    /// <param name="input">(n) the forward's input.</param>
+    public static void GeluBackward(Index1D i, ArrayView<float> dInput, ArrayView<float> dOutput, ArrayView<float> input)
+    {
+        float x = input[i];
+        float s = Sigmoid(GeluTwiceU(x), out float slope);
+        // x² capped at 1e4 so it cannot overflow: beyond |x| = 100 the slope is exactly 0 anyway.
+        float du = 2 * GeluScale * (1 + 3 * GeluCubic * XMath.Min(x * x, 1e4f));
+        dInput[i] = dInput[i] + dOutput[i] * (s + x * slope * du);
+    }
+
+    /// <summary>output = silu(gate) · up, silu(g) = g σ(g).</summary>
+    /// <param name="i">The element index.</param>
+    /// <param name="gate">(n) gate_proj output.</param>
+    /// <param name="up">(n) up_proj output.</param>
+    /// <param name="output">(n) gated activations, overwritten.</param>
+    public static void SwiGluForward(Index1D i, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> output)
+    {
+        float g = gate[i];
+        output[i] = g * Sigmoid(g, out _) * up[i];
+    }
+
+    /// <summary>dGate += dO · up · (σ + g σ(1 − σ)), dUp += dO · g σ(g).</summary>
+    /// <param name="i">The element index.</param>
+    /// <param name="gate">(n) the forward's gate.</param>
+    /// <param name="up">(n) the forward's up.</param>
+    /// <param name="dOutput">(n) upstream gradient.</param>
+    /// <param name="dGate">(n) gradient of the gate, accumulated.</param>
+    /// <param name="dUp">(n) gradient of up, accumulated.</param>
+    public static void SwiGluBackward(Index1D i, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> dOutput,
+        ArrayView<float> dGate, ArrayView<float> dUp)
+    {
+        float g = gate[i], dO = dOutput[i];
+        float s = Sigmoid(g, out float slope);
+        dGate[i] = dGate[i] + dO * up[i] * (s + g * slope);
+        dUp[i] = dUp[i] + dO * (g * s);
+    }
+
+    /// <summary>output = a + b; output may be a or b.</summary>
+    /// <param name="i">The element index.</param>
+    /// <param name="a">(n) first addend.</param>
+    /// <param name="b">(n) second addend.</param>
+    /// <param name="output">(n) the sum.</param>
+    public static void Add(Index1D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output) => output[i] = a[i] + b[i];
+
+    /// <summary>
+    /// Rotates pair i (row r, head h, index j &lt; D/2, i = (r·heads + h)·D/2 + j) in place by the angle
+    /// of row r's position: (x, y) ← (x cos − y sin, y cos + x sin), sin negated for the inverse.
+    /// cos and sin come from the host-computed table, so no device trigonometry is involved.
+    /// </summary>
+    /// <param name="i">The pair index.</param>
+    /// <param name="values">(M, heads, D) rotated in place.</param>
+    /// <param name="positions">(M) validated positions, each below the table's length.</param>
+    /// <param name="table">(P, D) per position: cos of the D/2 angles, then their sin.</param>
+    /// <param name="p">Heads, D/2 and the direction.</param>
+    public static void Rope(Index1D i, ArrayView<float> values, ArrayView<int> positions, ArrayView<float> table, RopeArgs p)
+    {
+        int pair = i, half = p.Half, d = 2 * half;
+        int rowHead = pair / half, j = pair - rowHead * half;
+        int row = rowHead / p.Heads;
+        long t = (long)positions[row] * d + j;
+        float c = table[t], s = table[t + half] * p.SinSign;
+        long at = (long)rowHead * d + j;
+        float x = values[at], y = values[at + half];
+        values[at] = x * c - y * s;
+        values[at + half] = y * c + x * s;
+    }
+
+    /// <summary>2u = 2√(2/π)(x + 0.044715x³): σ(2u) = (1 + tanh u)/2.</summary>
+    private static float GeluTwiceU(float x) => 2 * GeluScale * (x + GeluCubic * x * x * x);
+
+    /// <summary>
+    /// σ(z) and σ(z)(1 − σ(z)) from a = e^−|z| ∈ (0, 1], which never overflows: σ = 1/(1+a) for z ≥ 0,
+    /// a/(1+a) below, σ(1 − σ) = a/(1+a)². No cancellation, no NaN for any finite z.
+    /// </summary>
+    private static float Sigmoid(float z, out float slope)
+    {
+        float a = XMath.Exp(-XMath.Abs(z));
+        float r = 1 / (1 + a);
+        slope = a * r * r;
+        return z >= 0 ? r : a * r;
+    }
+}

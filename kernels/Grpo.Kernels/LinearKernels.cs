@@ -1,0 +1,54 @@
+using ILGPU;
+
+namespace Grpo.Kernels;
+
+/// <summary>
+/// The bias parts of the linear layer; the products themselves are <see cref="MatmulKernels.Matmul"/>.
+/// The bias gradient is a column sum over up to thousands of rows, done in two deterministic passes
+/// without atomics: fixed blocks of <see cref="BiasRowBlock"/> rows give partial sums, which are
+/// then added block after block. The order depends only on the sizes, never on the device.
+/// </summary>
+public static class LinearKernels
+{
+    /// <summary>Rows one thread of <see cref="BiasPartialSums"/> sums.</summary>
+    public const int BiasRowBlock = 64;
+
+    /// <summary>output[m, n] = bias[n]: the starting value the forward's product is accumulated onto.</summary>
+    /// <param name="index">X: column n, Y: row m.</param>
+    /// <param name="output">(M, N) rows to fill.</param>
+    /// <param name="bias">(N) the bias.</param>
+    /// <param name="columns">N.</param>
+    public static void BroadcastBias(Index2D index, ArrayView<float> output, ArrayView<float> bias, int columns)
+    {
+        int n = index.X, m = index.Y;
+        output[(long)m * columns + n] = bias[n];
+    }
+
+    /// <summary>partial[b, n] = Σ_{m in block b, increasing} dOutput[m, n].</summary>
+    /// <param name="index">X: column n, Y: row block b.</param>
+    /// <param name="dOutput">(M, N) output gradient.</param>
+    /// <param name="partial">(⌈M / BiasRowBlock⌉, N) block sums, overwritten.</param>
+    /// <param name="rows">M.</param>
+    /// <param name="columns">N.</param>
+    public static void BiasPartialSums(Index2D index, ArrayView<float> dOutput, ArrayView<float> partial, int rows, int columns)
+    {
+        int n = index.X, block = index.Y;
+        int first = block * BiasRowBlock, end = first + BiasRowBlock < rows ? first + BiasRowBlock : rows;
+        float sum = 0;
+        for (int m = first; m < end; m++) sum += dOutput[(long)m * columns + n];
+        partial[(long)block * columns + n] = sum;
+    }
+
+    /// <summary>dBias[n] += Σ_b partial[b, n], blocks in increasing order.</summary>
+    /// <param name="n">The column.</param>
+    /// <param name="partial">(blocks, N) block sums from <see cref="BiasPartialSums"/>.</param>
+    /// <param name="dBias">(N) bias gradient, accumulated.</param>
+    /// <param name="blocks">Row blocks.</param>
+    /// <param name="columns">N.</param>
+    public static void BiasAddPartials(Index1D n, ArrayView<float> partial, ArrayView<float> dBias, int blocks, int columns)
+    {
+        float sum = 0;
+        for (int b = 0; b < blocks; b++) sum += partial[(long)b * columns + n];
+        dBias[n] += sum;
+    }
+}

@@ -1,0 +1,67 @@
+using Grpo.Native.Devices;
+using Grpo.Native.References;
+
+namespace Grpo.Cli;
+
+internal static partial class SelfCheck
+{
+    /// <summary>
+    /// GELU, SwiGLU (forward and backward), the in-place residual add and RoPE (forward and inverse, at
+    /// positions up to 4000) at small sizes against <see cref="ActivationsReference"/>. Gradients use the
+    /// gradient bound: gelu' crosses zero near x = −0.75, where two O(1) terms cancel.
+    /// </summary>
+    private static IEnumerable<CheckResult> Activations(Device device, Random random, double tolerance, double gradientTolerance)
+    {
+        const int rows = 13, width = 37, n = rows * width;
+        float[] x = Normal(random, n, 3.0), up = Normal(random, n, 1.0), dO = Normal(random, n, 1.0);
+        double[] xd = ToDouble(x), upd = ToDouble(up), dOd = ToDouble(dO);
+        var ops = device.Operations;
+        using var input = device.FromArray<float>(x, rows, width);  // (R, W)
+        using var upT = device.FromArray<float>(up, rows, width);   // (R, W)
+        using var dOutput = device.FromArray<float>(dO, rows, width); // (R, W)
+        using var output = device.Allocate<float>(rows, width);     // (R, W)
+        using var grad = device.Allocate<float>(rows, width);       // (R, W)
+        using var grad2 = device.Allocate<float>(rows, width);      // (R, W)
+        string shape = $"{rows}x{width}";
+
+        output.Fill(float.NaN);
+        ops.GeluForward(output, input);
+        yield return new CheckResult($"gelu forward {shape}",
+            ErrorMeasure.WorstRelativeError(ActivationsReference.GeluForward(xd), output.ToArray()).Worst, tolerance);
+        grad.Fill(0);
+        ops.GeluBackward(grad, dOutput, input);
+        yield return new CheckResult($"gelu backward {shape}",
+            ErrorMeasure.WorstRelativeError(ActivationsReference.GeluBackward(dOd, xd), grad.ToArray()).Worst, gradientTolerance);
+
+        output.Fill(float.NaN);
+        ops.SwiGluForward(output, input, upT);
+        yield return new CheckResult($"swiglu forward {shape}",
+            ErrorMeasure.WorstRelativeError(ActivationsReference.SwiGluForward(xd, upd), output.ToArray()).Worst, tolerance);
+        grad.Fill(0);
+        grad2.Fill(0);
+        ops.SwiGluBackward(grad, grad2, dOutput, input, upT);
+        var (dGate, dUp) = ActivationsReference.SwiGluBackward(dOd, xd, upd);
+        yield return new CheckResult($"swiglu backward d gate {shape}", ErrorMeasure.WorstRelativeError(dGate, grad.ToArray()).Worst, gradientTolerance);
+        yield return new CheckResult($"swiglu backward d up {shape}", ErrorMeasure.WorstRelativeError(dUp, grad2.ToArray()).Worst, gradientTolerance);
+
+        using (var residual = device.FromArray<float>(x, rows, width))
+        {
+            ops.Add(residual, residual, upT); // in place, as the residual stream is updated
+            yield return new CheckResult($"add in place {shape}",
+                ErrorMeasure.WorstRelativeError(ActivationsReference.Add(xd, upd), residual.ToArray()).Worst, tolerance);
+        }
+
+        const int m = 5, heads = 3, d = 64;
+        int[] positions = [0, 1, 17, 3999, 4000];
+        float[] q = Normal(random, m * heads * d, 1.0);
+        using var pos = device.FromArray<int>(positions, m); // (M)
+        foreach (var (theta, inverse) in new[] { (10000f, false), (1e6f, true) })
+        {
+            using var values = device.FromArray<float>(q, m, heads, d); // (M, heads, D)
+            ops.Rope(values, pos, theta, inverse);
+            var expected = ActivationsReference.Rope(ToDouble(q), positions, m, heads, d, theta, inverse);
+            yield return new CheckResult($"rope {(inverse ? "inverse" : "forward")} {m}x{heads}x{d} θ={theta:0e0} pos≤4000",
+                ErrorMeasure.WorstRelativeError(expected, values.ToArray()).Worst, tolerance);
+        }
+    }
+}

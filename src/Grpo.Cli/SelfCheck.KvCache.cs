@@ -1,0 +1,65 @@
+using Grpo.Native.Devices;
+using Grpo.Native.References;
+
+namespace Grpo.Cli;
+
+internal static partial class SelfCheck
+{
+    /// <summary>
+    /// A small rollout: two prompts fanned out to G = 3 slots each (shuffled) with KvCacheWrite, one
+    /// decode step written at the next position, then AttentionDecode of every slot (H = 4, KVH = 2, D = 33).
+    /// The caches are compared exactly (a copy); the decode output with twice the tolerance, as the tests
+    /// hold attention outputs (an output near zero keeps the absolute rounding of its O(1) terms).
+    /// </summary>
+    private static IEnumerable<CheckResult> KvCache(Device device, Random random, double tolerance)
+    {
+        int[] promptLengths = [4, 7];
+        const int g = 3, h = 4, kvh = 2, d = 33, l = 9;
+        int b = promptLengths.Length, r = b * g, s = r + 1, mp = promptLengths.Sum(), row = kvh * d;
+        float scale = 1f / MathF.Sqrt(d);
+        int[] slotOf = Enumerable.Range(0, s).OrderBy(_ => random.Next()).Take(r).ToArray(); // completion c = prompt c / G
+        int[] promptStart = [0, promptLengths[0]];
+        float[] pk = Normal(random, mp * row, 1.0), pv = Normal(random, mp * row, 1.0);   // (Mp, KVH, D)
+        float[] nk = Normal(random, r * row, 1.0), nv = Normal(random, r * row, 1.0);     // (R, KVH, D)
+        float[] q = Normal(random, r * h * d, 1.0);                                       // (R, H, D)
+
+        // Writes: the prompt rows of each group to its G slots, then each slot's new row after its prompt.
+        var fan = (from c in Enumerable.Range(0, r) from j in Enumerable.Range(0, promptLengths[c / g])
+                   select (Row: promptStart[c / g] + j, Slot: slotOf[c], Position: j)).ToArray();
+        int[] newPositions = Enumerable.Range(0, r).Select(c => promptLengths[c / g]).ToArray();
+        int[] lengths = newPositions.Select(p => p + 1).ToArray();
+
+        var cache = Enumerable.Repeat((double)float.NaN, s * l * row).ToArray(); // unwritten cells stay NaN
+        var (ek, ev) = KvCacheReference.Write(cache, cache, ToDouble(pk), ToDouble(pv), fan.Select(f => f.Row).ToArray(),
+            fan.Select(f => f.Slot).ToArray(), fan.Select(f => f.Position).ToArray(), l, kvh, d);
+        (ek, ev) = KvCacheReference.Write(ek, ev, ToDouble(nk), ToDouble(nv), Enumerable.Range(0, r).ToArray(), slotOf, newPositions, l, kvh, d);
+        double[] expected = KvCacheReference.Decode(ToDouble(q), ek, ev, slotOf, lengths, h, kvh, d, l, scale);
+
+        using var keyCache = device.Allocate<float>(s, l, kvh, d);     // (S, L, KVH, D)
+        using var valueCache = device.Allocate<float>(s, l, kvh, d);   // (S, L, KVH, D)
+        keyCache.Fill(float.NaN);
+        valueCache.Fill(float.NaN);
+        using (var k = device.FromArray<float>(pk, mp, kvh, d))
+        using (var v = device.FromArray<float>(pv, mp, kvh, d))
+        using (var rows = device.FromArray<int>(fan.Select(f => f.Row).ToArray(), fan.Length))
+        using (var slots = device.FromArray<int>(fan.Select(f => f.Slot).ToArray(), fan.Length))
+        using (var positions = device.FromArray<int>(fan.Select(f => f.Position).ToArray(), fan.Length))
+            device.Operations.KvCacheWrite(keyCache, valueCache, k, v, rows, slots, positions);
+        using var newK = device.FromArray<float>(nk, r, kvh, d);
+        using var newV = device.FromArray<float>(nv, r, kvh, d);
+        using var own = device.FromArray<int>(Enumerable.Range(0, r).ToArray(), r);
+        using var decodeSlots = device.FromArray<int>(slotOf, r);
+        using var at = device.FromArray<int>(newPositions, r);
+        device.Operations.KvCacheWrite(keyCache, valueCache, newK, newV, own, decodeSlots, at);
+        using var query = device.FromArray<float>(q, r, h, d);
+        using var decodeLengths = device.FromArray<int>(lengths, r);
+        using var output = device.Allocate<float>(r, h, d);             // (R, H, D)
+        output.Fill(float.NaN);
+        device.Operations.AttentionDecode(output, query, keyCache, valueCache, decodeSlots, decodeLengths, scale);
+
+        string shape = $"B={b} G={g} H={h}/{kvh} D={d} L={l}";
+        yield return new CheckResult($"kv cache write {shape}",
+            Math.Max(ErrorMeasure.WorstRelativeError(ek, keyCache.ToArray()).Worst, ErrorMeasure.WorstRelativeError(ev, valueCache.ToArray()).Worst), 0);
+        yield return new CheckResult($"attention decode {shape}", ErrorMeasure.WorstRelativeError(expected, output.ToArray()).Worst, 2 * tolerance);
+    }
+}

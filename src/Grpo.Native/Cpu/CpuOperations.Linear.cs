@@ -1,0 +1,72 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Grpo.Native.Operations;
+using Grpo.Native.Tensors;
+
+namespace Grpo.Native.Cpu;
+
+internal sealed partial class CpuOperations
+{
+    /// <summary>Columns of dBias one work item sums: wide enough for SIMD, narrow enough to spread N ≥ 512 over threads.</summary>
+    private const int BiasColumnChunk = 128;
+
+    /// <summary>About this many output elements per work item of the bias broadcast: whole rows, enough to amortise the scheduling.</summary>
+    private const int BiasItemElements = 16 * 1024;
+
+    public void LinearForward(Tensor<float> output, Tensor<float> input, Tensor<float> weight, Tensor<float>? bias)
+    {
+        var (m, k, n) = LinearValidation.Forward(output, input, weight, bias);
+        CpuBuffer<float> y = Data(output, nameof(output)); // (M, N)
+        CpuBuffer<float> x = Data(input, nameof(input));   // (M, K)
+        CpuBuffer<float> w = Data(weight, nameof(weight)); // (N, K)
+        if (bias is null)
+        {
+            CpuGemm.MultiplyTransposedB(Device.Parallelism, m, n, k, x, k, w, k, y, n, accumulate: false);
+            return;
+        }
+        CpuBuffer<float> b = Data(bias, nameof(bias)); // (N)
+        // Every row starts as the bias and the GEMM adds x·Wᵀ to it: one pass over the output instead of two.
+        int rowsPerItem = Math.Max(1, BiasItemElements / n);
+        Parallel.For(0, (m + rowsPerItem - 1) / rowsPerItem, Device.Parallelism, item =>
+        {
+            ReadOnlySpan<float> row = b;
+            for (int r = item * rowsPerItem; r < Math.Min(m, (item + 1) * rowsPerItem); r++) row.CopyTo(y.AsSpan(r * n, n));
+        });
+        CpuGemm.MultiplyTransposedB(Device.Parallelism, m, n, k, x, k, w, k, y, n, accumulate: true);
+    }
+
+    public void LinearBackward(Tensor<float>? dInput, Tensor<float> dWeight, Tensor<float>? dBias,
+        Tensor<float> dOutput, Tensor<float> input, Tensor<float> weight)
+    {
+        var (m, k, n) = LinearValidation.Backward(dInput, dWeight, dBias, dOutput, input, weight);
+        CpuBuffer<float> dW = Data(dWeight, nameof(dWeight)); // (N, K)
+        CpuBuffer<float> dO = Data(dOutput, nameof(dOutput)); // (M, N)
+        CpuBuffer<float> x = Data(input, nameof(input));      // (M, K)
+        CpuBuffer<float> w = Data(weight, nameof(weight));    // (N, K)
+        if (dInput is not null)
+        {
+            CpuBuffer<float> dX = Data(dInput, nameof(dInput)); // (M, K)
+            // dX (M, K) += dO (M, N) · W (N, K)
+            CpuGemm.Multiply(Device.Parallelism, m, k, n, dO, n, w, k, dX, k, accumulate: true);
+        }
+        // dW (N, K) += dOᵀ (N, M) · X (M, K); CpuGemm sums every element in a fixed k order.
+        CpuGemm.MultiplyTransposedA(Device.Parallelism, n, k, m, dO, n, x, k, dW, k, accumulate: true);
+        if (dBias is not null) ColumnSums(Data(dBias, nameof(dBias)), dO, m, n);
+    }
+
+    /// <summary>
+    /// dBias (N) += Σ_rows dO (M, N): each chunk of columns is summed by one thread over the rows in
+    /// increasing order, so every column has the same summation order for any thread count.
+    /// </summary>
+    private void ColumnSums(CpuBuffer<float> dBias, CpuBuffer<float> dO, int m, int n)
+    {
+        Parallel.For(0, (n + BiasColumnChunk - 1) / BiasColumnChunk, Device.Parallelism, chunk =>
+        {
+            int first = chunk * BiasColumnChunk, width = Math.Min(BiasColumnChunk, n - first);
+            Span<float> sum = stackalloc float[width]; // (width) this chunk's column sums
+            sum.Clear();
+            for (int r = 0; r < m; r++) TensorPrimitives.Add(sum, dO.AsSpan(r * n + first, width), sum);
+            var target = dBias.AsSpan(first, width);
+            TensorPrimitives.Add(target, sum, target);
+        });
+    }
+}

@@ -1,0 +1,107 @@
+using Grpo.Kernels;
+using Grpo.Native.Operations;
+using Grpo.Native.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Grpo.Native.Ilgpu;
+
+internal sealed partial class IlgpuOperations
+{
+    private readonly object _ropeGate = new();
+
+    /// <summary>Per (θ, D): the host table and its device copy, re-uploaded when a larger position grows the table.</summary>
+    private readonly Dictionary<(float Theta, int D), (RopeTable Host, MemoryBuffer1D<float, Stride1D.Dense> Device)> _ropeTables = new();
+
+    public void GeluForward(Tensor<float> output, Tensor<float> input)
+    {
+        int n = ActivationsValidation.GeluForward(output, input);
+        var y = View(output, nameof(output)).BaseView; // (…)
+        var x = View(input, nameof(input)).BaseView;   // (…)
+        var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.GeluForward), a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ActivationKernels.GeluForward));
+        kernel(n, x, y);
+    }
+
+    public void GeluBackward(Tensor<float> dInput, Tensor<float> dOutput, Tensor<float> input)
+    {
+        int n = ActivationsValidation.GeluBackward(dInput, dOutput, input);
+        var dx = View(dInput, nameof(dInput)).BaseView;   // (…)
+        var dy = View(dOutput, nameof(dOutput)).BaseView; // (…)
+        var x = View(input, nameof(input)).BaseView;      // (…)
+        var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.GeluBackward), a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ActivationKernels.GeluBackward));
+        kernel(n, dx, dy, x);
+    }
+
+    public void SwiGluForward(Tensor<float> output, Tensor<float> gate, Tensor<float> up)
+    {
+        int n = ActivationsValidation.SwiGluForward(output, gate, up);
+        var o = View(output, nameof(output)).BaseView; // (…)
+        var g = View(gate, nameof(gate)).BaseView;     // (…)
+        var u = View(up, nameof(up)).BaseView;         // (…)
+        var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.SwiGluForward), a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ActivationKernels.SwiGluForward));
+        kernel(n, g, u, o);
+    }
+
+    public void SwiGluBackward(Tensor<float> dGate, Tensor<float> dUp, Tensor<float> dOutput, Tensor<float> gate, Tensor<float> up)
+    {
+        int n = ActivationsValidation.SwiGluBackward(dGate, dUp, dOutput, gate, up);
+        var dg = View(dGate, nameof(dGate)).BaseView;     // (…)
+        var du = View(dUp, nameof(dUp)).BaseView;         // (…)
+        var dO = View(dOutput, nameof(dOutput)).BaseView; // (…)
+        var g = View(gate, nameof(gate)).BaseView;        // (…)
+        var u = View(up, nameof(up)).BaseView;            // (…)
+        var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.SwiGluBackward), a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+                ActivationKernels.SwiGluBackward));
+        kernel(n, g, u, dO, dg, du);
+    }
+
+    public void Add(Tensor<float> output, Tensor<float> a, Tensor<float> b)
+    {
+        int n = ActivationsValidation.Add(output, a, b);
+        var o = View(output, nameof(output)).BaseView; // (…)
+        var x = View(a, nameof(a)).BaseView;           // (…)
+        var y = View(b, nameof(b)).BaseView;           // (…)
+        var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.Add), accelerator =>
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ActivationKernels.Add));
+        kernel(n, x, y, o);
+    }
+
+    public void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse)
+    {
+        var (m, heads, d) = ActivationsValidation.Rope(values, positions, theta);
+        var v = View(values, nameof(values)).BaseView;         // (M, heads, D)
+        var pos = View(positions, nameof(positions)).BaseView; // (M)
+        int largest = ActivationsValidation.RopePositions(positions.ToArray()); // (M) ints: a tiny download
+        var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.Rope), a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, RopeArgs>(ActivationKernels.Rope));
+        // Launched under the lock: another call that grows the table cannot free it before this launch is queued.
+        lock (_ropeGate)
+        {
+            var table = RopeTableOnDevice(theta, d, largest); // (P, D)
+            kernel(m * heads * (d / 2), v, pos, table, new RopeArgs(heads, d / 2, inverse ? -1f : 1f));
+        }
+    }
+
+    /// <summary>The device copy of the (cos, sin) table covering <paramref name="largestPosition"/>; call under the lock.</summary>
+    private ArrayView<float> RopeTableOnDevice(float theta, int d, int largestPosition)
+    {
+        _ropeTables.TryGetValue((theta, d), out var entry);
+        var host = RopeTable.Covering(entry.Host, theta, d, largestPosition);
+        if (!ReferenceEquals(host, entry.Host))
+        {
+            if (entry.Device is not null)
+            {
+                Device.Synchronize(); // queued kernels may still read the old table
+                entry.Device.Dispose();
+            }
+            var buffer = Device.Accelerator.Allocate1D(host.Values);
+            entry = (host, buffer);
+            _ropeTables[(theta, d)] = entry;
+        }
+        return entry.Device.View.BaseView;
+    }
+}

@@ -1,0 +1,64 @@
+using Grpo.Kernels;
+using Grpo.Native.Operations;
+using Grpo.Native.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Grpo.Native.Ilgpu;
+
+internal sealed partial class IlgpuOperations
+{
+    private readonly object _linearGate = new();
+
+    /// <summary>The (⌈M / 64⌉, N) partial column sums of dBias, allocated on first use and grown when a call needs more.</summary>
+    private ReusableDeviceBuffer? _linearPartials;
+
+    public void LinearForward(Tensor<float> output, Tensor<float> input, Tensor<float> weight, Tensor<float>? bias)
+    {
+        var (m, k, n) = LinearValidation.Forward(output, input, weight, bias);
+        var y = View(output, nameof(output)).BaseView; // (M, N)
+        var x = View(input, nameof(input)).BaseView;   // (M, K)
+        var w = View(weight, nameof(weight)).BaseView; // (N, K)
+        if (bias is not null)
+        {
+            // Rows start as the bias and the product is accumulated onto them: one pass over the output, not two.
+            var broadcast = Device.Kernel(typeof(LinearKernels), nameof(LinearKernels.BroadcastBias), accelerator =>
+                accelerator.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, int>(LinearKernels.BroadcastBias));
+            broadcast(new Index2D(n, m), y, View(bias, nameof(bias)).BaseView, n);
+        }
+        // y (M, N) [+]= x (M, K) · w (N, K)ᵀ
+        Matmul(MatmulArgs.TransposedB(m, n, k, k, k, n, 1f, accumulate: bias is not null), x, w, y);
+    }
+
+    public void LinearBackward(Tensor<float>? dInput, Tensor<float> dWeight, Tensor<float>? dBias,
+        Tensor<float> dOutput, Tensor<float> input, Tensor<float> weight)
+    {
+        var (m, k, n) = LinearValidation.Backward(dInput, dWeight, dBias, dOutput, input, weight);
+        var dW = View(dWeight, nameof(dWeight)).BaseView; // (N, K)
+        var dO = View(dOutput, nameof(dOutput)).BaseView; // (M, N)
+        var x = View(input, nameof(input)).BaseView;      // (M, K)
+        var w = View(weight, nameof(weight)).BaseView;    // (N, K)
+        // dX (M, K) += dO (M, N) · W (N, K)
+        if (dInput is not null)
+            Matmul(MatmulArgs.Plain(m, k, n, n, k, k, 1f, accumulate: true), dO, w, View(dInput, nameof(dInput)).BaseView);
+        // dW (N, K) += dOᵀ (N, M) · X (M, K): each element summed over the rows by one thread, in order.
+        Matmul(MatmulArgs.TransposedA(n, k, m, n, k, k, 1f, accumulate: true), dO, x, dW);
+        if (dBias is null) return;
+
+        var db = View(dBias, nameof(dBias)).BaseView; // (N)
+        var partialSums = Device.Kernel(typeof(LinearKernels), nameof(LinearKernels.BiasPartialSums), accelerator =>
+            accelerator.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, int, int>(LinearKernels.BiasPartialSums));
+        var addPartials = Device.Kernel(typeof(LinearKernels), nameof(LinearKernels.BiasAddPartials), accelerator =>
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(LinearKernels.BiasAddPartials));
+        int blocks = (m + LinearKernels.BiasRowBlock - 1) / LinearKernels.BiasRowBlock;
+        lock (_linearGate)
+        {
+            var partial = LinearPartials((long)blocks * n); // (blocks, N)
+            // Same stream: the second pass starts after every block sum is written.
+            partialSums(new Index2D(n, blocks), dO, partial, m, n);
+            addPartials(n, partial, db, blocks, n);
+        }
+    }
+
+    private ArrayView<float> LinearPartials(long length) => (_linearPartials ??= new ReusableDeviceBuffer(Device)).Get(length);
+}

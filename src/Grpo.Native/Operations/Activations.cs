@@ -1,0 +1,178 @@
+using Grpo.Native.Tensors;
+
+namespace Grpo.Native.Operations;
+
+public partial interface IGrpoOperations
+{
+    /// <summary>
+    /// GELU, tanh approximation (GPT-2's gelu_new): y = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+    /// Any shape; output overwritten (it may be the input tensor itself).
+    /// </summary>
+    /// <param name="output">(…) same shape as the input.</param>
+    /// <param name="input">(…) pre-activations.</param>
+    /// <exception cref="ArgumentException">The shapes differ or a tensor lives on another device.</exception>
+    void GeluForward(Tensor<float> output, Tensor<float> input);
+
+    /// <summary>Backward of <see cref="GeluForward"/>: dInput += dOutput · gelu'(input).</summary>
+    /// <param name="dInput">(…) gradient accumulated (+=) with respect to the input.</param>
+    /// <param name="dOutput">(…) gradient with respect to the output.</param>
+    /// <param name="input">(…) the forward's input.</param>
+    /// <exception cref="ArgumentException">The shapes differ or a tensor lives on another device.</exception>
+    void GeluBackward(Tensor<float> dInput, Tensor<float> dOutput, Tensor<float> input);
+
+    /// <summary>
+    /// The SwiGLU gate of Llama's MLP: output = silu(gate) · up with silu(x) = x / (1 + e^−x).
+    /// Any shape (all three the same); output overwritten.
+    /// </summary>
+    /// <param name="output">(…) gated activations.</param>
+    /// <param name="gate">(…) gate_proj output.</param>
+    /// <param name="up">(…) up_proj output.</param>
+    /// <exception cref="ArgumentException">The shapes differ or a tensor lives on another device.</exception>
+    void SwiGluForward(Tensor<float> output, Tensor<float> gate, Tensor<float> up);
+
+    /// <summary>Backward of <see cref="SwiGluForward"/>: dGate += dOutput · up · silu'(gate), dUp += dOutput · silu(gate).</summary>
+    /// <param name="dGate">(…) gradient accumulated (+=) with respect to the gate.</param>
+    /// <param name="dUp">(…) gradient accumulated (+=) with respect to up.</param>
+    /// <param name="dOutput">(…) gradient with respect to the output.</param>
+    /// <param name="gate">(…) the forward's gate.</param>
+    /// <param name="up">(…) the forward's up.</param>
+    /// <exception cref="ArgumentException">The shapes differ or a tensor lives on another device.</exception>
+    void SwiGluBackward(Tensor<float> dGate, Tensor<float> dUp, Tensor<float> dOutput, Tensor<float> gate, Tensor<float> up);
+
+    /// <summary>
+    /// Element-wise output = a + b (the residual connection). Any shape, all three the same;
+    /// output may be a or b itself.
+    /// </summary>
+    /// <param name="output">(…) the sum.</param>
+    /// <param name="a">(…) first addend.</param>
+    /// <param name="b">(…) second addend.</param>
+    /// <exception cref="ArgumentException">The shapes differ or a tensor lives on another device.</exception>
+    void Add(Tensor<float> output, Tensor<float> a, Tensor<float> b);
+
+    /// <summary>
+    /// Rotary position embedding applied IN PLACE to every head of every row, Hugging Face's
+    /// rotate-half convention: for i &lt; D/2, with angle = fp32(position · fp32(θ^(−2i/D)))
+    /// (rounded exactly as Hugging Face computes it in float32),
+    /// (x_i, x_{i+D/2}) ← (x_i cos − x_{i+D/2} sin, x_{i+D/2} cos + x_i sin).
+    /// With <paramref name="inverse"/> the rotation is by −angle: the backward (the rotation is
+    /// orthogonal, so the gradient of the input is the inverse rotation of the output's gradient).
+    /// </summary>
+    /// <remarks>
+    /// The roundings, step by step as LlamaRotaryEmbedding does them in float32 (fp32(·) rounds to
+    /// the nearest float): e_i = fp32(2i / D); p_i = fp32(θ^e_i), the correctly rounded power;
+    /// inv_freq_i = fp32(1 / p_i); angle = fp32(fp32(position) · inv_freq_i). cos and sin of that
+    /// float angle are then rounded to float (computed on the host in double, so they are correctly
+    /// rounded even for angles in the thousands of radians, where fast GPU sine/cosine are not), and
+    /// the rotation is two fp32 products and a sum per element. Both backends keep a table of
+    /// (cos, sin) for positions 0 … the largest seen so far, per (θ, D): D floats per position.
+    /// </remarks>
+    /// <param name="values">(M, heads, D) queries or keys (or their gradients), rotated in place; D even.</param>
+    /// <param name="positions">(M) position of each row, 0 ≤ position ≤ 1,048,576 (downloaded to the host to be checked).</param>
+    /// <param name="theta">The base θ (config's rope_theta); positive and finite.</param>
+    /// <param name="inverse">Rotate by −angle (backward).</param>
+    /// <exception cref="ArgumentException">A tensor has the wrong shape (or an odd D) or lives on another device.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">θ is not positive and finite, or a position is negative or too large.</exception>
+    void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse);
+}
+
+/// <summary>Argument checks both backends run before the activations, the residual add and RoPE, so they reject the same inputs with the same messages.</summary>
+internal static class ActivationsValidation
+{
+    /// <summary>The largest position <see cref="IGrpoOperations.Rope"/> accepts: the (cos, sin) table grows with it.</summary>
+    public const int MaxRopePosition = 1 << 20;
+
+    /// <summary>Checks that <paramref name="output"/> has the shape of <paramref name="input"/>; returns the element count.</summary>
+    public static int GeluForward(Tensor<float> output, Tensor<float> input)
+    {
+        SameShape(output, nameof(output), input, nameof(input));
+        return Elements(input, nameof(input));
+    }
+
+    /// <summary>Checks that the gradients have the shape of the input; returns the element count.</summary>
+    public static int GeluBackward(Tensor<float> dInput, Tensor<float> dOutput, Tensor<float> input)
+    {
+        SameShape(dOutput, nameof(dOutput), input, nameof(input));
+        SameShape(dInput, nameof(dInput), input, nameof(input));
+        return Elements(input, nameof(input));
+    }
+
+    /// <summary>Checks that up and the output have the shape of the gate; returns the element count.</summary>
+    public static int SwiGluForward(Tensor<float> output, Tensor<float> gate, Tensor<float> up)
+    {
+        SameShape(up, nameof(up), gate, nameof(gate));
+        SameShape(output, nameof(output), gate, nameof(gate));
+        return Elements(gate, nameof(gate));
+    }
+
+    /// <summary>Checks that every tensor has the shape of the gate; returns the element count.</summary>
+    public static int SwiGluBackward(Tensor<float> dGate, Tensor<float> dUp, Tensor<float> dOutput, Tensor<float> gate, Tensor<float> up)
+    {
+        SameShape(up, nameof(up), gate, nameof(gate));
+        SameShape(dOutput, nameof(dOutput), gate, nameof(gate));
+        SameShape(dGate, nameof(dGate), gate, nameof(gate));
+        SameShape(dUp, nameof(dUp), gate, nameof(gate));
+        return Elements(gate, nameof(gate));
+    }
+
+    /// <summary>Checks that b and the output have the shape of a; returns the element count.</summary>
+    public static int Add(Tensor<float> output, Tensor<float> a, Tensor<float> b)
+    {
+        SameShape(b, nameof(b), a, nameof(a));
+        SameShape(output, nameof(output), a, nameof(a));
+        return Elements(a, nameof(a));
+    }
+
+    /// <summary>Checks the shapes and θ of <see cref="IGrpoOperations.Rope"/>; returns (M, heads, D).</summary>
+    public static (int M, int Heads, int D) Rope(Tensor<float> values, Tensor<int> positions, float theta)
+    {
+        Guard.Rank(values, nameof(values), 3, "(rows, heads, head dimension)");
+        int m = values.Shape[0], heads = values.Shape[1], d = values.Shape[2];
+        if (d % 2 != 0)
+            throw new ArgumentException(
+                $"'{nameof(values)}' has shape {values.Shape}: its head dimension {d} is odd, but RoPE rotates pairs " +
+                $"(x_i, x_(i+D/2)) and needs an even head dimension.", nameof(values));
+        Guard.Rank(positions, nameof(positions), 1, "(rows) of positions");
+        if (positions.Shape[0] != m)
+            throw new ArgumentException(
+                $"'{nameof(positions)}' has shape {positions.Shape} but '{nameof(values)}' has {m} rows ({values.Shape}); " +
+                "pass one position per row.", nameof(positions));
+        if (!(theta > 0) || !float.IsFinite(theta))
+            throw new ArgumentOutOfRangeException(nameof(theta), theta,
+                $"'{nameof(theta)}' must be positive and finite but was {theta}; pass the model's rope_theta (10000 for Llama 2, 500000 for Llama 3).");
+        return (m, heads, d);
+    }
+
+    /// <summary>
+    /// Throws unless every downloaded position is in [0, <see cref="MaxRopePosition"/>], naming the
+    /// first bad row and its value. Returns the largest position.
+    /// </summary>
+    public static int RopePositions(ReadOnlySpan<int> positions)
+    {
+        const string name = "positions";
+        int largest = 0;
+        for (int r = 0; r < positions.Length; r++)
+        {
+            int p = positions[r];
+            if (p < 0 || p > MaxRopePosition)
+                throw new ArgumentOutOfRangeException(name, p,
+                    $"'{name}'[{r}] is {p} but positions must be in [0, {MaxRopePosition}]: the index of the token within its sequence.");
+            largest = Math.Max(largest, p);
+        }
+        return largest;
+    }
+
+    private static void SameShape(Tensor<float> tensor, string argumentName, Tensor<float> reference, string referenceName)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, argumentName);
+        ArgumentNullException.ThrowIfNull(reference, referenceName);
+        if (!tensor.Shape.Equals(reference.Shape))
+            throw new ArgumentException(
+                $"'{argumentName}' has shape {tensor.Shape} but '{referenceName}' has shape {reference.Shape}; " +
+                "element-wise operations need every tensor to have the same shape.", argumentName);
+    }
+
+    private static int Elements(Tensor<float> tensor, string argumentName) =>
+        tensor.Length <= int.MaxValue ? (int)tensor.Length
+            : throw new ArgumentException(
+                $"'{argumentName}' has {tensor.Length} elements; element-wise operations handle at most {int.MaxValue}: split the call.", argumentName);
+}

@@ -1,0 +1,177 @@
+using Grpo.Native.Tensors;
+
+namespace Grpo.Native.Operations;
+
+public partial interface IGrpoOperations
+{
+    /// <summary>
+    /// Writes key/value rows into a layer's cache: for each write w,
+    /// keyCache[slots_w, positions_w] = key[sourceRows_w] and the same for values. Repeating a source
+    /// row fans one prompt's keys out to the G slots of its group; after a decode step each slot
+    /// writes its one new row. Writes must not target the same (slot, position) twice.
+    /// </summary>
+    /// <param name="keyCache">(S, L, KVH, D) keys: S sequence slots of capacity L.</param>
+    /// <param name="valueCache">(S, L, KVH, D) values.</param>
+    /// <param name="key">(M, KVH, D) new key rows.</param>
+    /// <param name="value">(M, KVH, D) new value rows.</param>
+    /// <param name="sourceRows">(W) row of key/value each write copies, in [0, M).</param>
+    /// <param name="slots">(W) destination slot, in [0, S).</param>
+    /// <param name="positions">(W) destination position, in [0, L).</param>
+    void KvCacheWrite(Tensor<float> keyCache, Tensor<float> valueCache, Tensor<float> key, Tensor<float> value,
+        Tensor<int> sourceRows, Tensor<int> slots, Tensor<int> positions);
+
+    /// <summary>
+    /// Attention of one new query row per decoding sequence against its cache (grouped-query, as
+    /// <see cref="AttentionForward"/>): out_r = Σ_{j &lt; lengths_r} softmax_j(scale · q_r·K[slots_r, j]) V[slots_r, j].
+    /// The row's own key and value must already be written (lengths_r counts them).
+    /// Output is overwritten.
+    /// </summary>
+    /// <param name="output">(R, H, D) attention output per row and query head.</param>
+    /// <param name="query">(R, H, D) the new queries.</param>
+    /// <param name="keyCache">(S, L, KVH, D) keys.</param>
+    /// <param name="valueCache">(S, L, KVH, D) values.</param>
+    /// <param name="slots">(R) the cache slot each row reads, in [0, S).</param>
+    /// <param name="lengths">(R) how many cached positions each row attends to, in [1, L].</param>
+    /// <param name="scale">Score scale, positive and finite; usually 1/sqrt(D).</param>
+    void AttentionDecode(Tensor<float> output, Tensor<float> query, Tensor<float> keyCache, Tensor<float> valueCache,
+        Tensor<int> slots, Tensor<int> lengths, float scale);
+}
+
+/// <summary>The sizes of one KV-cache write.</summary>
+/// <param name="S">Sequence slots of the cache.</param>
+/// <param name="L">Cache capacity (positions per slot).</param>
+/// <param name="KVH">Key/value heads.</param>
+/// <param name="D">Head dimension.</param>
+/// <param name="M">Source rows of key/value.</param>
+/// <param name="W">Writes.</param>
+internal readonly record struct KvCacheWriteShape(int S, int L, int KVH, int D, int M, int W);
+
+/// <summary>The sizes of one decode attention call.</summary>
+/// <param name="R">Decoding rows (one query row each).</param>
+/// <param name="H">Query heads.</param>
+/// <param name="KVH">Key/value heads (H is a multiple of it).</param>
+/// <param name="D">Head dimension.</param>
+/// <param name="S">Sequence slots of the cache.</param>
+/// <param name="L">Cache capacity (positions per slot).</param>
+internal readonly record struct KvCacheDecodeShape(int R, int H, int KVH, int D, int S, int L);
+
+/// <summary>
+/// Argument checks both backends run before the KV-cache operations, so they reject the same inputs
+/// with the same messages. The integer inputs are checked on the host (the ILGPU backend downloads them:
+/// a few ints per row), because an out-of-range slot or position would write or read outside the cache.
+/// </summary>
+internal static class KvCacheValidation
+{
+    /// <summary>Checks the shapes of <see cref="IGrpoOperations.KvCacheWrite"/>.</summary>
+    public static KvCacheWriteShape Write(Tensor<float> keyCache, Tensor<float> valueCache, Tensor<float> key, Tensor<float> value,
+        Tensor<int> sourceRows, Tensor<int> slots, Tensor<int> positions)
+    {
+        var (s, l, kvh, d) = Cache(keyCache, valueCache);
+        Guard.Rank(key, nameof(key), 3, "(rows, kv heads, head dimension)");
+        if (key.Shape[1] != kvh || key.Shape[2] != d)
+            throw new ArgumentException(
+                $"'key' has shape {key.Shape} but the caches have shape {keyCache.Shape}; the rows must be (rows, {kvh}, {d}): " +
+                "the caches' kv heads and head dimension.", nameof(key));
+        int m = key.Shape[0];
+        Guard.Shape(value, nameof(value), m, kvh, d);
+        Guard.Rank(sourceRows, nameof(sourceRows), 1, "(writes) of source rows");
+        int w = sourceRows.Shape[0];
+        IndexList(slots, nameof(slots), w, "write");
+        IndexList(positions, nameof(positions), w, "write");
+        return new KvCacheWriteShape(s, l, kvh, d, m, w);
+    }
+
+    /// <summary>
+    /// Throws unless every downloaded write index is in range and no two writes target the same
+    /// (slot, position), naming the first bad write and its value (or both colliding writes).
+    /// </summary>
+    public static void WriteIndices(ReadOnlySpan<int> sourceRows, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions,
+        KvCacheWriteShape shape)
+    {
+        InRange(sourceRows, "sourceRows", shape.M, "a row of 'key' and 'value'");
+        InRange(slots, "slots", shape.S, "a slot of the caches");
+        InRange(positions, "positions", shape.L, "a position within the cache capacity");
+        // Two writes to one cell would race on the device (and the winner would depend on the schedule).
+        var first = new Dictionary<long, int>(slots.Length);
+        for (int i = 0; i < slots.Length; i++)
+        {
+            long cell = (long)slots[i] * shape.L + positions[i];
+            if (!first.TryAdd(cell, i))
+                throw new ArgumentException(
+                    $"Writes {first[cell]} and {i} both target slot {slots[i]}, position {positions[i]} " +
+                    $"('slots'[{i}] is {slots[i]}, 'positions'[{i}] is {positions[i]}); every write needs its own (slot, position): " +
+                    "fan a prompt out to different slots, and give each decode step of a slot a new position.", "positions");
+        }
+    }
+
+    /// <summary>Checks the shapes and scale of <see cref="IGrpoOperations.AttentionDecode"/>.</summary>
+    public static KvCacheDecodeShape Decode(Tensor<float> output, Tensor<float> query, Tensor<float> keyCache,
+        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> lengths, float scale)
+    {
+        var (s, l, kvh, d) = Cache(keyCache, valueCache);
+        Guard.Rank(query, nameof(query), 3, "(rows, heads, head dimension)");
+        int r = query.Shape[0], h = query.Shape[1];
+        if (query.Shape[2] != d)
+            throw new ArgumentException(
+                $"'query' has shape {query.Shape} but the caches have shape {keyCache.Shape}; the queries' head dimension " +
+                $"must be the caches' ({d}).", nameof(query));
+        if (h % kvh != 0)
+            throw new ArgumentException(
+                $"'query' has {h} heads but the caches have {kvh} kv heads; the query heads must be a multiple of the kv heads " +
+                "(each kv head serves H / KVH query heads).", nameof(query));
+        Guard.Shape(output, nameof(output), r, h, d);
+        IndexList(slots, nameof(slots), r, "query row");
+        IndexList(lengths, nameof(lengths), r, "query row");
+        if (!(scale > 0) || !float.IsFinite(scale))
+            throw new ArgumentOutOfRangeException(nameof(scale), scale,
+                $"'scale' must be positive and finite but was {scale}; use 1 / sqrt(head dimension) = {1 / MathF.Sqrt(d)}.");
+        return new KvCacheDecodeShape(r, h, kvh, d, s, l);
+    }
+
+    /// <summary>
+    /// Throws unless every downloaded slot is in [0, S) and every length in [1, L], naming the first
+    /// bad row and its value. Returns the longest length (the backends' per-row scratch length).
+    /// </summary>
+    public static int DecodeIndices(ReadOnlySpan<int> slots, ReadOnlySpan<int> lengths, KvCacheDecodeShape shape)
+    {
+        InRange(slots, "slots", shape.S, "a slot of the caches");
+        int longest = 0;
+        for (int r = 0; r < lengths.Length; r++)
+        {
+            int length = lengths[r];
+            if (length < 1 || length > shape.L)
+                throw new ArgumentOutOfRangeException("lengths", length,
+                    $"'lengths'[{r}] is {length} but must be in [1, {shape.L}]: a decoding row attends to at least its own " +
+                    $"position (write its key and value first, then count it) and at most the cache capacity {shape.L}.");
+            longest = Math.Max(longest, length);
+        }
+        return longest;
+    }
+
+    /// <summary>Checks the two caches: (S, L, KVH, D), the same shape.</summary>
+    private static (int S, int L, int Kvh, int D) Cache(Tensor<float> keyCache, Tensor<float> valueCache)
+    {
+        Guard.Rank(keyCache, nameof(keyCache), 4, "(slots, capacity, kv heads, head dimension)");
+        var c = keyCache.Shape;
+        Guard.Shape(valueCache, nameof(valueCache), c[0], c[1], c[2], c[3]);
+        return (c[0], c[1], c[2], c[3]);
+    }
+
+    /// <summary>Throws unless <paramref name="list"/> is a rank-1 tensor of <paramref name="count"/> ints.</summary>
+    private static void IndexList(Tensor<int> list, string name, int count, string per)
+    {
+        ArgumentNullException.ThrowIfNull(list, name);
+        if (list.Shape.Rank != 1 || list.Shape[0] != count)
+            throw new ArgumentException(
+                $"'{name}' has shape {list.Shape} but [{count}] was expected: one entry per {per}.", name);
+    }
+
+    /// <summary>Throws unless every value is in [0, count), naming the first bad index and its value.</summary>
+    private static void InRange(ReadOnlySpan<int> values, string name, int count, string meaning)
+    {
+        for (int i = 0; i < values.Length; i++)
+            if ((uint)values[i] >= (uint)count)
+                throw new ArgumentOutOfRangeException(name, values[i],
+                    $"'{name}'[{i}] is {values[i]} but must be in [0, {count}): {meaning}.");
+    }
+}

@@ -1,0 +1,522 @@
+using Grpo.Native.Cpu;
+using Grpo.Native.Devices;
+using Grpo.Native.References;
+using Grpo.Native.Tensors;
+using Grpo.Native.Tests.Support;
+using NUnit.Framework;
+using R = Grpo.Native.References.ActivationsReference;
+
+namespace Grpo.Native.Tests.Operations;
+
+/// <summary>GELU, SwiGLU, the residual add and RoPE on every backend against the double reference.</summary>
+public sealed class ActivationsTests
+{
+    // Odd sizes: none is a multiple of the 8-wide vectors, so every CPU call has a tail.
+    private static readonly int[][] Shapes = [[1], [7], [3, 5, 7], [33, 17], [1001]];
+
+    public static IEnumerable<TestCaseData> Cases() =>
+        from kind in TestDevices.Kinds()
+        from shape in Shapes
+        select new TestCaseData(kind, shape).SetArgDisplayNames(kind.ToString(), string.Join("x", shape));
+
+    private static int Count(int[] shape) => shape.Aggregate(1, (a, b) => a * b);
+
+    private static double[] D(float[] values) => TestRandom.ToDouble(values);
+
+    private static double[] Plus(double[] a, float[] b)
+    {
+        var result = new double[a.Length];
+        for (int i = 0; i < a.Length; i++) result[i] = a[i] + b[i];
+        return result;
+    }
+
+    // ---------------------------------------------------------------- GELU
+
+    [TestCaseSource(nameof(Cases))]
+    public void GeluForwardMatchesReference(DeviceKind kind, int[] shape)
+    {
+        var device = TestDevices.Get(kind);
+        // Scale 3: most inputs in the curved part [−6, 6], some deep in both tails.
+        float[] x = TestRandom.Normal(TestRandom.Create(), Count(shape), 3.0);
+        using var input = device.FromArray<float>(x, shape);
+        using var output = Poison.Fill(device.Allocate<float>(shape));
+        device.Operations.GeluForward(output, input);
+        Compare.WorstRelativeError("gelu", R.GeluForward(D(x)), output.ToArray());
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void GeluForwardInPlace(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        float[] x = TestRandom.Normal(TestRandom.Create(), 37, 3.0);
+        using var values = device.FromArray<float>(x, 37);
+        device.Operations.GeluForward(values, values);
+        Compare.WorstRelativeError("gelu in place", R.GeluForward(D(x)), values.ToArray());
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void GeluBackwardAccumulatesTheReferenceGradient(DeviceKind kind, int[] shape)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        int n = Count(shape);
+        float[] x = TestRandom.Normal(random, n, 3.0), dy = TestRandom.Normal(random, n), start = TestRandom.Normal(random, n, 0.1);
+        using var input = device.FromArray<float>(x, shape);
+        using var dOutput = device.FromArray<float>(dy, shape);
+        using var dInput = device.FromArray<float>(start, shape); // known values: the op must add to them
+        device.Operations.GeluBackward(dInput, dOutput, input);
+        Compare.WorstRelativeError("gelu dInput", Plus(R.GeluBackward(D(dy), D(x)), start), dInput.ToArray());
+    }
+
+    [Test]
+    public void GeluDerivativeMatchesFiniteDifferences()
+    {
+        // A grid across the curved part and both tails, plus random points; central differences in double.
+        var xs = Enumerable.Range(-80, 161).Select(k => k / 10.0).Concat(D(TestRandom.Normal(TestRandom.Create(), 50, 3.0))).ToArray();
+        var numeric = xs.Select(x => (R.Gelu(x + 1e-5) - R.Gelu(x - 1e-5)) / 2e-5).ToArray();
+        Compare.WorstRelativeError("reference gelu' vs finite differences", numeric, xs.Select(R.GeluDerivative).ToArray(), 1e-6);
+    }
+
+    // ---------------------------------------------------------------- SwiGLU
+
+    [TestCaseSource(nameof(Cases))]
+    public void SwiGluForwardMatchesReference(DeviceKind kind, int[] shape)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        int n = Count(shape);
+        float[] g = TestRandom.Normal(random, n, 3.0), u = TestRandom.Normal(random, n);
+        using var gate = device.FromArray<float>(g, shape);
+        using var up = device.FromArray<float>(u, shape);
+        using var output = Poison.Fill(device.Allocate<float>(shape));
+        device.Operations.SwiGluForward(output, gate, up);
+        Compare.WorstRelativeError("swiglu", R.SwiGluForward(D(g), D(u)), output.ToArray());
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void SwiGluBackwardAccumulatesTheReferenceGradient(DeviceKind kind, int[] shape)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        int n = Count(shape);
+        float[] g = TestRandom.Normal(random, n, 3.0), u = TestRandom.Normal(random, n), dO = TestRandom.Normal(random, n);
+        float[] dgStart = TestRandom.Normal(random, n, 0.1), duStart = TestRandom.Normal(random, n, 0.1);
+        using var gate = device.FromArray<float>(g, shape);
+        using var up = device.FromArray<float>(u, shape);
+        using var dOutput = device.FromArray<float>(dO, shape);
+        using var dGate = device.FromArray<float>(dgStart, shape);
+        using var dUp = device.FromArray<float>(duStart, shape);
+        device.Operations.SwiGluBackward(dGate, dUp, dOutput, gate, up);
+        var (expectedGate, expectedUp) = R.SwiGluBackward(D(dO), D(g), D(u));
+        Compare.WorstRelativeError("swiglu dGate", Plus(expectedGate, dgStart), dGate.ToArray());
+        Compare.WorstRelativeError("swiglu dUp", Plus(expectedUp, duStart), dUp.ToArray());
+    }
+
+    [Test]
+    public void SwiGluGradientMatchesFiniteDifferences()
+    {
+        var random = TestRandom.Create();
+        const int n = 41;
+        double[] g = D(TestRandom.Normal(random, n, 3.0)), u = D(TestRandom.Normal(random, n)), w = D(TestRandom.Normal(random, n));
+        double Loss()
+        {
+            var y = R.SwiGluForward(g, u);
+            double loss = 0;
+            for (int i = 0; i < n; i++) loss += w[i] * y[i];
+            return loss;
+        }
+        double[] Numeric(double[] p)
+        {
+            var grad = new double[n];
+            for (int i = 0; i < n; i++)
+            {
+                double saved = p[i];
+                p[i] = saved + 1e-5;
+                double plus = Loss();
+                p[i] = saved - 1e-5;
+                double minus = Loss();
+                p[i] = saved;
+                grad[i] = (plus - minus) / 2e-5;
+            }
+            return grad;
+        }
+        var (dGate, dUp) = R.SwiGluBackward(w, g, u);
+        Compare.WorstRelativeError("reference dGate vs finite differences", Numeric(g), dGate, 1e-6);
+        Compare.WorstRelativeError("reference dUp vs finite differences", Numeric(u), dUp, 1e-6);
+
+        var xs = Enumerable.Range(-80, 161).Select(k => k / 10.0).ToArray();
+        var numeric = xs.Select(x => (R.Silu(x + 1e-5) - R.Silu(x - 1e-5)) / 2e-5).ToArray();
+        Compare.WorstRelativeError("reference silu' vs finite differences", numeric, xs.Select(R.SiluDerivative).ToArray(), 1e-6);
+    }
+
+    // ---------------------------------------------------------------- extreme inputs
+
+    private static readonly float[] Extremes =
+        [-1e30f, -1e4f, -100f, -88f, -30f, -10f, -1f, -1e-3f, -0f, 0f, 1e-3f, 1f, 10f, 30f, 88f, 100f, 1e4f, 1e30f];
+
+    /// <summary>
+    /// Every value finite and within 1e-5 relative or 1e-6 absolute of the reference, element by element:
+    /// the inputs span 60 orders of magnitude, so a tensor-wide error scale would hide the small ones.
+    /// </summary>
+    private static void AssertCloseEach(string what, double[] expected, float[] actual)
+    {
+        double worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.That(float.IsFinite(actual[i]), $"{what}: input {Extremes[i]} gave {actual[i]}");
+            double error = Math.Abs(actual[i] - expected[i]) / (1e-5 * Math.Abs(expected[i]) + 1e-6);
+            worst = Math.Max(worst, error);
+            Assert.That(error, Is.LessThanOrEqualTo(1), $"{what}: input {Extremes[i]}: expected {expected[i]:G9}, got {actual[i]:G9}");
+        }
+        TestContext.Out.WriteLine($"{what}: worst error {worst:F3} of the bound (1e-5 relative + 1e-6 absolute)");
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void ExtremeInputsStayFiniteAndRight(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        int n = Extremes.Length;
+        double[] x = D(Extremes);
+        var ones = Enumerable.Repeat(1.0, n).ToArray();
+        using var input = device.FromArray<float>(Extremes, n);
+        using var onesTensor = device.FromArray<float>(Enumerable.Repeat(1f, n).ToArray(), n);
+        using var output = Poison.Fill(device.Allocate<float>(n));
+        using var grad = device.Allocate<float>(n);
+        using var grad2 = device.Allocate<float>(n);
+        var ops = device.Operations;
+
+        ops.GeluForward(output, input);
+        AssertCloseEach("gelu", R.GeluForward(x), output.ToArray());
+        grad.Fill(0);
+        ops.GeluBackward(grad, onesTensor, input);
+        AssertCloseEach("gelu'", R.GeluBackward(ones, x), grad.ToArray());
+
+        // up = 1 and dOutput = 1: the SwiGLU outputs are silu(x), and its gradients silu'(x) and silu(x).
+        Poison.Fill(output);
+        ops.SwiGluForward(output, input, onesTensor);
+        AssertCloseEach("silu", R.SwiGluForward(x, ones), output.ToArray());
+        grad.Fill(0);
+        grad2.Fill(0);
+        ops.SwiGluBackward(grad, grad2, onesTensor, input, onesTensor);
+        var (dGate, dUp) = R.SwiGluBackward(ones, x, ones);
+        AssertCloseEach("silu'", dGate, grad.ToArray());
+        AssertCloseEach("swiglu dUp", dUp, grad2.ToArray());
+    }
+
+    // ---------------------------------------------------------------- Add
+
+    [TestCaseSource(nameof(Cases))]
+    public void AddMatchesReference(DeviceKind kind, int[] shape)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        int n = Count(shape);
+        float[] a = TestRandom.Normal(random, n), b = TestRandom.Normal(random, n);
+        using var x = device.FromArray<float>(a, shape);
+        using var y = device.FromArray<float>(b, shape);
+        using var output = Poison.Fill(device.Allocate<float>(shape));
+        device.Operations.Add(output, x, y);
+        // fp32 a + b is the correctly rounded sum: exact to half an ulp.
+        Compare.WorstRelativeError("a + b", R.Add(D(a), D(b)), output.ToArray(), 1e-7);
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void AddWritesInPlaceIntoEitherAddend(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        const int n = 29;
+        float[] a = TestRandom.Normal(random, n), b = TestRandom.Normal(random, n);
+        var expected = R.Add(D(a), D(b));
+        using (var x = device.FromArray<float>(a, n))
+        using (var y = device.FromArray<float>(b, n))
+        {
+            device.Operations.Add(x, x, y); // the residual stream updated in place
+            Compare.WorstRelativeError("a += b", expected, x.ToArray(), 1e-7);
+        }
+        using (var x = device.FromArray<float>(a, n))
+        using (var y = device.FromArray<float>(b, n))
+        {
+            device.Operations.Add(y, x, y);
+            Compare.WorstRelativeError("b = a + b", expected, y.ToArray(), 1e-7);
+        }
+        using (var x = device.FromArray<float>(a, n))
+        {
+            device.Operations.Add(x, x, x);
+            Compare.WorstRelativeError("a += a", R.Add(D(a), D(a)), x.ToArray(), 0);
+        }
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void SlicesLeaveTheRestOfTheirBufferAlone(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        // Three (3, 2, 6) tensors at odd offsets inside one buffer, as a model's activations would be.
+        const int m = 3, heads = 2, d = 6, n = m * heads * d, total = 3 * n + 11;
+        float[] initial = TestRandom.Normal(random, total);
+        using var buffer = device.FromArray<float>(initial, total);
+        var a = buffer.Slice(3, m, heads, d);
+        var b = buffer.Slice(3 + n + 1, m, heads, d);
+        var o = buffer.Slice(3 + 2 * n + 5, m, heads, d);
+        using var positions = device.FromArray<int>([5, 0, 17], m);
+        var ops = device.Operations;
+        ops.Add(o, a, b);
+        ops.GeluForward(a, a);
+        ops.GeluBackward(b, o, a);
+        ops.SwiGluForward(o, a, b);
+        ops.SwiGluBackward(a, b, o, a, b);
+        ops.Rope(o, positions, 10000f, inverse: false);
+        float[] after = buffer.ToArray();
+        foreach (var (begin, end) in new[] { (0, 3), (3 + n, 3 + n + 1), (3 + 2 * n + 1, 3 + 2 * n + 5), (3 + 3 * n + 5, total) })
+            Assert.That(after[begin..end], Is.EqualTo(initial[begin..end]), $"elements [{begin}, {end}) outside the slices");
+
+        // And the slices themselves were computed from their own windows: the sum, checked directly.
+        using var a2 = device.FromArray<float>(initial.AsSpan(3, n), m, heads, d);
+        using var b2 = device.FromArray<float>(initial.AsSpan(3 + n + 1, n), m, heads, d);
+        using var o2 = device.Allocate<float>(m, heads, d);
+        ops.Add(o2, a2, b2);
+        Compare.WorstRelativeError("a + b from slices", R.Add(D(initial[3..(3 + n)]), D(initial[(3 + n + 1)..(3 + 2 * n + 1)])), o2.ToArray(), 1e-7);
+    }
+
+    // ---------------------------------------------------------------- RoPE
+
+    // (rows, heads, D, θ, positions): packed sequences restarting at 0, odd D/2 (no full vector), D = 128 as in Llama,
+    // positions in the thousands where the fp32 rounding of the angle matters.
+    private static readonly (int M, int Heads, int D, float Theta, int[] Positions)[] RopeShapes =
+    [
+        (1, 1, 2, 10000f, [0]),
+        (5, 3, 6, 10000f, [0, 1, 2, 3, 4]),
+        (7, 2, 16, 1e6f, [0, 1, 2, 0, 1, 2, 3]),
+        (4, 2, 10, 10000f, [4000, 4001, 3999, 17]),
+        (3, 4, 128, 1e6f, [4000, 1, 2047]),
+        (4, 1, 128, 10000f, [4000, 4095, 3001, 2]),
+        (6, 2, 34, 500000f, [9, 9, 300, 0, 5000, 4321]),
+    ];
+
+    public static IEnumerable<TestCaseData> RopeCases() =>
+        from kind in TestDevices.Kinds()
+        from s in RopeShapes
+        from inverse in new[] { false, true }
+        select new TestCaseData(kind, s.M, s.Heads, s.D, s.Theta, s.Positions, inverse)
+            .SetArgDisplayNames(kind.ToString(), $"{s.M}x{s.Heads}x{s.D}", $"theta={s.Theta}", $"max position {s.Positions.Max()}",
+                inverse ? "inverse" : "forward");
+
+    [TestCaseSource(nameof(RopeCases))]
+    public void RopeMatchesReference(DeviceKind kind, int m, int heads, int d, float theta, int[] positions, bool inverse)
+    {
+        var device = TestDevices.Get(kind);
+        float[] x = TestRandom.Normal(TestRandom.Create(), m * heads * d);
+        using var values = device.FromArray<float>(x, m, heads, d);
+        using var pos = device.FromArray<int>(positions, m);
+        device.Operations.Rope(values, pos, theta, inverse);
+        var expected = R.Rope(D(x), positions, m, heads, d, theta, inverse);
+        Compare.WorstRelativeError($"rope{(inverse ? " inverse" : "")}", expected, values.ToArray());
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void RopeRoundsTheAngleAsHuggingFaceDoes(DeviceKind kind)
+    {
+        // At position ~4000 the fp32 angle is off the exact one by up to half an ulp of 4000 (2.4e-4 rad),
+        // larger than the tolerance: the op must match the fp32-rounded definition, not the exact angle.
+        var device = TestDevices.Get(kind);
+        const int m = 4, heads = 2, d = 128;
+        int[] positions = [4000, 4093, 4095, 3001];
+        foreach (float theta in new[] { 10000f, 1e6f })
+        {
+            float[] x = TestRandom.Normal(TestRandom.Create(), m * heads * d);
+            using var values = device.FromArray<float>(x, m, heads, d);
+            using var pos = device.FromArray<int>(positions, m);
+            device.Operations.Rope(values, pos, theta, inverse: false);
+            float[] got = values.ToArray();
+            Compare.WorstRelativeError($"rope θ={theta} at positions ~4000", R.Rope(D(x), positions, m, heads, d, theta, false), got);
+
+            var exactAngles = ExactAngleRope(D(x), positions, m, heads, d, theta);
+            var (worst, _) = ErrorMeasure.WorstRelativeError(exactAngles, got);
+            TestContext.Out.WriteLine($"against exact (unrounded) angles: worst relative error {worst:E2}");
+            Assert.That(worst, Is.GreaterThan(Compare.DefaultRelativeTolerance),
+                "the exact-angle rotation should differ measurably: otherwise this test does not check the rounding");
+        }
+    }
+
+    /// <summary>RoPE with the angle position · θ^(−2i/D) in double, no fp32 rounding: what the op must NOT match.</summary>
+    private static double[] ExactAngleRope(double[] x, int[] positions, int m, int heads, int d, double theta)
+    {
+        var result = (double[])x.Clone();
+        int half = d / 2;
+        for (int r = 0; r < m; r++)
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < half; i++)
+                {
+                    double angle = positions[r] * Math.Pow(theta, -2.0 * i / d);
+                    int at = (r * heads + h) * d + i;
+                    result[at] = x[at] * Math.Cos(angle) - x[at + half] * Math.Sin(angle);
+                    result[at + half] = x[at + half] * Math.Cos(angle) + x[at] * Math.Sin(angle);
+                }
+        return result;
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void RopeInverseUndoesTheForward(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        const int m = 6, heads = 3, d = 20;
+        int[] positions = [0, 1, 7, 4000, 123, 2];
+        float[] x = TestRandom.Normal(TestRandom.Create(), m * heads * d);
+        using var values = device.FromArray<float>(x, m, heads, d);
+        using var pos = device.FromArray<int>(positions, m);
+        device.Operations.Rope(values, pos, 10000f, inverse: false);
+        device.Operations.Rope(values, pos, 10000f, inverse: true);
+        Compare.WorstRelativeError("inverse(forward(x)) vs x", D(x), values.ToArray(), 1e-5);
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void RopeBackwardIsTheInverseRotation(DeviceKind kind)
+    {
+        var random = TestRandom.Create();
+        const int m = 3, heads = 2, d = 10;
+        const float theta = 10000f;
+        int[] positions = [3, 0, 4000];
+        double[] x = D(TestRandom.Normal(random, m * heads * d));
+        float[] w = TestRandom.Normal(random, m * heads * d);
+        double Loss()
+        {
+            var y = R.Rope(x, positions, m, heads, d, theta, inverse: false);
+            double loss = 0;
+            for (int i = 0; i < y.Length; i++) loss += w[i] * y[i];
+            return loss;
+        }
+        // ∂/∂x of L = Σ w · rope(x), by central differences in double.
+        var numeric = new double[x.Length];
+        for (int i = 0; i < x.Length; i++)
+        {
+            double saved = x[i];
+            x[i] = saved + 1e-5;
+            double plus = Loss();
+            x[i] = saved - 1e-5;
+            double minus = Loss();
+            x[i] = saved;
+            numeric[i] = (plus - minus) / 2e-5;
+        }
+        Compare.WorstRelativeError("reference inverse rotation of w vs finite differences",
+            numeric, R.Rope(D(w), positions, m, heads, d, theta, inverse: true), 1e-6);
+
+        var device = TestDevices.Get(kind);
+        using var gradient = device.FromArray<float>(w, m, heads, d);
+        using var pos = device.FromArray<int>(positions, m);
+        device.Operations.Rope(gradient, pos, theta, inverse: true);
+        Compare.WorstRelativeError("op's inverse rotation of w vs finite differences", numeric, gradient.ToArray());
+    }
+
+    // ---------------------------------------------------------------- determinism
+
+    [Test]
+    public void CpuResultsDoNotDependOnTheThreadCount()
+    {
+        var random = TestRandom.Create();
+        const int n = 3 * 65536 + 5; // several parallel chunks and a tail
+        float[] x = TestRandom.Normal(random, n, 3.0), u = TestRandom.Normal(random, n), dO = TestRandom.Normal(random, n);
+        const int m = 300, heads = 2, d = 34;
+        float[] q = TestRandom.Normal(random, m * heads * d);
+        int[] positions = Enumerable.Range(0, m).Select(r => r * 13 % 997).ToArray();
+
+        float[][] RunOn(int threads)
+        {
+            using var device = new CpuDevice(threads);
+            var ops = device.Operations;
+            using var input = device.FromArray<float>(x, n);
+            using var up = device.FromArray<float>(u, n);
+            using var dOutput = device.FromArray<float>(dO, n);
+            using var gelu = device.Allocate<float>(n);
+            using var dGelu = device.FromArray<float>(u, n);
+            using var swiglu = device.Allocate<float>(n);
+            using var dGate = device.FromArray<float>(dO, n);
+            using var dUp = device.FromArray<float>(x, n);
+            using var sum = device.Allocate<float>(n);
+            using var rope = device.FromArray<float>(q, m, heads, d);
+            using var pos = device.FromArray<int>(positions, m);
+            ops.GeluForward(gelu, input);
+            ops.GeluBackward(dGelu, dOutput, input);
+            ops.SwiGluForward(swiglu, input, up);
+            ops.SwiGluBackward(dGate, dUp, dOutput, input, up);
+            ops.Add(sum, input, up);
+            ops.Rope(rope, pos, 10000f, inverse: false);
+            return [gelu.ToArray(), dGelu.ToArray(), swiglu.ToArray(), dGate.ToArray(), dUp.ToArray(), sum.ToArray(), rope.ToArray()];
+        }
+        string[] names = ["gelu", "dGelu", "swiglu", "dGate", "dUp", "sum", "rope"];
+        var one = RunOn(1);
+        var four = RunOn(4);
+        for (int o = 0; o < one.Length; o++) Assert.That(four[o], Is.EqualTo(one[o]), $"{names[o]} with 4 threads");
+    }
+
+    // ---------------------------------------------------------------- validation
+
+    private static void Expect<TException>(string name, TestDelegate call, string? contains = null) where TException : ArgumentException
+    {
+        var ex = Assert.Throws(Is.InstanceOf<TException>(), call)!;
+        Assert.That(((ArgumentException)ex).ParamName, Is.EqualTo(name), ex.Message);
+        Assert.That(ex.Message, Does.Contain($"'{name}'"));
+        if (contains is not null) Assert.That(ex.Message, Does.Contain(contains));
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void ElementwiseOpsRejectMismatchedShapes(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var ops = device.Operations;
+        using var t = device.Allocate<float>(4, 6);
+        using var t2 = device.Allocate<float>(4, 6);
+        using var t3 = device.Allocate<float>(4, 6);
+        using var flat = device.Allocate<float>(24); // same count, other shape: still rejected
+        using var small = device.Allocate<float>(4, 5);
+
+        Expect<ArgumentException>("output", () => ops.GeluForward(flat, t));
+        Expect<ArgumentException>("dOutput", () => ops.GeluBackward(t, small, t2));
+        Expect<ArgumentException>("dInput", () => ops.GeluBackward(flat, t, t2));
+        Expect<ArgumentException>("up", () => ops.SwiGluForward(t, t2, small));
+        Expect<ArgumentException>("output", () => ops.SwiGluForward(small, t2, t3));
+        Expect<ArgumentException>("up", () => ops.SwiGluBackward(t, t2, t3, t, small));
+        Expect<ArgumentException>("dOutput", () => ops.SwiGluBackward(t, t2, flat, t3, t));
+        Expect<ArgumentException>("dGate", () => ops.SwiGluBackward(small, t2, t3, t, t2));
+        Expect<ArgumentException>("dUp", () => ops.SwiGluBackward(t, small, t3, t, t2));
+        Expect<ArgumentException>("b", () => ops.Add(t, t2, flat));
+        Expect<ArgumentException>("output", () => ops.Add(small, t2, t3));
+    }
+
+    [Test]
+    public void ElementwiseOpsRejectATensorOnAnotherDevice()
+    {
+        var cpu = TestDevices.Get(DeviceKind.Cpu);
+        var simulator = TestDevices.Get(DeviceKind.IlgpuCpu);
+        using var here = cpu.Allocate<float>(5);
+        using var there = simulator.Allocate<float>(5);
+        Expect<ArgumentException>("b", () => cpu.Operations.Add(here, here, there));
+        Expect<ArgumentException>("input", () => simulator.Operations.GeluForward(there, here));
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void RopeRejectsBadArguments(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var ops = device.Operations;
+        using var values = device.Allocate<float>(3, 2, 8);
+        using var oddD = device.Allocate<float>(3, 2, 7);
+        using var flat = device.Allocate<float>(48);
+        using var positions = device.FromArray<int>([0, 1, 2], 3);
+        using var fewPositions = device.FromArray<int>([0, 1], 2);
+        using var matrixPositions = device.FromArray<int>([0, 1, 2], 3, 1);
+
+        Expect<ArgumentException>("values", () => ops.Rope(oddD, positions, 10000f, false), "odd");
+        Expect<ArgumentException>("values", () => ops.Rope(flat, positions, 10000f, false), "rank-3");
+        Expect<ArgumentException>("positions", () => ops.Rope(values, fewPositions, 10000f, false), "one position per row");
+        Expect<ArgumentException>("positions", () => ops.Rope(values, matrixPositions, 10000f, true));
+        foreach (float theta in new[] { 0f, -10000f, float.NaN, float.PositiveInfinity })
+            Expect<ArgumentOutOfRangeException>("theta", () => ops.Rope(values, positions, theta, false), "positive and finite");
+
+        using var negative = device.FromArray<int>([0, -3, 2], 3);
+        Expect<ArgumentOutOfRangeException>("positions", () => ops.Rope(values, negative, 10000f, false), "'positions'[1] is -3");
+        int tooLarge = (1 << 20) + 1;
+        using var huge = device.FromArray<int>([0, 1, tooLarge], 3);
+        Expect<ArgumentOutOfRangeException>("positions", () => ops.Rope(values, huge, 10000f, true), $"'positions'[2] is {tooLarge}");
+    }
+}
