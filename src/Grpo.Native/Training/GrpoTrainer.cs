@@ -68,7 +68,7 @@ public sealed class GrpoTrainer : IDisposable
         int slots = options.PromptsPerStep * options.GroupSize;
         _rollouts = new RolloutGenerator(policy, slots, options.MaxPromptLength, options.MaxCompletionLength,
             options.PromptsPerStep * options.MaxPromptLength);
-        _schedule = new LearningRateSchedule(options.Schedule, options.LearningRate, options.TotalSteps * options.NumIterations, options.WarmupSteps * options.NumIterations);
+        _schedule = options.CreateSchedule();
         Optimizer = new AdamWOptimizer(policy.Device, policy.Parameters.Count, options.AdamW);
     }
 

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Grpo.Native.Operations;
 
 namespace Grpo.Native.Training;
@@ -54,7 +55,7 @@ public sealed record GrpoTrainerOptions
     public float LearningRate { get; init; } = 1e-6f;
 
     /// <summary>Schedule shape over <see cref="TotalSteps"/>. Default constant.</summary>
-    public Training.LearningRateScheduleKind Schedule { get; init; } = LearningRateScheduleKind.Constant;
+    public LearningRateScheduleKind Schedule { get; init; } = LearningRateScheduleKind.Constant;
 
     /// <summary>Warmup steps of the schedule. Default 0.</summary>
     public int WarmupSteps { get; init; }
@@ -98,10 +99,11 @@ public sealed record GrpoTrainerOptions
         ArgumentNullException.ThrowIfNull(AdamW, nameof(AdamW));
         AdamW.Validate();
         Objective.Validate();
-        Schedule_().Validate();
+        CreateSchedule().Validate();
     }
 
     /// <summary>The objective's options taken from these.</summary>
+    [JsonIgnore]
     public GrpoObjectiveOptions Objective => new()
     {
         LossType = LossType,
@@ -112,6 +114,7 @@ public sealed record GrpoTrainerOptions
         MaxCompletionLength = MaxCompletionLength,
     };
 
-    /// <summary>The learning-rate schedule taken from these.</summary>
-    public LearningRateSchedule Schedule_() => new(Schedule, LearningRate, TotalSteps, WarmupSteps);
+    /// <summary>The learning-rate schedule over optimizer updates: μ per step, so TotalSteps × μ of them.</summary>
+    public LearningRateSchedule CreateSchedule() =>
+        new(Schedule, LearningRate, TotalSteps * NumIterations, WarmupSteps * NumIterations);
 }
