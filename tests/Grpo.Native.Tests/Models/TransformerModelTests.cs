@@ -16,15 +16,19 @@ namespace Grpo.Native.Tests.Models;
 /// </summary>
 public sealed class TransformerModelTests
 {
-    // The hidden states pass through two blocks of attention (sums of p·v over values of both signs,
-    // see AttentionTests) and norms; an element near zero carries the ~1e-7 absolute rounding of its
-    // O(1) terms, which reads as up to ~1e-4 against Compare's floor. Measured worst over many seeds:
-    // printed by each run.
-    private const double HiddenTolerance = 5e-4;
+    // The hidden states are the output of a final norm over a residual stream that two blocks built by
+    // adding terms of both signs (attention's Σ p·v, the MLP's products): an element that ends near zero
+    // keeps the absolute fp32 rounding (~1e-6 after the norm's rescaling) of the O(1)..O(10) terms it
+    // came from, which reads as up to ~6e-4 against Compare's floor (1e-3 of the largest element).
+    // Measured over 16 seeds: gpt2 ≤ 1.7e-4, llama/qwen2 ≤ 5.8e-4 (SwiGLU multiplies two projections, so
+    // its terms are larger). The log-probs that training uses keep the 1e-4 bound with room (≤ 8e-6).
+    private const double HiddenTolerance = 1e-3;
+    private const double LogProbTolerance = 1e-4;
 
-    // Gradients flow through the gather's and attention's cancelling sums (README, "Precision") and are
-    // compared with finite differences, themselves accurate to ~1e-8.
-    private const double GradientTolerance = 2e-3;
+    // Gradients flow through the gather's and attention's cancelling sums (README, "Precision": each is
+    // held to 1e-3 alone) and through both blocks; compared with central differences of the double
+    // reference (accurate to ~1e-8). Measured over 16 seeds: ≤ 1.3e-3, typically 1e-4.
+    private const double GradientTolerance = 4e-3;
 
     private static readonly int[] Lengths = [5, 1, 9];
 
@@ -88,7 +92,7 @@ public sealed class TransformerModelTests
         device.Operations.LogSoftmaxGatherForward(hidden, f.Model.LmHead, targetTensor, temperature, logprobs, lse, null);
         var expected = f.Sequences.SelectMany(s => TransformerReference.TokenLogProbs(f.Config, f.Parameters, s,
             s.Skip(1).Append(0).ToArray(), temperature)).ToArray();
-        Compare.WorstRelativeError($"{name} log-probs", expected, logprobs.ToArray(), HiddenTolerance);
+        Compare.WorstRelativeError($"{name} log-probs", expected, logprobs.ToArray(), LogProbTolerance);
     }
 
     /// <summary>Row m's target: the next token of its sequence (0 for a sequence's last row).</summary>
