@@ -52,6 +52,9 @@ internal static unsafe class CpuGemm
     /// <summary>The largest operand (in floats, 4 MiB) packed once per call and shared by every tile.</summary>
     internal const int MaxSharedPackFloats = 1 << 20;
 
+    /// <summary>Micro-panels one task packs into a shared operand.</summary>
+    private const int PackPanelsPerTask = 16;
+
     /// <summary>Floats of packing scratch one worker thread rents while it runs.</summary>
     internal const int PackFloatsPerThread = MaxTileRows * KBlock + KBlock * MaxTileColumns;
 
@@ -132,43 +135,77 @@ internal static unsafe class CpuGemm
         int tilesDown = CeilDiv(m, tileRows), tilesAcross = CeilDiv(n, tileColumns);
         int tiles = tilesDown * tilesAcross;
 
-        // With a single k block, an operand that every tile of a row (or column) re-reads is packed
-        // once up front and shared read-only: A in the logits product (a chunk of tokens against the
-        // whole vocabulary), B in the dLmHead product (the vocabulary against a chunk of tokens).
-        float[]? sharedA = k <= KBlock && tilesAcross > 1 && (long)RoundUp(m, MR) * k <= MaxSharedPackFloats
-            ? ArrayPool<float>.Shared.Rent(RoundUp(m, MR) * k + AlignFloats) : null;
-        float[]? sharedB = k <= KBlock && tilesDown > 1 && (long)RoundUp(n, NR) * k <= MaxSharedPackFloats
-            ? ArrayPool<float>.Shared.Rent(RoundUp(n, NR) * k + AlignFloats) : null;
+        // An operand that several tiles re-read (A by every tile of a row of tiles, B by every tile of
+        // a column) is packed once up front, in parallel, and shared read-only: A in the logits product
+        // (a chunk of tokens against the whole vocabulary), B in the dLmHead product and both in a
+        // square product. The shared packs are k-block-major: block p0 starts at p0 * (rows rounded up).
+        int mRound = RoundUp(m, MR), nRound = RoundUp(n, NR);
+        bool shareA = tilesAcross > 1 && (long)mRound * k <= MaxSharedPackFloats;
+        bool shareB = tilesDown > 1 && (long)nRound * k <= MaxSharedPackFloats;
+        float[]? sharedA = shareA ? ArrayPool<float>.Shared.Rent(mRound * k + AlignFloats) : null;
+        float[]? sharedB = shareB ? ArrayPool<float>.Shared.Rent(nRound * k + AlignFloats) : null;
         try
         {
             fixed (float* sharedABase = sharedA, sharedBBase = sharedB)
             {
-                float* psa = sharedABase == null ? null : Align(sharedABase), psb = sharedBBase == null ? null : Align(sharedBBase);
-                if (psa != null)
-                    for (int ip = 0; ip * MR < m; ip++) PackA(a, rsA, csA, ip * MR, Math.Min(MR, m - ip * MR), 0, k, psa + ip * k * MR);
-                if (psb != null)
-                    for (int jp = 0; jp * NR < n; jp++) PackB(b, rsB, csB, jp * NR, Math.Min(NR, n - jp * NR), 0, k, psb + jp * k * NR);
+                float* psa = shareA ? Align(sharedABase) : null, psb = shareB ? Align(sharedBBase) : null;
                 nint pa = (nint)a, pb = (nint)b, pc = (nint)c, pSharedA = (nint)psa, pSharedB = (nint)psb;
+                // Packing tasks: runs of PackPanelsPerTask micro-panels over the whole of K.
+                int packTasksA = shareA ? CeilDiv(mRound / MR, PackPanelsPerTask) : 0;
+                int packTasksB = shareB ? CeilDiv(nRound / NR, PackPanelsPerTask) : 0;
+                void Pack(int t)
+                {
+                    if (t < packTasksA)
+                    {
+                        for (int ip = t * PackPanelsPerTask; ip < Math.Min((t + 1) * PackPanelsPerTask, mRound / MR); ip++)
+                            for (int p0 = 0; p0 < k; p0 += KBlock)
+                            {
+                                int kc = Math.Min(KBlock, k - p0);
+                                PackA((float*)pa, rsA, csA, ip * MR, Math.Min(MR, m - ip * MR), p0, kc,
+                                    (float*)pSharedA + (long)p0 * mRound + ip * MR * kc);
+                            }
+                        return;
+                    }
+                    t -= packTasksA;
+                    for (int jp = t * PackPanelsPerTask; jp < Math.Min((t + 1) * PackPanelsPerTask, nRound / NR); jp++)
+                        for (int p0 = 0; p0 < k; p0 += KBlock)
+                        {
+                            int kc = Math.Min(KBlock, k - p0);
+                            PackB((float*)pb, rsB, csB, jp * NR, Math.Min(NR, n - jp * NR), p0, kc,
+                                (float*)pSharedB + (long)p0 * nRound + jp * NR * kc);
+                        }
+                }
+
                 void Tile(int t)
                 {
                     int i0 = t / tilesAcross * tileRows, j0 = t % tilesAcross * tileColumns;
-                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread + AlignFloats);
+                    float[]? pack = shareA && shareB ? null : ArrayPool<float>.Shared.Rent(PackFloatsPerThread + AlignFloats);
                     try
                     {
                         fixed (float* packedBase = pack)
                             ComputeTile((float*)pa, rsA, csA, (float*)pb, rsB, csB, (float*)pc, ldc, k, accumulate,
-                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), Align(packedBase),
-                                pSharedA == 0 ? null : (float*)pSharedA + (long)i0 * k,
-                                pSharedB == 0 ? null : (float*)pSharedB + (long)j0 * k);
+                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0),
+                                packedBase == null ? null : Align(packedBase),
+                                (float*)pSharedA, mRound, (float*)pSharedB, nRound);
                     }
                     finally
                     {
-                        ArrayPool<float>.Shared.Return(pack);
+                        if (pack is not null) ArrayPool<float>.Shared.Return(pack);
                     }
                 }
 
-                if (tiles == 1 || workers == 1) for (int t = 0; t < tiles; t++) Tile(t);
-                else Parallel.For(0, tiles, parallelism, Tile);
+                int packTasks = packTasksA + packTasksB;
+                if (workers == 1)
+                {
+                    for (int t = 0; t < packTasks; t++) Pack(t);
+                    for (int t = 0; t < tiles; t++) Tile(t);
+                }
+                else
+                {
+                    if (packTasks > 0) Parallel.For(0, packTasks, parallelism, Pack);
+                    if (tiles == 1) Tile(0);
+                    else Parallel.For(0, tiles, parallelism, Tile);
+                }
             }
         }
         finally
@@ -201,7 +238,7 @@ internal static unsafe class CpuGemm
                         fixed (float* packedBase = pack)
                             ComputeTile((float*)pa + (long)k0 * csA, rsA, csA, (float*)pb + (long)k0 * rsB, rsB, csB,
                                 (float*)ppart + (long)piece * m * n, n, Math.Min(SplitK, k - k0), accumulate: false,
-                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), Align(packedBase), null, null);
+                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), Align(packedBase), null, 0, null, 0);
                     }
                     finally
                     {
@@ -231,16 +268,19 @@ internal static unsafe class CpuGemm
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ComputeTile(float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc,
-        int k, bool accumulate, int i0, int rows, int j0, int columns, float* packed, float* prepackedA, float* prepackedB)
+        int k, bool accumulate, int i0, int rows, int j0, int columns, float* packed,
+        float* sharedA, int sharedARows, float* sharedB, int sharedBColumns)
     {
-        // Prepacked operands (single k block only) are used in place of packing them here.
-        float* packedA = prepackedA != null ? prepackedA : packed;                       // (rowPanels, kc, MR)
-        float* packedB = prepackedB != null ? prepackedB : packed + MaxTileRows * KBlock; // (columnPanels, kc, NR)
         int rowPanels = CeilDiv(rows, MR), columnPanels = CeilDiv(columns, NR);
         for (int p0 = 0; p0 < k; p0 += KBlock)
         {
             int kc = Math.Min(KBlock, k - p0);
             bool add = accumulate || p0 > 0;
+            // Shared packs (see Run) are used in place of packing the tile's slices here.
+            float* prepackedA = sharedA == null ? null : sharedA + (long)p0 * sharedARows + (long)i0 * kc;
+            float* prepackedB = sharedB == null ? null : sharedB + (long)p0 * sharedBColumns + (long)j0 * kc;
+            float* packedA = prepackedA != null ? prepackedA : packed;                        // (rowPanels, kc, MR)
+            float* packedB = prepackedB != null ? prepackedB : packed + MaxTileRows * KBlock; // (columnPanels, kc, NR)
             for (int ip = 0; prepackedA == null && ip < rowPanels; ip++)
                 PackA(a, rsA, csA, i0 + ip * MR, Math.Min(MR, rows - ip * MR), p0, kc, packedA + ip * kc * MR);
             for (int jp = 0; prepackedB == null && jp < columnPanels; jp++)
