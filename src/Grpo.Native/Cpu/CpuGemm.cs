@@ -20,7 +20,7 @@ namespace Grpo.Native.Cpu;
 /// k in order within a block, then added to C) whatever the tiling or thread count, so results are
 /// bit-identical for every degree of parallelism. C must not overlap A or B.
 /// </remarks>
-[SkipLocalsInit] // the micro-kernel's stack tile is always fully written before it is read
+[SkipLocalsInit] // the edge stack tile is always fully written before it is read
 internal static unsafe class CpuGemm
 {
     /// <summary>Rows of the micro-kernel's register tile.</summary>
@@ -417,14 +417,14 @@ internal static unsafe class CpuGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroKernel(int kc, float* ap, float* bp, float* c, int ldc, int mr, int nr, bool add)
     {
-        float* t = stackalloc float[MR * NR]; // (MR, NR) the register tile, spilled once at the end
-        Product6x16(kc, ap, bp, t);
         if (mr == MR && nr == NR)
         {
-            for (int i = 0; i < MR; i++) Store(c + (long)i * ldc, Vector256.Load(t + i * NR), Vector256.Load(t + i * NR + 8), add);
+            Kernel6x16(kc, ap, bp, c, ldc, add);
             return;
         }
-        // Edge tile: touch only the elements inside C.
+        // Edge tile: the full product into a stack tile, then only the elements inside C.
+        float* t = stackalloc float[MR * NR]; // (MR, NR)
+        Kernel6x16(kc, ap, bp, t, NR, false);
         for (int i = 0; i < mr; i++)
         {
             float* row = c + (long)i * ldc;
@@ -432,35 +432,49 @@ internal static unsafe class CpuGemm
         }
     }
 
-    // t (MR, NR) = Ap (kc, MR) · Bp (kc, NR), the 6x16 product held in 12 registers. Kept free of any
-    // other code so the JIT leaves the accumulators in registers across the loop.
+    // C (6, 16) (+)= Ap (kc, MR) · Bp (kc, NR), the product held in 12 registers and k unrolled by two
+    // (one k at a time, in order, per accumulator). Kept free of any other code so the JIT leaves the
+    // accumulators in registers across the loop.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Product6x16(int kc, float* ap, float* bp, float* t)
+    private static void Kernel6x16(int kc, float* ap, float* bp, float* c, int ldc, bool add)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int kk = 0; kk < kc; kk++)
+        Vector256<float> b0, b1, x;
+        float* end = ap + (kc & ~1) * MR;
+        for (; ap < end; ap += 2 * MR, bp += 2 * NR)
         {
-            var b0 = Vector256.Load(bp);
-            var b1 = Vector256.Load(bp + 8);
-            var x = Broadcast(ap);
-            c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
-            x = Broadcast(ap + 1);
-            c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
-            x = Broadcast(ap + 2);
-            c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
-            x = Broadcast(ap + 3);
-            c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
-            x = Broadcast(ap + 4);
-            c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
-            x = Broadcast(ap + 5);
-            c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
-            ap += MR;
-            bp += NR;
+            b0 = Vector256.Load(bp + 0); b1 = Vector256.Load(bp + 8);
+            x = Broadcast(ap + 0); c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
+            x = Broadcast(ap + 1); c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
+            x = Broadcast(ap + 2); c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
+            x = Broadcast(ap + 3); c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
+            x = Broadcast(ap + 4); c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
+            x = Broadcast(ap + 5); c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
+            b0 = Vector256.Load(bp + 16); b1 = Vector256.Load(bp + 24);
+            x = Broadcast(ap + 6); c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
+            x = Broadcast(ap + 7); c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
+            x = Broadcast(ap + 8); c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
+            x = Broadcast(ap + 9); c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
+            x = Broadcast(ap + 10); c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
+            x = Broadcast(ap + 11); c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
         }
-        Vector256.Store(c00, t); Vector256.Store(c01, t + 8); Vector256.Store(c10, t + 16); Vector256.Store(c11, t + 24);
-        Vector256.Store(c20, t + 32); Vector256.Store(c21, t + 40); Vector256.Store(c30, t + 48); Vector256.Store(c31, t + 56);
-        Vector256.Store(c40, t + 64); Vector256.Store(c41, t + 72); Vector256.Store(c50, t + 80); Vector256.Store(c51, t + 88);
+        if ((kc & 1) != 0)
+        {
+            b0 = Vector256.Load(bp + 0); b1 = Vector256.Load(bp + 8);
+            x = Broadcast(ap + 0); c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
+            x = Broadcast(ap + 1); c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
+            x = Broadcast(ap + 2); c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
+            x = Broadcast(ap + 3); c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
+            x = Broadcast(ap + 4); c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
+            x = Broadcast(ap + 5); c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
+        }
+        Store(c, c00, c01, add);
+        Store(c + ldc, c10, c11, add);
+        Store(c + 2 * (long)ldc, c20, c21, add);
+        Store(c + 3 * (long)ldc, c30, c31, add);
+        Store(c + 4 * (long)ldc, c40, c41, add);
+        Store(c + 5 * (long)ldc, c50, c51, add);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
