@@ -121,7 +121,13 @@ internal static unsafe class CpuGemm
             RunSplitK(parallelism, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate);
             return;
         }
+        RunTiles(parallelism, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate);
+    }
 
+    // C (M, N) (+)= A · B over whole tiles of C, each summed over all of K by one task.
+    private static void RunTiles(ParallelOptions parallelism, int m, int n, int k,
+        float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc, bool accumulate)
+    {
         // Smaller tiles when there would be too few to keep every core busy; the tiling never
         // changes the summation order, so this choice cannot change the result.
         int workers = parallelism.MaxDegreeOfParallelism > 0 ? parallelism.MaxDegreeOfParallelism : Environment.ProcessorCount;
@@ -215,36 +221,25 @@ internal static unsafe class CpuGemm
         }
     }
 
-    // C is small and K long: without the split, every core would re-pack the same long A and B slices.
+    // C is small and K long: without the split, one task per tile would walk all of K alone while the
+    // other cores idle. Each slice is an ordinary tiled product (its shared packs and tiles spread over
+    // every core) into its own buffer; the buffers are then added in slice order.
     private static void RunSplitK(ParallelOptions parallelism, int m, int n, int k,
         float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc, bool accumulate)
     {
         int pieces = CeilDiv(k, SplitK);
-        int tileRows = Math.Min(MaxTileRows, RoundUp(m, MR)), tileColumns = Math.Min(MaxTileColumns, RoundUp(n, NR));
-        int tilesDown = CeilDiv(m, tileRows), tilesAcross = CeilDiv(n, tileColumns), tiles = tilesDown * tilesAcross;
         float[] partial = ArrayPool<float>.Shared.Rent(pieces * m * n); // (pieces, M, N)
         try
         {
             fixed (float* pp = partial)
             {
-                nint pa = (nint)a, pb = (nint)b, pc = (nint)c, ppart = (nint)pp;
-                Parallel.For(0, pieces * tiles, parallelism, task =>
+                for (int piece = 0; piece < pieces; piece++)
                 {
-                    int piece = task / tiles, t = task % tiles;
-                    int i0 = t / tilesAcross * tileRows, j0 = t % tilesAcross * tileColumns, k0 = piece * SplitK;
-                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread + AlignFloats);
-                    try
-                    {
-                        fixed (float* packedBase = pack)
-                            ComputeTile((float*)pa + (long)k0 * csA, rsA, csA, (float*)pb + (long)k0 * rsB, rsB, csB,
-                                (float*)ppart + (long)piece * m * n, n, Math.Min(SplitK, k - k0), accumulate: false,
-                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), Align(packedBase), null, 0, null, 0);
-                    }
-                    finally
-                    {
-                        ArrayPool<float>.Shared.Return(pack);
-                    }
-                });
+                    int k0 = piece * SplitK;
+                    RunTiles(parallelism, m, n, Math.Min(SplitK, k - k0), a + (long)k0 * csA, rsA, csA, b + (long)k0 * rsB, rsB, csB,
+                        pp + (long)piece * m * n, n, accumulate: false);
+                }
+                nint pc = (nint)c, ppart = (nint)pp;
                 // C (+)= P0 + P1 + ... in slice order, row by row.
                 Parallel.For(0, m, parallelism, i =>
                 {
