@@ -161,25 +161,15 @@ internal static unsafe class CpuGemm
                 int packTasksB = shareB ? CeilDiv(nRound / NR, PackPanelsPerTask) : 0;
                 void Pack(int t)
                 {
-                    if (t < packTasksA)
+                    bool isA = t < packTasksA;
+                    int first = (isA ? t : t - packTasksA) * PackPanelsPerTask * (isA ? MR : NR);
+                    int count = Math.Min(PackPanelsPerTask * (isA ? MR : NR), (isA ? m : n) - first);
+                    for (int p0 = 0; p0 < k; p0 += KBlock)
                     {
-                        for (int ip = t * PackPanelsPerTask; ip < Math.Min((t + 1) * PackPanelsPerTask, mRound / MR); ip++)
-                            for (int p0 = 0; p0 < k; p0 += KBlock)
-                            {
-                                int kc = Math.Min(KBlock, k - p0);
-                                PackA((float*)pa, rsA, csA, ip * MR, Math.Min(MR, m - ip * MR), p0, kc,
-                                    (float*)pSharedA + (long)p0 * mRound + ip * MR * kc);
-                            }
-                        return;
+                        int kc = Math.Min(KBlock, k - p0);
+                        if (isA) PackPanelsA((float*)pa, rsA, csA, first, count, p0, kc, (float*)pSharedA + (long)p0 * mRound + (long)first * kc);
+                        else PackPanelsB((float*)pb, rsB, csB, first, count, p0, kc, (float*)pSharedB + (long)p0 * nRound + (long)first * kc);
                     }
-                    t -= packTasksA;
-                    for (int jp = t * PackPanelsPerTask; jp < Math.Min((t + 1) * PackPanelsPerTask, nRound / NR); jp++)
-                        for (int p0 = 0; p0 < k; p0 += KBlock)
-                        {
-                            int kc = Math.Min(KBlock, k - p0);
-                            PackB((float*)pb, rsB, csB, jp * NR, Math.Min(NR, n - jp * NR), p0, kc,
-                                (float*)pSharedB + (long)p0 * nRound + jp * NR * kc);
-                        }
                 }
 
                 void Tile(int t)
@@ -276,10 +266,8 @@ internal static unsafe class CpuGemm
             float* prepackedB = sharedB == null ? null : sharedB + (long)p0 * sharedBColumns + (long)j0 * kc;
             float* packedA = prepackedA != null ? prepackedA : packed;                        // (rowPanels, kc, MR)
             float* packedB = prepackedB != null ? prepackedB : packed + MaxTileRows * KBlock; // (columnPanels, kc, NR)
-            for (int ip = 0; prepackedA == null && ip < rowPanels; ip++)
-                PackA(a, rsA, csA, i0 + ip * MR, Math.Min(MR, rows - ip * MR), p0, kc, packedA + ip * kc * MR);
-            for (int jp = 0; prepackedB == null && jp < columnPanels; jp++)
-                PackB(b, rsB, csB, j0 + jp * NR, Math.Min(NR, columns - jp * NR), p0, kc, packedB + jp * kc * NR);
+            if (prepackedA == null) PackPanelsA(a, rsA, csA, i0, rows, p0, kc, packedA);
+            if (prepackedB == null) PackPanelsB(b, rsB, csB, j0, columns, p0, kc, packedB);
             // B micro-panel (16 KB) stays in L1 while every A micro-panel of the tile streams past it.
             for (int jp = 0; jp < columnPanels; jp++)
             {
@@ -292,6 +280,66 @@ internal static unsafe class CpuGemm
                 }
             }
         }
+    }
+
+    /// <summary>k taken this many at a time when one stored row feeds several micro-panels.</summary>
+    private const int PackKChunk = 8;
+
+    // Rows i0 .. i0+rows of A as consecutive micro-panels: panel ip at dst + ip*kc*MR.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanelsA(float* a, int rsA, int csA, int i0, int rows, int p0, int kc, float* dst)
+    {
+        int full = rows / MR, done = 0;
+        if (rsA == 1 && full > 1)
+        {
+            // Stored transposed (A is (K, M)): stored row kk holds the rows of every panel side by side, so
+            // it is read in order, a few k at a time, rather than once per panel.
+            for (int k0 = 0; k0 < kc; k0 += PackKChunk)
+            {
+                int k1 = Math.Min(kc, k0 + PackKChunk);
+                for (int ip = 0; ip < full; ip++)
+                {
+                    float* d = dst + ip * kc * MR;
+                    for (int kk = k0; kk < k1; kk++)
+                    {
+                        float* src = a + (long)(p0 + kk) * csA + i0 + ip * MR;
+                        Vector128.Store(Vector128.Load(src), d + kk * MR);
+                        *(long*)(d + kk * MR + 4) = *(long*)(src + 4);
+                    }
+                }
+            }
+            done = full;
+        }
+        for (int ip = done; ip * MR < rows; ip++)
+            PackA(a, rsA, csA, i0 + ip * MR, Math.Min(MR, rows - ip * MR), p0, kc, dst + ip * kc * MR);
+    }
+
+    // Columns j0 .. j0+columns of B as consecutive micro-panels: panel jp at dst + jp*kc*NR.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanelsB(float* b, int rsB, int csB, int j0, int columns, int p0, int kc, float* dst)
+    {
+        int full = columns / NR, done = 0;
+        if (csB == 1 && full > 1)
+        {
+            // Row-major B: a stored row holds every panel's columns side by side (see PackPanelsA).
+            for (int k0 = 0; k0 < kc; k0 += PackKChunk)
+            {
+                int k1 = Math.Min(kc, k0 + PackKChunk);
+                for (int jp = 0; jp < full; jp++)
+                {
+                    float* d = dst + jp * kc * NR;
+                    for (int kk = k0; kk < k1; kk++)
+                    {
+                        float* src = b + (long)(p0 + kk) * rsB + j0 + jp * NR;
+                        Vector256.Store(Vector256.Load(src), d + kk * NR);
+                        Vector256.Store(Vector256.Load(src + 8), d + kk * NR + 8);
+                    }
+                }
+            }
+            done = full;
+        }
+        for (int jp = done; jp * NR < columns; jp++)
+            PackB(b, rsB, csB, j0 + jp * NR, Math.Min(NR, columns - jp * NR), p0, kc, dst + jp * kc * NR);
     }
 
     // Packed A micro-panel: dst[kk*MR + i] = A(i0+i, p0+kk), rows past the edge zero.
