@@ -363,7 +363,15 @@ internal static unsafe class CpuGemm
                 // Six row streams read in step, the panel written contiguously.
                 float* s0 = a + (long)i0 * rsA + p0;
                 float* s1 = s0 + rsA, s2 = s1 + rsA, s3 = s2 + rsA, s4 = s3 + rsA, s5 = s4 + rsA;
-                for (int kk = 0; kk < kc; kk++, dst += MR)
+                int kk = 0;
+                if (Avx.IsSupported)
+                {
+                    // Eight k at a time through a register transpose; each 8-wide store spills two floats
+                    // into the next k's slot, which the next store overwrites, so stop short of the last k.
+                    for (; kk + 8 < kc; kk += 8, dst += 8 * MR)
+                        Transpose6x8(s0 + kk, rsA, dst);
+                }
+                for (; kk < kc; kk++, dst += MR)
                 {
                     dst[0] = s0[kk]; dst[1] = s1[kk]; dst[2] = s2[kk];
                     dst[3] = s3[kk]; dst[4] = s4[kk]; dst[5] = s5[kk];
@@ -420,6 +428,31 @@ internal static unsafe class CpuGemm
                 for (int kk = done; kk < kc; kk++) dst[kk * NR + j] = src[(long)kk * rsB];
             }
         }
+    }
+
+    // dst[q*MR + r] = src[r*ldSrc + q] for r < 6, q < 8, stored in increasing q with 8-wide stores, so
+    // dst[8*MR .. 8*MR+1] is overwritten too (with junk).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose6x8(float* src, int ldSrc, float* dst)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + ldSrc);
+        var r2 = Avx.LoadVector256(src + 2 * ldSrc); var r3 = Avx.LoadVector256(src + 3 * ldSrc);
+        var r4 = Avx.LoadVector256(src + 4 * ldSrc); var r5 = Avx.LoadVector256(src + 5 * ldSrc);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t4, 0x44); var u5 = Avx.Shuffle(t4, t4, 0xEE);
+        var u6 = Avx.Shuffle(t5, t5, 0x44); var u7 = Avx.Shuffle(t5, t5, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + MR, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * MR, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * MR, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * MR, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * MR, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * MR, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * MR, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     // dst[q*ldDst + r] = src[r*ldSrc + q] for r, q < 8.
