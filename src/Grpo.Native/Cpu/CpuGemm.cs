@@ -13,10 +13,12 @@ namespace Grpo.Native.Cpu;
 /// <see cref="MultiplyTransposedA"/> (C = Aᵀ·B), each overwriting C or accumulating into it.
 /// </summary>
 /// <remarks>
-/// BLIS-style: every thread owns whole tiles of C (at most <see cref="MaxTileRows"/> x
-/// <see cref="MaxTileColumns"/>), walks K in fixed <see cref="KBlock"/> steps, packs the A and B
-/// slices it needs into k-major micro-panels, and runs a 6x16 Vector256 FMA micro-kernel (12
-/// accumulators in registers). Each element of C is summed in the same order (k blocks in order,
+/// BLIS-style: an operand that several tiles of C re-read (and that fits
+/// <see cref="MaxSharedPackFloats"/>) is first packed once, in parallel, into k-major micro-panels;
+/// then every task owns whole tiles of C (at most <see cref="MaxTileRows"/> x
+/// <see cref="MaxTileColumns"/>), walks K in fixed <see cref="KBlock"/> steps, packs whatever
+/// slices were not shared, and runs a 6x16 Vector256 FMA micro-kernel (12 accumulators in
+/// registers, k unrolled by two). Each element of C is summed in the same order (k blocks in order,
 /// k in order within a block, then added to C) whatever the tiling or thread count, so results are
 /// bit-identical for every degree of parallelism. C must not overlap A or B.
 /// </remarks>
@@ -41,8 +43,8 @@ internal static unsafe class CpuGemm
     /// <summary>
     /// When C has fewer than <see cref="SplitBelowTiles"/> full tiles and K is long (the dHidden
     /// product: a chunk of tokens by C channels, summed over the vocabulary), K is cut into slices
-    /// of this many, each slice's product goes to its own buffer in parallel, and the buffers are
-    /// added in slice order. Depends only on the sizes, never on the thread count.
+    /// of this many, each slice's product goes to its own buffer (the slice's tiles in parallel), and
+    /// the buffers are added in slice order. Depends only on the sizes, never on the thread count.
     /// </summary>
     internal const int SplitK = 2048;
 
@@ -55,7 +57,7 @@ internal static unsafe class CpuGemm
     /// <summary>Micro-panels one task packs into a shared operand.</summary>
     private const int PackPanelsPerTask = 16;
 
-    /// <summary>Floats of packing scratch one worker thread rents while it runs.</summary>
+    /// <summary>Floats of packing scratch one tile task rents while it runs (none when both operands are shared).</summary>
     internal const int PackFloatsPerThread = MaxTileRows * KBlock + KBlock * MaxTileColumns;
 
     /// <summary>C (M, N) = [C +] A (M, K) · B (N, K)ᵀ.</summary>
