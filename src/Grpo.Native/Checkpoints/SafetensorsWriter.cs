@@ -27,46 +27,28 @@ public static class SafetensorsWriter
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(tensors);
         _ = dtype.Size();
-        string fullPath = Path.GetFullPath(path);
-        string folder = Path.GetDirectoryName(fullPath)!;
-        if (!Directory.Exists(folder))
-            throw new DirectoryNotFoundException($"The folder '{folder}' of '{nameof(path)}' does not exist; create it first.");
-
-        string tmp = Path.Combine(folder, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
-        try
+        // The header needs every offset before any data, so the (cheap) list of tensors is gathered first.
+        var list = Collect(tensors);
+        byte[] header = BuildHeader(list, metadata, dtype);
+        AtomicFile.Write(path, stream =>
         {
-            // The header needs every offset before any data, so the (cheap) list of tensors is gathered first.
-            var list = Collect(tensors);
-            byte[] header = BuildHeader(list, metadata, dtype);
-            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            Span<byte> prefix = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
+            stream.Write(prefix);
+            stream.Write(header);
+            const int ChunkElements = 1 << 16;
+            var buffer = new byte[ChunkElements * dtype.Size()];
+            foreach (var (_, _, data) in list)
             {
-                Span<byte> prefix = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
-                stream.Write(prefix);
-                stream.Write(header);
-                const int ChunkElements = 1 << 16;
-                var buffer = new byte[ChunkElements * dtype.Size()];
-                foreach (var (_, _, data) in list)
+                for (int done = 0; done < data.Length; done += ChunkElements)
                 {
-                    for (int done = 0; done < data.Length; done += ChunkElements)
-                    {
-                        int n = Math.Min(ChunkElements, data.Length - done);
-                        var bytes = buffer.AsSpan(0, n * dtype.Size());
-                        SafetensorsDTypes.Encode(data.Span.Slice(done, n), dtype, bytes);
-                        stream.Write(bytes);
-                    }
+                    int n = Math.Min(ChunkElements, data.Length - done);
+                    var bytes = buffer.AsSpan(0, n * dtype.Size());
+                    SafetensorsDTypes.Encode(data.Span.Slice(done, n), dtype, bytes);
+                    stream.Write(bytes);
                 }
-                stream.Flush(flushToDisk: true);
             }
-            File.Move(tmp, fullPath, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); }
-            catch (IOException) { /* the original exception matters more than a leftover temp file */ }
-            catch (UnauthorizedAccessException) { }
-            throw;
-        }
+        });
     }
 
     private static List<(string name, int[] shape, ReadOnlyMemory<float> data)> Collect(

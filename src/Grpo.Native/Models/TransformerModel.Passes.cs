@@ -1,0 +1,186 @@
+using Grpo.Native.Tensors;
+
+namespace Grpo.Native.Models;
+
+/// <summary>
+/// How one block's attention runs: packed causal attention for training and prefill, or the cached
+/// keys and values while decoding. Shapes: q, output (m, H, D); k, v (m, KVH, D); lse (m, H).
+/// </summary>
+internal delegate void AttentionStep(int layer, Tensor<float> query, Tensor<float> key, Tensor<float> value,
+    Tensor<float> output, Tensor<float> logSumExp);
+
+public sealed partial class TransformerModel
+{
+    // ----- forward ---------------------------------------------------------------------------------
+
+    /// <summary>Embeddings, every block and the final norm over m rows; returns the (m, C) hidden states.</summary>
+    internal Tensor<float> RunForward(Tensor<int> ids, Tensor<int> positions, int m, TransformerActivations act, AttentionStep attention)
+    {
+        var x = act.Rows(act.Residual[0], m); // (m, C)
+        _ops.EmbeddingForward(x, ids, _weights.TokenEmbedding, IsGpt2 ? positions : null, _weights.PositionEmbedding);
+        for (int l = 0; l < Config.NumLayers; l++)
+            BlockForward(l, positions, m, act, attention);
+        var hidden = act.Rows(act.Hidden, m); // (m, C)
+        NormForward(hidden, Rows(act, act.FinalMean, m), act.Rows(act.FinalRstd, m), act.Rows(act.Residual[^1], m),
+            _weights.FinalNormWeight, _weights.FinalNormBias);
+        return hidden;
+    }
+
+    private void BlockForward(int l, Tensor<int> positions, int m, TransformerActivations act, AttentionStep attention)
+    {
+        var w = _weights.Blocks[l];
+        var a = act.Blocks[l];
+        int h = Config.NumHeads, kvh = Config.NumKeyValueHeads, d = Config.HeadDim;
+        var x = act.Rows(act.Residual[l], m);                  // (m, C) block input
+        var xOut = act.Rows(act.Residual[l + 1], m);           // (m, C) block output
+        var xa = act.Rows(a.AttentionResidual, m);             // (m, C) x + attention
+        var proj = act.Rows(act.Projection, m);                // (m, C)
+
+        // Attention half: x → norm → q, k, v → (RoPE) → attention → o_proj → + x.
+        var n1 = act.Rows(a.Norm1, m);                         // (m, C)
+        NormForward(n1, Rows(act, a.Mean1, m), act.Rows(a.Rstd1, m), x, w.Norm1Weight, w.Norm1Bias);
+        var q = act.Rows(a.Query, m);                          // (m, H·D)
+        var k = act.Rows(a.Key, m);                            // (m, KVH·D)
+        var v = act.Rows(a.Value, m);                          // (m, KVH·D)
+        _ops.LinearForward(q, n1, w.QueryWeight, w.QueryBias);
+        _ops.LinearForward(k, n1, w.KeyWeight, w.KeyBias);
+        _ops.LinearForward(v, n1, w.ValueWeight, w.ValueBias);
+        var q3 = q.Reshape(m, h, d);                           // (m, H, D)
+        var k3 = k.Reshape(m, kvh, d);                         // (m, KVH, D)
+        if (!IsGpt2)
+        {
+            _ops.Rope(q3, positions, (float)Config.RopeTheta, inverse: false);
+            _ops.Rope(k3, positions, (float)Config.RopeTheta, inverse: false);
+        }
+        var att = act.Rows(a.Attention, m);                    // (m, H·D)
+        attention(l, q3, k3, v.Reshape(m, kvh, d), att.Reshape(m, h, d), act.Rows(a.LogSumExp, m));
+        _ops.LinearForward(proj, att, w.OutputWeight, w.OutputBias);
+        _ops.Add(xa, x, proj);
+
+        // MLP half: xa → norm → up (and gate) → GELU or SwiGLU → down → + xa.
+        var n2 = act.Rows(a.Norm2, m);                         // (m, C)
+        NormForward(n2, Rows(act, a.Mean2, m), act.Rows(a.Rstd2, m), xa, w.Norm2Weight, w.Norm2Bias);
+        MlpActivationForward(w, a, n2, m, act);
+        _ops.LinearForward(proj, act.Rows(a.Activation, m), w.DownWeight, w.DownBias);
+        _ops.Add(xOut, xa, proj);
+    }
+
+    /// <summary>up = n2·W_upᵀ (+ b), then activation = GELU(up), or gate = n2·W_gateᵀ and activation = silu(gate)·up.</summary>
+    private void MlpActivationForward(BlockWeights w, BlockActivations a, Tensor<float> n2, int m, TransformerActivations act)
+    {
+        var up = act.Rows(a.Up, m);                            // (m, I)
+        var activation = act.Rows(a.Activation, m);            // (m, I)
+        _ops.LinearForward(up, n2, w.UpWeight, w.UpBias);
+        if (IsGpt2)
+            _ops.GeluForward(activation, up);
+        else
+        {
+            var gate = act.Rows(a.Gate!, m);                   // (m, I)
+            _ops.LinearForward(gate, n2, w.GateWeight!, null);
+            _ops.SwiGluForward(activation, gate, up);
+        }
+    }
+
+    /// <summary>LayerNorm (GPT-2, with mean and bias) or RMSNorm (Llama, Qwen2).</summary>
+    private void NormForward(Tensor<float> output, Tensor<float>? mean, Tensor<float> rstd, Tensor<float> input,
+        Tensor<float> weight, Tensor<float>? bias)
+    {
+        float eps = (float)Config.NormEpsilon;
+        if (IsGpt2) _ops.LayerNormForward(output, mean!, rstd, input, weight, bias!, eps);
+        else _ops.RmsNormForward(output, rstd, input, weight, eps);
+    }
+
+    private static Tensor<float>? Rows(TransformerActivations act, Tensor<float>? planned, int m) =>
+        planned is null ? null : act.Rows(planned, m);
+
+    // ----- backward --------------------------------------------------------------------------------
+
+    private void BackwardPass(TokenBatch batch, TransformerActivations act, Tensor<float> dHidden)
+    {
+        int m = batch.TokenCount;
+        var g = GradientViews;
+        var dx = act.Rows(act.DResidual!, m);                 // (m, C) d loss / d residual stream
+        dx.Fill(0f);
+        NormBackward(dx, g.FinalNormWeight, g.FinalNormBias, dHidden, act.Rows(act.Residual[^1], m),
+            _weights.FinalNormWeight, Rows(act, act.FinalMean, m), act.Rows(act.FinalRstd, m));
+        for (int l = Config.NumLayers - 1; l >= 0; l--)
+            BlockBackward(l, batch, act, dx);
+        _ops.EmbeddingBackward(g.TokenEmbedding, g.PositionEmbedding, dx, batch.Ids, IsGpt2 ? batch.Positions : null);
+    }
+
+    /// <summary>On entry dx = d loss / d x_{l+1}; on exit dx = d loss / d x_l. Parameter gradients accumulate.</summary>
+    private void BlockBackward(int l, TokenBatch batch, TransformerActivations act, Tensor<float> dx)
+    {
+        int m = batch.TokenCount, h = Config.NumHeads, kvh = Config.NumKeyValueHeads, d = Config.HeadDim;
+        var w = _weights.Blocks[l];
+        var gw = GradientViews.Blocks[l];
+        var a = act.Blocks[l];
+        var x = act.Rows(act.Residual[l], m);                 // (m, C)
+        var xa = act.Rows(a.AttentionResidual, m);            // (m, C)
+        var n1 = act.Rows(a.Norm1, m);                        // (m, C)
+        var n2 = act.Rows(a.Norm2, m);                        // (m, C)
+        var dNorm = act.Rows(act.DNorm!, m);                  // (m, C)
+
+        if (act.Recompute)
+        {
+            // The cheap activations were overwritten by later layers: rebuild this layer's from what was saved.
+            NormForward(n1, Rows(act, a.Mean1, m), act.Rows(a.Rstd1, m), x, w.Norm1Weight, w.Norm1Bias);
+            NormForward(n2, Rows(act, a.Mean2, m), act.Rows(a.Rstd2, m), xa, w.Norm2Weight, w.Norm2Bias);
+            var activation = act.Rows(a.Activation, m);
+            if (IsGpt2) _ops.GeluForward(activation, act.Rows(a.Up, m));
+            else _ops.SwiGluForward(activation, act.Rows(a.Gate!, m), act.Rows(a.Up, m));
+        }
+
+        // MLP half: x_{l+1} = xa + down(act(up(norm2(xa)))). dx is d x_{l+1} = d down-output.
+        var dAct = act.Rows(act.DActivation!, m);             // (m, I)
+        var dUp = act.Rows(act.DUp!, m);                      // (m, I)
+        dAct.Fill(0f);
+        _ops.LinearBackward(dAct, gw.DownWeight, gw.DownBias, dx, act.Rows(a.Activation, m), w.DownWeight);
+        dUp.Fill(0f);
+        dNorm.Fill(0f);
+        if (IsGpt2)
+            _ops.GeluBackward(dUp, dAct, act.Rows(a.Up, m));
+        else
+        {
+            var dGate = act.Rows(act.DGate!, m);              // (m, I)
+            dGate.Fill(0f);
+            _ops.SwiGluBackward(dGate, dUp, dAct, act.Rows(a.Gate!, m), act.Rows(a.Up, m));
+            _ops.LinearBackward(dNorm, gw.GateWeight!, null, dGate, n2, w.GateWeight!);
+        }
+        _ops.LinearBackward(dNorm, gw.UpWeight, gw.UpBias, dUp, n2, w.UpWeight);
+        // The residual passes dx through unchanged; the norm's branch adds to it: dx becomes d xa.
+        NormBackward(dx, gw.Norm2Weight, gw.Norm2Bias, dNorm, xa, w.Norm2Weight, Rows(act, a.Mean2, m), act.Rows(a.Rstd2, m));
+
+        // Attention half: xa = x + o_proj(attention(q, k, v)). dx is d xa = d o_proj output.
+        var dAtt = act.Rows(act.DAttention!, m);              // (m, H·D)
+        dAtt.Fill(0f);
+        _ops.LinearBackward(dAtt, gw.OutputWeight, gw.OutputBias, dx, act.Rows(a.Attention, m), w.OutputWeight);
+        var dq = act.Rows(act.DQuery!, m);                    // (m, H·D)
+        var dk = act.Rows(act.DKey!, m);                      // (m, KVH·D)
+        var dv = act.Rows(act.DValue!, m);                    // (m, KVH·D)
+        dq.Fill(0f);
+        dk.Fill(0f);
+        dv.Fill(0f);
+        _ops.AttentionBackward(dq.Reshape(m, h, d), dk.Reshape(m, kvh, d), dv.Reshape(m, kvh, d), dAtt.Reshape(m, h, d),
+            act.Rows(a.Query, m).Reshape(m, h, d), act.Rows(a.Key, m).Reshape(m, kvh, d), act.Rows(a.Value, m).Reshape(m, kvh, d),
+            act.Rows(a.Attention, m).Reshape(m, h, d), act.Rows(a.LogSumExp, m), batch.SeqStarts, AttentionScale);
+        if (!IsGpt2)
+        {
+            // RoPE is a rotation: the gradient before it is the inverse rotation of the gradient after it.
+            _ops.Rope(dq.Reshape(m, h, d), batch.Positions, (float)Config.RopeTheta, inverse: true);
+            _ops.Rope(dk.Reshape(m, kvh, d), batch.Positions, (float)Config.RopeTheta, inverse: true);
+        }
+        dNorm.Fill(0f);
+        _ops.LinearBackward(dNorm, gw.QueryWeight, gw.QueryBias, dq, n1, w.QueryWeight);
+        _ops.LinearBackward(dNorm, gw.KeyWeight, gw.KeyBias, dk, n1, w.KeyWeight);
+        _ops.LinearBackward(dNorm, gw.ValueWeight, gw.ValueBias, dv, n1, w.ValueWeight);
+        NormBackward(dx, gw.Norm1Weight, gw.Norm1Bias, dNorm, x, w.Norm1Weight, Rows(act, a.Mean1, m), act.Rows(a.Rstd1, m));
+    }
+
+    private void NormBackward(Tensor<float> dInput, Tensor<float> dWeight, Tensor<float>? dBias, Tensor<float> dOutput,
+        Tensor<float> input, Tensor<float> weight, Tensor<float>? mean, Tensor<float> rstd)
+    {
+        if (IsGpt2) _ops.LayerNormBackward(dInput, dWeight, dBias!, dOutput, input, weight, mean!, rstd);
+        else _ops.RmsNormBackward(dInput, dWeight, dOutput, input, weight, rstd);
+    }
+}

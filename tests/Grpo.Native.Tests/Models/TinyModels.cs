@@ -1,0 +1,60 @@
+using Grpo.Native.Checkpoints;
+using Grpo.Native.References;
+
+namespace Grpo.Native.Tests.Models;
+
+/// <summary>Tiny configurations of each family and model folders written from reference parameters.</summary>
+public static class TinyModels
+{
+    /// <summary>The families the model tests run: GPT-2, Llama with GQA (tied and untied), Qwen2 with q/k/v biases and GQA.</summary>
+    public static readonly string[] Names = ["gpt2", "llama", "llama-untied", "qwen2"];
+
+    public static ModelConfig Config(string name, int vocab = 23, int layers = 2) => name switch
+    {
+        "gpt2" => new ModelConfig
+        {
+            ModelType = "gpt2", VocabSize = vocab, HiddenSize = 16, NumLayers = layers, NumHeads = 4, NumKeyValueHeads = 4,
+            IntermediateSize = 24, MaxPositions = 32, NormEpsilon = 1e-5, TieWordEmbeddings = true,
+        },
+        "llama" or "llama-untied" => new ModelConfig
+        {
+            ModelType = "llama", VocabSize = vocab, HiddenSize = 16, NumLayers = layers, NumHeads = 4, NumKeyValueHeads = 2,
+            IntermediateSize = 24, MaxPositions = 32, NormEpsilon = 1e-6, RopeTheta = 10000,
+            TieWordEmbeddings = name == "llama",
+        },
+        "qwen2" => new ModelConfig
+        {
+            ModelType = "qwen2", VocabSize = vocab, HiddenSize = 24, NumLayers = layers, NumHeads = 6, NumKeyValueHeads = 2,
+            IntermediateSize = 40, MaxPositions = 32, NormEpsilon = 1e-6, RopeTheta = 1000000, TieWordEmbeddings = false,
+        },
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such tiny model"),
+    };
+
+    /// <summary>
+    /// Random parameters in the Hugging Face on-disk layout, rounded to fp32 (so the double reference
+    /// and the fp32 model see exactly the same values).
+    /// </summary>
+    public static Dictionary<string, double[]> Parameters(ModelConfig config, Random random, double scale = 0.5)
+    {
+        var parameters = TransformerReference.RandomParameters(config, random, scale);
+        foreach (var key in parameters.Keys.ToList())
+            parameters[key] = Array.ConvertAll(parameters[key], v => (double)(float)v);
+        return parameters;
+    }
+
+    /// <summary>Writes config.json and model.safetensors for <paramref name="parameters"/> into a new temporary folder.</summary>
+    public static string WriteFolder(ModelConfig config, IReadOnlyDictionary<string, double[]> parameters)
+    {
+        string folder = Path.Combine(Path.GetTempPath(), "grpo-tiny-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJson());
+        SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"),
+            TransformerReference.Layout(config).Select(t =>
+                (t.Name, t.Shape, (ReadOnlyMemory<float>)Array.ConvertAll(parameters[t.Name], v => (float)v))));
+        return folder;
+    }
+
+    /// <summary>Sequences of the given lengths with random ids.</summary>
+    public static int[][] Sequences(Random random, int vocab, params int[] lengths) =>
+        lengths.Select(n => Enumerable.Range(0, n).Select(_ => random.Next(vocab)).ToArray()).ToArray();
+}

@@ -1,0 +1,75 @@
+using Grpo.Native.Checkpoints;
+using Grpo.Native.Devices;
+using Grpo.Native.Models;
+using Grpo.Native.References;
+using Grpo.Native.Tests.Support;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Models;
+
+/// <summary>Hugging Face model folders in and out: bit-exact round trips, and a config that disagrees with the weights is named.</summary>
+public sealed class TransformerCheckpointTests
+{
+    [TestCaseSource(typeof(TinyModels), nameof(TinyModels.Names))]
+    public void SaveThenLoadIsBitExactInTheHuggingFaceLayout(string name)
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        var config = TinyModels.Config(name);
+        var parameters = TinyModels.Parameters(config, TestRandom.Create());
+        string folder = TinyModels.WriteFolder(config, parameters);
+        string saved = folder + "-saved";
+        try
+        {
+            using var model = TransformerModel.Load(device, folder);
+            model.Save(saved);
+            // What we wrote is what the hub folder held, tensor for tensor, bit for bit, in the on-disk layout.
+            using (var file = SafetensorsFile.OpenFolder(saved))
+            {
+                var layout = TransformerReference.Layout(config);
+                Assert.That(file.ParameterNames.OrderBy(n => n), Is.EqualTo(layout.Select(t => t.Name).OrderBy(n => n)));
+                foreach (var (tensorName, shape) in layout)
+                {
+                    Assert.That(file.Get(tensorName).Shape, Is.EqualTo(shape), tensorName);
+                    Assert.That(file.ReadFloat32(tensorName), Is.EqualTo(Array.ConvertAll(parameters[tensorName], v => (float)v)), tensorName);
+                }
+            }
+            Assert.That(ModelConfig.Load(saved), Is.EqualTo(config).Using<ModelConfig>((a, b) => a.ToJson() == b.ToJson()));
+            using var again = TransformerModel.Load(device, saved);
+            Assert.That(again.Parameters.Buffer.ToArray(), Is.EqualTo(model.Parameters.Buffer.ToArray()));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+            if (Directory.Exists(saved)) Directory.Delete(saved, recursive: true);
+        }
+    }
+
+    [Test]
+    public void ConfigThatDisagreesWithTheWeightsIsNamed()
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        var config = TinyModels.Config("llama");
+        string folder = TinyModels.WriteFolder(config, TinyModels.Parameters(config, TestRandom.Create()));
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "config.json"), (config with { NumLayers = 1 }).ToJson());
+            var extra = Assert.Throws<CheckpointFormatException>(() => TransformerModel.Load(device, folder));
+            Assert.That(extra!.Message, Does.Contain("model.layers.1.").And.Contain("num_hidden_layers"));
+
+            File.WriteAllText(Path.Combine(folder, "config.json"), (config with { NumLayers = 3 }).ToJson());
+            var missing = Assert.Throws<CheckpointFormatException>(() => TransformerModel.Load(device, folder));
+            Assert.That(missing!.Message, Does.Contain("model.layers.2.").And.Contain("do not contain"));
+
+            File.WriteAllText(Path.Combine(folder, "config.json"), (config with { IntermediateSize = 20 }).ToJson());
+            var shape = Assert.Throws<CheckpointFormatException>(() => TransformerModel.Load(device, folder));
+            Assert.That(shape!.Message, Does.Contain("gate_proj").And.Contain("disagrees"));
+
+            File.Delete(Path.Combine(folder, "config.json"));
+            Assert.Throws<FileNotFoundException>(() => TransformerModel.Load(device, folder));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+}

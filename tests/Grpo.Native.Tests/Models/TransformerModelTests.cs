@@ -1,0 +1,249 @@
+using Grpo.Native.Cpu;
+using Grpo.Native.Devices;
+using Grpo.Native.Models;
+using Grpo.Native.References;
+using Grpo.Native.Tensors;
+using Grpo.Native.Tests.Support;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Models;
+
+/// <summary>
+/// The whole hand-built transformer of each family against the double-precision reference: hidden
+/// states, log-probs, and every parameter's gradient against central finite differences of the
+/// reference's loss. Weights go through a Hugging Face folder on disk, so loading (and GPT-2's
+/// Conv1D transposes) is part of every comparison.
+/// </summary>
+public sealed class TransformerModelTests
+{
+    // The hidden states are the output of a final norm over a residual stream that two blocks built by
+    // adding terms of both signs (attention's Σ p·v, the MLP's products): an element that ends near zero
+    // keeps the absolute fp32 rounding (~1e-6 after the norm's rescaling) of the O(1)..O(10) terms it
+    // came from, which reads as up to ~6e-4 against Compare's floor (1e-3 of the largest element).
+    // Measured over 16 seeds: gpt2 ≤ 1.7e-4, llama/qwen2 ≤ 5.8e-4 (SwiGLU multiplies two projections, so
+    // its terms are larger). The log-probs that training uses keep the 1e-4 bound with room (≤ 8e-6).
+    private const double HiddenTolerance = 1e-3;
+    private const double LogProbTolerance = 1e-4;
+
+    // Gradients flow through the gather's and attention's cancelling sums (README, "Precision": each is
+    // held to 1e-3 alone) and through both blocks; compared with central differences of the double
+    // reference (accurate to ~1e-8). Measured over 16 seeds: ≤ 1.3e-3, typically 1e-4.
+    private const double GradientTolerance = 4e-3;
+
+    private static readonly int[] Lengths = [5, 1, 9];
+
+    public static IEnumerable<TestCaseData> Cases() =>
+        from kind in TestDevices.Kinds()
+        from name in TinyModels.Names
+        select new TestCaseData(kind, name);
+
+    private sealed class Fixture : IDisposable
+    {
+        public Fixture(Device device, string name, Random random, int[] lengths)
+        {
+            Config = TinyModels.Config(name);
+            Parameters = TinyModels.Parameters(Config, random);
+            Folder = TinyModels.WriteFolder(Config, Parameters);
+            Model = TransformerModel.Load(device, Folder);
+            Sequences = TinyModels.Sequences(random, Config.VocabSize, lengths);
+            Batch = TokenBatch.Create(device, Sequences, Config.VocabSize, Config.MaxPositions);
+        }
+
+        public readonly Grpo.Native.Checkpoints.ModelConfig Config;
+        public readonly Dictionary<string, double[]> Parameters;
+        public readonly string Folder;
+        public readonly TransformerModel Model;
+        public readonly int[][] Sequences;
+        public readonly TokenBatch Batch;
+
+        public void Dispose()
+        {
+            Batch.Dispose();
+            Model.Dispose();
+            Directory.Delete(Folder, recursive: true);
+        }
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void HiddenStatesMatchTheReference(DeviceKind kind, string name)
+    {
+        var device = TestDevices.Get(kind);
+        using var f = new Fixture(device, name, TestRandom.Create(), Lengths);
+        using var activations = f.Model.CreateActivations(f.Batch.TokenCount);
+        Poison.Fill(activations.Hidden);
+        float[] hidden = f.Model.Forward(f.Batch, activations).ToArray();
+        var expected = f.Sequences.SelectMany(s => TransformerReference.Hidden(f.Config, f.Parameters, s)).SelectMany(row => row).ToArray();
+        Compare.WorstRelativeError($"{name} hidden (M={f.Batch.TokenCount}, C={f.Config.HiddenSize})", expected, hidden, HiddenTolerance);
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void NextTokenLogProbsMatchTheReference(DeviceKind kind, string name)
+    {
+        var device = TestDevices.Get(kind);
+        using var f = new Fixture(device, name, TestRandom.Create(), Lengths);
+        using var activations = f.Model.CreateActivations(f.Batch.TokenCount);
+        var hidden = f.Model.Forward(f.Batch, activations);
+        int m = f.Batch.TokenCount;
+        var targets = NextTokens(f.Batch);
+        using var targetTensor = device.FromArray<int>(targets, m);
+        using var logprobs = Poison.Fill(device.Allocate<float>(m));
+        using var lse = device.Allocate<float>(m);
+        const float temperature = 0.7f;
+        device.Operations.LogSoftmaxGatherForward(hidden, f.Model.LmHead, targetTensor, temperature, logprobs, lse, null);
+        var expected = f.Sequences.SelectMany(s => TransformerReference.TokenLogProbs(f.Config, f.Parameters, s,
+            s.Skip(1).Append(0).ToArray(), temperature)).ToArray();
+        Compare.WorstRelativeError($"{name} log-probs", expected, logprobs.ToArray(), LogProbTolerance);
+    }
+
+    /// <summary>Row m's target: the next token of its sequence (0 for a sequence's last row).</summary>
+    private static int[] NextTokens(TokenBatch batch)
+    {
+        var targets = new int[batch.TokenCount];
+        for (int b = 0; b < batch.SequenceCount; b++)
+            for (int row = batch.HostStarts[b]; row < batch.HostStarts[b + 1] - 1; row++)
+                targets[row] = batch.HostIds[row + 1];
+        return targets;
+    }
+
+    /// <summary>
+    /// loss = Σ_m w_m · log p(target_m) at temperature 0.8, the GRPO-shaped scalar (a weighted sum of
+    /// per-token log-probs); its gradient with respect to every tensor against central differences.
+    /// </summary>
+    [TestCaseSource(nameof(Cases))]
+    public void GradientsMatchFiniteDifferencesOfTheReference(DeviceKind kind, string name)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        using var f = new Fixture(device, name, random, [4, 6]);
+        int m = f.Batch.TokenCount;
+        const float temperature = 0.8f;
+        int[] targets = Enumerable.Range(0, m).Select(_ => random.Next(f.Config.VocabSize)).ToArray();
+        float[] weights = TestRandom.Normal(random, m);
+
+        float[] gradient = ModelGradient(device, f.Model, f.Batch, targets, weights, temperature, ActivationMode.Training);
+        var actualByName = f.Model.ToHuggingFace(gradient).ToDictionary(t => t.name, t => t.data.ToArray());
+
+        double Loss(Dictionary<string, double[]> p)
+        {
+            double loss = 0;
+            int row = 0;
+            foreach (var s in f.Sequences)
+            {
+                var lp = TransformerReference.TokenLogProbs(f.Config, p, s, targets.AsSpan(row, s.Length).ToArray(), temperature);
+                for (int t = 0; t < s.Length; t++) loss += weights[row + t] * lp[t];
+                row += s.Length;
+            }
+            return loss;
+        }
+
+        // A few coordinates of every tensor (all of a small one): central differences in double.
+        var expected = new List<double>();
+        var actual = new List<float>();
+        const double h = 1e-5;
+        foreach (var (tensorName, shape) in TransformerReference.Layout(f.Config))
+        {
+            double[] values = f.Parameters[tensorName];
+            var picks = values.Length <= 8 ? Enumerable.Range(0, values.Length) : Enumerable.Range(0, 8).Select(_ => random.Next(values.Length));
+            foreach (int i in picks)
+            {
+                double original = values[i];
+                values[i] = original + h;
+                double plus = Loss(f.Parameters);
+                values[i] = original - h;
+                double minus = Loss(f.Parameters);
+                values[i] = original;
+                expected.Add((plus - minus) / (2 * h));
+                actual.Add(actualByName[tensorName][i]);
+            }
+        }
+        Compare.WorstRelativeError($"{name} gradient ({expected.Count} coordinates of {actualByName.Count} tensors)",
+            expected.ToArray(), actual.ToArray(), GradientTolerance);
+    }
+
+    /// <summary>Forward, gather, weighted log-prob loss, backward: the whole gradient buffer.</summary>
+    private static float[] ModelGradient(Device device, TransformerModel model, TokenBatch batch, int[] targets, float[] weights,
+        float temperature, ActivationMode mode)
+    {
+        int m = batch.TokenCount, c = model.Config.HiddenSize;
+        using var activations = model.CreateActivations(m, mode);
+        using var targetTensor = device.FromArray<int>(targets, m);
+        using var dLogprobs = device.FromArray<float>(weights, m);
+        using var logprobs = device.Allocate<float>(m);
+        using var lse = device.Allocate<float>(m);
+        using var dHidden = device.Allocate<float>(m, c);
+        dHidden.Fill(0f);
+        model.ZeroGradients();
+        var hidden = model.Forward(batch, activations);
+        device.Operations.LogSoftmaxGatherForward(hidden, model.LmHead, targetTensor, temperature, logprobs, lse, null);
+        device.Operations.LogSoftmaxGatherBackward(hidden, model.LmHead, targetTensor, temperature, lse, dLogprobs, dHidden, model.LmHeadGradient);
+        model.Backward(batch, activations, dHidden);
+        return model.Gradients.Buffer.ToArray();
+    }
+
+    [TestCase("gpt2")]
+    [TestCase("qwen2")]
+    public void GradientsDoNotDependOnTheThreadCountOrOnRecomputation(string name)
+    {
+        var random = TestRandom.Create();
+        var config = TinyModels.Config(name);
+        var parameters = TinyModels.Parameters(config, random);
+        string folder = TinyModels.WriteFolder(config, parameters);
+        try
+        {
+            var sequences = TinyModels.Sequences(random, config.VocabSize, 7, 3, 11);
+            int m = sequences.Sum(s => s.Length);
+            int[] targets = Enumerable.Range(0, m).Select(_ => random.Next(config.VocabSize)).ToArray();
+            float[] weights = TestRandom.Normal(random, m);
+            float[] Run(int threads, ActivationMode mode)
+            {
+                using var device = new CpuDevice(threads);
+                using var model = TransformerModel.Load(device, folder);
+                using var batch = TokenBatch.Create(device, sequences, config.VocabSize, config.MaxPositions);
+                return ModelGradient(device, model, batch, targets, weights, 1f, mode);
+            }
+            float[] one = Run(1, ActivationMode.Training);
+            Assert.That(Run(4, ActivationMode.Training), Is.EqualTo(one), "1 thread vs 4 threads");
+            Assert.That(Run(2, ActivationMode.TrainingWithRecompute), Is.EqualTo(one), "recomputed activations");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
+    public void RecomputationPlansLessMemory()
+    {
+        using var model = TransformerModel.CreateRandom(TestDevices.Get(DeviceKind.Cpu), TinyModels.Config("llama", layers: 3), seed: 1);
+        using var full = model.CreateActivations(64);
+        using var lean = model.CreateActivations(64, ActivationMode.TrainingWithRecompute);
+        using var inference = model.CreateActivations(64, ActivationMode.Inference);
+        TestContext.Out.WriteLine($"training {full.Memory}; recompute {lean.Memory}; inference {inference.Memory}");
+        Assert.That(full.Memory.SavedBytes - lean.Memory.SavedBytes, Is.EqualTo(full.Memory.RecomputeSavesBytes));
+        Assert.That(inference.Memory.TotalBytes, Is.LessThan(lean.Memory.TotalBytes));
+    }
+
+    [Test]
+    public void BadBatchesAndActivationsAreRefusedWithTheReason()
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        var config = TinyModels.Config("gpt2");
+        var outOfVocabulary = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            TokenBatch.Create(device, [[1, 2], [3, config.VocabSize]], config.VocabSize, config.MaxPositions));
+        Assert.That(outOfVocabulary!.Message, Does.Contain("'sequences'[1][1]").And.Contain("vocabulary"));
+        var tooLong = Assert.Throws<ArgumentException>(() =>
+            TokenBatch.Create(device, [new int[config.MaxPositions + 1]], config.VocabSize, config.MaxPositions));
+        Assert.That(tooLong!.Message, Does.Contain("context"));
+        Assert.Throws<ArgumentException>(() => TokenBatch.Create(device, [Array.Empty<int>()], config.VocabSize, config.MaxPositions));
+
+        using var model = TransformerModel.CreateRandom(device, config, seed: 3);
+        using var batch = TokenBatch.Create(device, [[1, 2, 3, 4]], config.VocabSize, config.MaxPositions);
+        using var small = model.CreateActivations(3);
+        var tooSmall = Assert.Throws<ArgumentException>(() => model.Forward(batch, small));
+        Assert.That(tooSmall!.Message, Does.Contain("planned for 3").And.Contain("micro-batches"));
+        using var inference = model.CreateActivations(4, ActivationMode.Inference);
+        var hidden = model.Forward(batch, inference);
+        var noBackward = Assert.Throws<ArgumentException>(() => model.Backward(batch, inference, hidden));
+        Assert.That(noBackward!.Message, Does.Contain("inference"));
+    }
+}
