@@ -13,14 +13,16 @@ namespace Grpo.Native.Cpu;
 /// <see cref="MultiplyTransposedA"/> (C = Aᵀ·B), each overwriting C or accumulating into it.
 /// </summary>
 /// <remarks>
-/// BLIS-style: every thread owns whole tiles of C (at most <see cref="MaxTileRows"/> x
-/// <see cref="MaxTileColumns"/>), walks K in fixed <see cref="KBlock"/> steps, packs the A and B
-/// slices it needs into k-major micro-panels, and runs a 6x16 Vector256 FMA micro-kernel (12
-/// accumulators in registers). Each element of C is summed in the same order (k blocks in order,
+/// BLIS-style: an operand that several tiles of C re-read (and that fits
+/// <see cref="MaxSharedPackFloats"/>) is first packed once, in parallel, into k-major micro-panels;
+/// then every task owns whole tiles of C (at most <see cref="MaxTileRows"/> x
+/// <see cref="MaxTileColumns"/>), walks K in fixed <see cref="KBlock"/> steps, packs whatever
+/// slices were not shared, and runs a 6x16 Vector256 FMA micro-kernel (12 accumulators in
+/// registers, k unrolled by two). Each element of C is summed in the same order (k blocks in order,
 /// k in order within a block, then added to C) whatever the tiling or thread count, so results are
 /// bit-identical for every degree of parallelism. C must not overlap A or B.
 /// </remarks>
-[SkipLocalsInit] // the micro-kernel's stack tile is always fully written before it is read
+[SkipLocalsInit] // the edge stack tile is always fully written before it is read
 internal static unsafe class CpuGemm
 {
     /// <summary>Rows of the micro-kernel's register tile.</summary>
@@ -41,8 +43,8 @@ internal static unsafe class CpuGemm
     /// <summary>
     /// When C has fewer than <see cref="SplitBelowTiles"/> full tiles and K is long (the dHidden
     /// product: a chunk of tokens by C channels, summed over the vocabulary), K is cut into slices
-    /// of this many, each slice's product goes to its own buffer in parallel, and the buffers are
-    /// added in slice order. Depends only on the sizes, never on the thread count.
+    /// of this many, each slice's product goes to its own buffer (the slice's tiles in parallel), and
+    /// the buffers are added in slice order. Depends only on the sizes, never on the thread count.
     /// </summary>
     internal const int SplitK = 2048;
 
@@ -52,7 +54,10 @@ internal static unsafe class CpuGemm
     /// <summary>The largest operand (in floats, 4 MiB) packed once per call and shared by every tile.</summary>
     internal const int MaxSharedPackFloats = 1 << 20;
 
-    /// <summary>Floats of packing scratch one worker thread rents while it runs.</summary>
+    /// <summary>Micro-panels one task packs into a shared operand.</summary>
+    private const int PackPanelsPerTask = 16;
+
+    /// <summary>Floats of packing scratch one tile task rents while it runs (none when both operands are shared).</summary>
     internal const int PackFloatsPerThread = MaxTileRows * KBlock + KBlock * MaxTileColumns;
 
     /// <summary>C (M, N) = [C +] A (M, K) · B (N, K)ᵀ.</summary>
@@ -118,7 +123,13 @@ internal static unsafe class CpuGemm
             RunSplitK(parallelism, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate);
             return;
         }
+        RunTiles(parallelism, m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, accumulate);
+    }
 
+    // C (M, N) (+)= A · B over whole tiles of C, each summed over all of K by one task.
+    private static void RunTiles(ParallelOptions parallelism, int m, int n, int k,
+        float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc, bool accumulate)
+    {
         // Smaller tiles when there would be too few to keep every core busy; the tiling never
         // changes the summation order, so this choice cannot change the result.
         int workers = parallelism.MaxDegreeOfParallelism > 0 ? parallelism.MaxDegreeOfParallelism : Environment.ProcessorCount;
@@ -132,43 +143,67 @@ internal static unsafe class CpuGemm
         int tilesDown = CeilDiv(m, tileRows), tilesAcross = CeilDiv(n, tileColumns);
         int tiles = tilesDown * tilesAcross;
 
-        // With a single k block, an operand that every tile of a row (or column) re-reads is packed
-        // once up front and shared read-only: A in the logits product (a chunk of tokens against the
-        // whole vocabulary), B in the dLmHead product (the vocabulary against a chunk of tokens).
-        float[]? sharedA = k <= KBlock && tilesAcross > 1 && (long)RoundUp(m, MR) * k <= MaxSharedPackFloats
-            ? ArrayPool<float>.Shared.Rent(RoundUp(m, MR) * k + AlignFloats) : null;
-        float[]? sharedB = k <= KBlock && tilesDown > 1 && (long)RoundUp(n, NR) * k <= MaxSharedPackFloats
-            ? ArrayPool<float>.Shared.Rent(RoundUp(n, NR) * k + AlignFloats) : null;
+        // An operand that several tiles re-read (A by every tile of a row of tiles, B by every tile of
+        // a column) is packed once up front, in parallel, and shared read-only: A in the logits product
+        // (a chunk of tokens against the whole vocabulary), B in the dLmHead product and both in a
+        // square product. The shared packs are k-block-major: block p0 starts at p0 * (rows rounded up).
+        int mRound = RoundUp(m, MR), nRound = RoundUp(n, NR);
+        bool shareA = tilesAcross > 1 && (long)mRound * k <= MaxSharedPackFloats;
+        bool shareB = tilesDown > 1 && (long)nRound * k <= MaxSharedPackFloats;
+        float[]? sharedA = shareA ? ArrayPool<float>.Shared.Rent(mRound * k + AlignFloats) : null;
+        float[]? sharedB = shareB ? ArrayPool<float>.Shared.Rent(nRound * k + AlignFloats) : null;
         try
         {
             fixed (float* sharedABase = sharedA, sharedBBase = sharedB)
             {
-                float* psa = sharedABase == null ? null : Align(sharedABase), psb = sharedBBase == null ? null : Align(sharedBBase);
-                if (psa != null)
-                    for (int ip = 0; ip * MR < m; ip++) PackA(a, rsA, csA, ip * MR, Math.Min(MR, m - ip * MR), 0, k, psa + ip * k * MR);
-                if (psb != null)
-                    for (int jp = 0; jp * NR < n; jp++) PackB(b, rsB, csB, jp * NR, Math.Min(NR, n - jp * NR), 0, k, psb + jp * k * NR);
+                float* psa = shareA ? Align(sharedABase) : null, psb = shareB ? Align(sharedBBase) : null;
                 nint pa = (nint)a, pb = (nint)b, pc = (nint)c, pSharedA = (nint)psa, pSharedB = (nint)psb;
+                // Packing tasks: runs of PackPanelsPerTask micro-panels over the whole of K.
+                int packTasksA = shareA ? CeilDiv(mRound / MR, PackPanelsPerTask) : 0;
+                int packTasksB = shareB ? CeilDiv(nRound / NR, PackPanelsPerTask) : 0;
+                void Pack(int t)
+                {
+                    bool isA = t < packTasksA;
+                    int first = (isA ? t : t - packTasksA) * PackPanelsPerTask * (isA ? MR : NR);
+                    int count = Math.Min(PackPanelsPerTask * (isA ? MR : NR), (isA ? m : n) - first);
+                    for (int p0 = 0; p0 < k; p0 += KBlock)
+                    {
+                        int kc = Math.Min(KBlock, k - p0);
+                        if (isA) PackPanelsA((float*)pa, rsA, csA, first, count, p0, kc, (float*)pSharedA + (long)p0 * mRound + (long)first * kc);
+                        else PackPanelsB((float*)pb, rsB, csB, first, count, p0, kc, (float*)pSharedB + (long)p0 * nRound + (long)first * kc);
+                    }
+                }
+
                 void Tile(int t)
                 {
                     int i0 = t / tilesAcross * tileRows, j0 = t % tilesAcross * tileColumns;
-                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread + AlignFloats);
+                    float[]? pack = shareA && shareB ? null : ArrayPool<float>.Shared.Rent(PackFloatsPerThread + AlignFloats);
                     try
                     {
                         fixed (float* packedBase = pack)
                             ComputeTile((float*)pa, rsA, csA, (float*)pb, rsB, csB, (float*)pc, ldc, k, accumulate,
-                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), Align(packedBase),
-                                pSharedA == 0 ? null : (float*)pSharedA + (long)i0 * k,
-                                pSharedB == 0 ? null : (float*)pSharedB + (long)j0 * k);
+                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0),
+                                packedBase == null ? null : Align(packedBase),
+                                (float*)pSharedA, mRound, (float*)pSharedB, nRound);
                     }
                     finally
                     {
-                        ArrayPool<float>.Shared.Return(pack);
+                        if (pack is not null) ArrayPool<float>.Shared.Return(pack);
                     }
                 }
 
-                if (tiles == 1 || workers == 1) for (int t = 0; t < tiles; t++) Tile(t);
-                else Parallel.For(0, tiles, parallelism, Tile);
+                int packTasks = packTasksA + packTasksB;
+                if (workers == 1)
+                {
+                    for (int t = 0; t < packTasks; t++) Pack(t);
+                    for (int t = 0; t < tiles; t++) Tile(t);
+                }
+                else
+                {
+                    if (packTasks > 0) Parallel.For(0, packTasks, parallelism, Pack);
+                    if (tiles == 1) Tile(0);
+                    else Parallel.For(0, tiles, parallelism, Tile);
+                }
             }
         }
         finally
@@ -178,36 +213,25 @@ internal static unsafe class CpuGemm
         }
     }
 
-    // C is small and K long: without the split, every core would re-pack the same long A and B slices.
+    // C is small and K long: without the split, one task per tile would walk all of K alone while the
+    // other cores idle. Each slice is an ordinary tiled product (its shared packs and tiles spread over
+    // every core) into its own buffer; the buffers are then added in slice order.
     private static void RunSplitK(ParallelOptions parallelism, int m, int n, int k,
         float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc, bool accumulate)
     {
         int pieces = CeilDiv(k, SplitK);
-        int tileRows = Math.Min(MaxTileRows, RoundUp(m, MR)), tileColumns = Math.Min(MaxTileColumns, RoundUp(n, NR));
-        int tilesDown = CeilDiv(m, tileRows), tilesAcross = CeilDiv(n, tileColumns), tiles = tilesDown * tilesAcross;
         float[] partial = ArrayPool<float>.Shared.Rent(pieces * m * n); // (pieces, M, N)
         try
         {
             fixed (float* pp = partial)
             {
-                nint pa = (nint)a, pb = (nint)b, pc = (nint)c, ppart = (nint)pp;
-                Parallel.For(0, pieces * tiles, parallelism, task =>
+                for (int piece = 0; piece < pieces; piece++)
                 {
-                    int piece = task / tiles, t = task % tiles;
-                    int i0 = t / tilesAcross * tileRows, j0 = t % tilesAcross * tileColumns, k0 = piece * SplitK;
-                    float[] pack = ArrayPool<float>.Shared.Rent(PackFloatsPerThread + AlignFloats);
-                    try
-                    {
-                        fixed (float* packedBase = pack)
-                            ComputeTile((float*)pa + (long)k0 * csA, rsA, csA, (float*)pb + (long)k0 * rsB, rsB, csB,
-                                (float*)ppart + (long)piece * m * n, n, Math.Min(SplitK, k - k0), accumulate: false,
-                                i0, Math.Min(tileRows, m - i0), j0, Math.Min(tileColumns, n - j0), Align(packedBase), null, null);
-                    }
-                    finally
-                    {
-                        ArrayPool<float>.Shared.Return(pack);
-                    }
-                });
+                    int k0 = piece * SplitK;
+                    RunTiles(parallelism, m, n, Math.Min(SplitK, k - k0), a + (long)k0 * csA, rsA, csA, b + (long)k0 * rsB, rsB, csB,
+                        pp + (long)piece * m * n, n, accumulate: false);
+                }
+                nint pc = (nint)c, ppart = (nint)pp;
                 // C (+)= P0 + P1 + ... in slice order, row by row.
                 Parallel.For(0, m, parallelism, i =>
                 {
@@ -231,20 +255,21 @@ internal static unsafe class CpuGemm
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ComputeTile(float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc,
-        int k, bool accumulate, int i0, int rows, int j0, int columns, float* packed, float* prepackedA, float* prepackedB)
+        int k, bool accumulate, int i0, int rows, int j0, int columns, float* packed,
+        float* sharedA, int sharedARows, float* sharedB, int sharedBColumns)
     {
-        // Prepacked operands (single k block only) are used in place of packing them here.
-        float* packedA = prepackedA != null ? prepackedA : packed;                       // (rowPanels, kc, MR)
-        float* packedB = prepackedB != null ? prepackedB : packed + MaxTileRows * KBlock; // (columnPanels, kc, NR)
         int rowPanels = CeilDiv(rows, MR), columnPanels = CeilDiv(columns, NR);
         for (int p0 = 0; p0 < k; p0 += KBlock)
         {
             int kc = Math.Min(KBlock, k - p0);
             bool add = accumulate || p0 > 0;
-            for (int ip = 0; prepackedA == null && ip < rowPanels; ip++)
-                PackA(a, rsA, csA, i0 + ip * MR, Math.Min(MR, rows - ip * MR), p0, kc, packedA + ip * kc * MR);
-            for (int jp = 0; prepackedB == null && jp < columnPanels; jp++)
-                PackB(b, rsB, csB, j0 + jp * NR, Math.Min(NR, columns - jp * NR), p0, kc, packedB + jp * kc * NR);
+            // Shared packs (see Run) are used in place of packing the tile's slices here.
+            float* prepackedA = sharedA == null ? null : sharedA + (long)p0 * sharedARows + (long)i0 * kc;
+            float* prepackedB = sharedB == null ? null : sharedB + (long)p0 * sharedBColumns + (long)j0 * kc;
+            float* packedA = prepackedA != null ? prepackedA : packed;                        // (rowPanels, kc, MR)
+            float* packedB = prepackedB != null ? prepackedB : packed + MaxTileRows * KBlock; // (columnPanels, kc, NR)
+            if (prepackedA == null) PackPanelsA(a, rsA, csA, i0, rows, p0, kc, packedA);
+            if (prepackedB == null) PackPanelsB(b, rsB, csB, j0, columns, p0, kc, packedB);
             // B micro-panel (16 KB) stays in L1 while every A micro-panel of the tile streams past it.
             for (int jp = 0; jp < columnPanels; jp++)
             {
@@ -257,6 +282,66 @@ internal static unsafe class CpuGemm
                 }
             }
         }
+    }
+
+    /// <summary>k taken this many at a time when one stored row feeds several micro-panels.</summary>
+    private const int PackKChunk = 8;
+
+    // Rows i0 .. i0+rows of A as consecutive micro-panels: panel ip at dst + ip*kc*MR.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanelsA(float* a, int rsA, int csA, int i0, int rows, int p0, int kc, float* dst)
+    {
+        int full = rows / MR, done = 0;
+        if (rsA == 1 && full > 1)
+        {
+            // Stored transposed (A is (K, M)): stored row kk holds the rows of every panel side by side, so
+            // it is read in order, a few k at a time, rather than once per panel.
+            for (int k0 = 0; k0 < kc; k0 += PackKChunk)
+            {
+                int k1 = Math.Min(kc, k0 + PackKChunk);
+                for (int ip = 0; ip < full; ip++)
+                {
+                    float* d = dst + ip * kc * MR;
+                    for (int kk = k0; kk < k1; kk++)
+                    {
+                        float* src = a + (long)(p0 + kk) * csA + i0 + ip * MR;
+                        Vector128.Store(Vector128.Load(src), d + kk * MR);
+                        *(long*)(d + kk * MR + 4) = *(long*)(src + 4);
+                    }
+                }
+            }
+            done = full;
+        }
+        for (int ip = done; ip * MR < rows; ip++)
+            PackA(a, rsA, csA, i0 + ip * MR, Math.Min(MR, rows - ip * MR), p0, kc, dst + ip * kc * MR);
+    }
+
+    // Columns j0 .. j0+columns of B as consecutive micro-panels: panel jp at dst + jp*kc*NR.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanelsB(float* b, int rsB, int csB, int j0, int columns, int p0, int kc, float* dst)
+    {
+        int full = columns / NR, done = 0;
+        if (csB == 1 && full > 1)
+        {
+            // Row-major B: a stored row holds every panel's columns side by side (see PackPanelsA).
+            for (int k0 = 0; k0 < kc; k0 += PackKChunk)
+            {
+                int k1 = Math.Min(kc, k0 + PackKChunk);
+                for (int jp = 0; jp < full; jp++)
+                {
+                    float* d = dst + jp * kc * NR;
+                    for (int kk = k0; kk < k1; kk++)
+                    {
+                        float* src = b + (long)(p0 + kk) * rsB + j0 + jp * NR;
+                        Vector256.Store(Vector256.Load(src), d + kk * NR);
+                        Vector256.Store(Vector256.Load(src + 8), d + kk * NR + 8);
+                    }
+                }
+            }
+            done = full;
+        }
+        for (int jp = done; jp * NR < columns; jp++)
+            PackB(b, rsB, csB, j0 + jp * NR, Math.Min(NR, columns - jp * NR), p0, kc, dst + jp * kc * NR);
     }
 
     // Packed A micro-panel: dst[kk*MR + i] = A(i0+i, p0+kk), rows past the edge zero.
@@ -280,7 +365,15 @@ internal static unsafe class CpuGemm
                 // Six row streams read in step, the panel written contiguously.
                 float* s0 = a + (long)i0 * rsA + p0;
                 float* s1 = s0 + rsA, s2 = s1 + rsA, s3 = s2 + rsA, s4 = s3 + rsA, s5 = s4 + rsA;
-                for (int kk = 0; kk < kc; kk++, dst += MR)
+                int kk = 0;
+                if (Avx.IsSupported)
+                {
+                    // Eight k at a time through a register transpose; each 8-wide store spills two floats
+                    // into the next k's slot, which the next store overwrites, so stop short of the last k.
+                    for (; kk + 8 < kc; kk += 8, dst += 8 * MR)
+                        Transpose6x8(s0 + kk, rsA, dst);
+                }
+                for (; kk < kc; kk++, dst += MR)
                 {
                     dst[0] = s0[kk]; dst[1] = s1[kk]; dst[2] = s2[kk];
                     dst[3] = s3[kk]; dst[4] = s4[kk]; dst[5] = s5[kk];
@@ -339,6 +432,31 @@ internal static unsafe class CpuGemm
         }
     }
 
+    // dst[q*MR + r] = src[r*ldSrc + q] for r < 6, q < 8, stored in increasing q with 8-wide stores, so
+    // dst[8*MR .. 8*MR+1] is overwritten too (with junk).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose6x8(float* src, int ldSrc, float* dst)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + ldSrc);
+        var r2 = Avx.LoadVector256(src + 2 * ldSrc); var r3 = Avx.LoadVector256(src + 3 * ldSrc);
+        var r4 = Avx.LoadVector256(src + 4 * ldSrc); var r5 = Avx.LoadVector256(src + 5 * ldSrc);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t4, 0x44); var u5 = Avx.Shuffle(t4, t4, 0xEE);
+        var u6 = Avx.Shuffle(t5, t5, 0x44); var u7 = Avx.Shuffle(t5, t5, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + MR, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * MR, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * MR, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * MR, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * MR, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * MR, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * MR, Avx.Permute2x128(u3, u7, 0x31));
+    }
+
     // dst[q*ldDst + r] = src[r*ldSrc + q] for r, q < 8.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Transpose8x8(float* src, int ldSrc, float* dst, int ldDst)
@@ -377,14 +495,14 @@ internal static unsafe class CpuGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroKernel(int kc, float* ap, float* bp, float* c, int ldc, int mr, int nr, bool add)
     {
-        float* t = stackalloc float[MR * NR]; // (MR, NR) the register tile, spilled once at the end
-        Product6x16(kc, ap, bp, t);
         if (mr == MR && nr == NR)
         {
-            for (int i = 0; i < MR; i++) Store(c + (long)i * ldc, Vector256.Load(t + i * NR), Vector256.Load(t + i * NR + 8), add);
+            Kernel6x16(kc, ap, bp, c, ldc, add);
             return;
         }
-        // Edge tile: touch only the elements inside C.
+        // Edge tile: the full product into a stack tile, then only the elements inside C.
+        float* t = stackalloc float[MR * NR]; // (MR, NR)
+        Kernel6x16(kc, ap, bp, t, NR, false);
         for (int i = 0; i < mr; i++)
         {
             float* row = c + (long)i * ldc;
@@ -392,35 +510,49 @@ internal static unsafe class CpuGemm
         }
     }
 
-    // t (MR, NR) = Ap (kc, MR) · Bp (kc, NR), the 6x16 product held in 12 registers. Kept free of any
-    // other code so the JIT leaves the accumulators in registers across the loop.
+    // C (6, 16) (+)= Ap (kc, MR) · Bp (kc, NR), the product held in 12 registers and k unrolled by two
+    // (one k at a time, in order, per accumulator). Kept free of any other code so the JIT leaves the
+    // accumulators in registers across the loop.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Product6x16(int kc, float* ap, float* bp, float* t)
+    private static void Kernel6x16(int kc, float* ap, float* bp, float* c, int ldc, bool add)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int kk = 0; kk < kc; kk++)
+        Vector256<float> b0, b1, x;
+        float* end = ap + (kc & ~1) * MR;
+        for (; ap < end; ap += 2 * MR, bp += 2 * NR)
         {
-            var b0 = Vector256.Load(bp);
-            var b1 = Vector256.Load(bp + 8);
-            var x = Broadcast(ap);
-            c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
-            x = Broadcast(ap + 1);
-            c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
-            x = Broadcast(ap + 2);
-            c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
-            x = Broadcast(ap + 3);
-            c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
-            x = Broadcast(ap + 4);
-            c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
-            x = Broadcast(ap + 5);
-            c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
-            ap += MR;
-            bp += NR;
+            b0 = Vector256.Load(bp + 0); b1 = Vector256.Load(bp + 8);
+            x = Broadcast(ap + 0); c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
+            x = Broadcast(ap + 1); c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
+            x = Broadcast(ap + 2); c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
+            x = Broadcast(ap + 3); c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
+            x = Broadcast(ap + 4); c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
+            x = Broadcast(ap + 5); c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
+            b0 = Vector256.Load(bp + 16); b1 = Vector256.Load(bp + 24);
+            x = Broadcast(ap + 6); c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
+            x = Broadcast(ap + 7); c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
+            x = Broadcast(ap + 8); c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
+            x = Broadcast(ap + 9); c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
+            x = Broadcast(ap + 10); c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
+            x = Broadcast(ap + 11); c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
         }
-        Vector256.Store(c00, t); Vector256.Store(c01, t + 8); Vector256.Store(c10, t + 16); Vector256.Store(c11, t + 24);
-        Vector256.Store(c20, t + 32); Vector256.Store(c21, t + 40); Vector256.Store(c30, t + 48); Vector256.Store(c31, t + 56);
-        Vector256.Store(c40, t + 64); Vector256.Store(c41, t + 72); Vector256.Store(c50, t + 80); Vector256.Store(c51, t + 88);
+        if ((kc & 1) != 0)
+        {
+            b0 = Vector256.Load(bp + 0); b1 = Vector256.Load(bp + 8);
+            x = Broadcast(ap + 0); c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
+            x = Broadcast(ap + 1); c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
+            x = Broadcast(ap + 2); c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
+            x = Broadcast(ap + 3); c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
+            x = Broadcast(ap + 4); c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
+            x = Broadcast(ap + 5); c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
+        }
+        Store(c, c00, c01, add);
+        Store(c + ldc, c10, c11, add);
+        Store(c + 2 * (long)ldc, c20, c21, add);
+        Store(c + 3 * (long)ldc, c30, c31, add);
+        Store(c + 4 * (long)ldc, c40, c41, add);
+        Store(c + 5 * (long)ldc, c50, c51, add);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -9,11 +9,13 @@ public sealed class CpuGemmTests
 {
     public enum Form { TransposedB, Plain, TransposedA }
 
-    // Odd sizes around the 6 x 16 register tile, the 96 x 256 task tile, the 256-deep k block and the 2048-long K slices.
+    // Odd sizes around the 6 x 16 register tile, the 96 x 256 task tile, the 256-deep k block, the 8-deep packing
+    // transposes and the 2048-long K slices.
     private static readonly (int M, int N, int K)[] Sizes =
     [
         (1, 1, 1), (3, 17, 129), (17, 255, 3), (129, 3, 255), (255, 129, 17), (255, 255, 255), (17, 33, 600), (1, 300, 257),
         (5, 7, 5000), (17, 300, 4099), // small C, long K: the split-K path
+        (200, 530, 521), // several tiles both ways and three k blocks: both operands packed once and shared
     ];
 
     public static IEnumerable<TestCaseData> Cases() =>
