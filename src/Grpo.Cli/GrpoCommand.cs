@@ -30,6 +30,10 @@ internal static class GrpoCommand
         selfcheck.SetAction(parse => RunSelfCheck(parse.GetValue(device), parse.GetValue(seed), output, error));
 
         var root = new RootCommand("grpo: GRPO training for transformer policies from .NET (Grpo.Native).");
+        root.Subcommands.Add(TrainCommand.Create(output, error));
+        root.Subcommands.Add(SampleCommand.Create(output, error));
+        root.Subcommands.Add(GradCommand.Create(output, error));
+        root.Subcommands.Add(BenchCommand.Create(output, error));
         root.Subcommands.Add(selfcheck);
 
         var parsed = root.Parse(args);

@@ -1,4 +1,6 @@
 using Grpo.Native.Checkpoints;
+using Grpo.Native.Models;
+using Grpo.Native.Operations;
 using Grpo.Native.Tokenization;
 using Grpo.Native.Training;
 
@@ -134,6 +136,23 @@ public sealed class StringTransformTask
     /// <summary>The reward functions the trainer uses.</summary>
     public IReadOnlyList<RewardFunction> Rewards() =>
         [RewardFunction.Create(Name, input => Score(input.Prompt, input.CompletionTokens))];
+
+    /// <summary>
+    /// Mean reward of <paramref name="model"/> on <paramref name="words"/> with greedy decoding (temperature 0):
+    /// the held-out score the <c>grpo train</c> command reports before and after training.
+    /// </summary>
+    public float Evaluate(TransformerModel model, IReadOnlyList<string> words)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(words);
+        if (words.Count == 0) throw new ArgumentException("Pass at least one word to evaluate on.", nameof(words));
+        using var generator = new RolloutGenerator(model, words.Count, MaxPromptLength, MaxCompletionLength, words.Count * MaxPromptLength);
+        var prompts = words.Select(PromptTokens).ToArray();
+        var rollout = generator.Generate(prompts, 1, MaxCompletionLength, new SamplingOptions { Temperature = 0 }, [Tokenizer.Eos], seed: 0);
+        double total = 0;
+        for (int i = 0; i < words.Count; i++) total += Score(words[i] + "=", rollout.Completions[i]);
+        return (float)(total / words.Count);
+    }
 
     /// <summary>The default model: a tiny Llama-family policy, randomly initialised.</summary>
     public ModelConfig DefaultModel() => new()

@@ -1,3 +1,6 @@
+using System.Text.Json;
+using Grpo.Native.Checkpoints;
+
 namespace Grpo.Native.Tokenization;
 
 /// <summary>
@@ -40,6 +43,36 @@ public sealed class CharacterTokenizer : ITokenizer
             ids[i] = _ids.TryGetValue(text[i], out int id) ? id
                 : throw new ArgumentException($"'{text[i]}' (at {i} of \"{text}\") is not in the alphabet \"{_alphabet}\".", nameof(text));
         return ids;
+    }
+
+    /// <summary>The file <see cref="Save"/> writes into a model folder.</summary>
+    public const string FileName = "grpo_tokenizer.json";
+
+    /// <summary>The alphabet (ids 2, 3, ...).</summary>
+    public string Alphabet => _alphabet;
+
+    /// <summary>Writes <see cref="FileName"/> into <paramref name="modelFolder"/> (atomically), so <c>grpo sample</c> can encode text for the model.</summary>
+    public void Save(string modelFolder) =>
+        AtomicFile.WriteAllText(Path.Combine(modelFolder, FileName),
+            JsonSerializer.Serialize(new Dictionary<string, string> { ["type"] = "character", ["alphabet"] = _alphabet }));
+
+    /// <summary>The tokenizer saved in <paramref name="modelFolder"/>, or null when there is none.</summary>
+    /// <exception cref="CheckpointFormatException">The file exists but is not a character tokenizer.</exception>
+    public static CharacterTokenizer? TryLoad(string modelFolder)
+    {
+        string file = Path.Combine(modelFolder, FileName);
+        if (!File.Exists(file)) return null;
+        try
+        {
+            var fields = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(file));
+            if (fields is null || !fields.TryGetValue("type", out var type) || type != "character" || !fields.TryGetValue("alphabet", out var alphabet))
+                throw new CheckpointFormatException($"'{file}' is not a character tokenizer (type and alphabet expected).");
+            return new CharacterTokenizer(alphabet);
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException)
+        {
+            throw new CheckpointFormatException($"'{file}' is corrupt: {e.Message}");
+        }
     }
 
     /// <inheritdoc />

@@ -1,5 +1,13 @@
 namespace Grpo.Native.Training;
 
+/// <summary>Seconds one step spent in each phase (the device is synchronised at each boundary).</summary>
+/// <param name="Rollout">Sampling the completions with the KV cache.</param>
+/// <param name="Rewards">Calling the reward functions and computing the advantages.</param>
+/// <param name="ReferenceLogprobs">Reference-model log-probs (β &gt; 0) and old log-probs (μ &gt; 1).</param>
+/// <param name="PolicyForwardBackward">The policy's forward, loss and backward passes, all micro-batches and iterations.</param>
+/// <param name="Optimizer">Gradient norm, clipping and AdamW.</param>
+public sealed record GrpoPhaseTimes(double Rollout, double Rewards, double ReferenceLogprobs, double PolicyForwardBackward, double Optimizer);
+
 /// <summary>
 /// What one GRPO step measured, under TRL's metric names (<see cref="ToDictionary"/>), so curves
 /// from this library and from TRL can be read side by side.
@@ -46,6 +54,8 @@ public sealed record GrpoStepMetrics
     public required double StepTime { get; init; }
     /// <summary><c>tokens/s</c>: completion tokens sampled per second of step time.</summary>
     public required double TokensPerSecond { get; init; }
+    /// <summary>Where the step's time went.</summary>
+    public required GrpoPhaseTimes Phases { get; init; }
     /// <summary>True when the update was skipped because the loss or a gradient was not finite (weights untouched).</summary>
     public bool Skipped { get; init; }
 

@@ -115,6 +115,7 @@ public sealed class GrpoTrainer : IDisposable
         ulong rolloutSeed = unchecked((ulong)(uint)o.Seed * 0x9E3779B97F4A7C15UL + (ulong)step);
         var rollout = _rollouts.Generate(prompts, o.GroupSize, o.MaxCompletionLength, o.Sampling, o.StopTokens, rolloutSeed);
         int n = rollout.Completions.Length;
+        double rolloutSeconds = Lap(clock, device);
 
         // 2. Rewards, F functions concurrently; failures score NaN and are counted.
         var inputs = Enumerable.Range(0, n).Select(i => new RewardInput(
@@ -131,6 +132,7 @@ public sealed class GrpoTrainer : IDisposable
         using var groupStd = device.Allocate<float>(n / o.GroupSize);                // (B)
         var stats = ops.ComputeAdvantages(rewardsPerFunction, _rewards.Select(r => r.Weight).ToArray(), o.GroupSize, o.ScaleRewards,
             rewards, advantages, groupMean, groupStd);
+        double rewardSeconds = Lap(clock, device) - rolloutSeconds;
 
         // 4. Micro-batches of completions, each with its prompt; reference (β > 0) and old (μ > 1) log-probs before any update.
         var microBatches = MicroBatches(rollout, o);
@@ -155,6 +157,9 @@ public sealed class GrpoTrainer : IDisposable
                 }
             }
 
+            double referenceSeconds = Lap(clock, device) - rolloutSeconds - rewardSeconds;
+            double policySeconds = 0, optimizerSeconds = 0;
+
             // 5. μ updates over the same rollout.
             var objective = o.Objective;
             float lossSum = 0, gradNorm = 0, learningRate = 0;
@@ -163,6 +168,7 @@ public sealed class GrpoTrainer : IDisposable
             using var training = _policy.CreateActivations(microBatches.Max(mb => mb.Batch.Sequences.TokenCount));
             for (int iteration = 0; iteration < o.NumIterations; iteration++)
             {
+                double start = Lap(clock, device);
                 _policy.ZeroGradients();
                 float loss = 0;
                 foreach (var mb in microBatches)
@@ -178,6 +184,8 @@ public sealed class GrpoTrainer : IDisposable
                     klSum += w * r.MeanKl; entropySum += w * r.MeanEntropy;
                     lowSum += w * r.ClipRatioLow; highSum += w * r.ClipRatioHigh; regionSum += w * r.ClipRatioRegion;
                 }
+                double backwardDone = Lap(clock, device);
+                policySeconds += backwardDone - start;
                 double squared = ops.SumOfSquares(_policy.Gradients.Buffer);
                 gradNorm = (float)Math.Sqrt(squared);
                 learningRate = _schedule.At(Optimizer.StepCount);
@@ -190,6 +198,7 @@ public sealed class GrpoTrainer : IDisposable
                 if (o.MaxGradNorm is { } maxNorm && gradNorm > maxNorm)
                     ops.Scale(_policy.Gradients.Buffer, (float)(maxNorm / (gradNorm + 1e-6)));
                 Optimizer.Step(_policy.Parameters.Buffer, _policy.Gradients.Buffer, learningRate);
+                optimizerSeconds += Lap(clock, device) - backwardDone;
             }
             Step = step;
 
@@ -219,6 +228,7 @@ public sealed class GrpoTrainer : IDisposable
                 StepTime = seconds,
                 TokensPerSecond = lengths.Sum() / Math.Max(seconds, 1e-9),
                 Skipped = skipped,
+                Phases = new GrpoPhaseTimes(rolloutSeconds, rewardSeconds, referenceSeconds, policySeconds, optimizerSeconds),
             };
             StepCompleted?.Invoke(this, new GrpoStepEventArgs(metrics));
             return metrics;
@@ -227,6 +237,13 @@ public sealed class GrpoTrainer : IDisposable
         {
             foreach (var mb in microBatches) mb.Dispose();
         }
+    }
+
+    /// <summary>Seconds since the step began, once the device has finished what was queued.</summary>
+    private static double Lap(Stopwatch clock, Devices.Device device)
+    {
+        device.Synchronize();
+        return clock.Elapsed.TotalSeconds;
     }
 
     /// <summary>

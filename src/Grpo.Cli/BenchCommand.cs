@@ -1,0 +1,125 @@
+using System.CommandLine;
+using System.Text.Json;
+using Grpo.Native.Checkpoints;
+using Grpo.Native.Models;
+using Grpo.Native.Tokenization;
+using Grpo.Native.Training;
+
+namespace Grpo.Cli;
+
+/// <summary>
+/// <c>grpo bench</c>: times the phases of a GRPO step on a synthetic model and batch (random weights,
+/// random prompts, completions of exactly T tokens with no stop token) and prints their medians.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        Option<int> Int(string name, string description, int fallback) =>
+            new(name) { Description = description, DefaultValueFactory = _ => fallback };
+        var family = new Option<string>("--family") { Description = "gpt2 or llama", DefaultValueFactory = _ => "gpt2" };
+        var vocab = Int("--vocab", "V: vocabulary size", 512);
+        var layers = Int("--layers", "L: transformer blocks", 4);
+        var heads = Int("--heads", "H: attention heads (llama uses H/2 key-value heads when H is even)", 4);
+        var embd = Int("--embd", "C: model width", 128);
+        var promptCount = Int("--prompts", "B: prompts per step", 8);
+        var group = Int("--group", "G: completions per prompt", 8);
+        var promptLength = Int("--prompt-len", "P: tokens per prompt", 32);
+        var completionLength = Int("--completion-len", "T: tokens per completion (always exactly T)", 64);
+        var steps = Int("--steps", "S: timed steps (after one warm-up step)", 5);
+        var beta = new Option<float>("--beta") { Description = "KL weight; > 0 adds the reference model's forward", DefaultValueFactory = _ => 0f };
+        var device = new Option<string>("--device") { Description = "auto, cpu, cuda or ilgpu-cpu (default: GRPO_DEVICE, else auto)" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object instead of a table" };
+        var command = new Command("bench",
+            "Times the phases of a GRPO step (rollout, reference log-probs, policy forward+backward, optimizer, whole step) on a " +
+            "synthetic model and batch, and prints the medians over --steps after a warm-up, plus tokens/s.");
+        foreach (var option in new Option[] { family, vocab, layers, heads, embd, promptCount, group, promptLength, completionLength, steps, beta, device, json })
+            command.Options.Add(option);
+        command.SetAction(parse => CliErrors.Guarded(error, "bench", () =>
+        {
+            string fam = parse.GetValue(family)!;
+            if (fam is not ("gpt2" or "llama")) throw new ArgumentException($"--family '{fam}' is unknown; use gpt2 or llama.");
+            int v = parse.GetValue(vocab), l = parse.GetValue(layers), h = parse.GetValue(heads), c = parse.GetValue(embd);
+            int b = parse.GetValue(promptCount), g = parse.GetValue(group), p = parse.GetValue(promptLength), t = parse.GetValue(completionLength);
+            int s = parse.GetValue(steps);
+            foreach (var (name, value) in new[] { ("--vocab", v), ("--layers", l), ("--heads", h), ("--embd", c), ("--prompts", b), ("--prompt-len", p), ("--completion-len", t), ("--steps", s) })
+                if (value < 1) throw new ArgumentException($"{name} is {value}; it must be at least 1.");
+            if (g < 2) throw new ArgumentException($"--group is {g}; GRPO needs at least 2 completions per prompt.");
+            if (c % h != 0) throw new ArgumentException($"--embd {c} is not divisible by --heads {h}.");
+            var config = new ModelConfig
+            {
+                ModelType = fam, VocabSize = v, HiddenSize = c, NumLayers = l, NumHeads = h,
+                NumKeyValueHeads = fam == "llama" && h % 2 == 0 ? h / 2 : h,
+                IntermediateSize = fam == "gpt2" ? 4 * c : (8 * c / 3 + 31) / 32 * 32,
+                MaxPositions = p + t, NormEpsilon = 1e-5, TieWordEmbeddings = true,
+            };
+            config.Validate();
+            return Run(config, b, g, p, t, s, parse.GetValue(beta), parse.GetValue(device), parse.GetValue(json), output);
+        }));
+        return command;
+    }
+
+    private static int Run(ModelConfig config, int b, int g, int p, int t, int steps, float beta, string? deviceName, bool json, TextWriter output)
+    {
+        using var device = CliErrors.CreateDevice(deviceName);
+        using var policy = TransformerModel.CreateRandom(device, config, seed: 1);
+        using var reference = beta > 0 ? TransformerModel.CreateRandom(device, config, seed: 1) : null;
+        var options = new GrpoTrainerOptions
+        {
+            GroupSize = g, PromptsPerStep = b, MaxPromptLength = p, MaxCompletionLength = t, Beta = beta,
+            LearningRate = 1e-5f, TotalSteps = steps + 1, MicroBatchSize = b * g,
+        };
+        // A reward that varies between completions, so advantages are not all zero and the whole backward runs.
+        var reward = RewardFunction.Create("synthetic", input => input.CompletionTokens.Sum() % 7 / 7f);
+        using var trainer = new GrpoTrainer(policy, new IdTokenizer(config.VocabSize), [reward], options, reference);
+        var random = new Random(7);
+        var timings = new List<GrpoStepMetrics>();
+        for (int step = 0; step <= steps; step++)
+        {
+            var prompts = Enumerable.Range(0, b).Select(_ => Enumerable.Range(0, p).Select(_ => random.Next(config.VocabSize)).ToArray()).ToArray();
+            var m = trainer.TrainStep(prompts);
+            if (step > 0) timings.Add(m); // the first step compiles kernels and warms caches
+        }
+        double Median(Func<GrpoStepMetrics, double> pick)
+        {
+            var sorted = timings.Select(pick).Order().ToArray();
+            return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+        }
+        var result = new Dictionary<string, object>
+        {
+            ["device"] = device.ToString(),
+            ["family"] = config.ModelType, ["parameters"] = policy.Parameters.Count,
+            ["prompts"] = b, ["group"] = g, ["prompt_len"] = p, ["completion_len"] = t, ["beta"] = beta, ["steps"] = steps,
+            ["rollout_s"] = Median(m => m.Phases.Rollout),
+            ["reference_logprobs_s"] = Median(m => m.Phases.ReferenceLogprobs),
+            ["policy_forward_backward_s"] = Median(m => m.Phases.PolicyForwardBackward),
+            ["optimizer_s"] = Median(m => m.Phases.Optimizer),
+            ["step_s"] = Median(m => m.StepTime),
+        };
+        double step_s = (double)result["step_s"];
+        result["completion_tokens_per_s"] = b * g * t / step_s;
+        result["sampled_tokens_per_s"] = b * g * t / (double)result["rollout_s"];
+        result["trained_tokens_per_s"] = b * g * (p + t) / (double)result["policy_forward_backward_s"];
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(result));
+            return GrpoCommand.Success;
+        }
+        output.WriteLine($"{config.ModelType}: {policy.Parameters.Count:N0} parameters, {b} prompts x {g} completions, P = {p}, T = {t}, beta {beta}, on {device}");
+        output.WriteLine($"medians over {steps} steps after one warm-up step:");
+        foreach (var key in new[] { "rollout_s", "reference_logprobs_s", "policy_forward_backward_s", "optimizer_s", "step_s" })
+            output.WriteLine($"  {key[..^2],-26} {(double)result[key] * 1000,10:F1} ms");
+        output.WriteLine($"  completion tokens/s (whole step)   {result["completion_tokens_per_s"]:F0}");
+        output.WriteLine($"  sampled tokens/s (rollout)         {result["sampled_tokens_per_s"]:F0}");
+        output.WriteLine($"  trained tokens/s (forward+backward) {result["trained_tokens_per_s"]:F0}");
+        return GrpoCommand.Success;
+    }
+
+    /// <summary>Token ids as text, for synthetic runs whose reward reads ids only.</summary>
+    private sealed class IdTokenizer(int vocabulary) : ITokenizer
+    {
+        public int VocabularySize => vocabulary;
+        public int[] Encode(string text) => text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
+        public string Decode(IReadOnlyList<int> tokens) => string.Join(' ', tokens);
+    }
+}

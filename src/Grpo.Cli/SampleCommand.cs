@@ -1,0 +1,67 @@
+using System.CommandLine;
+using Grpo.Native.Models;
+using Grpo.Native.Operations;
+using Grpo.Native.Tokenization;
+using Grpo.Native.Training;
+
+namespace Grpo.Cli;
+
+/// <summary><c>grpo sample</c>: generates completions from a model folder with the sampling options, through the KV cache.</summary>
+internal static class SampleCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var model = new Option<string>("--model") { Description = "a Hugging Face model folder (gpt2, llama or qwen2), e.g. a checkpoint's model/ folder", Required = true };
+        var prompt = new Option<string?>("--prompt") { Description = "prompt text (needs the grpo_tokenizer.json that grpo train saves; otherwise use --prompt-ids)" };
+        var promptIds = new Option<string?>("--prompt-ids") { Description = "prompt as comma-separated token ids" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "most tokens to generate", DefaultValueFactory = _ => 32 };
+        var count = new Option<int>("--count") { Description = "completions to sample", DefaultValueFactory = _ => 1 };
+        var temperature = new Option<float>("--temperature") { Description = "sampling temperature; 0 is greedy", DefaultValueFactory = _ => 1f };
+        var topK = new Option<int>("--top-k") { Description = "keep the k most likely tokens (0: off)", DefaultValueFactory = _ => 0 };
+        var topP = new Option<float>("--top-p") { Description = "nucleus sampling mass (1: off)", DefaultValueFactory = _ => 1f };
+        var minP = new Option<float>("--min-p") { Description = "drop tokens below min-p × the top probability (0: off)", DefaultValueFactory = _ => 0f };
+        var stop = new Option<string?>("--stop-ids") { Description = "comma-separated token ids that end a completion (default: the tokenizer's EOS, if any)" };
+        var seed = new Option<int>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "auto, cpu, cuda or ilgpu-cpu (default: GRPO_DEVICE, else auto)" };
+        var command = new Command("sample", "Generates completions for a prompt with the sampling options (temperature, top-k, top-p, min-p, stop tokens).");
+        foreach (var option in new Option[] { model, prompt, promptIds, maxTokens, count, temperature, topK, topP, minP, stop, seed, device })
+            command.Options.Add(option);
+        command.SetAction(parse => CliErrors.Guarded(error, "sample", () =>
+        {
+            string folder = parse.GetValue(model)!;
+            var tokenizer = CharacterTokenizer.TryLoad(folder);
+            string? text = parse.GetValue(prompt), ids = parse.GetValue(promptIds);
+            if ((text is null) == (ids is null)) throw new ArgumentException("pass exactly one of --prompt and --prompt-ids.");
+            if (text is not null && tokenizer is null)
+                throw new ArgumentException($"--prompt: '{folder}' has no {CharacterTokenizer.FileName} to encode text with; pass --prompt-ids instead.");
+            int[] promptTokens = text is not null ? [tokenizer!.Bos, .. tokenizer.Encode(text)] : ParseIds(ids!, "--prompt-ids");
+            int[] stopTokens = parse.GetValue(stop) is { } s ? ParseIds(s, "--stop-ids") : tokenizer is not null ? [tokenizer.Eos] : [];
+            int n = parse.GetValue(count), max = parse.GetValue(maxTokens);
+            if (n < 1) throw new ArgumentException($"--count is {n}; sample at least 1 completion.");
+            if (max < 1) throw new ArgumentException($"--max-tokens is {max}; generate at least 1 token.");
+            var sampling = new SamplingOptions
+            {
+                Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), MinP = parse.GetValue(minP),
+            };
+            sampling.Validate();
+            using var dev = CliErrors.CreateDevice(parse.GetValue(device));
+            using var policy = TransformerModel.Load(dev, folder);
+            using var generator = new RolloutGenerator(policy, n, promptTokens.Length, max, promptTokens.Length);
+            var rollout = generator.Generate([promptTokens], n, max, sampling, stopTokens, (ulong)parse.GetValue(seed));
+            for (int i = 0; i < n; i++)
+            {
+                var completion = rollout.Completions[i];
+                string shown = tokenizer is not null ? tokenizer.Decode(completion) : string.Join(",", completion);
+                output.WriteLine($"[{i}] {shown}    ({completion.Length} tokens{(rollout.Truncated[i] ? ", hit --max-tokens" : "")}, " +
+                                 $"mean log-prob {(completion.Length == 0 ? 0 : rollout.Logprobs[i].Average()):F3})");
+            }
+            return GrpoCommand.Success;
+        }));
+        return command;
+    }
+
+    private static int[] ParseIds(string text, string option) =>
+        text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(part => int.TryParse(part, out int id) ? id : throw new ArgumentException($"{option}: '{part}' is not a token id."))
+            .ToArray() is { Length: > 0 } parsed ? parsed : throw new ArgumentException($"{option} holds no token id.");
+}

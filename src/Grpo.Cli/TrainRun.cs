@@ -1,0 +1,187 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Grpo.Native.Checkpoints;
+using Grpo.Native.Models;
+using Grpo.Native.Tasks;
+using Grpo.Native.Training;
+using Spectre.Console;
+
+namespace Grpo.Cli;
+
+/// <summary>
+/// One <c>grpo train</c> run: build or resume the policy, measure the untrained held-out reward,
+/// train with a live progress bar, log metrics.jsonl, checkpoint, draw the curves, and report the
+/// held-out reward closed of the gap to the maximum.
+/// </summary>
+internal static class TrainRun
+{
+    /// <summary>The run folder's description of the run: task, seed, and the untrained policy's held-out reward.</summary>
+    private sealed record RunInfo(string Task, int Seed, float UntrainedReward, string Model);
+
+    private const string RunInfoFile = "run.json", ReferenceFolder = "reference", MetricsFile = "metrics.jsonl";
+    private const int CheckpointsKept = 2;
+
+    public static int Execute(TrainSettings s, TextWriter output)
+    {
+        s.Validate();
+        var task = StringTransformTask.Get(s.Task);
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        string runFolder = Path.GetFullPath(s.Output);
+        Directory.CreateDirectory(runFolder);
+        using var device = CliErrors.CreateDevice(s.Device);
+
+        TransformerModel? policy = null, reference = null;
+        try
+        {
+            GrpoTrainerOptions options;
+            RunInfo info;
+            string? resumeFrom = null;
+            if (s.Resume)
+            {
+                resumeFrom = GrpoCheckpoint.FindLatest(runFolder) ?? throw new FileNotFoundException(
+                    $"--resume: '{runFolder}' holds no complete checkpoint (checkpoint-STEP folder with {GrpoCheckpoint.StateFileName}); start a new run instead.");
+                options = GrpoCheckpoint.ReadState(resumeFrom).Options;
+                info = ReadRunInfo(runFolder);
+                if (info.Task != task.Name && s.Task != "reverse")
+                    throw new ArgumentException($"--task {s.Task} differs from the run's task '{info.Task}'.");
+                task = StringTransformTask.Get(info.Task);
+                policy = GrpoCheckpoint.LoadPolicy(device, resumeFrom);
+                if (options.Beta > 0) reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
+            }
+            else
+            {
+                policy = s.Model is null
+                    ? TransformerModel.CreateRandom(device, task.DefaultModel(), s.Seed)
+                    : TransformerModel.Load(device, s.Model);
+                options = Options(s, task, policy);
+                if (options.Beta > 0)
+                {
+                    // The reference is the initial policy, frozen; saved so a resumed run has it too.
+                    policy.Save(Path.Combine(runFolder, ReferenceFolder));
+                    reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
+                }
+                console.MarkupLine($"[grey]measuring the untrained policy on {task.HeldOutWords.Count} held-out words...[/]");
+                info = new RunInfo(task.Name, s.Seed, task.Evaluate(policy, task.HeldOutWords), s.Model ?? "random " + policy.Config.ModelType);
+                AtomicFile.WriteAllText(Path.Combine(runFolder, RunInfoFile), JsonSerializer.Serialize(info));
+            }
+
+            using var trainer = new GrpoTrainer(policy, task.Tokenizer, task.Rewards(), options, reference);
+            if (resumeFrom is not null) GrpoCheckpoint.Restore(trainer, resumeFrom);
+            var log = new MetricsLog(Path.Combine(runFolder, MetricsFile), keepThroughStep: trainer.Step);
+            console.MarkupLine($"task [bold]{task.Name}[/] ({Markup.Escape(task.Description)}) on {Markup.Escape(device.ToString())}");
+            console.MarkupLine($"policy {Markup.Escape(info.Model)}: {policy.Parameters.Count:N0} parameters; {options.PromptsPerStep} prompts × {options.GroupSize} completions per step, " +
+                               $"lr {options.LearningRate:G3}, β {options.Beta}, loss {options.LossType}");
+            if (resumeFrom is not null) console.MarkupLine($"resuming from {Markup.Escape(resumeFrom)} at step {trainer.Step} of {options.TotalSteps}");
+
+            var clock = Stopwatch.StartNew();
+            Loop(console, trainer, task, options, log, runFolder, s.CheckpointEvery);
+            float trained = task.Evaluate(policy, task.HeldOutWords);
+            Curves.Write(runFolder, MetricsLog.Read(Path.Combine(runFolder, MetricsFile)));
+
+            float gap = task.MaxReward - info.UntrainedReward;
+            double closed = gap <= 0 ? 1 : (trained - info.UntrainedReward) / gap;
+            output.WriteLine($"trained {options.TotalSteps - (resumeFrom is null ? 0 : GrpoCheckpoint.ReadState(resumeFrom).Step)} steps in {clock.Elapsed.TotalSeconds:F0} s");
+            output.WriteLine($"held-out mean reward (greedy, {task.HeldOutWords.Count} words): untrained {info.UntrainedReward:F3} -> trained {trained:F3} " +
+                             $"(max {task.MaxReward:F1}; {closed:P0} of the gap closed)");
+            output.WriteLine($"metrics: {Path.Combine(runFolder, MetricsFile)}; curves: {Path.Combine(runFolder, Curves.RewardFile)}, {Curves.KlFile}, {Curves.LengthFile}");
+            output.WriteLine($"final checkpoint: {GrpoCheckpoint.FolderFor(runFolder, options.TotalSteps)} (its model/ folder loads in Hugging Face transformers)");
+            return GrpoCommand.Success;
+        }
+        finally
+        {
+            policy?.Dispose();
+            reference?.Dispose();
+        }
+    }
+
+    private static GrpoTrainerOptions Options(TrainSettings s, StringTransformTask task, TransformerModel policy)
+    {
+        if (policy.Config.VocabSize < task.Tokenizer.VocabularySize)
+            throw new ArgumentException(
+                $"--model: the model's vocabulary ({policy.Config.VocabSize}) is smaller than the task's character tokenizer ({task.Tokenizer.VocabularySize}).");
+        return new GrpoTrainerOptions
+        {
+            GroupSize = s.GroupSize,
+            PromptsPerStep = s.PromptsPerStep,
+            MaxPromptLength = task.MaxPromptLength,
+            MaxCompletionLength = task.MaxCompletionLength,
+            StopTokens = [task.Tokenizer.Eos],
+            Beta = s.Beta,
+            LearningRate = s.LearningRate ?? (s.Model is null ? TrainCommand.ScratchLearningRate : TrainCommand.PretrainedLearningRate),
+            Schedule = LearningRateScheduleKind.Cosine,
+            WarmupSteps = Math.Min(10, s.Steps / 10),
+            TotalSteps = s.Steps,
+            MicroBatchSize = 64,
+            Seed = s.Seed,
+        };
+    }
+
+    private static void Loop(IAnsiConsole console, GrpoTrainer trainer, StringTransformTask task, GrpoTrainerOptions options,
+        MetricsLog log, string runFolder, int checkpointEvery)
+    {
+        void RunSteps(Action<GrpoStepMetrics> report)
+        {
+            while (trainer.Step < options.TotalSteps)
+            {
+                int step = trainer.Step + 1;
+                var prompts = task.TrainingWords(options.Seed, step, options.PromptsPerStep).Select(task.PromptTokens).ToArray();
+                var metrics = trainer.TrainStep(prompts);
+                log.Append(metrics);
+                report(metrics);
+                if (step % checkpointEvery == 0 || step == options.TotalSteps) Checkpoint(trainer, task, runFolder);
+            }
+        }
+
+        if (console.Profile.Capabilities.Interactive)
+        {
+            console.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(context =>
+                {
+                    var bar = context.AddTask("training", maxValue: options.TotalSteps);
+                    bar.Value = trainer.Step;
+                    RunSteps(m =>
+                    {
+                        bar.Description = $"step {m.Step}/{options.TotalSteps}  reward {m.Reward:F3}  len {m.MeanLength:F1}  kl {m.Kl:F4}";
+                        bar.Value = m.Step;
+                    });
+                });
+        }
+        else
+        {
+            // Redirected output (CI, a log file): a plain line every tenth step instead of a redrawn bar.
+            RunSteps(m =>
+            {
+                if (m.Step % 10 == 0 || m.Step == options.TotalSteps)
+                    console.Profile.Out.Writer.WriteLine($"step {m.Step}/{options.TotalSteps}  reward {m.Reward:F3}  reward_std {m.RewardStd:F3}  " +
+                                      $"len {m.MeanLength:F1}  entropy {m.Entropy:F3}  kl {m.Kl:F4}  {m.StepTime * 1000:F0} ms");
+            });
+        }
+    }
+
+    private static void Checkpoint(GrpoTrainer trainer, StringTransformTask task, string runFolder)
+    {
+        string folder = GrpoCheckpoint.FolderFor(runFolder, trainer.Step);
+        GrpoCheckpoint.Save(trainer, folder);
+        task.Tokenizer.Save(Path.Combine(folder, GrpoCheckpoint.ModelFolderName)); // so `grpo sample --prompt` can encode text
+        // Older checkpoints beyond the newest few are removed only after the new one is complete.
+        var old = Directory.GetDirectories(runFolder, "checkpoint-*")
+            .Select(d => (Folder: d, Step: int.TryParse(Path.GetFileName(d)["checkpoint-".Length..], out int n) ? n : -1))
+            .Where(x => x.Step >= 0).OrderByDescending(x => x.Step).Skip(CheckpointsKept);
+        foreach (var (oldFolder, _) in old) Directory.Delete(oldFolder, recursive: true);
+    }
+
+    private static RunInfo ReadRunInfo(string runFolder)
+    {
+        string file = Path.Combine(runFolder, RunInfoFile);
+        if (!File.Exists(file)) throw new FileNotFoundException($"--resume: '{file}' is missing; the run folder is incomplete.", file);
+        try
+        {
+            return JsonSerializer.Deserialize<RunInfo>(File.ReadAllText(file)) ?? throw new InvalidDataException($"'{file}' is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"'{file}' is corrupt: {e.Message}", e);
+        }
+    }
+}

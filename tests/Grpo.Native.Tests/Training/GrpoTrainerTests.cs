@@ -1,0 +1,193 @@
+using Grpo.Native.Cpu;
+using Grpo.Native.Devices;
+using Grpo.Native.Models;
+using Grpo.Native.Operations;
+using Grpo.Native.Tasks;
+using Grpo.Native.Tests.Support;
+using Grpo.Native.Training;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Training;
+
+/// <summary>The GRPO trainer end to end on the built-in task: metrics, learning, resuming, micro-batching, faults.</summary>
+public sealed class GrpoTrainerTests
+{
+    private static readonly StringTransformTask Task = StringTransformTask.Get("reverse");
+
+    private static GrpoTrainerOptions Options(int seed = 3) => new()
+    {
+        GroupSize = 4, PromptsPerStep = 4, MaxPromptLength = Task.MaxPromptLength, MaxCompletionLength = Task.MaxCompletionLength,
+        StopTokens = [Task.Tokenizer.Eos], LearningRate = 1e-3f, TotalSteps = 50, MicroBatchSize = 16, Seed = seed,
+    };
+
+    private static int[][] Prompts(GrpoTrainerOptions o, int step) =>
+        Task.TrainingWords(o.Seed, step, o.PromptsPerStep).Select(Task.PromptTokens).ToArray();
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void EveryMetricIsPresentAndFinite(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        // μ = 2: the second update sees a policy that the first moved away from the reference, so KL > 0.
+        // The ILGPU simulator runs every kernel thread as a real thread: there a narrower one-layer model and fewer prompts.
+        bool simulator = kind == DeviceKind.IlgpuCpu;
+        var options = Options() with { Beta = 0.05f, NumIterations = 2, PromptsPerStep = simulator ? 2 : 4, GroupSize = simulator ? 2 : 4 };
+        var config = simulator ? Task.DefaultModel() with { HiddenSize = 16, NumLayers = 1, IntermediateSize = 32 } : Task.DefaultModel();
+        using var policy = TransformerModel.CreateRandom(device, config, seed: 1);
+        using var reference = TransformerModel.CreateRandom(device, config, seed: 1);
+        // The task's reward is 0 for nearly every completion of an untrained policy; a second, varied reward gives advantages.
+        var rewards = Task.Rewards().Append(RewardFunction.Create("length", input => input.CompletionTokens.Count % 3, weight: 0.1f)).ToArray();
+        using var trainer = new GrpoTrainer(policy, Task.Tokenizer, rewards, options, reference);
+        GrpoStepMetrics? raised = null;
+        trainer.StepCompleted += (_, e) => raised = e.Metrics;
+        var metrics = trainer.TrainStep(Prompts(options, 1));
+        Assert.That(raised, Is.SameAs(metrics), "the event carries the step's metrics");
+        var d = metrics.ToDictionary();
+        TestContext.Out.WriteLine(string.Join(", ", d.Select(kv => $"{kv.Key}={kv.Value:G4}")));
+        string[] trl =
+        [
+            "reward", "reward_std", "rewards/reverse/mean", "rewards/reverse/std", "frac_reward_zero_std", "kl", "entropy",
+            "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean", "completions/mean_length", "completions/min_length",
+            "completions/max_length", "completions/clipped_ratio", "grad_norm", "learning_rate", "loss", "step_time", "tokens/s",
+        ];
+        foreach (string name in trl)
+        {
+            Assert.That(d.ContainsKey(name), name);
+            Assert.That(double.IsFinite(d[name]), $"{name} = {d[name]}");
+        }
+        Assert.That(metrics.Step, Is.EqualTo(1));
+        Assert.That(metrics.Kl, Is.GreaterThan(0), "after an update with β > 0 the policy has moved away from the reference");
+        Assert.That(metrics.GradNorm, Is.GreaterThan(0));
+        Assert.That(metrics.Skipped, Is.False);
+    }
+
+    [Test]
+    public void TheBuiltInTasksRewardRisesWithinAShortRun()
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        var options = Options(seed: 11) with { PromptsPerStep = 8, GroupSize = 8, MicroBatchSize = 64, TotalSteps = 250 };
+        using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 11);
+        using var trainer = new GrpoTrainer(policy, Task.Tokenizer, Task.Rewards(), options);
+        var rewards = new List<float>();
+        for (int step = 1; step <= options.TotalSteps; step++) rewards.Add(trainer.TrainStep(Prompts(options, step)).Reward);
+        float first = rewards.Take(25).Average(), last = rewards.TakeLast(25).Average();
+        TestContext.Out.WriteLine($"mean reward of the first 25 steps {first:F3}, of the last 25 {last:F3}");
+        Assert.That(last, Is.GreaterThan(first + 0.15f), "GRPO should raise the reward from the reward alone");
+    }
+
+    [Test]
+    public void ResumingFromACheckpointGivesExactlyTheUninterruptedRun()
+    {
+        var options = Options(seed: 5) with { TotalSteps = 6, NumIterations = 2, Beta = 0.02f };
+        string folder = Path.Combine(Path.GetTempPath(), "grpo-resume-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var device = new CpuDevice();
+            float[] Uninterrupted(out List<IReadOnlyDictionary<string, double>> metrics)
+            {
+                using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 2);
+                using var reference = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 2);
+                using var trainer = new GrpoTrainer(policy, Task.Tokenizer, Task.Rewards(), options, reference);
+                metrics = [];
+                for (int step = 1; step <= 4; step++)
+                {
+                    metrics.Add(trainer.TrainStep(Prompts(options, step)).ToDictionary());
+                    if (step == 2) GrpoCheckpoint.Save(trainer, folder);
+                }
+                return policy.Parameters.Buffer.ToArray();
+            }
+            float[] expected = Uninterrupted(out var expectedMetrics);
+
+            var state = GrpoCheckpoint.ReadState(folder);
+            Assert.That(state.Step, Is.EqualTo(2));
+            Assert.That(state.Options, Is.EqualTo(options).Using<GrpoTrainerOptions>((a, b) =>
+                a.Seed == b.Seed && a.TotalSteps == b.TotalSteps && a.StopTokens.SequenceEqual(b.StopTokens) && a.Beta == b.Beta));
+            using var resumedPolicy = GrpoCheckpoint.LoadPolicy(device, folder);
+            using var resumedReference = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 2);
+            using var resumed = new GrpoTrainer(resumedPolicy, Task.Tokenizer, Task.Rewards(), state.Options, resumedReference);
+            GrpoCheckpoint.Restore(resumed, folder);
+            Assert.That(resumed.Step, Is.EqualTo(2));
+            var resumedMetrics = new List<IReadOnlyDictionary<string, double>>();
+            for (int step = 3; step <= 4; step++) resumedMetrics.Add(resumed.TrainStep(Prompts(options, step)).ToDictionary());
+
+            Assert.That(resumedPolicy.Parameters.Buffer.ToArray(), Is.EqualTo(expected), "weights after step 4, bit for bit");
+            for (int i = 0; i < 2; i++)
+                foreach (var (name, value) in expectedMetrics[i + 2])
+                    if (name is not ("step_time" or "tokens/s"))
+                        Assert.That(resumedMetrics[i][name], Is.EqualTo(value), $"step {i + 3} {name}");
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [TestCase(LossType.Dapo)]
+    [TestCase(LossType.Grpo)]
+    [TestCase(LossType.DrGrpo)]
+    public void MicroBatchesGiveTheWholeBatchsUpdate(LossType lossType)
+    {
+        // Same rollout (same seed and weights), one micro-batch of 16 vs four of 4: the accumulated gradient,
+        // hence the AdamW update, must match (up to fp32 summation order).
+        float[] Run(int microBatch)
+        {
+            using var device = new CpuDevice();
+            var options = Options(seed: 8) with { MicroBatchSize = microBatch, LossType = lossType, MaxGradNorm = null };
+            using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 4);
+            // A reward that always varies within a group, so every completion has an advantage.
+            var reward = RewardFunction.Create("varied", input => input.CompletionTokens.Count + input.CompletionTokens.Sum() % 5);
+            using var trainer = new GrpoTrainer(policy, Task.Tokenizer, [reward], options);
+            trainer.TrainStep(Prompts(options, 1));
+            return policy.Gradients.Buffer.ToArray();
+        }
+        float[] whole = Run(16);
+        Compare.WorstRelativeError($"{lossType}: gradient of four micro-batches vs one batch", Array.ConvertAll(whole, v => (double)v), Run(4), 1e-4);
+        Assert.That(whole.Any(v => v != 0), "the gradient is not zero");
+    }
+
+    [Test]
+    public void FailingRewardFunctionsScoreAsMissingAndTrainingGoesOn()
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        var options = Options();
+        int calls = 0;
+        var rewards = new[]
+        {
+            RewardFunction.Create("flaky", input => Interlocked.Increment(ref calls) % 3 == 0 ? throw new InvalidOperationException("boom") : input.Completion.Length),
+            RewardFunction.CreateAsync("slow", async (input, token) =>
+            {
+                if (input.PromptIndex == 0) await System.Threading.Tasks.Task.Delay(TimeSpan.FromSeconds(30), token);
+                return 1f;
+            }),
+            RewardFunction.Create("infinite", _ => float.PositiveInfinity, weight: 0.5f),
+        };
+        using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
+        using var trainer = new GrpoTrainer(policy, Task.Tokenizer, rewards, options) { RewardTimeout = TimeSpan.FromMilliseconds(200) };
+        var metrics = trainer.TrainStep(Prompts(options, 1));
+        TestContext.Out.WriteLine(string.Join(", ", metrics.RewardFailures.Select(kv => $"{kv.Key}: {kv.Value}")));
+        Assert.That(metrics.RewardFailures["flaky"], Is.InRange(4, 6), "every third call threw");
+        Assert.That(metrics.RewardFailures["slow"], Is.EqualTo(options.GroupSize), "prompt 0's completions timed out");
+        Assert.That(metrics.RewardFailures["infinite"], Is.EqualTo(16), "an infinite score is a failure");
+        Assert.That(double.IsFinite(metrics.Reward) && double.IsFinite(metrics.Loss), "training went on");
+        Assert.That(trainer.Step, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void BadOptionsAndPromptsAreRefusedWithTheReason()
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
+        var rewards = Task.Rewards();
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoTrainer(policy, Task.Tokenizer, rewards, Options() with { GroupSize = 1 }))!
+            .Message, Does.Contain("GroupSize"));
+        Assert.That(Assert.Throws<ArgumentException>(() => new GrpoTrainer(policy, Task.Tokenizer, rewards, Options() with { Beta = 0.1f }))!
+            .Message, Does.Contain("reference"));
+        Assert.That(Assert.Throws<ArgumentException>(() => new GrpoTrainer(policy, Task.Tokenizer, [], Options()))!.Message, Does.Contain("reward"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoTrainer(policy, Task.Tokenizer, rewards, Options() with { MaxCompletionLength = 100 }))!
+            .Message, Does.Contain("context"));
+        using var trainer = new GrpoTrainer(policy, Task.Tokenizer, rewards, Options());
+        Assert.That(Assert.Throws<ArgumentException>(() => trainer.TrainStep(Prompts(Options(), 1).Take(3).ToArray()))!.Message, Does.Contain("PromptsPerStep"));
+        var tooLong = Prompts(Options(), 1);
+        tooLong[2] = new int[Task.MaxPromptLength + 1];
+        Assert.That(Assert.Throws<ArgumentException>(() => trainer.TrainStep(tooLong))!.Message, Does.Contain("MaxPromptLength"));
+    }
+}
