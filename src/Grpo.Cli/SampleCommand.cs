@@ -14,7 +14,7 @@ internal static class SampleCommand
         var model = new Option<string>("--model") { Description = "a Hugging Face model folder (gpt2, llama or qwen2), e.g. a checkpoint's model/ folder", Required = true };
         var prompt = new Option<string?>("--prompt") { Description = "prompt text (needs the grpo_tokenizer.json that grpo train saves; otherwise use --prompt-ids)" };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "prompt as comma-separated token ids" };
-        var maxTokens = new Option<int>("--max-tokens") { Description = "most tokens to generate", DefaultValueFactory = _ => 32 };
+        var maxTokens = new Option<int?>("--max-tokens") { Description = "most tokens to generate (default: what the model's context leaves after the prompt)" };
         var count = new Option<int>("--count") { Description = "completions to sample", DefaultValueFactory = _ => 1 };
         var temperature = new Option<float>("--temperature") { Description = "sampling temperature; 0 is greedy", DefaultValueFactory = _ => 1f };
         var topK = new Option<int>("--top-k") { Description = "keep the k most likely tokens (0: off)", DefaultValueFactory = _ => 0 };
@@ -36,9 +36,8 @@ internal static class SampleCommand
                 throw new ArgumentException($"--prompt: '{folder}' has no {CharacterTokenizer.FileName} to encode text with; pass --prompt-ids instead.");
             int[] promptTokens = text is not null ? [tokenizer!.Bos, .. tokenizer.Encode(text)] : ParseIds(ids!, "--prompt-ids");
             int[] stopTokens = parse.GetValue(stop) is { } s ? ParseIds(s, "--stop-ids") : tokenizer is not null ? [tokenizer.Eos] : [];
-            int n = parse.GetValue(count), max = parse.GetValue(maxTokens);
+            int n = parse.GetValue(count);
             if (n < 1) throw new ArgumentException($"--count is {n}; sample at least 1 completion.");
-            if (max < 1) throw new ArgumentException($"--max-tokens is {max}; generate at least 1 token.");
             var sampling = new SamplingOptions
             {
                 Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), MinP = parse.GetValue(minP),
@@ -46,6 +45,11 @@ internal static class SampleCommand
             sampling.Validate();
             using var dev = CliErrors.CreateDevice(parse.GetValue(device));
             using var policy = TransformerModel.Load(dev, folder);
+            int room = policy.Config.MaxPositions - promptTokens.Length;
+            int max = parse.GetValue(maxTokens) ?? room;
+            if (max < 1 || max > room)
+                throw new ArgumentException(
+                    $"--max-tokens is {max} but the {promptTokens.Length}-token prompt leaves room for 1 to {room} tokens in the model's context of {policy.Config.MaxPositions}.");
             using var generator = new RolloutGenerator(policy, n, promptTokens.Length, max, promptTokens.Length);
             var rollout = generator.Generate([promptTokens], n, max, sampling, stopTokens, (ulong)parse.GetValue(seed));
             for (int i = 0; i < n; i++)

@@ -25,7 +25,14 @@ internal static class TrainRun
     {
         s.Validate();
         var task = StringTransformTask.Get(s.Task);
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        // The live bar only on a real terminal; redirected output (CI, a log, the tests) gets plain lines.
+        bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Interactive = terminal ? InteractionSupport.Yes : InteractionSupport.No,
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+        });
         string runFolder = Path.GetFullPath(s.Output);
         Directory.CreateDirectory(runFolder);
         using var device = CliErrors.CreateDevice(s.Device);
@@ -60,7 +67,7 @@ internal static class TrainRun
                     policy.Save(Path.Combine(runFolder, ReferenceFolder));
                     reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
                 }
-                console.MarkupLine($"[grey]measuring the untrained policy on {task.HeldOutWords.Count} held-out words...[/]");
+                output.WriteLine($"measuring the untrained policy on {task.HeldOutWords.Count} held-out words...");
                 info = new RunInfo(task.Name, s.Seed, task.Evaluate(policy, task.HeldOutWords), s.Model ?? "random " + policy.Config.ModelType);
                 AtomicFile.WriteAllText(Path.Combine(runFolder, RunInfoFile), JsonSerializer.Serialize(info));
             }
@@ -68,13 +75,13 @@ internal static class TrainRun
             using var trainer = new GrpoTrainer(policy, task.Tokenizer, task.Rewards(), options, reference);
             if (resumeFrom is not null) GrpoCheckpoint.Restore(trainer, resumeFrom);
             var log = new MetricsLog(Path.Combine(runFolder, MetricsFile), keepThroughStep: trainer.Step);
-            console.MarkupLine($"task [bold]{task.Name}[/] ({Markup.Escape(task.Description)}) on {Markup.Escape(device.ToString())}");
-            console.MarkupLine($"policy {Markup.Escape(info.Model)}: {policy.Parameters.Count:N0} parameters; {options.PromptsPerStep} prompts × {options.GroupSize} completions per step, " +
-                               $"lr {options.LearningRate:G3}, β {options.Beta}, loss {options.LossType}");
-            if (resumeFrom is not null) console.MarkupLine($"resuming from {Markup.Escape(resumeFrom)} at step {trainer.Step} of {options.TotalSteps}");
+            output.WriteLine($"task {task.Name} ({task.Description}) on {device}");
+            output.WriteLine($"policy {info.Model}: {policy.Parameters.Count:N0} parameters; {options.PromptsPerStep} prompts x {options.GroupSize} completions per step, " +
+                             $"lr {options.LearningRate:G3}, beta {options.Beta}, loss {options.LossType}");
+            if (resumeFrom is not null) output.WriteLine($"resuming from {resumeFrom} at step {trainer.Step} of {options.TotalSteps}");
 
             var clock = Stopwatch.StartNew();
-            Loop(console, trainer, task, options, log, runFolder, s.CheckpointEvery);
+            Loop(console, trainer, task, options, log, runFolder, s.CheckpointEvery, output);
             float trained = task.Evaluate(policy, task.HeldOutWords);
             Curves.Write(runFolder, MetricsLog.Read(Path.Combine(runFolder, MetricsFile)));
 
@@ -117,7 +124,7 @@ internal static class TrainRun
     }
 
     private static void Loop(IAnsiConsole console, GrpoTrainer trainer, StringTransformTask task, GrpoTrainerOptions options,
-        MetricsLog log, string runFolder, int checkpointEvery)
+        MetricsLog log, string runFolder, int checkpointEvery, TextWriter output)
     {
         void RunSteps(Action<GrpoStepMetrics> report)
         {
@@ -153,7 +160,7 @@ internal static class TrainRun
             RunSteps(m =>
             {
                 if (m.Step % 10 == 0 || m.Step == options.TotalSteps)
-                    console.Profile.Out.Writer.WriteLine($"step {m.Step}/{options.TotalSteps}  reward {m.Reward:F3}  reward_std {m.RewardStd:F3}  " +
+                    output.WriteLine($"step {m.Step}/{options.TotalSteps}  reward {m.Reward:F3}  reward_std {m.RewardStd:F3}  " +
                                       $"len {m.MeanLength:F1}  entropy {m.Entropy:F3}  kl {m.Kl:F4}  {m.StepTime * 1000:F0} ms");
             });
         }

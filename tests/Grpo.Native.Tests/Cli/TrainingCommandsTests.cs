@@ -1,0 +1,146 @@
+using Grpo.Cli;
+using Grpo.Native.Checkpoints;
+using Grpo.Native.References;
+using Grpo.Native.Tests.Models;
+using Grpo.Native.Tests.Support;
+using Grpo.Native.Training;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Cli;
+
+/// <summary>train, sample, grad and bench as a user runs them: help, a short real run, and bad arguments.</summary>
+public sealed class TrainingCommandsTests
+{
+    private static (int Exit, string Output, string Error) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int exit = GrpoCommand.Run(args, output, error);
+        TestContext.Out.WriteLine($"grpo {string.Join(' ', args)} -> {exit}\n{output}{error}");
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    private static string TempFolder() => Path.Combine(Path.GetTempPath(), "grpo-cli-" + Guid.NewGuid().ToString("N"));
+
+    [TestCase("train", "--steps")]
+    [TestCase("sample", "--prompt-ids")]
+    [TestCase("grad", "--batch")]
+    [TestCase("bench", "--completion-len")]
+    [TestCase("selfcheck", "--device")]
+    public void EveryCommandHasHelp(string command, string option)
+    {
+        var (exit, output, _) = Run(command, "--help");
+        Assert.That(exit, Is.EqualTo(GrpoCommand.Success));
+        Assert.That(output, Does.Contain(option));
+    }
+
+    [TestCase("train", "--steps", "0")]
+    [TestCase("train", "--task", "sorting")]
+    [TestCase("train", "--device", "tpu")]
+    [TestCase("train", "--resume", "--output", "/nonexistent/grpo-run")]
+    [TestCase("sample", "--model", "/nonexistent", "--prompt-ids", "1")]
+    [TestCase("sample", "--prompt-ids", "1")]
+    [TestCase("grad", "--model", "/nonexistent", "--batch", "/nonexistent.json", "--out", "x.safetensors")]
+    [TestCase("bench", "--family", "rnn")]
+    [TestCase("bench", "--group", "1")]
+    [TestCase("bench", "--embd", "30", "--heads", "4")]
+    public void BadArgumentsExitWithTwoAndAMessage(params string[] args)
+    {
+        var (exit, _, error) = Run(args);
+        Assert.That(exit, Is.EqualTo(GrpoCommand.BadArguments));
+        Assert.That(error.Trim(), Is.Not.Empty);
+        Assert.That(error, Does.Not.Contain("   at "), "no stack trace");
+    }
+
+    [Test]
+    public void TrainWritesMetricsCurvesAndCheckpointsAndResumes()
+    {
+        string folder = TempFolder();
+        try
+        {
+            string[] common = ["train", "--output", folder, "--prompts", "2", "--group-size", "4", "--checkpoint-every", "4", "--device", "cpu"];
+            var (exit, output, error) = Run([.. common, "--steps", "6"]);
+            Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+            Assert.That(output, Does.Contain("held-out mean reward").And.Contain("untrained").And.Contain("of the gap closed"));
+            foreach (string file in new[] { "metrics.jsonl", "reward.png", "kl.png", "completion_length.png", "run.json" })
+                Assert.That(File.Exists(Path.Combine(folder, file)), file);
+            var lines = File.ReadAllLines(Path.Combine(folder, "metrics.jsonl"));
+            Assert.That(lines, Has.Length.EqualTo(6));
+            Assert.That(lines[^1], Does.Contain("\"reward\"").And.Contain("\"completions/mean_length\"").And.Contain("\"tokens/s\""));
+            Assert.That(GrpoCheckpoint.FindLatest(folder), Does.EndWith("checkpoint-6"));
+            Assert.That(File.Exists(Path.Combine(folder, "checkpoint-6", "model", "grpo_tokenizer.json")));
+
+            // A sample from the trained checkpoint, by text through its saved tokenizer.
+            var (sampleExit, sampleOutput, sampleError) = Run("sample", "--model", Path.Combine(folder, "checkpoint-6", "model"),
+                "--prompt", "abc=", "--temperature", "0", "--count", "2", "--device", "cpu");
+            Assert.That(sampleExit, Is.EqualTo(GrpoCommand.Success), sampleError);
+            Assert.That(sampleOutput, Does.Contain("[1]"));
+
+            // Resume from checkpoint-4 of a cut-short run equals the uninterrupted one.
+            Directory.Delete(Path.Combine(folder, "checkpoint-6"), recursive: true);
+            var (resumeExit, resumeOutput, resumeError) = Run([.. common, "--resume"]);
+            Assert.That(resumeExit, Is.EqualTo(GrpoCommand.Success), resumeError);
+            Assert.That(resumeOutput, Does.Contain("resuming from").And.Contain("at step 4"));
+            var resumed = File.ReadAllLines(Path.Combine(folder, "metrics.jsonl"));
+            Assert.That(resumed, Has.Length.EqualTo(6));
+            string Stable(string line) => System.Text.RegularExpressions.Regex.Replace(line, "\"(step_time|tokens/s)\":[^,}]*", "");
+            Assert.That(resumed.Select(Stable), Is.EqualTo(lines.Select(Stable)), "the resumed run logs the same metrics");
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
+    public void GradWritesLossAdvantagesLogprobsAndEveryGradient()
+    {
+        var config = TinyModels.Config("llama");
+        var parameters = TinyModels.Parameters(config, TestRandom.Create());
+        string model = TinyModels.WriteFolder(config, parameters);
+        string work = TempFolder();
+        Directory.CreateDirectory(work);
+        try
+        {
+            string batch = Path.Combine(work, "batch.json"), output = Path.Combine(work, "grad.safetensors");
+            File.WriteAllText(batch, """
+                {"group_size": 2, "prompts": [[1, 2, 3]], "completions": [[4, 5], [6, 7, 8]], "rewards": [1.0, 0.0],
+                 "loss_type": "grpo", "temperature": 0.7}
+                """);
+            var (exit, _, error) = Run("grad", "--model", model, "--batch", batch, "--out", output, "--device", "cpu");
+            Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+            using var file = SafetensorsFile.Open(output);
+            Assert.That(file.Get("loss").Shape, Is.EqualTo(new[] { 1 }));
+            Assert.That(file.ReadFloat32("advantages"), Is.EqualTo(new[] { 0.7070068f, -0.7070068f }).Within(1e-5f));
+            Assert.That(file.Get("logprobs").Shape, Is.EqualTo(new[] { 2, 3 }));
+            Assert.That(file.ReadFloat32("logprobs")[2], Is.EqualTo(0f), "zero-padded past the first completion");
+            foreach (var (name, shape) in TransformerReference.Layout(config))
+                Assert.That(file.Get("grad." + name).Shape, Is.EqualTo(shape), name);
+
+            File.WriteAllText(batch, """{"group_size": 2, "prompts": [[1]], "completions": [[4], [6]], "rewards": [1, 0], "beta": 0.1}""");
+            var (betaExit, _, betaError) = Run("grad", "--model", model, "--batch", batch, "--out", output);
+            Assert.That(betaExit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(betaError, Does.Contain("--ref"));
+
+            File.WriteAllText(batch, $$"""{"group_size": 2, "prompts": [[1]], "completions": [[4], [{{config.VocabSize}}]], "rewards": [1, 0]}""");
+            var (idExit, _, idError) = Run("grad", "--model", model, "--batch", batch, "--out", output);
+            Assert.That(idExit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(idError, Does.Contain("completions[1][0]").And.Contain("vocabulary"));
+        }
+        finally
+        {
+            Directory.Delete(model, recursive: true);
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Test]
+    public void BenchPrintsTheMediansOfEveryPhase()
+    {
+        var (exit, output, error) = Run("bench", "--family", "llama", "--vocab", "64", "--layers", "1", "--embd", "32", "--prompts", "2",
+            "--group", "2", "--prompt-len", "4", "--completion-len", "4", "--steps", "2", "--beta", "0.1", "--json", "--device", "cpu");
+        Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+        foreach (string key in new[] { "rollout_s", "reference_logprobs_s", "policy_forward_backward_s", "optimizer_s", "step_s", "completion_tokens_per_s" })
+            Assert.That(output, Does.Contain($"\"{key}\""), key);
+    }
+}
