@@ -1,6 +1,9 @@
 using Grpo.Native.Devices;
 using Grpo.Native.Losses;
+using Grpo.Native.Models;
 using Grpo.Native.Operations;
+using Grpo.Native.Tasks;
+using Grpo.Native.Training;
 using NUnit.Framework;
 
 namespace Grpo.Native.Tests.Repository;
@@ -52,11 +55,47 @@ public sealed class ReadmeExampleTests
     }
 
     [Test]
+    public void TheReadmeTrainingExampleRuns()
+    {
+        const int steps = 3;
+        string outputFolder = Path.Combine(Path.GetTempPath(), "grpo-readme-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            // --- the README's training example, verbatim from here ---
+            using var device = Device.FromEnvironment();          // GRPO_DEVICE=auto|cpu|cuda|ilgpu-cpu
+            var task = StringTransformTask.Get("reverse");        // prompts and a character tokenizer
+            using var policy = TransformerModel.CreateRandom(device, task.DefaultModel(), seed: 1); // or TransformerModel.Load(device, hfFolder)
+            var options = new GrpoTrainerOptions
+            {
+                GroupSize = 8, PromptsPerStep = 16, MaxPromptLength = task.MaxPromptLength,
+                MaxCompletionLength = task.MaxCompletionLength, StopTokens = [task.Tokenizer.Eos],
+                LearningRate = 3e-4f, TotalSteps = steps,
+            };
+            var exact = RewardFunction.Create("exact", (prompt, completion) =>
+                completion == new string(prompt.TrimEnd('=').Reverse().ToArray()) ? 1f : 0f);
+            using var trainer = new GrpoTrainer(policy, task.Tokenizer, [exact], options);
+            trainer.StepCompleted += (_, e) => Console.WriteLine($"step {e.Metrics.Step}: reward {e.Metrics.Reward:F3}");
+            for (int step = 1; step <= options.TotalSteps; step++)
+                trainer.TrainStep(task.TrainingWords(seed: 0, step, options.PromptsPerStep).Select(task.PromptTokens).ToArray());
+            policy.Save(outputFolder);                            // config.json + model.safetensors, loadable by transformers
+            // --- end of the example ---
+            Assert.That(trainer.Step, Is.EqualTo(steps));
+            Assert.That(File.Exists(Path.Combine(outputFolder, "model.safetensors")));
+        }
+        finally
+        {
+            if (Directory.Exists(outputFolder)) Directory.Delete(outputFolder, recursive: true);
+        }
+    }
+
+    [Test]
     public void TheReadmeStillContainsTheExample()
     {
         string readme = File.ReadAllText(Path.Combine(TestContext.CurrentContext.TestDirectory, "README.md"));
         Assert.That(readme, Does.Contain("ops.ComputeAdvantages(rewardsPerFunction, [1.0f, 0.5f], groupSize: 8, RewardScaling.Group,"));
         Assert.That(readme, Does.Contain("using var loss = new FusedGrpoLoss(device, completions: n, completionLength: t);"));
         Assert.That(readme, Does.Contain("using Grpo.Native.Losses;"));
+        Assert.That(readme, Does.Contain("using var trainer = new GrpoTrainer(policy, task.Tokenizer, [exact], options);"));
+        Assert.That(readme, Does.Contain("trainer.TrainStep(task.TrainingWords(seed: 0, step, options.PromptsPerStep).Select(task.PromptTokens).ToArray());"));
     }
 }
