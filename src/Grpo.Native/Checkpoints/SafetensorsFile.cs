@@ -55,16 +55,21 @@ public sealed class SafetensorsFile : IDisposable
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>
-    /// Names of trainable parameters: every tensor except GPT-2's causal-mask buffers
-    /// (<c>attn.bias</c>, <c>attn.masked_bias</c>), sorted ordinally.
+    /// Names of trainable parameters: every tensor except saved buffers (GPT-2's causal masks
+    /// <c>attn.bias</c> and <c>attn.masked_bias</c>, older Llama checkpoints' <c>rotary_emb.inv_freq</c>), sorted ordinally.
     /// </summary>
     public IReadOnlyList<string> ParameterNames =>
         _tensors.Keys.Where(n => !IsBuffer(n)).OrderBy(n => n, StringComparer.Ordinal).ToArray();
 
-    /// <summary>True for GPT-2's non-parameter buffers (<c>h.0.attn.bias</c>, <c>h.0.attn.masked_bias</c>).</summary>
+    /// <summary>
+    /// True for non-parameter buffers some checkpoints carry: GPT-2's <c>h.0.attn.bias</c> and
+    /// <c>h.0.attn.masked_bias</c>, and the RoPE <c>rotary_emb.inv_freq</c> of older Llama checkpoints
+    /// (recomputed from rope_theta here).
+    /// </summary>
     public static bool IsBuffer(string name) =>
         name == "attn.bias" || name == "attn.masked_bias"
-        || name.EndsWith(".attn.bias", StringComparison.Ordinal) || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal);
+        || name.EndsWith(".attn.bias", StringComparison.Ordinal) || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
+        || name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal);
 
     /// <summary>Opens one <c>.safetensors</c> file and validates its header.</summary>
     /// <exception cref="FileNotFoundException">the file does not exist</exception>

@@ -44,6 +44,36 @@ public sealed class TransformerCheckpointTests
         }
     }
 
+    [TestCase("h.3.attn.bias")]
+    [TestCase("transformer.h.0.attn.masked_bias")]
+    [TestCase("model.layers.0.self_attn.rotary_emb.inv_freq")]
+    public void BuffersHubCheckpointsCarryAreNotParameters(string name) => Assert.That(SafetensorsFile.IsBuffer(name));
+
+    [Test]
+    public void AHubStyleFolderWithPrefixedNamesAndBuffersLoads()
+    {
+        // GPT-2 on the hub: "transformer."-prefixed names, causal-mask buffers, and a duplicated lm_head.weight.
+        var config = TinyModels.Config("gpt2");
+        var parameters = TinyModels.Parameters(config, TestRandom.Create());
+        string folder = Path.Combine(Path.GetTempPath(), "grpo-hub-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJson());
+            var tensors = TransformerReference.Layout(config)
+                .Select(t => ("transformer." + t.Name, t.Shape, (ReadOnlyMemory<float>)Array.ConvertAll(parameters[t.Name], v => (float)v)))
+                .Append(("transformer.h.0.attn.bias", new[] { 1, 1, 4, 4 }, (ReadOnlyMemory<float>)new float[16]))
+                .Append(("lm_head.weight", new[] { config.VocabSize, config.HiddenSize }, (ReadOnlyMemory<float>)new float[config.VocabSize * config.HiddenSize]));
+            SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors);
+            using var model = TransformerModel.Load(TestDevices.Get(DeviceKind.Cpu), folder);
+            Assert.That(model.Parameters["wte.weight"].ToArray(), Is.EqualTo(Array.ConvertAll(parameters["wte.weight"], v => (float)v)));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Test]
     public void ConfigThatDisagreesWithTheWeightsIsNamed()
     {
