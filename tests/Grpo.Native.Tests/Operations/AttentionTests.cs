@@ -37,10 +37,25 @@ public sealed class AttentionTests
         ([3, 5, 17], 4, 2, 8),
     ];
 
+    // Sequences longer than the CPU backend's row blocks and its short-sequence cutoff, where it scores
+    // blocks of rows with small matrix products (next to short ones that it still scores pair by pair).
+    // Not on the ILGPU simulator: too slow at these sizes.
+    private static readonly (int[] Lengths, int H, int Kvh, int D)[] LongShapes =
+    [
+        ([130, 1, 100, 16, 15], 4, 2, 33),
+        ([97], 6, 1, 16),
+        ([49, 0, 300], 2, 2, 8),
+    ];
+
     public static IEnumerable<TestCaseData> Cases() =>
-        from kind in TestDevices.Kinds()
-        from s in Shapes
-        select new TestCaseData(kind, s.Lengths, s.H, s.Kvh, s.D);
+        (from kind in TestDevices.Kinds()
+         from s in Shapes
+         select new TestCaseData(kind, s.Lengths, s.H, s.Kvh, s.D))
+        .Concat(
+         from kind in TestDevices.Kinds()
+         where kind != DeviceKind.IlgpuCpu
+         from s in LongShapes
+         select new TestCaseData(kind, s.Lengths, s.H, s.Kvh, s.D));
 
     private static int[] Starts(int[] lengths)
     {
@@ -285,8 +300,8 @@ public sealed class AttentionTests
     public void CpuResultsDoNotDependOnTheThreadCount()
     {
         var random = TestRandom.Create();
-        // Long enough sequences for several row blocks per (sequence, head).
-        var x = Draw(random, [1, 40, 17, 0, 33], 4, 2, 33);
+        // Long enough sequences for several row blocks per (sequence, head), short ones scored pair by pair.
+        var x = Draw(random, [1, 40, 17, 0, 33, 130, 5], 4, 2, 33);
         float[] dO = TestRandom.Normal(random, x.M * x.H * x.D);
         float[][] RunOn(int threads)
         {
