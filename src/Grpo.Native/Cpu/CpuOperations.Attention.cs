@@ -1,4 +1,7 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Grpo.Native.Operations;
 using Grpo.Native.Tensors;
@@ -122,11 +125,8 @@ internal sealed partial class CpuOperations
             int i = block.First + r, live = i - block.SeqStart + 1; // row i sees keys [SeqStart, i]
             var row = scores.Slice(r * keys, keys);
             var p = row[..live];
-            TensorPrimitives.Multiply(p, x.Scale, p);
-            float max = TensorPrimitives.Max(p);
-            TensorPrimitives.Subtract(p, max, p);
-            TensorPrimitives.Exp(p, p);
-            float sum = TensorPrimitives.Sum(p);
+            float max = x.Scale * MaxOf(p); // scale > 0, so this is the largest scaled score exactly
+            float sum = ExpScaled(p, x.Scale, max);
             row[live..].Clear(); // the causal mask
             x.Lse[i * x.H + head] = max + MathF.Log(sum);
             scratch.Rows[r] = 1f / sum;
@@ -228,14 +228,7 @@ internal sealed partial class CpuOperations
             int i = block.First + r, live = i - block.SeqStart + 1, row = (i * h + head) * d;
             float di = TensorPrimitives.Dot(x.DO.AsSpan(row, d), x.O.AsSpan(row, d));
             x.Delta[i * h + head] = di;
-            var pi = p.Slice(r * keys, live);
-            TensorPrimitives.Multiply(pi, x.Scale, pi);
-            TensorPrimitives.Subtract(pi, x.Lse[i * h + head], pi);
-            TensorPrimitives.Exp(pi, pi);
-            var dsi = ds.Slice(r * keys, live);
-            TensorPrimitives.Subtract(dsi, di, dsi);
-            TensorPrimitives.Multiply(dsi, pi, dsi);
-            TensorPrimitives.Multiply(dsi, x.Scale, dsi);
+            ProbabilitiesAndScoreGrads(p.Slice(r * keys, live), ds.Slice(r * keys, live), x.Scale, x.Lse[i * h + head], di);
             ds.Slice(r * keys + live, keys - live).Clear(); // the causal mask
         }
         CpuGemm.Multiply(AttentionSerial, rows, d, keys, ds, keys, kPrefix, x.Kvh * d,
@@ -296,14 +289,8 @@ internal sealed partial class CpuOperations
             for (int r = 0; r < rows; r++)
             {
                 int i = block.First + r, live = Math.Min(keys, r + 1); // row i sees keys j ≤ i
-                var pi = p.Slice(r * keys, live);
-                TensorPrimitives.Multiply(pi, x.Scale, pi);
-                TensorPrimitives.Subtract(pi, x.Lse[i * h + head], pi);
-                TensorPrimitives.Exp(pi, pi);
-                var dsi = ds.Slice(r * keys, live);
-                TensorPrimitives.Subtract(dsi, x.Delta[i * h + head], dsi);
-                TensorPrimitives.Multiply(dsi, pi, dsi);
-                TensorPrimitives.Multiply(dsi, x.Scale, dsi);
+                ProbabilitiesAndScoreGrads(p.Slice(r * keys, live), ds.Slice(r * keys, live), x.Scale,
+                    x.Lse[i * h + head], x.Delta[i * h + head]);
                 p.Slice(r * keys + live, keys - live).Clear(); // the causal mask
                 ds.Slice(r * keys + live, keys - live).Clear();
             }
@@ -342,6 +329,76 @@ internal sealed partial class CpuOperations
             var dvj = x.DV.AsSpan(kv, d); // (D)
             TensorPrimitives.MultiplyAdd(dkAcc, x.Scale, dkj, dkj);
             TensorPrimitives.Add(dvAcc, dvj, dvj);
+        }
+    }
+
+    // Row kernels of the blocked path, fused into one Vector256 pass each: the rows are short (a
+    // block's causal prefix), so separate TensorPrimitives calls per step cost more in call overhead
+    // than in arithmetic. Vector lanes, then the tail, in a fixed order: deterministic.
+
+    /// <summary>The largest element of a non-empty row.</summary>
+    private static float MaxOf(ReadOnlySpan<float> row)
+    {
+        ref float r = ref MemoryMarshal.GetReference(row);
+        int n = row.Length, t = 0;
+        float max = float.NegativeInfinity;
+        if (n >= 8)
+        {
+            var m = Vector256.LoadUnsafe(ref r);
+            for (t = 8; t <= n - 8; t += 8) m = Vector256.Max(m, Vector256.LoadUnsafe(ref r, (nuint)t));
+            for (int lane = 0; lane < 8; lane++) max = MathF.Max(max, m[lane]);
+        }
+        for (; t < n; t++) max = MathF.Max(max, Unsafe.Add(ref r, t));
+        return max;
+    }
+
+    /// <summary>row ← exp(scale·row − shift) in place; returns the row's sum.</summary>
+    private static float ExpScaled(Span<float> row, float scale, float shift)
+    {
+        ref float r = ref MemoryMarshal.GetReference(row);
+        int n = row.Length, t = 0;
+        var vScale = Vector256.Create(scale);
+        var vShift = Vector256.Create(shift);
+        var acc = Vector256<float>.Zero;
+        for (; t <= n - 8; t += 8)
+        {
+            var p = Vector256.Exp(Vector256.LoadUnsafe(ref r, (nuint)t) * vScale - vShift);
+            p.StoreUnsafe(ref r, (nuint)t);
+            acc += p;
+        }
+        float sum = Vector256.Sum(acc);
+        for (; t < n; t++)
+        {
+            float p = MathF.Exp(Unsafe.Add(ref r, t) * scale - shift);
+            Unsafe.Add(ref r, t) = p;
+            sum += p;
+        }
+        return sum;
+    }
+
+    /// <summary>
+    /// From a row of scores and of dP = dO·v: p ← exp(scale·s − lse) and dS ← scale·p·(dP − delta),
+    /// the latter pre-scaled so the products that use it need no extra pass.
+    /// </summary>
+    private static void ProbabilitiesAndScoreGrads(Span<float> scores, Span<float> dp, float scale, float lse, float delta)
+    {
+        ref float s = ref MemoryMarshal.GetReference(scores);
+        ref float g = ref MemoryMarshal.GetReference(dp);
+        int n = scores.Length, t = 0;
+        var vScale = Vector256.Create(scale);
+        var vLse = Vector256.Create(lse);
+        var vDelta = Vector256.Create(delta);
+        for (; t <= n - 8; t += 8)
+        {
+            var p = Vector256.Exp(Vector256.LoadUnsafe(ref s, (nuint)t) * vScale - vLse);
+            p.StoreUnsafe(ref s, (nuint)t);
+            ((Vector256.LoadUnsafe(ref g, (nuint)t) - vDelta) * p * vScale).StoreUnsafe(ref g, (nuint)t);
+        }
+        for (; t < n; t++)
+        {
+            float p = MathF.Exp(Unsafe.Add(ref s, t) * scale - lse);
+            Unsafe.Add(ref s, t) = p;
+            Unsafe.Add(ref g, t) = (Unsafe.Add(ref g, t) - delta) * p * scale;
         }
     }
 
