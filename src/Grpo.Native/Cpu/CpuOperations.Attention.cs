@@ -24,6 +24,13 @@ internal sealed partial class CpuOperations
     /// </summary>
     private const int AttentionGemmMinLength = 16;
 
+    /// <summary>
+    /// The backward gives each long (sequence, kv head) pair to one work item when there are at least
+    /// this many pairs (enough to keep the cores of a large machine busy); fewer, longer sequences
+    /// are split into row blocks over two passes instead.
+    /// </summary>
+    private const int AttentionFusedMinItems = 32;
+
     /// <summary>The matrix products inside one work item run on the work item's own thread.</summary>
     private static readonly ParallelOptions AttentionSerial = new() { MaxDegreeOfParallelism = 1 };
 
@@ -187,12 +194,34 @@ internal sealed partial class CpuOperations
         CpuBuffer<int> starts = Data(seqStarts, nameof(seqStarts)); // (B+1)
         int longest = AttentionValidation.SeqStarts(starts, m);
 
+        // Long sequences with enough (sequence, kv head) pairs to share out: one work item per pair owns
+        // that pair's dQ, dK and dV rows, so it computes all five products of a block once (no
+        // recomputation) and still sums in a fixed order. Otherwise, and for short sequences, two
+        // passes that split the rows finer. The choice depends on the sizes only.
+        var fusedItems = new List<AttentionBlock>();
+        for (int b = 0; b + 1 < starts.Length; b++)
+            for (int kvHead = 0; kvHead < kvh; kvHead++)
+                fusedItems.Add(new AttentionBlock(starts[b], starts[b + 1], kvHead, starts[b], starts[b + 1]));
+        fusedItems.RemoveAll(item => !item.Blocked(d));
+        bool fused = fusedItems.Count >= AttentionFusedMinItems;
+        if (fused)
+            Parallel.For(0, fusedItems.Count, Device.Parallelism, () => new AttentionScratch(longest, d, backward: true), (n, _, scratch) =>
+            {
+                var item = fusedItems[n];
+                for (int head = item.Head * x.Group; head < (item.Head + 1) * x.Group; head++)
+                    for (int first = item.SeqStart; first < item.SeqEnd; first += AttentionBlockRows)
+                        QueryGradBlock(x, new AttentionBlock(item.SeqStart, item.SeqEnd, head, first,
+                            Math.Min(item.SeqEnd, first + AttentionBlockRows)), scratch, keysAndValuesToo: true);
+                return scratch;
+            }, scratch => scratch.Return());
+
         // Pass 1, per query row (parallel over sequence, query head, row block): D_i and dQ_i += scale Σ_j dS_ij k_j.
         var queryBlocks = AttentionBlocks(starts, h);
         Parallel.For(0, queryBlocks.Length, Device.Parallelism, () => new AttentionScratch(longest, d, backward: true), (n, _, scratch) =>
         {
-            if (queryBlocks[n].Blocked(d)) QueryGradBlock(x, queryBlocks[n], scratch);
-            else QueryGradRows(x, queryBlocks[n], scratch);
+            var block = queryBlocks[n];
+            if (!block.Blocked(d)) QueryGradRows(x, block, scratch);
+            else if (!fused) QueryGradBlock(x, block, scratch, keysAndValuesToo: false);
             return scratch;
         }, scratch => scratch.Return());
 
@@ -201,17 +230,20 @@ internal sealed partial class CpuOperations
         var keyBlocks = AttentionBlocks(starts, kvh);
         Parallel.For(0, keyBlocks.Length, Device.Parallelism, () => new AttentionScratch(longest, d, backward: true), (n, _, scratch) =>
         {
-            if (keyBlocks[n].Blocked(d)) KeyValueGradBlock(x, keyBlocks[n], scratch);
-            else KeyValueGradRows(x, keyBlocks[n], scratch);
+            var block = keyBlocks[n];
+            if (!block.Blocked(d)) KeyValueGradRows(x, block, scratch);
+            else if (!fused) KeyValueGradBlock(x, block, scratch);
             return scratch;
         }, scratch => scratch.Return());
     }
 
     /// <summary>
     /// D_i and dQ of one block of query rows as small products over the causal prefix: P from
-    /// S = Q_blk·Kᵀ and the saved lse, dP = dO_blk·Vᵀ, dS = P∘(dP − D), dQ_blk += (scale·dS)·K.
+    /// S = Q_blk·Kᵀ and the saved lse, dP = dO_blk·Vᵀ, dS = P∘(dP − D), dQ_blk += (scale·dS)·K;
+    /// and, when this work item owns the prefix's key rows, dK_prefix += (scale·dS)ᵀ·Q_blk and
+    /// dV_prefix += Pᵀ·dO_blk.
     /// </summary>
-    private static void QueryGradBlock(in AttentionArgs x, AttentionBlock block, AttentionScratch scratch)
+    private static void QueryGradBlock(in AttentionArgs x, AttentionBlock block, AttentionScratch scratch, bool keysAndValuesToo)
     {
         int h = x.H, d = x.D, head = block.Head, kvHead = head / x.Group;
         int rows = block.End - block.First, keys = block.End - block.SeqStart;
@@ -230,9 +262,15 @@ internal sealed partial class CpuOperations
             x.Delta[i * h + head] = di;
             ProbabilitiesAndScoreGrads(p.Slice(r * keys, live), ds.Slice(r * keys, live), x.Scale, x.Lse[i * h + head], di);
             ds.Slice(r * keys + live, keys - live).Clear(); // the causal mask
+            if (keysAndValuesToo) p.Slice(r * keys + live, keys - live).Clear();
         }
         CpuGemm.Multiply(AttentionSerial, rows, d, keys, ds, keys, kPrefix, x.Kvh * d,
             x.QRows(x.DQ, block.First, rows, head), h * d, accumulate: true);
+        if (!keysAndValuesToo) return;
+        CpuGemm.MultiplyTransposedA(AttentionSerial, keys, d, rows, p, keys, dORows, h * d,
+            x.KvRows(x.DV, block.SeqStart, keys, kvHead), x.Kvh * d, accumulate: true);
+        CpuGemm.MultiplyTransposedA(AttentionSerial, keys, d, rows, ds, keys, qRows, h * d,
+            x.KvRows(x.DK, block.SeqStart, keys, kvHead), x.Kvh * d, accumulate: true);
     }
 
     /// <summary>D_i and dQ of one block of query rows, one dot product per pair (short sequences).</summary>

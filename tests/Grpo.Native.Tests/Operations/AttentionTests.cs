@@ -45,6 +45,8 @@ public sealed class AttentionTests
         ([130, 1, 100, 16, 15], 4, 2, 33),
         ([97], 6, 1, 16),
         ([49, 0, 300], 2, 2, 8),
+        // 36 long (sequence, kv head) pairs: the CPU backward gives each pair to one work item.
+        ([17, 40, 16, 33, 20, 50, 5, 18, 25, 16], 8, 4, 9),
     ];
 
     public static IEnumerable<TestCaseData> Cases() =>
@@ -296,12 +298,14 @@ public sealed class AttentionTests
         }
     }
 
-    [Test]
-    public void CpuResultsDoNotDependOnTheThreadCount()
+    // Short sequences (pair by pair), long ones in row blocks over two passes, and enough long
+    // (sequence, kv head) pairs for the backward's one-item-per-pair path.
+    [TestCase(new[] { 1, 40, 17, 0, 33, 130, 5 }, 4, 2, 33)]
+    [TestCase(new[] { 17, 40, 16, 33, 20, 50, 5, 18, 25, 16, 60 }, 6, 3, 16)]
+    public void CpuResultsDoNotDependOnTheThreadCount(int[] lengths, int h, int kvh, int d)
     {
         var random = TestRandom.Create();
-        // Long enough sequences for several row blocks per (sequence, head), short ones scored pair by pair.
-        var x = Draw(random, [1, 40, 17, 0, 33, 130, 5], 4, 2, 33);
+        var x = Draw(random, lengths, h, kvh, d);
         float[] dO = TestRandom.Normal(random, x.M * x.H * x.D);
         float[][] RunOn(int threads)
         {
