@@ -130,12 +130,13 @@ internal static unsafe class CpuGemm
     private static void RunTiles(ParallelOptions parallelism, int m, int n, int k,
         float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc, bool accumulate)
     {
-        // Smaller tiles when there would be too few to keep every core busy; the tiling never
-        // changes the summation order, so this choice cannot change the result.
+        // Smaller tiles when there would be too few to keep every core busy (a single thread keeps
+        // whole tiles: the small products inside attention); the tiling never changes the summation
+        // order, so this choice cannot change the result.
         int workers = parallelism.MaxDegreeOfParallelism > 0 ? parallelism.MaxDegreeOfParallelism : Environment.ProcessorCount;
         int tileRows = Math.Min(MaxTileRows, RoundUp(m, MR));
         int tileColumns = Math.Min(MaxTileColumns, RoundUp(n, NR));
-        while (CeilDiv(m, tileRows) * CeilDiv(n, tileColumns) < 4 * workers && (tileRows > MR || tileColumns > NR))
+        while (workers > 1 && CeilDiv(m, tileRows) * CeilDiv(n, tileColumns) < 4 * workers && (tileRows > MR || tileColumns > NR))
         {
             if (tileColumns >= tileRows && tileColumns > NR) tileColumns = RoundUp(tileColumns / 2, NR);
             else tileRows = RoundUp(tileRows / 2, MR);

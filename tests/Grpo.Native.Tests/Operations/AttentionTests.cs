@@ -37,10 +37,27 @@ public sealed class AttentionTests
         ([3, 5, 17], 4, 2, 8),
     ];
 
+    // Sequences longer than the CPU backend's row blocks and its short-sequence cutoff, where it scores
+    // blocks of rows with small matrix products (next to short ones that it still scores pair by pair).
+    // Not on the ILGPU simulator: too slow at these sizes.
+    private static readonly (int[] Lengths, int H, int Kvh, int D)[] LongShapes =
+    [
+        ([130, 1, 100, 16, 15], 4, 2, 33),
+        ([97], 6, 1, 16),
+        ([49, 0, 300], 2, 2, 8),
+        // 36 long (sequence, kv head) pairs: the CPU backward gives each pair to one work item.
+        ([17, 40, 16, 33, 20, 50, 5, 18, 25, 16], 8, 4, 9),
+    ];
+
     public static IEnumerable<TestCaseData> Cases() =>
-        from kind in TestDevices.Kinds()
-        from s in Shapes
-        select new TestCaseData(kind, s.Lengths, s.H, s.Kvh, s.D);
+        (from kind in TestDevices.Kinds()
+         from s in Shapes
+         select new TestCaseData(kind, s.Lengths, s.H, s.Kvh, s.D))
+        .Concat(
+         from kind in TestDevices.Kinds()
+         where kind != DeviceKind.IlgpuCpu
+         from s in LongShapes
+         select new TestCaseData(kind, s.Lengths, s.H, s.Kvh, s.D));
 
     private static int[] Starts(int[] lengths)
     {
@@ -281,12 +298,14 @@ public sealed class AttentionTests
         }
     }
 
-    [Test]
-    public void CpuResultsDoNotDependOnTheThreadCount()
+    // Short sequences (pair by pair), long ones in row blocks over two passes, and enough long
+    // (sequence, kv head) pairs for the backward's one-item-per-pair path.
+    [TestCase(new[] { 1, 40, 17, 0, 33, 130, 5 }, 4, 2, 33)]
+    [TestCase(new[] { 17, 40, 16, 33, 20, 50, 5, 18, 25, 16, 60 }, 6, 3, 16)]
+    public void CpuResultsDoNotDependOnTheThreadCount(int[] lengths, int h, int kvh, int d)
     {
         var random = TestRandom.Create();
-        // Long enough sequences for several row blocks per (sequence, head).
-        var x = Draw(random, [1, 40, 17, 0, 33], 4, 2, 33);
+        var x = Draw(random, lengths, h, kvh, d);
         float[] dO = TestRandom.Normal(random, x.M * x.H * x.D);
         float[][] RunOn(int threads)
         {
