@@ -125,21 +125,7 @@ public sealed class ActivationsTests
             for (int i = 0; i < n; i++) loss += w[i] * y[i];
             return loss;
         }
-        double[] Numeric(double[] p)
-        {
-            var grad = new double[n];
-            for (int i = 0; i < n; i++)
-            {
-                double saved = p[i];
-                p[i] = saved + 1e-5;
-                double plus = Loss();
-                p[i] = saved - 1e-5;
-                double minus = Loss();
-                p[i] = saved;
-                grad[i] = (plus - minus) / 2e-5;
-            }
-            return grad;
-        }
+        double[] Numeric(double[] p) => FiniteDifferences.Central(Loss, p);
         var (dGate, dUp) = R.SwiGluBackward(w, g, u);
         Compare.WorstRelativeError("reference dGate vs finite differences", Numeric(g), dGate, 1e-6);
         Compare.WorstRelativeError("reference dUp vs finite differences", Numeric(u), dUp, 1e-6);

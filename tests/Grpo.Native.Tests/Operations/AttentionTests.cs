@@ -181,21 +181,7 @@ public sealed class AttentionTests
         double Loss() => AttentionReference.WeightedLoss(q, k, v, x.Starts, x.M, h, kvh, d, x.Scale, weights);
 
         // Central differences of L = Σ w ⊙ output in double, step 1e-5: truncation and rounding errors both ~1e-10.
-        double[] Numeric(double[] p)
-        {
-            var grad = new double[p.Length];
-            for (int i = 0; i < p.Length; i++)
-            {
-                double saved = p[i];
-                p[i] = saved + 1e-5;
-                double plus = Loss();
-                p[i] = saved - 1e-5;
-                double minus = Loss();
-                p[i] = saved;
-                grad[i] = (plus - minus) / 2e-5;
-            }
-            return grad;
-        }
+        double[] Numeric(double[] p) => FiniteDifferences.Central(Loss, p);
         double[] numericQ = Numeric(q), numericK = Numeric(k), numericV = Numeric(v);
         var g = AttentionReference.Backward(q, k, v, weights, x.Starts, x.M, h, kvh, d, x.Scale);
         Compare.WorstRelativeError("reference dQuery vs finite differences", numericQ, g.DQuery, 1e-6);

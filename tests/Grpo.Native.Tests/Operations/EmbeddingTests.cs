@@ -122,21 +122,7 @@ public sealed class EmbeddingTests
         double[] weights = TestRandom.ToDouble(TestRandom.Normal(random, m * c));
         double Loss() => EmbeddingReference.WeightedLoss(x.Ids, table, x.Positions, positionTable, c, weights);
 
-        double[] Numeric(double[] t)
-        {
-            var grad = new double[t.Length];
-            for (int i = 0; i < t.Length; i++)
-            {
-                double saved = t[i];
-                t[i] = saved + 1e-5;
-                double plus = Loss();
-                t[i] = saved - 1e-5;
-                double minus = Loss();
-                t[i] = saved;
-                grad[i] = (plus - minus) / 2e-5;
-            }
-            return grad;
-        }
+        double[] Numeric(double[] t) => FiniteDifferences.Central(Loss, t);
         double[] dTable = EmbeddingReference.Backward(x.Ids, weights, v, c);
         double[] dPositions = EmbeddingReference.Backward(x.Positions, weights, p, c);
         Compare.WorstRelativeError("reference dTable vs finite differences", Numeric(table), dTable, 1e-6);

@@ -137,21 +137,7 @@ public sealed class LinearTests
         double Loss() => LinearReference.WeightedLoss(input, weight, bias, m, k, n, weights);
 
         // Central differences of L = Σ w ⊙ output in double; L is linear in each parameter, so only rounding (~1e-11) remains.
-        double[] Numeric(double[] p)
-        {
-            var grad = new double[p.Length];
-            for (int i = 0; i < p.Length; i++)
-            {
-                double saved = p[i];
-                p[i] = saved + 1e-5;
-                double plus = Loss();
-                p[i] = saved - 1e-5;
-                double minus = Loss();
-                p[i] = saved;
-                grad[i] = (plus - minus) / 2e-5;
-            }
-            return grad;
-        }
+        double[] Numeric(double[] p) => FiniteDifferences.Central(Loss, p);
         var g = LinearReference.Backward(input, weight, weights, m, k, n);
         Compare.WorstRelativeError("reference dInput vs finite differences", Numeric(input), g.DInput, 1e-6);
         Compare.WorstRelativeError("reference dWeight vs finite differences", Numeric(weight), g.DWeight, 1e-6);

@@ -134,21 +134,7 @@ public sealed class LogSoftmaxGatherTests
         double Loss() => LogSoftmaxGatherReference.WeightedLoss(h, w, input.Targets, m, c, v, temperature, weights);
 
         // Central differences of L = Σ c_m logp_m in double, step 1e-5: truncation and rounding errors both ~1e-10.
-        double[] Numeric(double[] x)
-        {
-            var grad = new double[x.Length];
-            for (int i = 0; i < x.Length; i++)
-            {
-                double saved = x[i];
-                x[i] = saved + 1e-5;
-                double plus = Loss();
-                x[i] = saved - 1e-5;
-                double minus = Loss();
-                x[i] = saved;
-                grad[i] = (plus - minus) / 2e-5;
-            }
-            return grad;
-        }
+        double[] Numeric(double[] x) => FiniteDifferences.Central(Loss, x);
         double[] numericH = Numeric(h), numericW = Numeric(w);
         var (dh, dw) = LogSoftmaxGatherReference.Backward(h, w, input.Targets, m, c, v, temperature, weights);
         Compare.WorstRelativeError("reference dHidden vs finite differences", numericH, dh, 1e-6);

@@ -187,21 +187,7 @@ public sealed class NormalizationTests
             : NormalizationReference.RmsNormWeightedLoss(xd, wd, m, c, x.Epsilon, lossWeights);
 
         // Central differences of L = Σ lossWeights ⊙ output in double, step 1e-5: truncation and rounding both ~1e-10.
-        double[] Numeric(double[] p)
-        {
-            var grad = new double[p.Length];
-            for (int i = 0; i < p.Length; i++)
-            {
-                double saved = p[i];
-                p[i] = saved + 1e-5;
-                double plus = Loss();
-                p[i] = saved - 1e-5;
-                double minus = Loss();
-                p[i] = saved;
-                grad[i] = (plus - minus) / 2e-5;
-            }
-            return grad;
-        }
+        double[] Numeric(double[] p) => FiniteDifferences.Central(Loss, p);
         double[] numericX = Numeric(xd), numericW = Numeric(wd), numericB = Numeric(bd);
         var g = x.Backward(lossWeights);
         Compare.WorstRelativeError("reference dInput vs finite differences", numericX, g.DInput, 1e-6);
