@@ -353,7 +353,9 @@ public sealed class ActivationsTests
         using var pos = device.FromArray<int>(positions, m);
         device.Operations.Rope(values, pos, 10000f, inverse: false);
         device.Operations.Rope(values, pos, 10000f, inverse: true);
-        Compare.WorstRelativeError("inverse(forward(x)) vs x", D(x), values.ToArray(), 1e-5);
+        // Two rotations by fp32 cos/sin (cos² + sin² = 1 only to ~1e-7) and two roundings per element: an
+        // element near zero keeps ~1e-7 of its pair partner's magnitude, up to ~3e-5 against Compare's floor.
+        Compare.WorstRelativeError("inverse(forward(x)) vs x", D(x), values.ToArray(), 1e-4);
     }
 
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
