@@ -171,11 +171,14 @@ internal static class TrainRun
         string folder = GrpoCheckpoint.FolderFor(runFolder, trainer.Step);
         GrpoCheckpoint.Save(trainer, folder);
         task.Tokenizer.Save(Path.Combine(folder, GrpoCheckpoint.ModelFolderName)); // so `grpo sample --prompt` can encode text
-        // Older checkpoints beyond the newest few are removed only after the new one is complete.
-        var old = Directory.GetDirectories(runFolder, "checkpoint-*")
+        // Keep the newest few complete checkpoints; remove older ones and leftovers of interrupted saves,
+        // only now that the new one is complete.
+        var all = Directory.GetDirectories(runFolder, "checkpoint-*")
             .Select(d => (Folder: d, Step: int.TryParse(Path.GetFileName(d)["checkpoint-".Length..], out int n) ? n : -1))
-            .Where(x => x.Step >= 0).OrderByDescending(x => x.Step).Skip(CheckpointsKept);
-        foreach (var (oldFolder, _) in old) Directory.Delete(oldFolder, recursive: true);
+            .Where(x => x.Step >= 0 && x.Step <= trainer.Step).OrderByDescending(x => x.Step).ToList();
+        var kept = all.Where(x => File.Exists(Path.Combine(x.Folder, GrpoCheckpoint.StateFileName))).Take(CheckpointsKept)
+            .Select(x => x.Folder).ToHashSet();
+        foreach (var (oldFolder, _) in all.Where(x => !kept.Contains(x.Folder))) Directory.Delete(oldFolder, recursive: true);
     }
 
     private static RunInfo ReadRunInfo(string runFolder)

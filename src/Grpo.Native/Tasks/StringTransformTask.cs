@@ -97,7 +97,8 @@ public sealed class StringTransformTask
     /// <summary>The training words of <paramref name="step"/> (1-based): drawn from (seed, step), never a held-out word.</summary>
     public string[] TrainingWords(int seed, int step, int count)
     {
-        var random = new Random(HashCode.Combine(seed, step, 0x5eed));
+        // A fixed mix of (seed, step): HashCode.Combine would be randomised per process, and a resumed run must draw the same words.
+        var random = new Random(unchecked((int)Mix((uint)seed, (uint)step)));
         var words = new string[count];
         for (int i = 0; i < count; i++)
         {
@@ -106,6 +107,15 @@ public sealed class StringTransformTask
             words[i] = word;
         }
         return words;
+    }
+
+    /// <summary>SplitMix64's finaliser over (seed, step): a stable, well-spread seed for each step.</summary>
+    private static ulong Mix(uint seed, uint step)
+    {
+        ulong z = ((ulong)seed << 32 | step) + 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
     }
 
     private string RandomWord(Random random)

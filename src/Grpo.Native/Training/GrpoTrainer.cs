@@ -81,6 +81,9 @@ public sealed class GrpoTrainer : IDisposable
     /// <summary>AdamW and its moments.</summary>
     public AdamWOptimizer Optimizer { get; }
 
+    /// <summary>Steps in a row, up to now, whose update was skipped for a non-finite loss or gradient.</summary>
+    public int ConsecutiveSkippedSteps { get; private set; }
+
     /// <summary>Steps completed (rollouts); each made <see cref="GrpoTrainerOptions.NumIterations"/> optimizer updates.</summary>
     public int Step { get; private set; }
 
@@ -231,6 +234,11 @@ public sealed class GrpoTrainer : IDisposable
                 Phases = new GrpoPhaseTimes(rolloutSeconds, rewardSeconds, referenceSeconds, policySeconds, optimizerSeconds),
             };
             StepCompleted?.Invoke(this, new GrpoStepEventArgs(metrics));
+            ConsecutiveSkippedSteps = skipped ? ConsecutiveSkippedSteps + 1 : 0;
+            if (ConsecutiveSkippedSteps >= o.MaxConsecutiveSkippedSteps)
+                throw new InvalidOperationException(
+                    $"{ConsecutiveSkippedSteps} steps in a row had a non-finite loss or gradient (last: loss {metrics.Loss}, grad norm {metrics.GradNorm}), " +
+                    "so none of them updated the model. Check the reward scale, lower the learning rate, or resume from an earlier checkpoint.");
             return metrics;
         }
         finally

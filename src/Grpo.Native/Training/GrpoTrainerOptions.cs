@@ -72,6 +72,13 @@ public sealed record GrpoTrainerOptions
     /// <summary>Completions per forward/backward micro-batch (gradients accumulate across them); at most B·G. Default 16.</summary>
     public int MicroBatchSize { get; init; } = 16;
 
+    /// <summary>
+    /// A step whose loss or gradient norm is not finite makes no update (weights and optimizer state
+    /// untouched, the metrics say Skipped); after this many such steps in a row the run stops with an
+    /// error instead of wasting compute on a broken model. Default 5.
+    /// </summary>
+    public int MaxConsecutiveSkippedSteps { get; init; } = 5;
+
     /// <summary>Seed of every random choice (prompt order, sampling). Same seed, same run.</summary>
     public int Seed { get; init; }
 
@@ -96,6 +103,7 @@ public sealed record GrpoTrainerOptions
         Check(MaxGradNorm is null || (float.IsFinite(MaxGradNorm.Value) && MaxGradNorm > 0), nameof(MaxGradNorm), MaxGradNorm!,
             "it must be positive and finite (1.0 is usual), or null for no clipping.");
         Check(MicroBatchSize >= 1, nameof(MicroBatchSize), MicroBatchSize, "it must be at least 1 completion.");
+        Check(MaxConsecutiveSkippedSteps >= 1, nameof(MaxConsecutiveSkippedSteps), MaxConsecutiveSkippedSteps, "allow at least 1 skipped step.");
         ArgumentNullException.ThrowIfNull(AdamW, nameof(AdamW));
         AdamW.Validate();
         Objective.Validate();
