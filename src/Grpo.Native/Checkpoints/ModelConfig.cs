@@ -35,6 +35,24 @@ public sealed record ModelConfig
     /// <summary><c>tie_word_embeddings</c>: the LM head shares the token embedding (always true for gpt2).</summary>
     public required bool TieWordEmbeddings { get; init; }
 
+    /// <summary>The most parameters a model may have: they live in one buffer of at most 2^31 − 1 floats.</summary>
+    public const long MaxParameters = int.MaxValue;
+
+    /// <summary>The parameter count these sizes imply, in double so that hostile sizes cannot overflow it.</summary>
+    public double ParameterCountEstimate
+    {
+        get
+        {
+            double c = HiddenSize, v = VocabSize, i = IntermediateSize, layers = NumLayers;
+            double kv = NumHeads == 0 ? 0 : (double)NumKeyValueHeads * (HiddenSize / Math.Max(1, NumHeads));
+            double perLayer = IsGpt2
+                ? 4 * c + 3 * c * c + 3 * c + c * c + c + 2 * c * i + i + c
+                : 2 * c + c * c + 2 * c * kv + c * c + 3 * c * i + (HasQkvBias ? c + 2 * kv : 0);
+            double embeddings = v * c + (IsGpt2 ? (double)MaxPositions * c : 0) + (TieWordEmbeddings ? 0 : v * c);
+            return embeddings + layers * perLayer + 2 * c;
+        }
+    }
+
     /// <summary>Head width: hidden size / heads.</summary>
     public int HeadDim => HiddenSize / NumHeads;
 
@@ -156,6 +174,12 @@ public sealed record ModelConfig
                 $"'{source}': num_attention_heads {NumHeads} is not divisible by num_key_value_heads {NumKeyValueHeads}.");
         if (IsGpt2 && !TieWordEmbeddings)
             throw new CheckpointFormatException($"'{source}': tie_word_embeddings is false but gpt2 always ties the LM head to wte.");
+        // Sizes are checked before anything is built from them: a hostile config must not drive an allocation.
+        double parameters = ParameterCountEstimate;
+        if (parameters > MaxParameters)
+            throw new CheckpointFormatException(
+                $"'{source}': these sizes make a model of {parameters:G3} parameters, more than the {MaxParameters:N0} one parameter buffer holds; " +
+                "check vocab_size, hidden size, layer count and intermediate size.");
     }
 
     private static void Positive(string source, string field, int value)

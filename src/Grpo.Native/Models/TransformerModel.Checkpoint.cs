@@ -24,10 +24,13 @@ public sealed partial class TransformerModel
         ArgumentException.ThrowIfNullOrEmpty(folder);
         var config = ModelConfig.Load(folder);
         using var file = SafetensorsFile.OpenFolder(folder);
+        // Names and shapes are checked before anything is allocated: a config that disagrees with the
+        // weights (a hostile one with huge sizes, say) fails here, not in a multi-gigabyte allocation.
+        CheckAgainst(TransformerLayout.For(config), config, file, folder);
         var model = new TransformerModel(device, config);
         try
         {
-            model.LoadWeights(file, folder);
+            model.LoadWeights(file);
             return model;
         }
         catch
@@ -37,14 +40,14 @@ public sealed partial class TransformerModel
         }
     }
 
-    private void LoadWeights(SafetensorsFile file, string folder)
+    /// <summary>Throws unless the file holds exactly the tensors the config implies, with their shapes.</summary>
+    private static void CheckAgainst(IReadOnlyList<ParameterInfo> layout, ModelConfig config, SafetensorsFile file, string folder)
     {
         var expected = new HashSet<string>(StringComparer.Ordinal);
-        var host = new float[Parameters.Count];
-        foreach (var p in Parameters.Layout)
+        foreach (var p in layout)
         {
             string stored = file.TryResolve(p.Name) ?? throw new CheckpointFormatException(
-                $"'{folder}': config.json describes a {Config.ModelType} model with tensor '{p.Name}' (shape [{string.Join(", ", p.DiskShape)}]) " +
+                $"'{folder}': config.json describes a {config.ModelType} model with tensor '{p.Name}' (shape [{string.Join(", ", p.DiskShape)}]) " +
                 "but the weights do not contain it; check that config.json belongs to these weights.");
             expected.Add(stored);
             var info = file.Get(stored);
@@ -52,20 +55,29 @@ public sealed partial class TransformerModel
                 throw new CheckpointFormatException(
                     $"'{folder}': tensor '{stored}' has shape [{string.Join(", ", info.Shape)}] but config.json implies " +
                     $"[{string.Join(", ", p.DiskShape)}]; the config disagrees with the weights.");
+        }
+        // A tied model's checkpoint may still carry lm_head.weight (a copy of the embedding): not an error.
+        var unexpected = file.ParameterNames
+            .Where(n => !expected.Contains(n) && !(config.TieWordEmbeddings && n == "lm_head.weight"))
+            .OrderBy(n => n, StringComparer.Ordinal).ToList();
+        if (unexpected.Count > 0)
+            throw new CheckpointFormatException(
+                $"'{folder}': the weights hold {unexpected.Count} tensor(s) that config.json does not describe " +
+                $"({string.Join(", ", unexpected.Take(5))}{(unexpected.Count > 5 ? ", ..." : "")}); check num_hidden_layers / n_layer and the model type.");
+    }
+
+    private void LoadWeights(SafetensorsFile file)
+    {
+        var host = new float[Parameters.Count];
+        foreach (var p in Parameters.Layout)
+        {
+            string stored = file.Resolve(p.Name);
             var destination = host.AsSpan((int)p.Offset, (int)p.Length);
             if (p.TransposedOnDisk)
                 Transpose(file.ReadFloat32(stored), p.DiskShape[0], p.DiskShape[1], destination);
             else
                 file.ReadInto(stored, destination);
         }
-        // A tied model's checkpoint may still carry lm_head.weight (a copy of the embedding): not an error.
-        var unexpected = file.ParameterNames
-            .Where(n => !expected.Contains(n) && !(Config.TieWordEmbeddings && n == "lm_head.weight"))
-            .OrderBy(n => n, StringComparer.Ordinal).ToList();
-        if (unexpected.Count > 0)
-            throw new CheckpointFormatException(
-                $"'{folder}': the weights hold {unexpected.Count} tensor(s) that config.json does not describe " +
-                $"({string.Join(", ", unexpected.Take(5))}{(unexpected.Count > 5 ? ", ..." : "")}); check num_hidden_layers / n_layer and the model type.");
         Parameters.Buffer.CopyFrom(host);
     }
 
