@@ -12,13 +12,23 @@ public sealed class CpuDevice : Device
 {
     private readonly CpuOperations _operations;
 
+    private long _allocatedBytes;
+
     /// <summary>Creates the managed CPU backend.</summary>
     /// <param name="maxDegreeOfParallelism">Threads per operation; -1 uses every core.</param>
-    public CpuDevice(int maxDegreeOfParallelism = -1)
+    /// <param name="memoryLimitBytes">
+    /// The most bytes of tensors this device holds at once (tensors not yet disposed); null: no limit
+    /// beyond the process's. Past it, allocations fail with <see cref="DeviceOutOfMemoryException"/>,
+    /// as on a GPU: a way to budget memory and to test out-of-memory handling.
+    /// </param>
+    public CpuDevice(int maxDegreeOfParallelism = -1, long? memoryLimitBytes = null)
     {
         if (maxDegreeOfParallelism == 0 || maxDegreeOfParallelism < -1)
             throw new ArgumentOutOfRangeException(nameof(maxDegreeOfParallelism), maxDegreeOfParallelism,
                 "Use -1 for every core or a positive thread count.");
+        if (memoryLimitBytes is <= 0)
+            throw new ArgumentOutOfRangeException(nameof(memoryLimitBytes), memoryLimitBytes, "Use a positive number of bytes, or null for no limit.");
+        MemoryLimitBytes = memoryLimitBytes;
         Parallelism = new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism };
         _operations = new CpuOperations(this);
     }
@@ -33,6 +43,31 @@ public sealed class CpuDevice : Device
     public override IGrpoOperations Operations => _operations;
 
     internal ParallelOptions Parallelism { get; }
+
+    /// <summary>The memory limit, or null.</summary>
+    public long? MemoryLimitBytes { get; }
+
+    /// <summary>Bytes of tensors allocated on this device and not yet disposed.</summary>
+    public long AllocatedBytes => Interlocked.Read(ref _allocatedBytes);
+
+    /// <inheritdoc />
+    public override long? AvailableBytes()
+    {
+        long heapFree = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes - GC.GetTotalMemory(forceFullCollection: false);
+        return MemoryLimitBytes is { } limit ? Math.Min(limit - AllocatedBytes, heapFree) : heapFree;
+    }
+
+    internal void Reserve(long bytes)
+    {
+        long after = Interlocked.Add(ref _allocatedBytes, bytes);
+        if (MemoryLimitBytes is { } limit && after > limit)
+        {
+            Interlocked.Add(ref _allocatedBytes, -bytes);
+            throw new OutOfMemoryException($"The managed CPU device's memory limit of {limit} bytes would be exceeded.");
+        }
+    }
+
+    internal void Release(long bytes) => Interlocked.Add(ref _allocatedBytes, -bytes);
 
     private static string SimdDescription =>
         System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512"

@@ -5,12 +5,26 @@ namespace Grpo.Native.Cpu;
 /// <summary>Tensor memory of the managed CPU backend: one managed array.</summary>
 internal sealed class CpuStorage<T> : TensorStorage<T> where T : unmanaged
 {
-    public CpuStorage(long length)
+    private readonly CpuDevice _device;
+    private long _bytes;
+
+    public unsafe CpuStorage(CpuDevice device, long length)
     {
         if (length > Array.MaxLength)
             throw new ArgumentOutOfRangeException(nameof(length), length,
                 $"The managed CPU backend holds at most {Array.MaxLength} elements per tensor.");
-        Data = GC.AllocateUninitializedArray<T>((int)length);
+        _device = device;
+        _bytes = length * sizeof(T);
+        device.Reserve(_bytes); // throws OutOfMemoryException past the device's memory limit
+        try
+        {
+            Data = GC.AllocateUninitializedArray<T>((int)length);
+        }
+        catch
+        {
+            device.Release(_bytes);
+            throw;
+        }
     }
 
     /// <summary>The elements, row-major.</summary>
@@ -19,5 +33,9 @@ internal sealed class CpuStorage<T> : TensorStorage<T> where T : unmanaged
     public override void CopyFrom(long offset, ReadOnlySpan<T> source) => source.CopyTo(Data.AsSpan((int)offset));
     public override void CopyTo(long offset, Span<T> destination) => Data.AsSpan((int)offset, destination.Length).CopyTo(destination);
     public override void Fill(long offset, long length, T value) => Data.AsSpan((int)offset, (int)length).Fill(value);
-    public override void Dispose() { }
+    public override void Dispose()
+    {
+        _device.Release(_bytes);
+        _bytes = 0; // a second Dispose releases nothing
+    }
 }

@@ -24,11 +24,28 @@ public abstract class Device : IDisposable
     public abstract IGrpoOperations Operations { get; }
 
     /// <summary>Allocates an uninitialised tensor of the given shape on this device.</summary>
-    public Tensor<T> Allocate<T>(params int[] shape) where T : unmanaged
+    /// <exception cref="DeviceOutOfMemoryException">The device has not enough memory left; the message gives both sizes.</exception>
+    public unsafe Tensor<T> Allocate<T>(params int[] shape) where T : unmanaged
     {
         var tensorShape = new TensorShape(shape);
-        return new Tensor<T>(this, tensorShape, CreateStorage<T>(tensorShape.ElementCount));
+        long bytes = tensorShape.ElementCount * sizeof(T);
+        TensorStorage<T> storage;
+        try
+        {
+            storage = CreateStorage<T>(tensorShape.ElementCount);
+        }
+        catch (Exception e) when (e is OutOfMemoryException || IsDeviceOutOfMemory(e))
+        {
+            throw new DeviceOutOfMemoryException(ToString(), bytes, AvailableBytes(), e);
+        }
+        return new Tensor<T>(this, tensorShape, storage);
     }
+
+    /// <summary>Bytes the device can still allocate, when it can tell; used in out-of-memory messages.</summary>
+    public abstract long? AvailableBytes();
+
+    /// <summary>True when <paramref name="e"/> is this backend's own out-of-memory error.</summary>
+    private protected virtual bool IsDeviceOutOfMemory(Exception e) => false;
 
     /// <summary>Allocates a tensor and copies <paramref name="data"/> into it.</summary>
     public Tensor<T> FromArray<T>(ReadOnlySpan<T> data, params int[] shape) where T : unmanaged
@@ -52,7 +69,7 @@ public abstract class Device : IDisposable
     // A switch rather than a generic virtual: C# cannot carry the 'unmanaged' constraint into overrides.
     private TensorStorage<T> CreateStorage<T>(long length) where T : unmanaged => this switch
     {
-        CpuDevice => new CpuStorage<T>(length),
+        CpuDevice cpu => new CpuStorage<T>(cpu, length),
         IlgpuDevice ilgpu => new IlgpuStorage<T>(ilgpu.Accelerator, length),
         _ => throw new NotSupportedException($"{GetType().Name} has no tensor storage."),
     };

@@ -107,6 +107,12 @@ public sealed class IlgpuDevice : Device
     /// <inheritdoc />
     public override void Synchronize() => Accelerator.Synchronize();
 
+    /// <inheritdoc />
+    public override long? AvailableBytes() => Accelerator is CudaAccelerator cuda ? cuda.GetFreeMemory() : null;
+
+    // ILGPU reports a failed cudaMalloc as a CudaException; allocation is the only call this filter guards.
+    private protected override bool IsDeviceOutOfMemory(Exception e) => e is CudaException;
+
 
     /// <inheritdoc />
     public override void Dispose()

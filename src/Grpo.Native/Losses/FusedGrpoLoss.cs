@@ -42,10 +42,18 @@ public sealed class FusedGrpoLoss : IDisposable
         _operations = device.Operations;
         Completions = completions;
         CompletionLength = completionLength;
-        _logprobs = device.Allocate<float>(completions, completionLength);
-        _logSumExp = device.Allocate<float>(completions, completionLength);
-        _entropy = device.Allocate<float>(completions, completionLength);
-        _dLogprobs = device.Allocate<float>(completions, completionLength);
+        try
+        {
+            _logprobs = device.Allocate<float>(completions, completionLength);
+            _logSumExp = device.Allocate<float>(completions, completionLength);
+            _entropy = device.Allocate<float>(completions, completionLength);
+            _dLogprobs = device.Allocate<float>(completions, completionLength);
+        }
+        catch
+        {
+            Dispose(); // out of memory part-way: free what was allocated
+            throw;
+        }
     }
 
     /// <summary>The device everything runs on.</summary>
@@ -132,9 +140,9 @@ public sealed class FusedGrpoLoss : IDisposable
     /// <summary>Frees the per-token buffers.</summary>
     public void Dispose()
     {
-        _logprobs.Dispose();
-        _logSumExp.Dispose();
-        _entropy.Dispose();
-        _dLogprobs.Dispose();
+        _logprobs?.Dispose();
+        _logSumExp?.Dispose();
+        _entropy?.Dispose();
+        _dLogprobs?.Dispose();
     }
 }

@@ -14,9 +14,17 @@ public sealed class TokenBatch : IDisposable
     {
         HostIds = ids;
         HostStarts = starts;
-        Ids = device.FromArray<int>(ids, ids.Length);
-        Positions = device.FromArray<int>(positions, positions.Length);
-        SeqStarts = device.FromArray<int>(starts, starts.Length);
+        try
+        {
+            Ids = device.FromArray<int>(ids, ids.Length);
+            Positions = device.FromArray<int>(positions, positions.Length);
+            SeqStarts = device.FromArray<int>(starts, starts.Length);
+        }
+        catch
+        {
+            Dispose(); // out of memory part-way: free what was allocated
+            throw;
+        }
     }
 
     /// <summary>(M) token ids.</summary>
@@ -85,8 +93,8 @@ public sealed class TokenBatch : IDisposable
     /// <summary>Frees the device tensors.</summary>
     public void Dispose()
     {
-        Ids.Dispose();
-        Positions.Dispose();
-        SeqStarts.Dispose();
+        Ids?.Dispose();
+        Positions?.Dispose();
+        SeqStarts?.Dispose();
     }
 }

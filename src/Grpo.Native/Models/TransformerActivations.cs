@@ -55,7 +55,22 @@ public sealed class TransformerActivations : IDisposable
         bool layerNorm = config.ModelType == "gpt2", swiGlu = !layerNorm;
         bool training = mode != ActivationMode.Inference;
         bool saveCheap = mode == ActivationMode.Training;
+        try
+        {
+            (Residual, Blocks, Hidden, FinalMean, FinalRstd, Projection, Memory) = Plan(device, config, m, c, h, d, kvh, i, layers,
+                layerNorm, swiGlu, training, saveCheap);
+        }
+        catch
+        {
+            Dispose(); // an allocation failed part-way (out of memory): free what was allocated
+            throw;
+        }
+    }
 
+    private (Tensor<float>[], BlockActivations[], Tensor<float>, Tensor<float>?, Tensor<float>, Tensor<float>, ActivationMemory) Plan(
+        Device device, ModelConfig config, int m, int c, int h, int d, int kvh, int i, int layers,
+        bool layerNorm, bool swiGlu, bool training, bool saveCheap)
+    {
         long saved = 0, scratch = 0;
         Tensor<float> New(ref long counter, params int[] shape)
         {
@@ -66,19 +81,19 @@ public sealed class TransformerActivations : IDisposable
         }
 
         // Residual streams: x_0 .. x_L (training keeps every one; inference updates one in place).
-        Residual = new Tensor<float>[layers + 1];
+        var residual = new Tensor<float>[layers + 1];
         for (int l = 0; l <= layers; l++)
-            Residual[l] = training || l == 0 ? New(ref saved, m, c) : Residual[0];
+            residual[l] = training || l == 0 ? New(ref saved, m, c) : residual[0];
 
-        Blocks = new BlockActivations[layers];
+        var blocks = new BlockActivations[layers];
         BlockActivations? shared = null;
         for (int l = 0; l < layers; l++)
         {
-            if (!training && shared is not null) { Blocks[l] = shared; continue; }
+            if (!training && shared is not null) { blocks[l] = shared; continue; }
             // Cheap activations are shared across layers unless every one is saved.
             bool reuseCheap = !saveCheap && l > 0;
-            var first = l > 0 ? Blocks[0] : null;
-            Blocks[l] = shared = new BlockActivations(
+            var first = l > 0 ? blocks[0] : null;
+            blocks[l] = shared = new BlockActivations(
                 Norm1: reuseCheap ? first!.Norm1 : New(ref saved, m, c),
                 Mean1: layerNorm ? New(ref saved, m) : null,
                 Rstd1: New(ref saved, m),
@@ -87,7 +102,7 @@ public sealed class TransformerActivations : IDisposable
                 Value: New(ref saved, m, kvh * d),
                 Attention: New(ref saved, m, h * d),
                 LogSumExp: New(ref saved, m, h),
-                AttentionResidual: training ? New(ref saved, m, c) : Residual[0],
+                AttentionResidual: training ? New(ref saved, m, c) : residual[0],
                 Norm2: reuseCheap ? first!.Norm2 : New(ref saved, m, c),
                 Mean2: layerNorm ? New(ref saved, m) : null,
                 Rstd2: New(ref saved, m),
@@ -95,10 +110,10 @@ public sealed class TransformerActivations : IDisposable
                 Up: New(ref saved, m, i),
                 Activation: reuseCheap ? first!.Activation : New(ref saved, m, i));
         }
-        Hidden = New(ref saved, m, c);
-        FinalMean = layerNorm ? New(ref saved, m) : null;
-        FinalRstd = New(ref saved, m);
-        Projection = New(ref scratch, m, c);
+        var hidden = New(ref saved, m, c);
+        var finalMean = layerNorm ? New(ref saved, m) : null;
+        var finalRstd = New(ref saved, m);
+        var projection = New(ref scratch, m, c);
 
         if (training)
         {
@@ -113,7 +128,7 @@ public sealed class TransformerActivations : IDisposable
             DActivation = New(ref scratch, m, i);
         }
         long recomputeSaves = layers > 1 ? (long)(layers - 1) * m * (2L * c + i) * sizeof(float) : 0;
-        Memory = new ActivationMemory(saved, scratch, recomputeSaves);
+        return (residual, blocks, hidden, finalMean, finalRstd, projection, new ActivationMemory(saved, scratch, recomputeSaves));
     }
 
     /// <summary>The most packed token rows one pass may have.</summary>
@@ -134,15 +149,15 @@ public sealed class TransformerActivations : IDisposable
     internal Tensor<float> FinalRstd { get; }           // (M)
     internal Tensor<float> Projection { get; }          // (M, C) output of o_proj / down_proj before the residual add
 
-    internal Tensor<float>? DResidual { get; }          // (M, C) gradient of the residual stream
-    internal Tensor<float>? DNorm { get; }              // (M, C) gradient of a norm output
-    internal Tensor<float>? DQuery { get; }             // (M, H·D)
-    internal Tensor<float>? DKey { get; }               // (M, KVH·D)
-    internal Tensor<float>? DValue { get; }             // (M, KVH·D)
-    internal Tensor<float>? DAttention { get; }         // (M, H·D)
-    internal Tensor<float>? DGate { get; }              // (M, I)
-    internal Tensor<float>? DUp { get; }                // (M, I)
-    internal Tensor<float>? DActivation { get; }        // (M, I)
+    internal Tensor<float>? DResidual { get; private set; }          // (M, C) gradient of the residual stream
+    internal Tensor<float>? DNorm { get; private set; }              // (M, C) gradient of a norm output
+    internal Tensor<float>? DQuery { get; private set; }             // (M, H·D)
+    internal Tensor<float>? DKey { get; private set; }               // (M, KVH·D)
+    internal Tensor<float>? DValue { get; private set; }             // (M, KVH·D)
+    internal Tensor<float>? DAttention { get; private set; }         // (M, H·D)
+    internal Tensor<float>? DGate { get; private set; }              // (M, I)
+    internal Tensor<float>? DUp { get; private set; }                // (M, I)
+    internal Tensor<float>? DActivation { get; private set; }        // (M, I)
 
     /// <summary>True when the backward must recompute the norm outputs and the MLP activation.</summary>
     internal bool Recompute => Mode == ActivationMode.TrainingWithRecompute;

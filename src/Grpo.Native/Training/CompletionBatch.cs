@@ -124,6 +124,8 @@ public sealed class CompletionBatch : IDisposable
         var mask = new float[n * longest];    // (N, T)
         var rows = new int[n * longest];      // (N·T)
         var packed = TokenBatch.Create(device, sequences, vocabularySize, maxPositions);
+        Tensor<int>? tokenTensor = null, rowTensor = null;
+        Tensor<float>? maskTensor = null;
         try
         {
             for (int i = 0; i < n; i++)
@@ -141,12 +143,17 @@ public sealed class CompletionBatch : IDisposable
                     else rows[cell] = start; // padding: any valid row; its loss is masked out
                 }
             }
-            return new CompletionBatch(packed, device.FromArray<int>(tokens, n, longest), device.FromArray<float>(mask, n, longest),
-                device.FromArray<int>(rows, n * longest), lengths, longest, mask);
+            tokenTensor = device.FromArray<int>(tokens, n, longest);
+            maskTensor = device.FromArray<float>(mask, n, longest);
+            rowTensor = device.FromArray<int>(rows, n * longest);
+            return new CompletionBatch(packed, tokenTensor, maskTensor, rowTensor, lengths, longest, mask);
         }
         catch
         {
-            packed.Dispose();
+            packed.Dispose(); // out of memory part-way: free what was allocated
+            tokenTensor?.Dispose();
+            maskTensor?.Dispose();
+            rowTensor?.Dispose();
             throw;
         }
     }

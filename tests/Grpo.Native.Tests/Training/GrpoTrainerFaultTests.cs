@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Grpo.Native.Cpu;
+using Grpo.Native.Devices;
 using Grpo.Native.Models;
 using Grpo.Native.Tasks;
 using Grpo.Native.Tests.Support;
@@ -47,6 +48,78 @@ public sealed class GrpoTrainerFaultTests
         trainer.TrainStep(Prompts(options, 3));
         var error = Assert.Throws<InvalidOperationException>(() => trainer.TrainStep(Prompts(options, 4)));
         Assert.That(error!.Message, Does.Contain("3 steps in a row").And.Contain("non-finite"));
+    }
+
+    [Test]
+    public void OutOfMemoryNamesTheSizesAndLeavesTheTrainerUsable()
+    {
+        var options = Options();
+        long needed;
+        using (var probe = new CpuDevice())
+        {
+            using var policy = TransformerModel.CreateRandom(probe, Task.DefaultModel(), seed: 1);
+            using var trainer = new GrpoTrainer(policy, Task.Tokenizer, [Varied], options);
+            needed = probe.AllocatedBytes; // the model, its gradients are lazy, the optimizer and the rollout buffers
+        }
+        // Room for what exists before a step, not for the step's activations.
+        using var device = new CpuDevice(memoryLimitBytes: needed + 200_000);
+        using var model = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
+        using var grpo = new GrpoTrainer(model, Task.Tokenizer, [Varied], options);
+        float[] weights = model.Parameters.Buffer.ToArray();
+        long before = device.AllocatedBytes;
+        var error = Assert.Throws<DeviceOutOfMemoryException>(() => grpo.TrainStep(Prompts(options, 1)));
+        TestContext.Out.WriteLine(error!.Message);
+        Assert.That(error.Message, Does.Contain("MiB").Or.Contain("bytes").And.Contain("free"));
+        Assert.That(error.RequestedBytes, Is.GreaterThan(error.AvailableBytes ?? 0));
+        Assert.That(device.AllocatedBytes, Is.EqualTo(before), "every temporary of the failed step was freed");
+        Assert.That(model.Parameters.Buffer.ToArray(), Is.EqualTo(weights));
+        Assert.That(grpo.Step, Is.EqualTo(0));
+
+        // Still usable: a checkpoint of the untouched state saves and loads.
+        string folder = Path.Combine(Path.GetTempPath(), "grpo-oom-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            GrpoCheckpoint.Save(grpo, folder);
+            Assert.That(GrpoCheckpoint.ReadState(folder).Step, Is.EqualTo(0));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
+    public void AnOutOfMemoryAnywhereInAStepLeaksNothing()
+    {
+        // Limits that fail at different allocations of the step (rollout, batches, activations, loss scratch).
+        var options = Options();
+        long needed;
+        using (var probe = new CpuDevice())
+        {
+            using var policy = TransformerModel.CreateRandom(probe, Task.DefaultModel(), seed: 1);
+            using var trainer = new GrpoTrainer(policy, Task.Tokenizer, [Varied], options);
+            needed = probe.AllocatedBytes;
+        }
+        int failures = 0;
+        foreach (long extra in new long[] { 1_000, 50_000, 300_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000, 64_000_000 })
+        {
+            using var device = new CpuDevice(memoryLimitBytes: needed + 400_000 + extra); // + the lazily allocated gradients
+            using var model = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
+            using var grpo = new GrpoTrainer(model, Task.Tokenizer, [Varied], options);
+            long before = device.AllocatedBytes;
+            try
+            {
+                grpo.TrainStep(Prompts(options, 1));
+                before = device.AllocatedBytes; // a step that succeeds may keep the gradients it allocated lazily
+            }
+            catch (DeviceOutOfMemoryException)
+            {
+                failures++;
+            }
+            Assert.That(device.AllocatedBytes, Is.EqualTo(before), $"limit + {extra}: nothing of the step is left allocated");
+        }
+        TestContext.Out.WriteLine($"{failures} of 8 limits ran out of memory");
+        Assert.That(failures, Is.InRange(1, 7), "some limits should fail and some succeed");
     }
 
     [Test]
