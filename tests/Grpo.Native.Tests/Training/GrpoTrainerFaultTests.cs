@@ -7,33 +7,21 @@ using Grpo.Native.Tests.Support;
 using Grpo.Native.Training;
 using NUnit.Framework;
 
+using static Grpo.Native.Tests.Training.TinyRuns;
+
 namespace Grpo.Native.Tests.Training;
 
 /// <summary>Faults during training: non-finite steps are skipped and bounded, runs are deterministic, a killed save loses nothing.</summary>
 public sealed class GrpoTrainerFaultTests
 {
-    private static readonly StringTransformTask Task = StringTransformTask.Get("reverse");
-
-    private static GrpoTrainerOptions Options(int seed = 3) => new()
-    {
-        GroupSize = 4, PromptsPerStep = 4, MaxPromptLength = Task.MaxPromptLength, MaxCompletionLength = Task.MaxCompletionLength,
-        StopTokens = [Task.Tokenizer.Eos], LearningRate = 1e-3f, TotalSteps = 50, MicroBatchSize = 16, Seed = seed,
-    };
-
-    private static int[][] Prompts(GrpoTrainerOptions o, int step) =>
-        Task.TrainingWords(o.Seed, step, o.PromptsPerStep).Select(Task.PromptTokens).ToArray();
-
-    // The task's reward is nearly always 0 for an untrained policy; this one varies, so every step has a gradient.
-    private static readonly RewardFunction Varied = RewardFunction.Create("varied", input => input.CompletionTokens.Count % 3);
-
     [Test]
     public void NonFiniteStepsAreSkippedAndTooManyInARowStopTheRun()
     {
         using var device = new CpuDevice();
         var options = Options() with { Beta = 0.1f, MaxConsecutiveSkippedSteps = 3 };
-        using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
-        using var reference = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
-        using var trainer = new GrpoTrainer(policy, Task.Tokenizer, [Varied], options, reference);
+        using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
+        using var reference = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
+        using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, [Varied], options, reference);
         trainer.TrainStep(Prompts(options, 1));
 
         // A corrupt reference model: its log-probs, hence the KL term and the loss, are NaN.
@@ -57,14 +45,14 @@ public sealed class GrpoTrainerFaultTests
         long needed;
         using (var probe = new CpuDevice())
         {
-            using var policy = TransformerModel.CreateRandom(probe, Task.DefaultModel(), seed: 1);
-            using var trainer = new GrpoTrainer(policy, Task.Tokenizer, [Varied], options);
+            using var policy = TransformerModel.CreateRandom(probe, Reverse.DefaultModel(), seed: 1);
+            using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, [Varied], options);
             needed = probe.AllocatedBytes; // the model, its gradients are lazy, the optimizer and the rollout buffers
         }
         // Room for what exists before a step, not for the step's activations.
         using var device = new CpuDevice(memoryLimitBytes: needed + 200_000);
-        using var model = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
-        using var grpo = new GrpoTrainer(model, Task.Tokenizer, [Varied], options);
+        using var model = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
+        using var grpo = new GrpoTrainer(model, Reverse.Tokenizer, [Varied], options);
         float[] weights = model.Parameters.Buffer.ToArray();
         long before = device.AllocatedBytes;
         var error = Assert.Throws<DeviceOutOfMemoryException>(() => grpo.TrainStep(Prompts(options, 1)));
@@ -96,16 +84,16 @@ public sealed class GrpoTrainerFaultTests
         long needed;
         using (var probe = new CpuDevice())
         {
-            using var policy = TransformerModel.CreateRandom(probe, Task.DefaultModel(), seed: 1);
-            using var trainer = new GrpoTrainer(policy, Task.Tokenizer, [Varied], options);
+            using var policy = TransformerModel.CreateRandom(probe, Reverse.DefaultModel(), seed: 1);
+            using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, [Varied], options);
             needed = probe.AllocatedBytes;
         }
         int failures = 0;
         foreach (long extra in new long[] { 1_000, 50_000, 300_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000, 64_000_000 })
         {
             using var device = new CpuDevice(memoryLimitBytes: needed + 400_000 + extra); // + the lazily allocated gradients
-            using var model = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
-            using var grpo = new GrpoTrainer(model, Task.Tokenizer, [Varied], options);
+            using var model = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
+            using var grpo = new GrpoTrainer(model, Reverse.Tokenizer, [Varied], options);
             long before = device.AllocatedBytes;
             try
             {
@@ -129,8 +117,8 @@ public sealed class GrpoTrainerFaultTests
         {
             using var device = new CpuDevice(threads);
             var options = Options(seed: 9) with { MicroBatchSize = 8, NumIterations = 2 };
-            using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 6);
-            using var trainer = new GrpoTrainer(policy, Task.Tokenizer, [Varied, .. Task.Rewards()], options);
+            using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 6);
+            using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, [Varied, .. Reverse.Rewards()], options);
             var metrics = new List<string>();
             for (int step = 1; step <= 3; step++)
             {
@@ -149,8 +137,8 @@ public sealed class GrpoTrainerFaultTests
     public void TrainingWordsDependOnlyOnSeedAndStep()
     {
         // Pinned values: the words of a step must be the same in every process (a resumed run draws them again).
-        Assert.That(Task.TrainingWords(seed: 1, step: 1, count: 3), Is.EqualTo(PinnedWords));
-        Assert.That(Task.TrainingWords(seed: 1, step: 2, count: 3), Is.Not.EqualTo(PinnedWords));
+        Assert.That(Reverse.TrainingWords(seed: 1, step: 1, count: 3), Is.EqualTo(PinnedWords));
+        Assert.That(Reverse.TrainingWords(seed: 1, step: 2, count: 3), Is.Not.EqualTo(PinnedWords));
     }
 
     private static readonly string[] PinnedWords = ["ecb", "acd", "abdcb"]; // printed once; a per-process hash would change them every run
@@ -196,11 +184,11 @@ public sealed class GrpoTrainerFaultTests
                                           $"folders left: {string.Join(", ", Directory.GetDirectories(folder).Select(Path.GetFileName))}");
                 using var device = new CpuDevice();
                 using var policy = GrpoCheckpoint.LoadPolicy(device, latest);
-                using var trainer = new GrpoTrainer(policy, Task.Tokenizer, Task.Rewards(), state.Options);
+                using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, Reverse.Rewards(), state.Options);
                 GrpoCheckpoint.Restore(trainer, latest);
                 Assert.That(trainer.Step, Is.EqualTo(state.Step));
-                var next = trainer.TrainStep(Task.TrainingWords(state.Options.Seed, state.Step + 1, state.Options.PromptsPerStep)
-                    .Select(Task.PromptTokens).ToArray());
+                var next = trainer.TrainStep(Reverse.TrainingWords(state.Options.Seed, state.Step + 1, state.Options.PromptsPerStep)
+                    .Select(Reverse.PromptTokens).ToArray());
                 Assert.That(double.IsFinite(next.Loss), "the resumed run trains");
             }
             finally

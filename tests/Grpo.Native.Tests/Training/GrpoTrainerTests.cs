@@ -7,22 +7,13 @@ using Grpo.Native.Tests.Support;
 using Grpo.Native.Training;
 using NUnit.Framework;
 
+using static Grpo.Native.Tests.Training.TinyRuns;
+
 namespace Grpo.Native.Tests.Training;
 
 /// <summary>The GRPO trainer end to end on the built-in task: metrics, learning, resuming, micro-batching, faults.</summary>
 public sealed class GrpoTrainerTests
 {
-    private static readonly StringTransformTask Task = StringTransformTask.Get("reverse");
-
-    private static GrpoTrainerOptions Options(int seed = 3) => new()
-    {
-        GroupSize = 4, PromptsPerStep = 4, MaxPromptLength = Task.MaxPromptLength, MaxCompletionLength = Task.MaxCompletionLength,
-        StopTokens = [Task.Tokenizer.Eos], LearningRate = 1e-3f, TotalSteps = 50, MicroBatchSize = 16, Seed = seed,
-    };
-
-    private static int[][] Prompts(GrpoTrainerOptions o, int step) =>
-        Task.TrainingWords(o.Seed, step, o.PromptsPerStep).Select(Task.PromptTokens).ToArray();
-
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
     public void EveryMetricIsPresentAndFinite(DeviceKind kind)
     {
@@ -31,12 +22,12 @@ public sealed class GrpoTrainerTests
         // The ILGPU simulator runs every kernel thread as a real thread: there a narrower one-layer model and fewer prompts.
         bool simulator = kind == DeviceKind.IlgpuCpu;
         var options = Options() with { Beta = 0.05f, NumIterations = 2, PromptsPerStep = simulator ? 2 : 4, GroupSize = simulator ? 2 : 4 };
-        var config = simulator ? Task.DefaultModel() with { HiddenSize = 16, NumLayers = 1, IntermediateSize = 32 } : Task.DefaultModel();
+        var config = simulator ? Reverse.DefaultModel() with { HiddenSize = 16, NumLayers = 1, IntermediateSize = 32 } : Reverse.DefaultModel();
         using var policy = TransformerModel.CreateRandom(device, config, seed: 1);
         using var reference = TransformerModel.CreateRandom(device, config, seed: 1);
         // The task's reward is 0 for nearly every completion of an untrained policy; a second, varied reward gives advantages.
-        var rewards = Task.Rewards().Append(RewardFunction.Create("length", input => input.CompletionTokens.Count % 3, weight: 0.1f)).ToArray();
-        using var trainer = new GrpoTrainer(policy, Task.Tokenizer, rewards, options, reference);
+        var rewards = Reverse.Rewards().Append(RewardFunction.Create("length", input => input.CompletionTokens.Count % 3, weight: 0.1f)).ToArray();
+        using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, rewards, options, reference);
         GrpoStepMetrics? raised = null;
         trainer.StepCompleted += (_, e) => raised = e.Metrics;
         var metrics = trainer.TrainStep(Prompts(options, 1));
@@ -65,8 +56,8 @@ public sealed class GrpoTrainerTests
     {
         var device = TestDevices.Get(DeviceKind.Cpu);
         var options = Options(seed: 11) with { PromptsPerStep = 16, GroupSize = 8, MicroBatchSize = 128, TotalSteps = 300 };
-        using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 11);
-        using var trainer = new GrpoTrainer(policy, Task.Tokenizer, Task.Rewards(), options);
+        using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 11);
+        using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, Reverse.Rewards(), options);
         var rewards = new List<float>();
         for (int step = 1; step <= options.TotalSteps; step++) rewards.Add(trainer.TrainStep(Prompts(options, step)).Reward);
         float first = rewards.Take(25).Average(), last = rewards.TakeLast(25).Average();
@@ -84,9 +75,9 @@ public sealed class GrpoTrainerTests
             using var device = new CpuDevice();
             float[] Uninterrupted(out List<IReadOnlyDictionary<string, double>> metrics)
             {
-                using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 2);
-                using var reference = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 2);
-                using var trainer = new GrpoTrainer(policy, Task.Tokenizer, Task.Rewards(), options, reference);
+                using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 2);
+                using var reference = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 2);
+                using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, Reverse.Rewards(), options, reference);
                 metrics = [];
                 for (int step = 1; step <= 4; step++)
                 {
@@ -102,8 +93,8 @@ public sealed class GrpoTrainerTests
             Assert.That(state.Options, Is.EqualTo(options).Using<GrpoTrainerOptions>((a, b) =>
                 a.Seed == b.Seed && a.TotalSteps == b.TotalSteps && a.StopTokens.SequenceEqual(b.StopTokens) && a.Beta == b.Beta));
             using var resumedPolicy = GrpoCheckpoint.LoadPolicy(device, folder);
-            using var resumedReference = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 2);
-            using var resumed = new GrpoTrainer(resumedPolicy, Task.Tokenizer, Task.Rewards(), state.Options, resumedReference);
+            using var resumedReference = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 2);
+            using var resumed = new GrpoTrainer(resumedPolicy, Reverse.Tokenizer, Reverse.Rewards(), state.Options, resumedReference);
             GrpoCheckpoint.Restore(resumed, folder);
             Assert.That(resumed.Step, Is.EqualTo(2));
             var resumedMetrics = new List<IReadOnlyDictionary<string, double>>();
@@ -132,10 +123,10 @@ public sealed class GrpoTrainerTests
         {
             using var device = new CpuDevice();
             var options = Options(seed: 8) with { MicroBatchSize = microBatch, LossType = lossType, MaxGradNorm = null };
-            using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 4);
+            using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 4);
             // A reward that always varies within a group, so every completion has an advantage.
             var reward = RewardFunction.Create("varied", input => input.CompletionTokens.Count + input.CompletionTokens.Sum() % 5);
-            using var trainer = new GrpoTrainer(policy, Task.Tokenizer, [reward], options);
+            using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, [reward], options);
             trainer.TrainStep(Prompts(options, 1));
             return policy.Gradients.Buffer.ToArray();
         }
@@ -162,8 +153,8 @@ public sealed class GrpoTrainerTests
             }),
             RewardFunction.Create("infinite", _ => float.PositiveInfinity, weight: 0.5f),
         };
-        using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
-        using var trainer = new GrpoTrainer(policy, Task.Tokenizer, rewards, options) { RewardTimeout = TimeSpan.FromMilliseconds(200) };
+        using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
+        using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, rewards, options) { RewardTimeout = TimeSpan.FromMilliseconds(200) };
         var metrics = trainer.TrainStep(Prompts(options, 1));
         TestContext.Out.WriteLine(string.Join(", ", metrics.RewardFailures.Select(kv => $"{kv.Key}: {kv.Value}")));
         Assert.That(metrics.RewardFailures["flaky"], Is.InRange(4, 6), "every third call threw");
@@ -177,19 +168,19 @@ public sealed class GrpoTrainerTests
     public void BadOptionsAndPromptsAreRefusedWithTheReason()
     {
         var device = TestDevices.Get(DeviceKind.Cpu);
-        using var policy = TransformerModel.CreateRandom(device, Task.DefaultModel(), seed: 1);
-        var rewards = Task.Rewards();
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoTrainer(policy, Task.Tokenizer, rewards, Options() with { GroupSize = 1 }))!
+        using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
+        var rewards = Reverse.Rewards();
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoTrainer(policy, Reverse.Tokenizer, rewards, Options() with { GroupSize = 1 }))!
             .Message, Does.Contain("GroupSize"));
-        Assert.That(Assert.Throws<ArgumentException>(() => new GrpoTrainer(policy, Task.Tokenizer, rewards, Options() with { Beta = 0.1f }))!
+        Assert.That(Assert.Throws<ArgumentException>(() => new GrpoTrainer(policy, Reverse.Tokenizer, rewards, Options() with { Beta = 0.1f }))!
             .Message, Does.Contain("reference"));
-        Assert.That(Assert.Throws<ArgumentException>(() => new GrpoTrainer(policy, Task.Tokenizer, [], Options()))!.Message, Does.Contain("reward"));
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoTrainer(policy, Task.Tokenizer, rewards, Options() with { MaxCompletionLength = 100 }))!
+        Assert.That(Assert.Throws<ArgumentException>(() => new GrpoTrainer(policy, Reverse.Tokenizer, [], Options()))!.Message, Does.Contain("reward"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoTrainer(policy, Reverse.Tokenizer, rewards, Options() with { MaxCompletionLength = 100 }))!
             .Message, Does.Contain("context"));
-        using var trainer = new GrpoTrainer(policy, Task.Tokenizer, rewards, Options());
+        using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, rewards, Options());
         Assert.That(Assert.Throws<ArgumentException>(() => trainer.TrainStep(Prompts(Options(), 1).Take(3).ToArray()))!.Message, Does.Contain("PromptsPerStep"));
         var tooLong = Prompts(Options(), 1);
-        tooLong[2] = new int[Task.MaxPromptLength + 1];
+        tooLong[2] = new int[Reverse.MaxPromptLength + 1];
         Assert.That(Assert.Throws<ArgumentException>(() => trainer.TrainStep(tooLong))!.Message, Does.Contain("MaxPromptLength"));
     }
 }
