@@ -150,10 +150,34 @@ internal static class GrpoObjectiveValidation
         if (options.LossType == LossType.DrGrpo && options.MaxCompletionLength < t)
             throw new ArgumentOutOfRangeException(nameof(options.MaxCompletionLength), options.MaxCompletionLength,
                 $"'{nameof(options.MaxCompletionLength)}' = {options.MaxCompletionLength} is shorter than the {t} tokens per completion in '{nameof(logprobs)}'; set it to the generation length limit.");
+        FiniteInputs(oldLogprobs, advantages, mask, t);
         // The kernels take the loss type as the enum's value.
         return new ObjectiveParameters(n, t, (int)options.LossType,
             options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence ? 1 : 0,
             1f - options.EpsilonLow, 1f + options.EffectiveEpsilonHigh, options.Beta, options.MaxCompletionLength);
+    }
+
+    /// <summary>
+    /// Refuses NaN or infinite advantages, and old log-probs that are not finite at completion tokens
+    /// (padding is never read): they would turn the whole loss into NaN. Reads the (N) and (N, T)
+    /// tensors back to the host, a small copy beside the step's work.
+    /// </summary>
+    private static void FiniteInputs(Tensor<float>? oldLogprobs, Tensor<float> advantages, Tensor<float> mask, int t)
+    {
+        float[] a = advantages.ToArray();
+        for (int i = 0; i < a.Length; i++)
+            if (!float.IsFinite(a[i]))
+                throw new ArgumentException(
+                    $"'{nameof(advantages)}'[{i}] is {a[i]}; advantages must be finite (a missing reward gets advantage 0, see ComputeAdvantages).",
+                    nameof(advantages));
+        if (oldLogprobs is null) return;
+        float[] old = oldLogprobs.ToArray(), m = mask.ToArray();
+        for (int k = 0; k < old.Length; k++)
+            if (m[k] != 0 && !float.IsFinite(old[k]))
+                throw new ArgumentException(
+                    $"'{nameof(oldLogprobs)}'[{k / t}, {k % t}] is {old[k]}; log-probs must be finite. " +
+                    "Pass the sampling policy's log-probs, or null when each rollout is used for one update.",
+                    nameof(oldLogprobs));
     }
 
     /// <summary>The error for a mask that holds values other than 0 and 1 (both backends count them the same way).</summary>

@@ -368,6 +368,35 @@ public sealed class GrpoObjectiveTests
         }
     }
 
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void NonFiniteOldLogprobsOrAdvantagesAreNamed(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var x = RandomInputs(TestRandom.Create(), 4, 5, withEmptyRow: false);
+        var completionMask = (float[])x.Mask.Clone();
+        completionMask[2 * 5 + 3] = 1; // the position made bad below is a completion token
+        x = x with { Mask = completionMask };
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+        {
+            var old = (float[])x.Old.Clone();
+            old[2 * 5 + 3] = bad;
+            var oldError = Assert.Throws<ArgumentException>(() => Run(device, x with { Old = old }, true, false, new GrpoObjectiveOptions()))!;
+            Assert.That(oldError.ParamName, Is.EqualTo("oldLogprobs"));
+            Assert.That(oldError.Message, Does.Contain("[2, 3]").And.Contain("finite"));
+            var advantages = (float[])x.Advantages.Clone();
+            advantages[1] = bad;
+            var advantageError = Assert.Throws<ArgumentException>(() => Run(device, x with { Advantages = advantages }, true, false, new GrpoObjectiveOptions()))!;
+            Assert.That(advantageError.ParamName, Is.EqualTo("advantages"));
+            Assert.That(advantageError.Message, Does.Contain("[1]"));
+        }
+        // A non-finite value at a padding position is never read, so it is no error.
+        var mask = (float[])x.Mask.Clone();
+        var padded = (float[])x.Old.Clone();
+        mask[2 * 5 + 3] = 0;
+        padded[2 * 5 + 3] = float.NaN;
+        Assert.DoesNotThrow(() => Run(device, x with { Old = padded, Mask = mask }, true, false, new GrpoObjectiveOptions()));
+    }
+
     private static IEnumerable<TestCaseData> BadOptions()
     {
         yield return new TestCaseData(new GrpoObjectiveOptions { EpsilonLow = -0.1f }, "EpsilonLow").SetName("negative EpsilonLow");
