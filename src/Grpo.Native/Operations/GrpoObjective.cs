@@ -173,7 +173,7 @@ internal static class GrpoObjectiveValidation
         if (oldLogprobs is null) return;
         float[] old = oldLogprobs.ToArray(), m = mask.ToArray();
         for (int k = 0; k < old.Length; k++)
-            if (m[k] != 0 && !float.IsFinite(old[k]))
+            if (m[k] == 1 && !float.IsFinite(old[k])) // a mask value other than 0 or 1 is reported by the mask check
                 throw new ArgumentException(
                     $"'{nameof(oldLogprobs)}'[{k / t}, {k % t}] is {old[k]}; log-probs must be finite. " +
                     "Pass the sampling policy's log-probs, or null when each rollout is used for one update.",
