@@ -17,12 +17,15 @@ internal static class TrainCommand
     /// <summary>The default run's settings, chosen so it ends within 10 minutes on 2 cores.</summary>
     public const int DefaultSteps = 3000, DefaultGroupSize = 8, DefaultPromptsPerStep = 16, DefaultCheckpointEvery = 500;
 
+    /// <summary>The task a new run trains when --task is not given.</summary>
+    public const string DefaultTask = "reverse";
+
     /// <summary>Learning rates: a model trained from scratch wants a large one; a pretrained one TRL's default.</summary>
     public const float ScratchLearningRate = 3e-4f, PretrainedLearningRate = 1e-6f;
 
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var task = new Option<string>("--task") { Description = $"built-in task: {string.Join(", ", StringTransformTask.All.Select(t => $"{t.Name} ({t.Description})"))}", DefaultValueFactory = _ => "reverse" };
+        var task = new Option<string?>("--task") { Description = $"built-in task (default {DefaultTask}; a resumed run keeps its own): {string.Join(", ", StringTransformTask.All.Select(t => $"{t.Name} ({t.Description})"))}" };
         var steps = new Option<int>("--steps") { Description = "GRPO steps (each samples prompts × group completions)", DefaultValueFactory = _ => DefaultSteps };
         var seed = new Option<int>("--seed") { Description = "seed of the model's initial weights, the prompts and the sampling", DefaultValueFactory = _ => 1 };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or ilgpu-cpu (default: GRPO_DEVICE, else auto)" };
@@ -44,7 +47,7 @@ internal static class TrainCommand
         command.SetAction(parse => CliErrors.Guarded(error, "train", () =>
         {
             var settings = new TrainSettings(
-                parse.GetValue(task)!, parse.GetValue(steps), parse.GetValue(seed), parse.GetValue(device), parse.GetValue(outputFolder)!,
+                parse.GetValue(task), parse.GetValue(steps), parse.GetValue(seed), parse.GetValue(device), parse.GetValue(outputFolder)!,
                 parse.GetValue(model), parse.GetValue(resume), parse.GetValue(learningRate), parse.GetValue(groupSize),
                 parse.GetValue(prompts), parse.GetValue(beta), parse.GetValue(checkpointEvery));
             return TrainRun.Execute(settings, output);
@@ -54,7 +57,7 @@ internal static class TrainCommand
 }
 
 /// <summary>What <c>grpo train</c> was asked for.</summary>
-internal sealed record TrainSettings(string Task, int Steps, int Seed, string? Device, string Output, string? Model, bool Resume,
+internal sealed record TrainSettings(string? Task, int Steps, int Seed, string? Device, string Output, string? Model, bool Resume,
     float? LearningRate, int GroupSize, int PromptsPerStep, float Beta, int CheckpointEvery)
 {
     public void Validate()

@@ -24,7 +24,7 @@ internal static class TrainRun
     public static int Execute(TrainSettings s, TextWriter output)
     {
         s.Validate();
-        var task = StringTransformTask.Get(s.Task);
+        var task = StringTransformTask.Get(s.Task ?? TrainCommand.DefaultTask); // checked before any work
         // The live bar only on a real terminal; redirected output (CI, a log, the tests) gets plain lines.
         bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -49,8 +49,8 @@ internal static class TrainRun
                     $"--resume: '{runFolder}' holds no complete checkpoint (checkpoint-STEP folder with {GrpoCheckpoint.StateFileName}); start a new run instead.");
                 options = GrpoCheckpoint.ReadState(resumeFrom).Options;
                 info = ReadRunInfo(runFolder);
-                if (info.Task != task.Name && s.Task != "reverse")
-                    throw new ArgumentException($"--task {s.Task} differs from the run's task '{info.Task}'.");
+                if (s.Task is not null && s.Task != info.Task)
+                    throw new ArgumentException($"--task {s.Task} differs from the run's task '{info.Task}'; leave --task out to resume it.");
                 task = StringTransformTask.Get(info.Task);
                 policy = GrpoCheckpoint.LoadPolicy(device, resumeFrom);
                 if (options.Beta > 0) reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
@@ -80,6 +80,7 @@ internal static class TrainRun
                              $"lr {options.LearningRate:G3}, beta {options.Beta}, loss {options.LossType}");
             if (resumeFrom is not null) output.WriteLine($"resuming from {resumeFrom} at step {trainer.Step} of {options.TotalSteps}");
 
+            int startStep = trainer.Step; // the resumed checkpoint may be pruned by the time the run ends
             var clock = Stopwatch.StartNew();
             Loop(console, trainer, task, options, log, runFolder, s.CheckpointEvery, output);
             float trained = task.Evaluate(policy, task.HeldOutWords);
@@ -87,7 +88,7 @@ internal static class TrainRun
 
             float gap = task.MaxReward - info.UntrainedReward;
             double closed = gap <= 0 ? 1 : (trained - info.UntrainedReward) / gap;
-            output.WriteLine($"trained {options.TotalSteps - (resumeFrom is null ? 0 : GrpoCheckpoint.ReadState(resumeFrom).Step)} steps in {clock.Elapsed.TotalSeconds:F0} s");
+            output.WriteLine($"trained {options.TotalSteps - startStep} steps in {clock.Elapsed.TotalSeconds:F0} s");
             output.WriteLine($"held-out mean reward (greedy, {task.HeldOutWords.Count} words): untrained {info.UntrainedReward:F3} -> trained {trained:F3} " +
                              $"(max {task.MaxReward:F1}; {closed:P0} of the gap closed)");
             output.WriteLine($"metrics: {Path.Combine(runFolder, MetricsFile)}; curves: {Path.Combine(runFolder, Curves.RewardFile)}, {Curves.KlFile}, {Curves.LengthFile}");

@@ -80,11 +80,15 @@ public sealed class TrainingCommandsTests
             Directory.Delete(Path.Combine(folder, "checkpoint-6"), recursive: true);
             var (resumeExit, resumeOutput, resumeError) = Run([.. common, "--resume"]);
             Assert.That(resumeExit, Is.EqualTo(GrpoCommand.Success), resumeError);
-            Assert.That(resumeOutput, Does.Contain("resuming from").And.Contain("at step 4"));
+            Assert.That(resumeOutput, Does.Contain("resuming from").And.Contain("at step 4").And.Contain("trained 2 steps"));
             var resumed = File.ReadAllLines(Path.Combine(folder, "metrics.jsonl"));
             Assert.That(resumed, Has.Length.EqualTo(6));
             string Stable(string line) => System.Text.RegularExpressions.Regex.Replace(line, "\"(step_time|tokens/s)\":[^,}]*", "");
             Assert.That(resumed.Select(Stable), Is.EqualTo(lines.Select(Stable)), "the resumed run logs the same metrics");
+
+            var (otherTaskExit, _, otherTaskError) = Run([.. common, "--resume", "--task", "copy"]);
+            Assert.That(otherTaskExit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(otherTaskError, Does.Contain("differs from the run's task 'reverse'"));
         }
         finally
         {
