@@ -14,9 +14,16 @@ public static class ErrorMeasure
     {
         if (actual.Length != expected.Length)
             throw new ArgumentException($"{actual.Length} values were compared with {expected.Length} expected.", nameof(actual));
+        return WorstRelativeErrorAgainstScale(expected, actual, floorFraction: 1e-3);
+    }
+
+    /// <summary>Each error relative to max(|expected_i|, floorFraction · max_j |expected_j|).</summary>
+    private static (double Worst, int Index) WorstRelativeErrorAgainstScale(ReadOnlySpan<double> expected, ReadOnlySpan<float> actual,
+        double floorFraction)
+    {
         double scale = 0;
         foreach (double e in expected) if (double.IsFinite(e)) scale = Math.Max(scale, Math.Abs(e));
-        double floor = Math.Max(1e-3 * scale, 1e-30);
+        double floor = Math.Max(floorFraction * scale, 1e-30);
         double worst = 0;
         int worstIndex = -1;
         for (int i = 0; i < expected.Length; i++)
@@ -28,6 +35,28 @@ public static class ErrorMeasure
             else if (!double.IsFinite(a)) error = double.PositiveInfinity;
             else error = Math.Abs(a - e) / Math.Max(Math.Abs(e), floor);
             if (error > worst || worstIndex < 0) { worst = error; worstIndex = i; }
+        }
+        return (worst, worstIndex);
+    }
+
+    /// <summary>
+    /// The worst error measured row by row: the error of element i of a row is
+    /// |actual − expected| / max_j |expected_j| over that row alone (at least 1e-30). For outputs whose
+    /// rounding error is bounded relative to the row's magnitude rather than the element's, as a norm
+    /// layer's: an element near zero keeps the absolute rounding of the row's O(1) terms, which no
+    /// element-relative bound can hold for every draw, while a whole row of C random values does not
+    /// cancel. NaN and infinity are judged as in <see cref="WorstRelativeError"/>.
+    /// </summary>
+    public static (double Worst, int Index) WorstRowRelativeError(ReadOnlySpan<double> expected, ReadOnlySpan<float> actual, int rowLength)
+    {
+        if (rowLength <= 0 || expected.Length % rowLength != 0)
+            throw new ArgumentException($"{expected.Length} values do not split into rows of {rowLength}.", nameof(rowLength));
+        double worst = 0;
+        int worstIndex = -1;
+        for (int start = 0; start < expected.Length; start += rowLength)
+        {
+            var (rowWorst, rowIndex) = WorstRelativeErrorAgainstScale(expected.Slice(start, rowLength), actual.Slice(start, rowLength), floorFraction: 1.0);
+            if (rowWorst > worst || worstIndex < 0) { worst = rowWorst; worstIndex = start + rowIndex; }
         }
         return (worst, worstIndex);
     }

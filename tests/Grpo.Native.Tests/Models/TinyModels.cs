@@ -57,4 +57,19 @@ public static class TinyModels
     /// <summary>Sequences of the given lengths with random ids.</summary>
     public static int[][] Sequences(Random random, int vocab, params int[] lengths) =>
         lengths.Select(n => Enumerable.Range(0, n).Select(_ => random.Next(vocab)).ToArray()).ToArray();
+
+    /// <summary>
+    /// Sequences of the given lengths whose ids are all different (a random draw without replacement):
+    /// every row's target then follows from its own token alone, so the batch can be fitted exactly and
+    /// an overfitting test does not hinge on the draw (random ids can repeat a context with two different
+    /// next tokens, which no model can fit).
+    /// </summary>
+    public static int[][] DistinctSequences(Random random, int vocab, params int[] lengths)
+    {
+        if (lengths.Sum() > vocab)
+            throw new ArgumentException($"{lengths.Sum()} distinct ids do not fit a vocabulary of {vocab}.", nameof(lengths));
+        int[] ids = Enumerable.Range(0, vocab).OrderBy(_ => random.Next()).ToArray();
+        int offset = 0;
+        return lengths.Select(n => ids[offset..(offset += n)]).ToArray();
+    }
 }

@@ -16,13 +16,17 @@ namespace Grpo.Native.Tests.Models;
 /// </summary>
 public sealed class TransformerModelTests
 {
-    // The hidden states are the output of a final norm over a residual stream that two blocks built by
-    // adding terms of both signs (attention's Σ p·v, the MLP's products): an element that ends near zero
-    // keeps the absolute fp32 rounding (~1e-6 after the norm's rescaling) of the O(1)..O(10) terms it
-    // came from, which reads as up to ~6e-4 against Compare's floor (1e-3 of the largest element).
-    // Measured over 16 seeds: gpt2 ≤ 1.7e-4, llama/qwen2 ≤ 5.8e-4 (SwiGLU multiplies two projections, so
-    // its terms are larger). The log-probs that training uses keep the 1e-4 bound with room (≤ 8e-6).
-    private const double HiddenTolerance = 1e-3;
+    // The hidden states are a final norm's output over a residual stream that two blocks built from sums of
+    // terms of both signs, so an element can end near zero while keeping the absolute rounding of the row's
+    // O(1) terms: no bound relative to the element itself holds for every draw (the element-wise measure
+    // reached 3.5e-3 in 300 seeds). They are judged per row instead (Compare.WorstRowRelativeError):
+    // fp32 rounds each product of K ≤ 40 terms (C ≤ 24, MLP ≤ 40, T ≤ 9) within γ_K ≈ K·u ≈ 2.4e-6 of the
+    // sum of its terms' magnitudes (u = 2⁻²⁴); the longest chain has ≤ 21 rounded stages (per block: norm,
+    // q/k/v, scores, softmax, P·V, o_proj, norm, gate/up, SwiGLU, down_proj; then the final norm), whose
+    // first-order errors add to ≤ 5e-5 of those magnitudes, and with weights of scale 0.5 the terms exceed the
+    // row's largest value by at most ~5: ≤ 2.5e-4 of the row's largest value. Measured over 300 seeds (managed
+    // CPU) and 40 (simulator): ≤ 1.3e-5.
+    private const double HiddenTolerance = 3e-4;
     private const double LogProbTolerance = 1e-4;
 
     // Gradients flow through the gather's and attention's cancelling sums (README, "Precision": each is
@@ -73,7 +77,8 @@ public sealed class TransformerModelTests
         Poison.Fill(activations.Hidden);
         float[] hidden = f.Model.Forward(f.Batch, activations).ToArray();
         var expected = f.Sequences.SelectMany(s => TransformerReference.Hidden(f.Config, f.Parameters, s)).SelectMany(row => row).ToArray();
-        Compare.WorstRelativeError($"{name} hidden (M={f.Batch.TokenCount}, C={f.Config.HiddenSize})", expected, hidden, HiddenTolerance);
+        Compare.WorstRowRelativeError($"{name} hidden (M={f.Batch.TokenCount}, C={f.Config.HiddenSize})", expected, hidden,
+            f.Config.HiddenSize, HiddenTolerance);
     }
 
     [TestCaseSource(nameof(Cases))]

@@ -31,4 +31,21 @@ public sealed class CompareTests
     [Test]
     public void MatchingNaNIsAccepted() =>
         Assert.That(Compare.WorstRelativeError("nan", [double.NaN], [float.NaN]), Is.EqualTo(0));
+
+    [Test]
+    public void RowsAreJudgedAgainstTheirOwnLargestValue()
+    {
+        // Row 0 is large, row 1 small: an absolute error of 1e-6 is 1e-6 of row 0's scale but 1e-2 of row 1's,
+        // so the per-row measure fails where a tensor-wide floor would have hidden it.
+        double[] expected = [100.0, -50.0, 1e-4, 1e-4];
+        float[] actual = [100.0f, -50.000001f, 1e-4f, 1.01e-4f];
+        Assert.That(Compare.WorstRelativeError("tensor-wide", expected, actual, tolerance: 1e-3), Is.LessThan(1e-3));
+        Assert.Throws<AssertionException>(() => Compare.WorstRowRelativeError("per row", expected, actual, 2, tolerance: 1e-3));
+
+        // A near-zero element of a row is judged against that row's largest value.
+        double worst = Compare.WorstRowRelativeError("near zero", [1.0, 1e-9], [1.0f, 2e-7f], 2, tolerance: 1e-6);
+        Assert.That(worst, Is.EqualTo(2e-7).Within(1e-9));
+        Assert.Throws<AssertionException>(() => Compare.WorstRowRelativeError("nan", [1.0, 1.0], [1.0f, float.NaN], 2, tolerance: 1));
+        Assert.Throws<ArgumentException>(() => Compare.WorstRowRelativeError("ragged", [1.0, 2.0, 3.0], [1f, 2f, 3f], 2, tolerance: 1));
+    }
 }
