@@ -33,6 +33,7 @@ internal static class GrpoCommand
         root.Subcommands.Add(TrainCommand.Create(output, error));
         root.Subcommands.Add(SampleCommand.Create(output, error));
         root.Subcommands.Add(GradCommand.Create(output, error));
+        root.Subcommands.Add(TokenizeCommand.Create(output, error));
         root.Subcommands.Add(BenchCommand.Create(output, error));
         root.Subcommands.Add(selfcheck);
 

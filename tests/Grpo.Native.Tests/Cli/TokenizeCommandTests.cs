@@ -1,0 +1,83 @@
+using System.Text.Json;
+using Grpo.Cli;
+using Grpo.Native.Tests.Tokenization;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Cli;
+
+/// <summary><c>grpo tokenize</c>: one answer line per input line, errors per line, folder problems exit 2.</summary>
+public sealed class TokenizeCommandTests
+{
+    private static (int Exit, string Output, string Error) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int exit = GrpoCommand.Run(args, output, error);
+        TestContext.Out.WriteLine($"grpo {string.Join(' ', args)} -> {exit}\n{output}{error}");
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    private static string TempFile(string name) => Path.Combine(Path.GetTempPath(), $"grpo-tokenize-{Guid.NewGuid():N}-{name}");
+
+    [Test]
+    public void EveryLineGetsItsAnswerAndBadLinesGetAnError()
+    {
+        string input = TempFile("in.jsonl"), output = TempFile("out.jsonl");
+        var hello = TokenizerTestData.Expected.Single(c => c.Tokenizer == "llama3_1" && c.Text == "Hello world, GRPO in C#!");
+        File.WriteAllLines(input,
+        [
+            JsonSerializer.Serialize(new { text = hello.Text }),
+            JsonSerializer.Serialize(new { text = hello.Text, add_special_tokens = false }),
+            JsonSerializer.Serialize(new { decode = hello.Ids }),
+            "{\"text\": 3}",
+            "not json",
+            "{\"decode\": [1, 999999999]}",
+            "{\"nothing\": true}",
+        ]);
+        try
+        {
+            var (exit, stdout, error) = Run("tokenize", "--model", TokenizerTestData.Folder("llama3_1"), "--input", input, "--output", output);
+            Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+            Assert.That(stdout, Does.Contain("7 lines").And.Contain("4 of them answered with an error"));
+            var lines = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            Assert.That(lines, Has.Count.EqualTo(7));
+            Assert.That(lines[0].GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()), Is.EqualTo(hello.Ids));
+            Assert.That(lines[1].GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()), Is.EqualTo(hello.IdsNoSpecial));
+            Assert.That(lines[2].GetProperty("text").GetString(), Is.EqualTo(hello.Decoded), "decode keeps special tokens");
+            Assert.That(lines[3].GetProperty("error").GetString(), Does.Contain("line 4").And.Contain("text is Number"));
+            Assert.That(lines[4].GetProperty("error").GetString(), Does.Contain("line 5"));
+            Assert.That(lines[5].GetProperty("error").GetString(), Does.Contain("999999999"));
+            Assert.That(lines[6].GetProperty("error").GetString(), Does.Contain("none of \"text\", \"messages\" and \"decode\""));
+        }
+        finally
+        {
+            File.Delete(input);
+            File.Delete(output);
+        }
+    }
+
+    [Test]
+    public void AFolderWithoutATokenizerExitsWithTwoAndWritesNothing()
+    {
+        string folder = Path.Combine(Path.GetTempPath(), "grpo-notok-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        string input = TempFile("in.jsonl"), output = TempFile("out.jsonl");
+        File.WriteAllText(input, "{\"text\": \"hi\"}\n");
+        try
+        {
+            var (exit, _, error) = Run("tokenize", "--model", folder, "--input", input, "--output", output);
+            Assert.That(exit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(error, Does.Contain("tokenize:").And.Contain("tokenizer.json").And.Not.Contain("   at "));
+            Assert.That(File.Exists(output), Is.False);
+
+            (exit, _, error) = Run("tokenize", "--model", folder, "--input", TempFile("missing.jsonl"), "--output", output);
+            Assert.That(exit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(error, Does.Contain("--input"));
+        }
+        finally
+        {
+            Directory.Delete(folder, true);
+            File.Delete(input);
+        }
+    }
+}
