@@ -12,7 +12,8 @@ internal static class SampleCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var model = new Option<string>("--model") { Description = "a Hugging Face model folder (gpt2, llama or qwen2), e.g. a checkpoint's model/ folder", Required = true };
-        var prompt = new Option<string?>("--prompt") { Description = "prompt text (needs the grpo_tokenizer.json that grpo train saves; otherwise use --prompt-ids)" };
+        var prompt = new Option<string?>("--prompt") { Description = "prompt text, encoded with the folder's Hugging Face tokenizer (as one user message of its chat template, if it has one) or the grpo_tokenizer.json that grpo train saves; otherwise use --prompt-ids" };
+        var noChatTemplate = new Option<bool>("--no-chat-template") { Description = "encode --prompt as plain text even when the tokenizer has a chat template" };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "prompt as comma-separated token ids" };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "most tokens to generate (default: what the model's context leaves after the prompt)" };
         var count = new Option<int>("--count") { Description = "completions to sample", DefaultValueFactory = _ => 1 };
@@ -24,18 +25,20 @@ internal static class SampleCommand
         var seed = new Option<int>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or ilgpu-cpu (default: GRPO_DEVICE, else auto)" };
         var command = new Command("sample", "Generates completions for a prompt with the sampling options (temperature, top-k, top-p, min-p, stop tokens).");
-        foreach (var option in new Option[] { model, prompt, promptIds, maxTokens, count, temperature, topK, topP, minP, stop, seed, device })
+        foreach (var option in new Option[] { model, prompt, noChatTemplate, promptIds, maxTokens, count, temperature, topK, topP, minP, stop, seed, device })
             command.Options.Add(option);
         command.SetAction(parse => CliErrors.Guarded(error, "sample", () =>
         {
             string folder = parse.GetValue(model)!;
-            var tokenizer = CharacterTokenizer.TryLoad(folder);
             string? text = parse.GetValue(prompt), ids = parse.GetValue(promptIds);
             if ((text is null) == (ids is null)) throw new ArgumentException("pass exactly one of --prompt and --prompt-ids.");
+            using var tokenizer = SampleTokenizer.Load(folder);
             if (text is not null && tokenizer is null)
-                throw new ArgumentException($"--prompt: '{folder}' has no {CharacterTokenizer.FileName} to encode text with; pass --prompt-ids instead.");
-            int[] promptTokens = text is not null ? [tokenizer!.Bos, .. tokenizer.Encode(text)] : ParseIds(ids!, "--prompt-ids");
-            int[] stopTokens = parse.GetValue(stop) is { } s ? ParseIds(s, "--stop-ids") : tokenizer is not null ? [tokenizer.Eos] : [];
+                throw new ArgumentException(
+                    $"--prompt: '{folder}' has neither a Hugging Face tokenizer (tokenizer.json) nor the {CharacterTokenizer.FileName} that grpo train saves; pass --prompt-ids instead.");
+            int[] promptTokens = text is not null ? tokenizer!.PromptTokens(text, useChatTemplate: !parse.GetValue(noChatTemplate)) : ParseIds(ids!, "--prompt-ids");
+            int[] stopTokens = parse.GetValue(stop) is { } s ? ParseIds(s, "--stop-ids")
+                : tokenizer?.Tokenizer.SpecialTokens.Eos is { } eos ? [eos] : [];
             int n = parse.GetValue(count);
             if (n < 1) throw new ArgumentException($"--count is {n}; sample at least 1 completion.");
             var sampling = new SamplingOptions
@@ -55,7 +58,7 @@ internal static class SampleCommand
             for (int i = 0; i < n; i++)
             {
                 var completion = rollout.Completions[i];
-                string shown = tokenizer is not null ? tokenizer.Decode(completion) : string.Join(",", completion);
+                string shown = tokenizer is not null ? tokenizer.Tokenizer.Decode(completion) : string.Join(",", completion);
                 output.WriteLine($"[{i}] {shown}    ({completion.Length} tokens{(rollout.Truncated[i] ? ", hit --max-tokens" : "")}, " +
                                  $"mean log-prob {(completion.Length == 0 ? 0 : rollout.Logprobs[i].Average()):F3})");
             }

@@ -7,14 +7,7 @@ namespace Grpo.Native.Tests.Cli;
 
 public sealed class GrpoCommandTests
 {
-    private static (int Exit, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = GrpoCommand.Run(args, output, error);
-        TestContext.Out.WriteLine($"grpo {string.Join(' ', args)} -> {exit}\n{output}{error}");
-        return (exit, output.ToString(), error.ToString());
-    }
+    private static (int Exit, string Output, string Error) Run(params string[] args) => CliRun.Grpo(args);
 
     [Test]
     public void HelpListsTheCommands()

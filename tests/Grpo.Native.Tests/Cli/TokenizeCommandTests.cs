@@ -8,14 +8,7 @@ namespace Grpo.Native.Tests.Cli;
 /// <summary><c>grpo tokenize</c>: one answer line per input line, errors per line, folder problems exit 2.</summary>
 public sealed class TokenizeCommandTests
 {
-    private static (int Exit, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = GrpoCommand.Run(args, output, error);
-        TestContext.Out.WriteLine($"grpo {string.Join(' ', args)} -> {exit}\n{output}{error}");
-        return (exit, output.ToString(), error.ToString());
-    }
+    private static (int Exit, string Output, string Error) Run(params string[] args) => CliRun.Grpo(args);
 
     private static string TempFile(string name) => Path.Combine(Path.GetTempPath(), $"grpo-tokenize-{Guid.NewGuid():N}-{name}");
 
@@ -80,4 +73,33 @@ public sealed class TokenizeCommandTests
             File.Delete(input);
         }
     }
+}
+
+/// <summary><c>grpo sample --prompt</c> on a folder with a Hugging Face tokenizer encodes the text with it.</summary>
+public sealed class SampleWithHuggingFaceTokenizerTests
+{
+    [Test]
+    public void PromptTextIsEncodedByTheFoldersTokenizer()
+    {
+        // A tiny random GPT-2 with GPT-2's real vocabulary (vocab.json + merges.txt): greedy decoding of "Hello world"
+        // must equal greedy decoding of its ids 15496, 995, so the text went through the folder's tokenizer.
+        var config = Grpo.Native.Tests.Models.TinyModels.Config("gpt2", vocab: 50257);
+        var parameters = Grpo.Native.Tests.Models.TinyModels.Parameters(config, new Random(5));
+        string folder = Grpo.Native.Tests.Models.TinyModels.WriteFolder(config, parameters);
+        try
+        {
+            foreach (string file in new[] { "vocab.json", "merges.txt" })
+                File.Copy(Path.Combine(TokenizerTestData.Folder("gpt2"), file), Path.Combine(folder, file));
+            string[] common = ["sample", "--model", folder, "--temperature", "0", "--max-tokens", "4", "--device", "cpu"];
+            var byText = Run([.. common, "--prompt", "Hello world"]);
+            var byIds = Run([.. common, "--prompt-ids", "15496,995"]);
+            Assert.That(byText.Exit, Is.EqualTo(GrpoCommand.Success), byText.Error);
+            Assert.That(byIds.Exit, Is.EqualTo(GrpoCommand.Success), byIds.Error);
+            Assert.That(byText.Output, Is.EqualTo(byIds.Output));
+            Assert.That(byText.Output, Does.StartWith("[0] ").And.Not.Match(@"\[0\] \d+,\d+"), "decoded text, not ids");
+        }
+        finally { Directory.Delete(folder, true); }
+    }
+
+    private static (int Exit, string Output, string Error) Run(params string[] args) => CliRun.Grpo(args);
 }

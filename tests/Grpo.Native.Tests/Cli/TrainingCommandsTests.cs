@@ -11,14 +11,7 @@ namespace Grpo.Native.Tests.Cli;
 /// <summary>train, sample, grad and bench as a user runs them: help, a short real run, and bad arguments.</summary>
 public sealed class TrainingCommandsTests
 {
-    private static (int Exit, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int exit = GrpoCommand.Run(args, output, error);
-        TestContext.Out.WriteLine($"grpo {string.Join(' ', args)} -> {exit}\n{output}{error}");
-        return (exit, output.ToString(), error.ToString());
-    }
+    private static (int Exit, string Output, string Error) Run(params string[] args) => CliRun.Grpo(args);
 
     private static string TempFolder() => Path.Combine(Path.GetTempPath(), "grpo-cli-" + Guid.NewGuid().ToString("N"));
 
