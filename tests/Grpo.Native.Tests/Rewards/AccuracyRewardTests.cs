@@ -37,6 +37,7 @@ public sealed class AccuracyRewardTests
     [TestCase("\\boxed{7}, and 8 more lines", "7", 1f, TestName = "a box wins over a later number")]
     [TestCase("\\boxed {12}", "12", 1f, TestName = "a space before the brace")]
     [TestCase("\\boxed{\\text{(B)}}", "(B)", 1f, TestName = "a boxed choice")]
+    [TestCase("\\boxed{\\}} and 7", "\\}", 1f, TestName = "an escaped brace in the box is a literal brace, not the box's end")]
     [TestCase("\\boxed{}", "5", 0f, TestName = "an empty box is no answer")]
     [TestCase("12 apples, so \\boxed{1", "1", 1f, TestName = "a box cut off (truncated completion) falls back to the last number")]
     public void BoxedAnswers(string completion, string reference, float expected) =>
