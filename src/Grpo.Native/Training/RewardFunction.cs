@@ -1,14 +1,35 @@
+using System.Collections.ObjectModel;
+
 namespace Grpo.Native.Training;
 
-/// <summary>What a reward function sees of one completion.</summary>
+/// <summary>
+/// What a reward function sees of one completion: its text and tokens and, in <see cref="Columns"/>,
+/// the other columns of the dataset row its prompt came from (TRL passes those to reward functions as
+/// keyword arguments; a reference answer in a <c>solution</c> or <c>answer</c> column, say).
+/// </summary>
 /// <param name="Prompt">The prompt as text.</param>
 /// <param name="Completion">The completion as text (the stop token, if any, decoded too).</param>
 /// <param name="PromptTokens">The prompt's token ids.</param>
-/// <param name="CompletionTokens">The completion's token ids.</param>
+/// <param name="CompletionTokens">The completion's token ids (the stop token included when one was sampled, as TRL's completion_ids).</param>
 /// <param name="PromptIndex">Index of the prompt in the step (completions of one prompt share it).</param>
 /// <param name="Truncated">True when the completion hit the length limit without a stop token.</param>
 public sealed record RewardInput(string Prompt, string Completion, IReadOnlyList<int> PromptTokens,
-    IReadOnlyList<int> CompletionTokens, int PromptIndex, bool Truncated);
+    IReadOnlyList<int> CompletionTokens, int PromptIndex, bool Truncated)
+{
+    private readonly IReadOnlyDictionary<string, object?> _columns = ReadOnlyDictionary<string, object?>.Empty;
+
+    /// <summary>
+    /// The dataset row's columns other than the prompt, by column name (case-sensitive), with the values
+    /// a JSONL or Parquet row holds: string, long, double, bool, null or a list of those. Empty (never
+    /// null) when the prompts did not come from a dataset row, as with <see cref="GrpoTrainer.TrainStep"/>'s token-id prompts.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">Set to null; leave it unset for "no columns".</exception>
+    public IReadOnlyDictionary<string, object?> Columns
+    {
+        get => _columns;
+        init => _columns = value ?? throw new ArgumentNullException(nameof(Columns), "Columns cannot be null; leave it unset for a row without other columns.");
+    }
+}
 
 /// <summary>
 /// One named reward function and its weight: r_i = Σ_f weight_f · reward_f(completion_i). Return NaN
