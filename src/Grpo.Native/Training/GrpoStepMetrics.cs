@@ -48,7 +48,7 @@ public sealed record GrpoStepMetrics
     public required float GradNorm { get; init; }
     /// <summary><c>learning_rate</c> of the last update.</summary>
     public required float LearningRate { get; init; }
-    /// <summary><c>loss</c> (averaged over the μ updates). 0 with μ = 1 and β = 0 is expected: see the README.</summary>
+    /// <summary><c>loss</c> (averaged over the μ iterations that ran). 0 with μ = 1 and β = 0 is expected: see the README.</summary>
     public required float Loss { get; init; }
     /// <summary><c>step_time</c> in seconds.</summary>
     public required double StepTime { get; init; }
@@ -56,8 +56,14 @@ public sealed record GrpoStepMetrics
     public required double TokensPerSecond { get; init; }
     /// <summary>Where the step's time went.</summary>
     public required GrpoPhaseTimes Phases { get; init; }
-    /// <summary>True when the update was skipped because the loss or a gradient was not finite (weights untouched).</summary>
+    /// <summary>True when no update was applied because the loss or a gradient was not finite (weights and optimizer state untouched).</summary>
     public bool Skipped { get; init; }
+
+    /// <summary>
+    /// <c>updates</c>: how many of the μ = NumIterations updates were applied. Fewer than μ when a later iteration's loss or
+    /// gradient was not finite: that update and the ones after it were dropped, the earlier ones kept. 0 means <see cref="Skipped"/>.
+    /// </summary>
+    public int UpdatesApplied { get; init; }
 
     /// <summary>The metrics under TRL's names (one flat dictionary; metrics.jsonl writes it per step).</summary>
     public IReadOnlyDictionary<string, double> ToDictionary()
@@ -83,6 +89,7 @@ public sealed record GrpoStepMetrics
             ["step_time"] = StepTime,
             ["tokens/s"] = TokensPerSecond,
             ["skipped"] = Skipped ? 1 : 0,
+            ["updates"] = UpdatesApplied,
         };
         foreach (var (name, (mean, std)) in RewardsPerFunction)
         {

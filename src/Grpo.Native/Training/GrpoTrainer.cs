@@ -54,6 +54,10 @@ public sealed class GrpoTrainer : IDisposable
                 $"The tokenizer has {tokenizer.VocabularySize} tokens but the model's vocabulary is {policy.Config.VocabSize}.", nameof(tokenizer));
         if (options.Beta > 0 && reference is null)
             throw new ArgumentException($"Beta is {options.Beta} but no reference model was given; pass one, or set Beta to 0.", nameof(reference));
+        if (ReferenceEquals(reference, policy))
+            throw new ArgumentException(
+                "The reference model is the policy object itself, so it would move with every update and the KL penalty would always be 0; " +
+                "load a second, frozen copy (TransformerModel.Load of the same folder).", nameof(reference));
         if (reference is not null && reference.Config.VocabSize != policy.Config.VocabSize)
             throw new ArgumentException("The reference model's vocabulary differs from the policy's.", nameof(reference));
         foreach (int stop in options.StopTokens)
@@ -167,12 +171,13 @@ public sealed class GrpoTrainer : IDisposable
             var objective = o.Objective;
             float lossSum = 0, gradNorm = 0, learningRate = 0;
             double klSum = 0, entropySum = 0, lowSum = 0, highSum = 0, regionSum = 0;
-            bool skipped = false;
+            int updates = 0, iterationsRun = 0;
             using var training = _policy.CreateActivations(microBatches.Max(mb => mb.Batch.Sequences.TokenCount));
             for (int iteration = 0; iteration < o.NumIterations; iteration++)
             {
                 double start = Lap(clock, device);
                 _policy.ZeroGradients();
+                iterationsRun++;
                 float loss = 0;
                 foreach (var mb in microBatches)
                 {
@@ -193,17 +198,17 @@ public sealed class GrpoTrainer : IDisposable
                 gradNorm = (float)Math.Sqrt(squared);
                 learningRate = _schedule.At(Optimizer.StepCount);
                 lossSum += loss;
-                if (!float.IsFinite(loss) || !double.IsFinite(squared))
-                {
-                    skipped = true; // weights and optimizer state stay as they were
-                    break;
-                }
+                // A non-finite update is not applied, and neither are the iterations after it (they would start
+                // from the same weights and the same rollout); the updates before it stay. No snapshot is kept.
+                if (!float.IsFinite(loss) || !double.IsFinite(squared)) break;
                 if (o.MaxGradNorm is { } maxNorm && gradNorm > maxNorm)
                     ops.Scale(_policy.Gradients.Buffer, (float)(maxNorm / (gradNorm + 1e-6)));
                 Optimizer.Step(_policy.Parameters.Buffer, _policy.Gradients.Buffer, learningRate);
+                updates++;
                 optimizerSeconds += Lap(clock, device) - backwardDone;
             }
             Step = step;
+            bool skipped = updates == 0;
 
             double seconds = clock.Elapsed.TotalSeconds;
             int[] lengths = rollout.Completions.Select(c => c.Length).ToArray();
@@ -216,21 +221,22 @@ public sealed class GrpoTrainer : IDisposable
                     .ToDictionary(x => x.Name, x => x.Stats),
                 RewardFailures = _rewards.Select((r, j) => (r.Name, scores.Failures[j])).ToDictionary(x => x.Name, x => x.Item2),
                 FracRewardZeroStd = stats.FracRewardZeroStd,
-                Kl = (float)(klSum / o.NumIterations),
-                Entropy = (float)(entropySum / o.NumIterations),
-                ClipRatioLow = (float)(lowSum / o.NumIterations),
-                ClipRatioHigh = (float)(highSum / o.NumIterations),
-                ClipRatioRegion = (float)(regionSum / o.NumIterations),
+                Kl = (float)(klSum / iterationsRun),
+                Entropy = (float)(entropySum / iterationsRun),
+                ClipRatioLow = (float)(lowSum / iterationsRun),
+                ClipRatioHigh = (float)(highSum / iterationsRun),
+                ClipRatioRegion = (float)(regionSum / iterationsRun),
                 MeanLength = (float)lengths.Average(),
                 MinLength = lengths.Min(),
                 MaxLength = lengths.Max(),
                 ClippedRatio = rollout.Truncated.Count(t => t) / (float)n,
                 GradNorm = gradNorm,
                 LearningRate = learningRate,
-                Loss = lossSum / o.NumIterations,
+                Loss = lossSum / iterationsRun,
                 StepTime = seconds,
                 TokensPerSecond = lengths.Sum() / Math.Max(seconds, 1e-9),
                 Skipped = skipped,
+                UpdatesApplied = updates,
                 Phases = new GrpoPhaseTimes(rolloutSeconds, rewardSeconds, referenceSeconds, policySeconds, optimizerSeconds),
             };
             StepCompleted?.Invoke(this, new GrpoStepEventArgs(metrics));

@@ -95,6 +95,10 @@ public sealed record GrpoTrainerOptions
         Check(MaxCompletionLength >= 1, nameof(MaxCompletionLength), MaxCompletionLength, "it must be at least 1.");
         ArgumentNullException.ThrowIfNull(Sampling, nameof(Sampling));
         Sampling.Validate();
+        // Log-probs are of logits / temperature: at T = 0 (greedy) they are not defined, and a group of identical
+        // greedy completions has no reward spread to learn from. TRL refuses it likewise.
+        Check(Sampling.Temperature > 0, $"{nameof(Sampling)}.{nameof(SamplingOptions.Temperature)}", Sampling.Temperature,
+            "training samples with temperature > 0 (1.0 is usual); greedy decoding (0) is for evaluation only.");
         ArgumentNullException.ThrowIfNull(StopTokens, nameof(StopTokens));
         Check(NumIterations >= 1, nameof(NumIterations), NumIterations, "μ is the number of updates per rollout, at least 1.");
         Check(float.IsFinite(LearningRate) && LearningRate >= 0, nameof(LearningRate), LearningRate, "it must be finite and >= 0.");

@@ -59,18 +59,22 @@ public sealed record RewardFunction
     /// <summary>The function.</summary>
     public Func<RewardInput, CancellationToken, ValueTask<float>> Score { get; }
 
-    /// <summary>A synchronous reward of (prompt, completion) text.</summary>
+    /// <summary>A synchronous reward of (prompt, completion) text. See <see cref="Create(string, Func{RewardInput, float}, float)"/> for timeouts.</summary>
     public static RewardFunction Create(string name, Func<string, string, float> score, float weight = 1f)
     {
         ArgumentNullException.ThrowIfNull(score);
-        return new RewardFunction(name, weight, (input, _) => ValueTask.FromResult(score(input.Prompt, input.Completion)));
+        return Create(name, input => score(input.Prompt, input.Completion), weight);
     }
 
-    /// <summary>A synchronous reward that sees everything about the completion.</summary>
+    /// <summary>
+    /// A synchronous reward that sees everything about the completion. Each call runs on the thread pool, so one
+    /// that hangs or runs past the trainer's RewardTimeout is abandoned like an async one (scored as a failure);
+    /// its thread is left to finish on its own, since .NET cannot stop a thread.
+    /// </summary>
     public static RewardFunction Create(string name, Func<RewardInput, float> score, float weight = 1f)
     {
         ArgumentNullException.ThrowIfNull(score);
-        return new RewardFunction(name, weight, (input, _) => ValueTask.FromResult(score(input)));
+        return new RewardFunction(name, weight, (input, token) => new ValueTask<float>(Task.Run(() => score(input), token)));
     }
 
     /// <summary>An asynchronous reward (a call to a verifier service, say).</summary>

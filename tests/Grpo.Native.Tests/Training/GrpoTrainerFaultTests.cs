@@ -39,6 +39,67 @@ public sealed class GrpoTrainerFaultTests
     }
 
     [Test]
+    public void ANonFiniteLaterIterationDropsTheRestOfTheStepAndKeepsTheEarlierUpdates()
+    {
+        // μ = 2 and a learning rate so large that the first update throws the weights to ~1e38: the second
+        // iteration's forward overflows, so its loss is not finite. The first update stays; the second is dropped.
+        using var device = new CpuDevice();
+        var options = Options() with { NumIterations = 2, LearningRate = 1e38f, MaxGradNorm = null };
+        using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
+        using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, [Varied], options);
+        float[] before = policy.Parameters.Buffer.ToArray();
+        var metrics = trainer.TrainStep(Prompts(options, 1));
+        TestContext.Out.WriteLine($"loss {metrics.Loss}, updates {metrics.UpdatesApplied}, grad norm {metrics.GradNorm}");
+        Assert.That(metrics.UpdatesApplied, Is.EqualTo(1));
+        Assert.That(metrics.Skipped, Is.False, "an update was applied");
+        Assert.That(metrics.ToDictionary()["updates"], Is.EqualTo(1));
+        Assert.That(trainer.Optimizer.StepCount, Is.EqualTo(1), "one AdamW step, not two");
+        Assert.That(trainer.ConsecutiveSkippedSteps, Is.EqualTo(0));
+        Assert.That(policy.Parameters.Buffer.ToArray(), Is.Not.EqualTo(before), "the first update is kept");
+    }
+
+    [Test]
+    public void TheReferenceCannotBeThePolicyAndTrainingCannotBeGreedy()
+    {
+        using var device = new CpuDevice();
+        using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
+        var same = Assert.Throws<ArgumentException>(() => new GrpoTrainer(policy, Reverse.Tokenizer, [Varied], Options() with { Beta = 0.1f }, policy))!;
+        Assert.That(same.ParamName, Is.EqualTo("reference"));
+        Assert.That(same.Message, Does.Contain("policy object itself").And.Contain("frozen copy"));
+
+        var greedy = Options() with { Sampling = new Grpo.Native.Operations.SamplingOptions { Temperature = 0 } };
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => greedy.Validate())!;
+        Assert.That(error.Message, Does.Contain("Temperature").And.Contain("greedy"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GrpoTrainer(policy, Reverse.Tokenizer, [Varied], greedy));
+    }
+
+    [Test]
+    public void ASynchronousRewardThatHangsIsAbandonedAtTheTimeout()
+    {
+        using var device = new CpuDevice();
+        var options = Options();
+        using var release = new ManualResetEventSlim(false);
+        var hangs = RewardFunction.Create("hangs", input =>
+        {
+            if (input.PromptIndex == 0) release.Wait(); // ignores every token: only abandoning it ends the wait
+            return 1f;
+        });
+        using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
+        using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, [hangs, Varied], options) { RewardTimeout = TimeSpan.FromMilliseconds(300) };
+        try
+        {
+            // Without abandoning, the step would wait forever: give it a minute, then fail instead of hanging.
+            var step = System.Threading.Tasks.Task.Run(() => trainer.TrainStep(Prompts(options, 1)));
+            Assert.That(step.Wait(TimeSpan.FromSeconds(60)), Is.True, "the step waited for the hung calls");
+            Assert.That(step.Result.RewardFailures["hangs"], Is.EqualTo(options.GroupSize), "prompt 0's calls were abandoned");
+        }
+        finally
+        {
+            release.Set(); // let the abandoned threads finish
+        }
+    }
+
+    [Test]
     public void OutOfMemoryNamesTheSizesAndLeavesTheTrainerUsable()
     {
         var options = Options();
