@@ -178,7 +178,13 @@ internal static class PyOps
                 break;
             case List<object?> or PyTuple or string or Markup or PyRange when key is bool or long:
             {
-                var items = obj is string or Markup ? PyText.CodePoints(AsString(obj)!).Cast<object?>().ToList() : Iterate(obj).ToList();
+                IReadOnlyList<object?> items = obj switch
+                {
+                    List<object?> list => list,
+                    PyTuple tuple => tuple,
+                    string or Markup => PyText.CodePoints(AsString(obj)!),
+                    _ => Iterate(obj).ToList(),
+                };
                 long index = ToLong(key);
                 if (index < 0) index += items.Count;
                 return index >= 0 && index < items.Count ? items[(int)index] : Undefined.Member(obj, key);
