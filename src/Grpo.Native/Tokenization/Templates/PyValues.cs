@@ -100,6 +100,39 @@ internal sealed class Namespace
     public PyDict Attributes { get; } = new();
 }
 
+/// <summary>jinja2's <c>loop</c> variable.</summary>
+internal sealed class LoopContext(List<object?> items, int depth0)
+{
+    public int Index0 { get; set; }
+
+    public object? Attribute(string name) => name switch
+    {
+        "index0" => (long)Index0,
+        "index" => (long)Index0 + 1,
+        "revindex" => (long)(items.Count - Index0),
+        "revindex0" => (long)(items.Count - Index0 - 1),
+        "first" => Index0 == 0,
+        "last" => Index0 == items.Count - 1,
+        "length" => (long)items.Count,
+        "depth" => (long)depth0 + 1,
+        "depth0" => (long)depth0,
+        "previtem" => Index0 > 0 ? items[Index0 - 1] : Undefined.WithHint("there is no previous item"),
+        "nextitem" => Index0 < items.Count - 1 ? items[Index0 + 1] : Undefined.WithHint("there is no next item"),
+        "cycle" => new PyCallable("cycle", (args, _) => args.Count == 0
+            ? throw new TemplateRuntimeException("no items for cycling given")
+            : args[Index0 % args.Count]),
+        _ => Undefined.Member(this, name),
+    };
+}
+
+/// <summary>A macro defined by the template; calling it renders its body to a string.</summary>
+internal sealed class Macro(MacroNode node, Scope closure)
+{
+    public MacroNode Node { get; } = node;
+    public string Name => Node.Name;
+    public Scope Closure { get; } = closure;
+}
+
 /// <summary>A callable global or bound method: receives evaluated positional and keyword arguments.</summary>
 internal delegate object? PyFunction(List<object?> args, List<KeyValuePair<string, object?>> kwargs);
 

@@ -2,57 +2,6 @@ using System.Text;
 
 namespace Grpo.Native.Tokenization.Templates;
 
-/// <summary>Variables visible at one point: a for-loop iteration, a macro call or the template body each get their own.</summary>
-internal sealed class Scope(Scope? parent)
-{
-    private readonly Dictionary<string, object?> _values = new(StringComparer.Ordinal);
-
-    public Scope? Parent { get; } = parent;
-
-    public bool TryGet(string name, out object? value)
-    {
-        for (var scope = this; scope is not null; scope = scope.Parent)
-            if (scope._values.TryGetValue(name, out value)) return true;
-        value = null;
-        return false;
-    }
-
-    public void Set(string name, object? value) => _values[name] = value;
-}
-
-/// <summary>jinja2's <c>loop</c> variable.</summary>
-internal sealed class LoopContext(List<object?> items, int depth0)
-{
-    public int Index0 { get; set; }
-
-    public object? Attribute(string name) => name switch
-    {
-        "index0" => (long)Index0,
-        "index" => (long)Index0 + 1,
-        "revindex" => (long)(items.Count - Index0),
-        "revindex0" => (long)(items.Count - Index0 - 1),
-        "first" => Index0 == 0,
-        "last" => Index0 == items.Count - 1,
-        "length" => (long)items.Count,
-        "depth" => (long)depth0 + 1,
-        "depth0" => (long)depth0,
-        "previtem" => Index0 > 0 ? items[Index0 - 1] : Undefined.WithHint("there is no previous item"),
-        "nextitem" => Index0 < items.Count - 1 ? items[Index0 + 1] : Undefined.WithHint("there is no next item"),
-        "cycle" => new PyCallable("cycle", (args, _) => args.Count == 0
-            ? throw new TemplateRuntimeException("no items for cycling given")
-            : args[Index0 % args.Count]),
-        _ => Undefined.Member(this, name),
-    };
-}
-
-/// <summary>A macro defined by the template; calling it renders its body to a string.</summary>
-internal sealed class Macro(MacroNode node, Scope closure)
-{
-    public MacroNode Node { get; } = node;
-    public string Name => Node.Name;
-    public Scope Closure { get; } = closure;
-}
-
 /// <summary>
 /// Walks the syntax tree and writes the output. One renderer per <see cref="ChatTemplate.Render"/> call, so a
 /// parsed template can render on many threads at once.
