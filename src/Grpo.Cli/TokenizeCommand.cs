@@ -81,7 +81,8 @@ internal static class TokenizeCommand
             }
             throw new ArgumentException("the line has none of \"text\", \"messages\" and \"decode\".");
         }
-        catch (Exception e) when (e is JsonException or ArgumentException or NotSupportedException or FormatException or InvalidOperationException)
+        catch (Exception e) when (e is JsonException or ArgumentException or NotSupportedException or FormatException or InvalidOperationException
+                                   or Grpo.Native.Tokenization.Templates.ChatTemplateException) // raise_exception's message goes into the error line
         {
             errors++;
             return Serialize(new { error = $"line {number}: {CliErrors.Message(e)}" });

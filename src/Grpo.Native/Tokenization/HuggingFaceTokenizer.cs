@@ -8,7 +8,7 @@ namespace Grpo.Native.Tokenization;
 /// <summary>
 /// A Hugging Face model folder's tokenizer with <c>transformers</c>' semantics: <c>Encode(text)</c> equals
 /// <c>tokenizer(text)["input_ids"]</c>, <c>Decode(ids, skipSpecialTokens: false)</c> equals <c>tokenizer.decode(ids)</c>,
-/// and <see cref="ITokenizer.ApplyChatTemplate"/> equals <c>apply_chat_template(messages, tokenize=False, ...)</c>.
+/// and <see cref="ApplyChatTemplate"/> equals <c>apply_chat_template(messages, tokenize=False, ...)</c>.
 /// <para>
 /// The text-to-ids work is Hugging Face's own Rust tokenizers (through Tokenizers.DotNet), loaded from the
 /// folder's <c>tokenizer.json</c> with its post-processor taken out; what <c>transformers</c> layers on top is
@@ -17,7 +17,7 @@ namespace Grpo.Native.Tokenization;
 /// <c>clean_up_tokenization_spaces</c>.
 /// </para>
 /// </summary>
-public sealed class HuggingFaceTokenizer : ITokenizer, IDisposable
+public sealed partial class HuggingFaceTokenizer : ITokenizer, IDisposable
 {
     private readonly NativeTokenizer _native;
     private readonly TokenizerPostProcessor _postProcessor;
@@ -53,6 +53,8 @@ public sealed class HuggingFaceTokenizer : ITokenizer, IDisposable
             : TokenizerPostProcessor.Parse(files.Tokenizer["post_processor"], file);
         _cleanUpSpaces = _config["clean_up_tokenization_spaces"]?.GetValue<bool>() ?? false;
         _native = LoadNative(files.Tokenizer, file);
+        _folder = files.Folder;
+        _chatTemplate = ParseChatTemplate(files);
     }
 
     /// <summary>Loads the tokenizer of the Hugging Face model folder <paramref name="folder"/> (weights are not needed).</summary>

@@ -15,7 +15,7 @@ public static class JsonValues
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         JsonValueKind.String => element.GetString(),
-        JsonValueKind.Number => element.TryGetInt64(out long integer) ? integer : element.GetDouble(),
+        JsonValueKind.Number => element.TryGetInt64(out long integer) ? (object)integer : element.GetDouble(), // (object): else the ternary makes both double
         JsonValueKind.Array => element.EnumerateArray().Select(ToPlain).ToList(),
         JsonValueKind.Object => element.EnumerateObject().ToDictionary(p => p.Name, p => ToPlain(p.Value)),
         _ => throw new ArgumentException($"Unexpected JSON value kind {element.ValueKind}.", nameof(element)),

@@ -103,3 +103,47 @@ public sealed class SampleWithHuggingFaceTokenizerTests
 
     private static (int Exit, string Output, string Error) Run(params string[] args) => CliRun.Grpo(args);
 }
+
+/// <summary><c>grpo tokenize</c> with conversations: the rendered text and its ids, and the template's own refusals.</summary>
+public sealed class TokenizeConversationsTests
+{
+    [Test]
+    public void ConversationsAreRenderedAndTokenizedAndRejectionsBecomeErrorLines()
+    {
+        string input = Path.Combine(Path.GetTempPath(), $"grpo-chat-{Guid.NewGuid():N}.jsonl"), output = input + ".out";
+        File.WriteAllLines(input,
+        [
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi!\"}], \"add_generation_prompt\": true}",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi!\"}], \"add_generation_prompt\": true, \"chat_template_kwargs\": {\"enable_thinking\": false}}",
+            "{\"messages\": [{\"role\": \"user\"}]}",
+        ]);
+        try
+        {
+            var (exit, _, error) = CliRun.Grpo("tokenize", "--model", TokenizerTestData.Folder("qwen3"), "--input", input, "--output", output);
+            Assert.That(exit, Is.EqualTo(Grpo.Cli.GrpoCommand.Success), error);
+            var lines = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            Assert.That(lines[0].GetProperty("text").GetString(), Is.EqualTo("<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n"));
+            Assert.That(lines[0].GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).Take(3), Is.EqualTo(new[] { 151644, 872, 198 }),
+                "<|im_start|> user \\n");
+            Assert.That(lines[1].GetProperty("text").GetString(), Does.EndWith("<|im_start|>assistant\n<think>\n\n</think>\n\n"), "enable_thinking = false");
+            Assert.That(lines[2].GetProperty("error").GetString(), Does.Contain("line 3").And.Contain("content"));
+
+            // Gemma-3's template refuses roles that do not alternate: its own message, on that line only.
+            File.WriteAllLines(input,
+            [
+                "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b\"}]}",
+                "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}",
+            ]);
+            (exit, _, error) = CliRun.Grpo("tokenize", "--model", TokenizerTestData.Folder("gemma3"), "--input", input, "--output", output);
+            Assert.That(exit, Is.EqualTo(Grpo.Cli.GrpoCommand.Success), error);
+            lines = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            Assert.That(lines[0].GetProperty("error").GetString(), Does.Contain("Conversation roles must alternate"));
+            Assert.That(lines[1].GetProperty("text").GetString(), Is.EqualTo("<bos><start_of_turn>user\na<end_of_turn>\n"));
+        }
+        finally
+        {
+            File.Delete(input);
+            File.Delete(output);
+        }
+    }
+}
