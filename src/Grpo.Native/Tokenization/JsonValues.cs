@@ -15,7 +15,8 @@ public static class JsonValues
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         JsonValueKind.String => element.GetString(),
-        JsonValueKind.Number => element.TryGetInt64(out long integer) ? integer : element.GetDouble(),
+        // Boxed apart: a conditional of long and double would be a double, and 7 would come out as 7.0.
+        JsonValueKind.Number => element.TryGetInt64(out long integer) ? (object)integer : element.GetDouble(),
         JsonValueKind.Array => element.EnumerateArray().Select(ToPlain).ToList(),
         JsonValueKind.Object => element.EnumerateObject().ToDictionary(p => p.Name, p => ToPlain(p.Value)),
         _ => throw new ArgumentException($"Unexpected JSON value kind {element.ValueKind}.", nameof(element)),
