@@ -12,7 +12,7 @@ internal static class CliErrors
     /// <summary>True for the exceptions that mean "the input was wrong", as opposed to a bug or a device fault.</summary>
     public static bool IsUserError(Exception e) => e is ArgumentException or FormatException or CheckpointFormatException
         or FileNotFoundException or DirectoryNotFoundException or NotSupportedException or InvalidDataException
-        or Grpo.Native.Tokenization.Templates.ChatTemplateException;
+        or Grpo.Native.Tokenization.Templates.ChatTemplateException or Grpo.Native.Datasets.PromptDatasetException;
 
     /// <summary>The exception's message without .NET's " (Parameter 'x')" suffix.</summary>
     public static string Message(Exception e)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Grpo.Native.Models;
 using Grpo.Native.Operations;
+using Grpo.Native.Rewards;
 using Grpo.Native.Tasks;
 using Grpo.Native.Training;
 using Spectre.Console;
@@ -37,12 +38,23 @@ internal static class TrainCommand
         var prompts = new Option<int>("--prompts") { Description = "B: prompts per step", DefaultValueFactory = _ => DefaultPromptsPerStep };
         var beta = new Option<float>("--beta") { Description = "KL penalty weight; > 0 keeps a frozen copy of the initial policy as the reference", DefaultValueFactory = _ => 0f };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "steps between checkpoints", DefaultValueFactory = _ => DefaultCheckpointEvery };
+        var dataset = new Option<string?>("--dataset") { Description = "train --model on the prompts of this JSONL or Parquet file (or folder of shards) instead of a built-in task; needs --reward" };
+        var reward = new Option<string?>("--reward") { Description = $"with --dataset: built-in reward functions, comma-separated: {string.Join(", ", BuiltInRewards.Names)}" };
+        var rewardWeights = new Option<string?>("--reward-weights") { Description = "with --dataset: one weight per --reward function, comma-separated (default 1 each)" };
+        var promptColumn = new Option<string>("--prompt-column") { Description = "with --dataset: the column holding the prompt (text, or a list of {role, content} messages)", DefaultValueFactory = _ => "prompt" };
+        var systemPrompt = new Option<string?>("--system-prompt") { Description = "with --dataset: a system message put first in every conversation that does not start with one" };
+        var noChatTemplate = new Option<bool>("--no-chat-template") { Description = "with --dataset: encode text prompts as they are instead of as one user message of the chat template" };
+        var maxPromptLength = new Option<int>("--max-prompt-length") { Description = "with --dataset: longest prompt in tokens; longer rows are skipped and counted (prompts/skipped), never cut", DefaultValueFactory = _ => 512 };
+        var maxCompletionLength = new Option<int>("--max-completion-length") { Description = "with --dataset: most tokens generated per completion", DefaultValueFactory = _ => 256 };
+        var temperature = new Option<float>("--temperature") { Description = "with --dataset: sampling temperature of the rollouts (> 0)", DefaultValueFactory = _ => 1f };
+        var overlongBuffer = new Option<int?>("--overlong-buffer") { Description = "soft_overlong_punishment's buffer in tokens (default 20% of --max-completion-length)" };
 
         var command = new Command("train",
             "Runs GRPO on a built-in task with a verifiable reward. With no arguments: a tiny random policy learns to reverse words " +
             "from the reward alone; prints the held-out reward before and after, writes metrics.jsonl, reward/KL/length curves (PNG) " +
             "and checkpoints into --output.");
-        foreach (var option in new Option[] { task, steps, seed, device, outputFolder, model, resume, learningRate, groupSize, prompts, beta, checkpointEvery })
+        foreach (var option in new Option[] { task, steps, seed, device, outputFolder, model, resume, learningRate, groupSize, prompts, beta, checkpointEvery,
+                     dataset, reward, rewardWeights, promptColumn, systemPrompt, noChatTemplate, maxPromptLength, maxCompletionLength, temperature, overlongBuffer })
             command.Options.Add(option);
         command.SetAction(parse => CliErrors.Guarded(error, "train", () =>
         {
@@ -50,7 +62,24 @@ internal static class TrainCommand
                 parse.GetValue(task), parse.GetValue(steps), parse.GetValue(seed), parse.GetValue(device), parse.GetValue(outputFolder)!,
                 parse.GetValue(model), parse.GetValue(resume), parse.GetValue(learningRate), parse.GetValue(groupSize),
                 parse.GetValue(prompts), parse.GetValue(beta), parse.GetValue(checkpointEvery));
-            return TrainRun.Execute(settings, output);
+            string? datasetPath = parse.GetValue(dataset);
+            if (datasetPath is null && !(settings.Resume && TrainRun.IsDatasetRun(Path.GetFullPath(settings.Output))))
+            {
+                if (parse.GetValue(reward) is not null) throw new ArgumentException("--reward chooses the rewards of a --dataset run; built-in tasks have their own.");
+                return TrainRun.Execute(settings, output);
+            }
+            settings.Validate();
+            if (settings.Task is not null) throw new ArgumentException("--task and --dataset exclude each other: a run trains on a built-in task or on a dataset.");
+            DatasetSettings? datasetSettings = null;
+            if (datasetPath is not null)
+            {
+                if (settings.Resume) throw new ArgumentException("--resume continues the run's own dataset; leave out --dataset.");
+                datasetSettings = new DatasetSettings(datasetPath,
+                    parse.GetValue(reward) ?? throw new ArgumentException($"--dataset needs --reward NAME[,NAME...] (built-in: {string.Join(", ", BuiltInRewards.Names)})."),
+                    parse.GetValue(rewardWeights), parse.GetValue(promptColumn)!, parse.GetValue(systemPrompt), !parse.GetValue(noChatTemplate),
+                    parse.GetValue(maxPromptLength), parse.GetValue(maxCompletionLength), parse.GetValue(temperature), parse.GetValue(overlongBuffer));
+            }
+            return DatasetTrainRun.Execute(settings, datasetSettings, output, TrainRun.CreateConsole(output));
         }));
         return command;
     }

@@ -19,20 +19,12 @@ internal static class TrainRun
     private sealed record RunInfo(string Task, int Seed, float UntrainedReward, string Model);
 
     private const string RunInfoFile = "run.json", ReferenceFolder = "reference", MetricsFile = "metrics.jsonl";
-    private const int CheckpointsKept = 2;
 
     public static int Execute(TrainSettings s, TextWriter output)
     {
         s.Validate();
         var task = StringTransformTask.Get(s.Task ?? TrainCommand.DefaultTask); // checked before any work
-        // The live bar only on a real terminal; redirected output (CI, a log, the tests) gets plain lines.
-        bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(output),
-            Interactive = terminal ? InteractionSupport.Yes : InteractionSupport.No,
-            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
-        });
+        var console = CreateConsole(output);
         string runFolder = Path.GetFullPath(s.Output);
         Directory.CreateDirectory(runFolder);
         using var device = CliErrors.CreateDevice(s.Device);
@@ -82,7 +74,9 @@ internal static class TrainRun
 
             int startStep = trainer.Step; // the resumed checkpoint may be pruned by the time the run ends
             var clock = Stopwatch.StartNew();
-            Loop(console, trainer, task, options, log, runFolder, s.CheckpointEvery, output);
+            TrainLoop.Run(console, trainer, log, output, s.CheckpointEvery,
+                trainOneStep: () => trainer.TrainStep(task.TrainingWords(options.Seed, trainer.Step + 1, options.PromptsPerStep).Select(task.PromptTokens).ToArray()),
+                checkpoint: () => Checkpoint(trainer, task, runFolder));
             float trained = task.Evaluate(policy, task.HeldOutWords);
             Curves.Write(runFolder, MetricsLog.Read(Path.Combine(runFolder, MetricsFile)));
 
@@ -100,6 +94,25 @@ internal static class TrainRun
             policy?.Dispose();
             reference?.Dispose();
         }
+    }
+
+    /// <summary>The live bar only on a real terminal; redirected output (CI, a log, the tests) gets plain lines.</summary>
+    public static IAnsiConsole CreateConsole(TextWriter output)
+    {
+        bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        return AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Interactive = terminal ? InteractionSupport.Yes : InteractionSupport.No,
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+        });
+    }
+
+    /// <summary>True when <paramref name="runFolder"/> holds a run trained on a dataset (its run.json names one).</summary>
+    public static bool IsDatasetRun(string runFolder)
+    {
+        string file = Path.Combine(runFolder, RunInfoFile);
+        return File.Exists(file) && File.ReadAllText(file).Contains("\"Dataset\":", StringComparison.Ordinal);
     }
 
     private static GrpoTrainerOptions Options(TrainSettings s, StringTransformTask task, TransformerModel policy)
@@ -124,63 +137,8 @@ internal static class TrainRun
         };
     }
 
-    private static void Loop(IAnsiConsole console, GrpoTrainer trainer, StringTransformTask task, GrpoTrainerOptions options,
-        MetricsLog log, string runFolder, int checkpointEvery, TextWriter output)
-    {
-        void RunSteps(Action<GrpoStepMetrics> report)
-        {
-            while (trainer.Step < options.TotalSteps)
-            {
-                int step = trainer.Step + 1;
-                var prompts = task.TrainingWords(options.Seed, step, options.PromptsPerStep).Select(task.PromptTokens).ToArray();
-                var metrics = trainer.TrainStep(prompts);
-                log.Append(metrics);
-                report(metrics);
-                if (step % checkpointEvery == 0 || step == options.TotalSteps) Checkpoint(trainer, task, runFolder);
-            }
-        }
-
-        if (console.Profile.Capabilities.Interactive)
-        {
-            console.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(context =>
-                {
-                    var bar = context.AddTask("training", maxValue: options.TotalSteps);
-                    bar.Value = trainer.Step;
-                    RunSteps(m =>
-                    {
-                        bar.Description = $"step {m.Step}/{options.TotalSteps}  reward {m.Reward:F3}  len {m.MeanLength:F1}  kl {m.Kl:F4}";
-                        bar.Value = m.Step;
-                    });
-                });
-        }
-        else
-        {
-            // Redirected output (CI, a log file): a plain line every tenth step instead of a redrawn bar.
-            RunSteps(m =>
-            {
-                if (m.Step % 10 == 0 || m.Step == options.TotalSteps)
-                    output.WriteLine($"step {m.Step}/{options.TotalSteps}  reward {m.Reward:F3}  reward_std {m.RewardStd:F3}  " +
-                                      $"len {m.MeanLength:F1}  entropy {m.Entropy:F3}  kl {m.Kl:F4}  {m.StepTime * 1000:F0} ms");
-            });
-        }
-    }
-
-    private static void Checkpoint(GrpoTrainer trainer, StringTransformTask task, string runFolder)
-    {
-        string folder = GrpoCheckpoint.FolderFor(runFolder, trainer.Step);
-        GrpoCheckpoint.Save(trainer, folder);
-        task.Tokenizer.Save(Path.Combine(folder, GrpoCheckpoint.ModelFolderName)); // so `grpo sample --prompt` can encode text
-        // Keep the newest few complete checkpoints; remove older ones and leftovers of interrupted saves,
-        // only now that the new one is complete.
-        var all = Directory.GetDirectories(runFolder, "checkpoint-*")
-            .Select(d => (Folder: d, Step: int.TryParse(Path.GetFileName(d)["checkpoint-".Length..], out int n) ? n : -1))
-            .Where(x => x.Step >= 0 && x.Step <= trainer.Step).OrderByDescending(x => x.Step).ToList();
-        var kept = all.Where(x => File.Exists(Path.Combine(x.Folder, GrpoCheckpoint.StateFileName))).Take(CheckpointsKept)
-            .Select(x => x.Folder).ToHashSet();
-        foreach (var (oldFolder, _) in all.Where(x => !kept.Contains(x.Folder))) Directory.Delete(oldFolder, recursive: true);
-    }
+    private static void Checkpoint(GrpoTrainer trainer, StringTransformTask task, string runFolder) =>
+        TrainLoop.Checkpoint(trainer, runFolder, modelFolder => task.Tokenizer.Save(modelFolder)); // so `grpo sample --prompt` can encode text
 
     private static RunInfo ReadRunInfo(string runFolder)
     {

@@ -65,6 +65,9 @@ public sealed record GrpoStepMetrics
     /// </summary>
     public int UpdatesApplied { get; init; }
 
+    /// <summary>Further metrics by name that the caller adds (e.g. <c>prompts/skipped</c> of a dataset run); written after the others.</summary>
+    public IReadOnlyDictionary<string, double>? Extra { get; init; }
+
     /// <summary>The metrics under TRL's names (one flat dictionary; metrics.jsonl writes it per step).</summary>
     public IReadOnlyDictionary<string, double> ToDictionary()
     {
@@ -98,6 +101,8 @@ public sealed record GrpoStepMetrics
         }
         foreach (var (name, failures) in RewardFailures)
             d[$"rewards/{name}/failures"] = failures;
+        if (Extra is not null)
+            foreach (var (name, value) in Extra) d[name] = value;
         return d;
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.ObjectModel;
 using System.Diagnostics;
 using Grpo.Native.Losses;
 using Grpo.Native.Models;
@@ -15,7 +16,7 @@ public sealed class GrpoStepEventArgs(GrpoStepMetrics metrics) : EventArgs
 }
 
 /// <summary>
-/// GRPO for a <see cref="TransformerModel"/> policy. One <see cref="TrainStep"/>: rollout of G
+/// GRPO for a <see cref="TransformerModel"/> policy. One <see cref="TrainStep(IReadOnlyList{int[]})"/>: rollout of G
 /// completions per prompt with the KV cache → rewards → group-relative advantages → reference
 /// log-probs (β &gt; 0) → μ policy updates, each a pass of micro-batches through the fused GRPO loss
 /// whose gradients accumulate, then clipping and AdamW. Each stage is its own type (RolloutGenerator,
@@ -102,12 +103,23 @@ public sealed class GrpoTrainer : IDisposable
 
     /// <summary>One GRPO step on <paramref name="prompts"/> (exactly <see cref="GrpoTrainerOptions.PromptsPerStep"/> token-id lists).</summary>
     /// <exception cref="ArgumentException">The prompt count is wrong, a prompt is empty or longer than MaxPromptLength, or a token is out of range.</exception>
-    public GrpoStepMetrics TrainStep(IReadOnlyList<int[]> prompts)
+    public GrpoStepMetrics TrainStep(IReadOnlyList<int[]> prompts) => TrainStep(prompts, promptColumns: null);
+
+    /// <summary>
+    /// One GRPO step on <paramref name="prompts"/>, each with the other columns of its dataset row, which reach the
+    /// reward functions as <see cref="RewardInput.Columns"/> (as TRL passes them as keyword arguments).
+    /// </summary>
+    /// <param name="prompts">Exactly <see cref="GrpoTrainerOptions.PromptsPerStep"/> token-id lists.</param>
+    /// <param name="promptColumns">One dictionary per prompt, or null for none.</param>
+    /// <exception cref="ArgumentException">A count is wrong, a prompt is empty or longer than MaxPromptLength, or a token is out of range.</exception>
+    public GrpoStepMetrics TrainStep(IReadOnlyList<int[]> prompts, IReadOnlyList<IReadOnlyDictionary<string, object?>>? promptColumns)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         var o = Options;
         if (prompts.Count != o.PromptsPerStep)
             throw new ArgumentException($"'{nameof(prompts)}' has {prompts.Count} prompts but the trainer takes {o.PromptsPerStep} per step (PromptsPerStep).", nameof(prompts));
+        if (promptColumns is not null && promptColumns.Count != prompts.Count)
+            throw new ArgumentException($"'{nameof(promptColumns)}' has {promptColumns.Count} entries for {prompts.Count} prompts; pass one per prompt.", nameof(promptColumns));
         for (int p = 0; p < prompts.Count; p++)
             if (prompts[p] is null || prompts[p].Length == 0 || prompts[p].Length > o.MaxPromptLength)
                 throw new ArgumentException(
@@ -127,7 +139,10 @@ public sealed class GrpoTrainer : IDisposable
         // 2. Rewards, F functions concurrently; failures score NaN and are counted.
         var inputs = Enumerable.Range(0, n).Select(i => new RewardInput(
             _tokenizer.Decode(rollout.Prompts[i / o.GroupSize]), _tokenizer.Decode(rollout.Completions[i]),
-            rollout.Prompts[i / o.GroupSize], rollout.Completions[i], i / o.GroupSize, rollout.Truncated[i])).ToArray();
+            rollout.Prompts[i / o.GroupSize], rollout.Completions[i], i / o.GroupSize, rollout.Truncated[i])
+        {
+            Columns = promptColumns?[i / o.GroupSize] ?? ReadOnlyDictionary<string, object?>.Empty,
+        }).ToArray();
         var scores = RewardScorer.ScoreAsync(_rewards, inputs, RewardTimeout).GetAwaiter().GetResult();
 
         // 3. Group-relative advantages.

@@ -21,7 +21,7 @@ public sealed record RewardInput(string Prompt, string Completion, IReadOnlyList
     /// <summary>
     /// The dataset row's columns other than the prompt, by column name (case-sensitive), with the values
     /// a JSONL or Parquet row holds: string, long, double, bool, null or a list of those. Empty (never
-    /// null) when the prompts did not come from a dataset row, as with <see cref="GrpoTrainer.TrainStep"/>'s token-id prompts.
+    /// null) when the prompts did not come from a dataset row (GrpoTrainer.TrainStep without prompt columns).
     /// </summary>
     /// <exception cref="ArgumentNullException">Set to null; leave it unset for "no columns".</exception>
     public IReadOnlyDictionary<string, object?> Columns

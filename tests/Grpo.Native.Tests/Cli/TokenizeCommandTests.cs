@@ -83,13 +83,9 @@ public sealed class SampleWithHuggingFaceTokenizerTests
     {
         // A tiny random GPT-2 with GPT-2's real vocabulary (vocab.json + merges.txt): greedy decoding of "Hello world"
         // must equal greedy decoding of its ids 15496, 995, so the text went through the folder's tokenizer.
-        var config = Grpo.Native.Tests.Models.TinyModels.Config("gpt2", vocab: 50257);
-        var parameters = Grpo.Native.Tests.Models.TinyModels.Parameters(config, new Random(5));
-        string folder = Grpo.Native.Tests.Models.TinyModels.WriteFolder(config, parameters);
+        string folder = DatasetTrainTests.TinyGpt2WithTokenizer();
         try
         {
-            foreach (string file in new[] { "vocab.json", "merges.txt" })
-                File.Copy(Path.Combine(TokenizerTestData.Folder("gpt2"), file), Path.Combine(folder, file));
             string[] common = ["sample", "--model", folder, "--temperature", "0", "--max-tokens", "4", "--device", "cpu"];
             var byText = Run([.. common, "--prompt", "Hello world"]);
             var byIds = Run([.. common, "--prompt-ids", "15496,995"]);

@@ -1,0 +1,162 @@
+using System.Text.Json;
+using Grpo.Native.Checkpoints;
+using Grpo.Native.Datasets;
+using Grpo.Native.Models;
+using Grpo.Native.Operations;
+using Grpo.Native.Rewards;
+using Grpo.Native.Tokenization;
+using Grpo.Native.Training;
+using Spectre.Console;
+
+namespace Grpo.Cli;
+
+/// <summary>What <c>grpo train --dataset</c> adds to the settings of a run.</summary>
+internal sealed record DatasetSettings(
+    string Dataset, string Rewards, string? RewardWeights, string PromptColumn, string? SystemPrompt, bool UseChatTemplate,
+    int MaxPromptLength, int MaxCompletionLength, float Temperature, int? OverlongBuffer);
+
+/// <summary>
+/// <c>grpo train --model DIR --dataset FILE --reward NAME[,NAME...]</c>: GRPO on a Hugging Face model folder with its own
+/// tokenizer and chat template, prompts from a JSONL/Parquet dataset (each row's other columns reach the rewards), and
+/// built-in rewards. Checkpoints are Hugging Face folders with the tokenizer files, plus the prompt order's position so
+/// that <c>--resume</c> continues at the same row.
+/// </summary>
+internal static class DatasetTrainRun
+{
+    private const string RunInfoFile = "run.json", ReferenceFolder = "reference", MetricsFile = "metrics.jsonl", SamplerFile = "prompt_sampler.json";
+
+    /// <summary>The run folder's record of what was trained on (a resumed run reads it back).</summary>
+    private sealed record DatasetRunInfo(string Model, int Seed, DatasetSettings Dataset);
+
+    /// <summary>The prompt order's position after a checkpoint's step.</summary>
+    /// <param name="Skipped">prompts/skipped so far, so that a resumed run logs the count the uninterrupted one would.</param>
+    private sealed record SamplerPosition(int Rows, int Seed, int Epoch, int Offset, long Skipped);
+
+    /// <summary>The files of a model folder that make up its tokenizer, copied into every checkpoint.</summary>
+    private static readonly string[] TokenizerFiles =
+        ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "vocab.json", "merges.txt", "special_tokens_map.json", "generation_config.json"];
+
+    public static int Execute(TrainSettings s, DatasetSettings? requested, TextWriter output, IAnsiConsole console)
+    {
+        string runFolder = Path.GetFullPath(s.Output);
+        Directory.CreateDirectory(runFolder);
+        DatasetRunInfo info;
+        string? resumeFrom = null;
+        if (s.Resume)
+        {
+            resumeFrom = GrpoCheckpoint.FindLatest(runFolder) ?? throw new FileNotFoundException(
+                $"--resume: '{runFolder}' holds no complete checkpoint (checkpoint-STEP folder with {GrpoCheckpoint.StateFileName}); start a new run instead.");
+            info = ReadJson<DatasetRunInfo>(Path.Combine(runFolder, RunInfoFile));
+        }
+        else
+        {
+            string model = s.Model ?? throw new ArgumentException("--dataset trains a Hugging Face model: pass --model DIR (a folder with config.json, weights and tokenizer.json).");
+            info = new DatasetRunInfo(Path.GetFullPath(model), s.Seed, requested!);
+        }
+        var d = info.Dataset;
+        string modelFolder = resumeFrom is null ? info.Model : Path.Combine(resumeFrom, GrpoCheckpoint.ModelFolderName);
+        if (!HuggingFaceTokenizer.IsPresent(modelFolder))
+            throw new ArgumentException($"--model: '{modelFolder}' has no Hugging Face tokenizer (tokenizer.json, or vocab.json and merges.txt).");
+        using var tokenizer = HuggingFaceTokenizer.Load(modelFolder);
+        var dataset = PromptDataset.Load(d.Dataset, d.PromptColumn);
+        var builder = new PromptBuilder(tokenizer, new PromptFormatOptions
+        {
+            UseChatTemplate = d.UseChatTemplate, SystemPrompt = d.SystemPrompt, MaxPromptLength = d.MaxPromptLength,
+        });
+        var rewards = BuiltInRewards.Parse(d.Rewards, d.RewardWeights,
+            new BuiltInRewardOptions { MaxCompletionLength = d.MaxCompletionLength, OverlongBuffer = d.OverlongBuffer });
+        var (sampler, skippedBefore) = resumeFrom is null ? (new PromptSampler(dataset.Count, info.Seed), 0L) : RestoreSampler(resumeFrom, dataset.Count);
+        var source = new PromptSource(dataset, builder, sampler);
+
+        using var device = CliErrors.CreateDevice(s.Device);
+        TransformerModel? policy = null, reference = null;
+        try
+        {
+            GrpoTrainerOptions options;
+            if (resumeFrom is not null)
+            {
+                options = GrpoCheckpoint.ReadState(resumeFrom).Options;
+                policy = GrpoCheckpoint.LoadPolicy(device, resumeFrom);
+                if (options.Beta > 0) reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
+            }
+            else
+            {
+                policy = TransformerModel.Load(device, info.Model);
+                options = new GrpoTrainerOptions
+                {
+                    GroupSize = s.GroupSize, PromptsPerStep = s.PromptsPerStep,
+                    MaxPromptLength = d.MaxPromptLength, MaxCompletionLength = d.MaxCompletionLength,
+                    StopTokens = tokenizer.SpecialTokens.Eos is { } eos ? [eos] : [],
+                    Sampling = new SamplingOptions { Temperature = d.Temperature },
+                    Beta = s.Beta, LearningRate = s.LearningRate ?? TrainCommand.PretrainedLearningRate,
+                    TotalSteps = s.Steps, MicroBatchSize = Math.Min(8, s.PromptsPerStep * s.GroupSize), Seed = s.Seed,
+                };
+                if (options.Beta > 0)
+                {
+                    policy.Save(Path.Combine(runFolder, ReferenceFolder)); // the frozen initial policy, kept for --resume
+                    reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
+                }
+                AtomicFile.WriteAllText(Path.Combine(runFolder, RunInfoFile), JsonSerializer.Serialize(info));
+            }
+
+            using var trainer = new GrpoTrainer(policy, tokenizer, rewards, options, reference);
+            if (resumeFrom is not null) GrpoCheckpoint.Restore(trainer, resumeFrom);
+            var log = new MetricsLog(Path.Combine(runFolder, MetricsFile), keepThroughStep: trainer.Step);
+            output.WriteLine($"dataset {d.Dataset}: {dataset.Count} rows; rewards {string.Join(", ", rewards.Select(r => $"{r.Name} x{r.Weight:G3}"))}; on {device}");
+            output.WriteLine($"policy {info.Model}: {policy.Parameters.Count:N0} parameters; {options.PromptsPerStep} prompts x {options.GroupSize} completions per step, " +
+                             $"lr {options.LearningRate:G3}, beta {options.Beta}, loss {options.LossType}");
+            if (resumeFrom is not null) output.WriteLine($"resuming from {resumeFrom} at step {trainer.Step} of {options.TotalSteps} (epoch {sampler.Epoch}, row {sampler.Offset})");
+
+            TrainLoop.Run(console, trainer, log, output, s.CheckpointEvery,
+                trainOneStep: () =>
+                {
+                    var prompts = source.NextPrompts(options.PromptsPerStep);
+                    var metrics = trainer.TrainStep(prompts.Select(p => p.Tokens.TokenIds.ToArray()).ToArray(), prompts.Select(p => p.Row.Columns).ToArray());
+                    return metrics with
+                    {
+                        Extra = new Dictionary<string, double> { ["prompts/skipped"] = skippedBefore + source.SkippedPrompts, ["epoch"] = sampler.Epoch },
+                    };
+                },
+                checkpoint: () => TrainLoop.Checkpoint(trainer, runFolder, checkpointModel =>
+                {
+                    // A complete Hugging Face folder: the weights and config that Save wrote, and the tokenizer files.
+                    foreach (string file in TokenizerFiles)
+                        if (File.Exists(Path.Combine(modelFolder, file)))
+                            AtomicFile.Write(Path.Combine(checkpointModel, file), stream => { using var from = File.OpenRead(Path.Combine(modelFolder, file)); from.CopyTo(stream); });
+                    AtomicFile.WriteAllText(Path.Combine(Path.GetDirectoryName(checkpointModel)!, SamplerFile),
+                        JsonSerializer.Serialize(new SamplerPosition(sampler.RowCount, sampler.Seed, sampler.Epoch, sampler.Offset, skippedBefore + source.SkippedPrompts)));
+                }));
+            Curves.Write(runFolder, MetricsLog.Read(Path.Combine(runFolder, MetricsFile)));
+            output.WriteLine($"trained to step {options.TotalSteps}; {skippedBefore + source.SkippedPrompts} prompts over --max-prompt-length {d.MaxPromptLength} skipped");
+            output.WriteLine($"metrics: {Path.Combine(runFolder, MetricsFile)}; final checkpoint: {GrpoCheckpoint.FolderFor(runFolder, options.TotalSteps)} " +
+                             "(its model/ folder, tokenizer included, loads in grpo sample and in Hugging Face transformers)");
+            return GrpoCommand.Success;
+        }
+        finally
+        {
+            policy?.Dispose();
+            reference?.Dispose();
+        }
+    }
+
+    private static (PromptSampler, long Skipped) RestoreSampler(string checkpoint, int rows)
+    {
+        var position = ReadJson<SamplerPosition>(Path.Combine(checkpoint, SamplerFile));
+        if (position.Rows != rows)
+            throw new InvalidDataException($"--resume: the dataset now has {rows} rows but the run was trained on {position.Rows}; resume with the same dataset.");
+        return (PromptSampler.Restore(rows, position.Seed, position.Epoch, position.Offset), position.Skipped);
+    }
+
+    private static T ReadJson<T>(string file)
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"--resume: '{file}' is missing; the run folder is incomplete.", file);
+        try
+        {
+            return JsonSerializer.Deserialize<T>(File.ReadAllText(file)) ?? throw new InvalidDataException($"'{file}' is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"'{file}' is corrupt: {e.Message}", e);
+        }
+    }
+}
