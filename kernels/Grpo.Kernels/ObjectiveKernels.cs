@@ -6,70 +6,197 @@ namespace Grpo.Kernels;
 /// <summary>The scalar arguments of the objective kernels.</summary>
 /// <param name="Completions">N.</param>
 /// <param name="Tokens">T.</param>
-/// <param name="LossType">The <c>LossType</c> enum value: 0 grpo, 1 bnpo, 2 dapo, 3 dr_grpo.</param>
+/// <param name="LossType">Which per-token loss and aggregation: <see cref="ObjectiveMath.Grpo"/> .. <see cref="ObjectiveMath.Sapo"/>.</param>
 /// <param name="SequenceLevel">1 for GSPO's sequence-level ratio, 0 for token-level ratios.</param>
 /// <param name="Lower">1 − ε_low.</param>
 /// <param name="Upper">1 + ε_high.</param>
 /// <param name="Beta">β; 0 means the reference log-probs are never read.</param>
 /// <param name="MaxCompletionLength">The dr_grpo normaliser's length.</param>
+/// <param name="CispoBound">ε_high itself: TRL caps CISPO's weight at <c>epsilon_high</c>, not at 1 + ε_high.</param>
+/// <param name="Delta">The two-sided clipping cap δ on the unclipped ratio; +∞ when off.</param>
+/// <param name="DualClip">verl's dual-clip constant c (&gt; 1) for negative advantages; +∞ when off.</param>
+/// <param name="SapoTemperaturePositive">SAPO's τ for A &gt; 0.</param>
+/// <param name="SapoTemperatureNegative">SAPO's τ for A ≤ 0.</param>
+/// <param name="KlEstimator"><see cref="ObjectiveMath.K1"/>, <see cref="ObjectiveMath.K2"/> or <see cref="ObjectiveMath.K3"/>.</param>
 public readonly record struct ObjectiveParameters(
-    int Completions, int Tokens, int LossType, int SequenceLevel, float Lower, float Upper, float Beta, int MaxCompletionLength);
+    int Completions, int Tokens, int LossType, int SequenceLevel, float Lower, float Upper, float Beta, int MaxCompletionLength,
+    float CispoBound, float Delta, float DualClip, float SapoTemperaturePositive, float SapoTemperatureNegative, int KlEstimator);
 
-/// <summary>The clipped surrogate of one token (see <see cref="ObjectiveMath.Clipped"/>).</summary>
-/// <param name="Loss">−min(ρA, clamp(ρ, lower, upper)·A).</param>
-/// <param name="DLossDRho">Its derivative in ρ as PyTorch computes it: −A, or 0 where the clamp is active.</param>
-/// <param name="ClippedLow">1 when ρ &lt; lower and A &lt; 0, else 0.</param>
-/// <param name="ClippedHigh">1 when ρ &gt; upper and A &gt; 0, else 0.</param>
-public readonly record struct ClippedTerm(float Loss, float DLossDRho, float ClippedLow, float ClippedHigh);
+/// <summary>One token's policy-loss term (before the KL penalty and the aggregation weight), as a function of ρ and logp.</summary>
+/// <param name="Loss">The variant's per-token loss.</param>
+/// <param name="DLossDRho">Its derivative in ρ as PyTorch's autograd computes it (0 where ρ is detached or the branch is clipped).</param>
+/// <param name="DLossDLogp">Its derivative in logp other than through ρ (CISPO's −w·A; 0 for the others).</param>
+/// <param name="ClippedLow">1 when TRL counts the token in <c>clip_ratio/low_mean</c>, else 0.</param>
+/// <param name="ClippedHigh">1 when TRL counts the token in <c>clip_ratio/high_mean</c>, else 0.</param>
+/// <param name="DualClipped">1 when verl counts the token in <c>pg_clipfrac_lower</c> (the dual clip decides its loss), else 0.</param>
+/// <param name="CispoClipped">1 when TRL counts the token in <c>cispo_clip_ratio</c>, else 0.</param>
+public readonly record struct PolicyTerm(
+    float Loss, float DLossDRho, float DLossDLogp, float ClippedLow, float ClippedHigh, float DualClipped, float CispoClipped);
 
 /// <summary>One token's share of the objective (see <see cref="ObjectiveMath.Token"/>), before the aggregation weight.</summary>
-/// <param name="Loss">ℓ_t = −min(ρA, clamp(ρ)·A) + β·KL_t.</param>
-/// <param name="DLossDLogp">dℓ_t/dlogp_t through ρ (token level; at sequence level the same value is each token's share) and the KL.</param>
-/// <param name="Kl">KL_t (0 when β = 0).</param>
+/// <param name="Loss">ℓ_t = the policy term + β·KL_t.</param>
+/// <param name="DLossDLogp">dℓ_t/dlogp_t through ρ (token level; at sequence level the same value is each token's share), directly, and through the KL.</param>
+/// <param name="Kl">KL_t by the chosen estimator (0 when β = 0).</param>
 /// <param name="ClippedLow">1 when clipped below, else 0.</param>
 /// <param name="ClippedHigh">1 when clipped above, else 0.</param>
-public readonly record struct TokenTerm(float Loss, float DLossDLogp, float Kl, float ClippedLow, float ClippedHigh);
+/// <param name="DualClipped">1 when the dual clip decides the loss, else 0.</param>
+/// <param name="CispoClipped">1 when CISPO's weight is capped and A &gt; 0, else 0.</param>
+public readonly record struct TokenTerm(
+    float Loss, float DLossDLogp, float Kl, float ClippedLow, float ClippedHigh, float DualClipped, float CispoClipped);
 
 /// <summary>
 /// The per-token arithmetic of the GRPO objective, shared by the ILGPU kernels and the managed CPU
-/// backend so that both apply exactly the same clipping rule. No transcendental functions here:
-/// each backend computes its own exponentials.
+/// backend so that both apply exactly the same rules. Each policy-loss variant and each KL estimator
+/// is one small function below, chosen by the id in <see cref="ObjectiveParameters"/>: a new variant
+/// is a new function and a new case in <see cref="Policy"/> (and <see cref="RowWeight"/> for its
+/// aggregation). No transcendental functions here: each backend computes its own exponentials —
+/// exp(logp − old) for ρ, exp(ref − logp) for k3, and exp(<see cref="PolicyExponent"/>) when a
+/// variant asks for one (<see cref="NeedsPolicyExponential"/>) — and passes them in.
 /// </summary>
 public static class ObjectiveMath
 {
+    /// <summary>Loss-type ids (<see cref="ObjectiveParameters.LossType"/>).</summary>
+    public const int Grpo = 0, Bnpo = 1, Dapo = 2, DrGrpo = 3, Cispo = 4, Sapo = 5;
+
+    /// <summary>KL-estimator ids (<see cref="ObjectiveParameters.KlEstimator"/>).</summary>
+    public const int K1 = 0, K2 = 1, K3 = 2;
+
     /// <summary>
-    /// −min(ρA, clamp(ρ, lower, upper)·A) and its gradient in ρ. PyTorch splits a tie of min
-    /// evenly and gives clamp gradient 1 on the closed interval, so the gradient is −A everywhere
-    /// except where the clamped branch is the strict minimum: A &gt; 0 and ρ &gt; upper, or A &lt; 0
-    /// and ρ &lt; lower. Those are exactly the clipped tokens the metrics count.
+    /// One token's loss, gradient in logp, KL and metric flags: the variant's policy term (through ρ,
+    /// dρ/dlogp = ρ, and directly) plus β·KL. <paramref name="d"/> = ref − logp and <paramref name="e"/> =
+    /// exp(d) are only used when β &gt; 0 (pass 0 and 1 otherwise), so the reference log-probs need not
+    /// be read at all when β = 0. <paramref name="policyExponential"/> is exp(<see cref="PolicyExponent"/>)
+    /// when <see cref="NeedsPolicyExponential"/>, else anything (1).
     /// </summary>
-    public static ClippedTerm Clipped(float rho, float advantage, float lower, float upper)
+    public static TokenTerm Token(ObjectiveParameters p, float rho, float advantage, float logp, float d, float e, float policyExponential)
     {
-        float clamped = rho < lower ? lower : rho > upper ? upper : rho;
-        float unclippedTerm = rho * advantage, clippedTerm = clamped * advantage;
-        float loss = -(unclippedTerm < clippedTerm ? unclippedTerm : clippedTerm);
-        bool low = rho < lower && advantage < 0;
-        bool high = rho > upper && advantage > 0;
-        return new ClippedTerm(loss, low || high ? 0f : -advantage, low ? 1f : 0f, high ? 1f : 0f);
+        var policy = Policy(p, rho, advantage, logp, policyExponential);
+        float loss = policy.Loss, gradient = policy.DLossDRho * rho + policy.DLossDLogp, kl = 0f;
+        if (p.Beta > 0f)
+        {
+            kl = KlValue(p.KlEstimator, d, e);
+            loss += p.Beta * kl;
+            gradient += p.Beta * KlGradient(p.KlEstimator, d, kl);
+        }
+        return new TokenTerm(loss, gradient, kl, policy.ClippedLow, policy.ClippedHigh, policy.DualClipped, policy.CispoClipped);
+    }
+
+    /// <summary>The policy-loss variant of <see cref="ObjectiveParameters.LossType"/> for one token.</summary>
+    public static PolicyTerm Policy(ObjectiveParameters p, float rho, float advantage, float logp, float policyExponential)
+    {
+        if (p.LossType == Cispo) return CispoTerm(rho, advantage, logp, p.CispoBound);
+        if (p.LossType == Sapo) return SapoTerm(advantage, SapoTemperature(p, advantage), policyExponential);
+        return Clipped(rho, advantage, p.Lower, p.Upper, p.Delta, p.DualClip);
+    }
+
+    /// <summary>Whether the variant needs exp(<see cref="PolicyExponent"/>) from the backend (SAPO's gate).</summary>
+    public static bool NeedsPolicyExponential(ObjectiveParameters p) => p.LossType == Sapo;
+
+    /// <summary>The argument x whose exp(x) the variant needs: SAPO's −τ(ρ − 1); 0 for the others.</summary>
+    public static float PolicyExponent(ObjectiveParameters p, float rho, float advantage) =>
+        p.LossType == Sapo ? -SapoTemperature(p, advantage) * (rho - 1f) : 0f;
+
+    /// <summary>
+    /// The clipped surrogate of grpo, bnpo, dapo and dr_grpo, with TRL's two-sided clipping and verl's
+    /// dual clip. TRL (<c>GRPOTrainer._compute_loss</c>):
+    /// <code>
+    /// coef_2 = torch.clamp(coef_1, 1 - self.epsilon_low, 1 + self.epsilon_high)
+    /// if self.args.delta is not None:
+    ///     coef_1 = torch.clamp(coef_1, max=self.args.delta)
+    /// per_token_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
+    /// </code>
+    /// then verl (<c>compute_policy_loss_vanilla</c>, with clip_pg_losses1 the loss above):
+    /// <code>
+    /// pg_losses3 = -advantages * clip_ratio_c
+    /// clip_pg_losses2 = torch.min(pg_losses3, clip_pg_losses1)
+    /// pg_losses = torch.where(advantages &lt; 0, clip_pg_losses2, clip_pg_losses1)
+    /// </code>
+    /// <paramref name="delta"/> and <paramref name="dualClip"/> are +∞ when off, which leaves the
+    /// plain clipped surrogate. Gradients are PyTorch's: clamp passes 1 on its closed interval, a tie
+    /// of min splits the gradient evenly. Metrics as TRL and verl count them: low when the (δ-capped)
+    /// coef_1 &lt; lower and A &lt; 0, high when it is &gt; upper and A &gt; 0, dual when A &lt; 0 and
+    /// clip_pg_losses1 &gt; pg_losses3.
+    /// </summary>
+    public static PolicyTerm Clipped(float rho, float advantage, float lower, float upper, float delta, float dualClip)
+    {
+        float coef1 = rho > delta ? delta : rho, dCoef1 = rho > delta ? 0f : 1f;
+        float coef2 = rho < lower ? lower : rho > upper ? upper : rho;
+        float dCoef2 = rho < lower || rho > upper ? 0f : 1f;
+        float unclippedTerm = coef1 * advantage, clippedTerm = coef2 * advantage;
+        float minimum, dMinimum;
+        if (unclippedTerm < clippedTerm) { minimum = unclippedTerm; dMinimum = dCoef1 * advantage; }
+        else if (unclippedTerm > clippedTerm) { minimum = clippedTerm; dMinimum = dCoef2 * advantage; }
+        else { minimum = unclippedTerm; dMinimum = 0.5f * (dCoef1 + dCoef2) * advantage; }
+        float loss = -minimum, dLoss = -dMinimum, dual = 0f;
+        if (advantage < 0f)
+        {
+            float dualLoss = -advantage * dualClip; // +∞ when off
+            if (loss > dualLoss) { loss = dualLoss; dLoss = 0f; dual = 1f; }
+            else if (loss == dualLoss) dLoss *= 0.5f;
+        }
+        float low = coef1 < lower && advantage < 0f ? 1f : 0f;
+        float high = coef1 > upper && advantage > 0f ? 1f : 0f;
+        return new PolicyTerm(loss, dLoss, 0f, low, high, dual, 0f);
     }
 
     /// <summary>
-    /// One token's loss, gradient in logp, KL and clip flags: the clipped surrogate through ρ
-    /// (dρ/dlogp = ρ) plus β·KL with dKL/dlogp = 1 − e. <paramref name="d"/> = ref − logp and
-    /// <paramref name="e"/> = exp(d) are only used when β &gt; 0 (pass 0 and 1 otherwise), so the
-    /// reference log-probs need not be read at all when β = 0.
+    /// CISPO (TRL <c>loss_type="cispo"</c>): the ratio, capped at ε_high and detached, weights a plain
+    /// policy gradient. TRL:
+    /// <code>
+    /// clamped_ratios = torch.clamp(coef_1, max=self.epsilon_high).detach()
+    /// per_token_loss = -clamped_ratios * advantages * per_token_logps
+    /// is_cispo_clipped = (coef_1 &gt; self.epsilon_high) &amp; (advantages &gt; 0)
+    /// </code>
+    /// No gradient flows through ρ; d loss / d logp = −min(ρ, ε_high)·A.
     /// </summary>
-    public static TokenTerm Token(float rho, float advantage, float lower, float upper, float beta, float d, float e)
+    public static PolicyTerm CispoTerm(float rho, float advantage, float logp, float bound)
     {
-        var clipped = Clipped(rho, advantage, lower, upper);
-        float loss = clipped.Loss, gradient = clipped.DLossDRho * rho, kl = 0f;
-        if (beta > 0f)
-        {
-            kl = Kl(d, e);
-            loss += beta * kl;
-            gradient -= beta * (d + kl); // β dKL/dlogp = β (1 − e) = −β (d + KL)
-        }
-        return new TokenTerm(loss, gradient, kl, clipped.ClippedLow, clipped.ClippedHigh);
+        float weight = rho > bound ? bound : rho;
+        float dLogp = -weight * advantage;
+        return new PolicyTerm(dLogp * logp, 0f, dLogp, 0f, 0f, 0f, rho > bound && advantage > 0f ? 1f : 0f);
+    }
+
+    /// <summary>
+    /// SAPO (TRL <c>loss_type="sapo"</c>): a soft gate instead of the hard clip. TRL:
+    /// <code>
+    /// get_sapo_token_loss(ρ, τ) = torch.sigmoid(τ * (ρ - 1)) * 4 / τ
+    /// per_token_loss = -get_sapo_token_loss(coef_1, τ) * advantages   # τ = sapo_temperature_pos where A &gt; 0, else _neg
+    /// </code>
+    /// <paramref name="gate"/> = exp(−τ(ρ − 1)), so σ = 1 / (1 + gate) and dσ/dρ = τ σ (1 − σ):
+    /// d loss / dρ = −4 A σ (1 − σ). 1 − σ is taken as gate·σ when gate &lt; 1 (no cancellation) and
+    /// as 1 − σ otherwise (σ ≤ ½, so no cancellation either); an infinite gate gives σ = 0 and no NaN.
+    /// </summary>
+    public static PolicyTerm SapoTerm(float advantage, float temperature, float gate)
+    {
+        float sigma = 1f / (1f + gate);
+        float oneMinusSigma = gate < 1f ? gate * sigma : 1f - sigma;
+        float loss = -(sigma * 4f / temperature) * advantage;
+        return new PolicyTerm(loss, -4f * advantage * sigma * oneMinusSigma, 0f, 0f, 0f, 0f, 0f);
+    }
+
+    /// <summary>SAPO's temperature: τ_pos for A &gt; 0, τ_neg otherwise (TRL's <c>advantages &gt; 0</c> mask).</summary>
+    public static float SapoTemperature(ObjectiveParameters p, float advantage) =>
+        advantage > 0f ? p.SapoTemperaturePositive : p.SapoTemperatureNegative;
+
+    /// <summary>
+    /// The KL estimate of one token, verl's <c>kl_penalty</c> with d = ref − logp: k1 = logp − ref
+    /// (<c>logprob - ref_logprob</c>), k2 = ½ (logp − ref)² (<c>0.5 * (logprob - ref_logprob).square()</c>),
+    /// k3 = exp(d) − d − 1 (TRL's term; verl's "low_var_kl" additionally clamps it to [−10, 10], which
+    /// is not done here). <paramref name="e"/> = exp(d) is read by k3 only.
+    /// </summary>
+    public static float KlValue(int estimator, float d, float e)
+    {
+        if (estimator == K1) return -d;
+        if (estimator == K2) return 0.5f * d * d;
+        return Kl(d, e);
+    }
+
+    /// <summary>d KL / d logp given d = ref − logp and the estimate: k1 → 1, k2 → logp − ref = −d, k3 → 1 − exp(d) = −(d + k3).</summary>
+    public static float KlGradient(int estimator, float d, float kl)
+    {
+        if (estimator == K1) return 1f;
+        if (estimator == K2) return -d;
+        return -(d + kl);
     }
 
     /// <summary>
@@ -87,17 +214,18 @@ public static class ObjectiveMath
 
     /// <summary>
     /// The weight c_i of completion i's masked token-loss sum in the aggregated loss:
-    /// loss = Σ_i c_i Σ_t ℓ_{i,t} m_{i,t}, so d loss / d ℓ_{i,t} = c_i m_{i,t}.
+    /// loss = Σ_i c_i Σ_t ℓ_{i,t} m_{i,t}, so d loss / d ℓ_{i,t} = c_i m_{i,t}. TRL aggregates
+    /// sapo as grpo (per-completion means) and cispo as dapo (Σ ℓ m over the batch's tokens).
     /// </summary>
-    /// <param name="lossType">0 grpo, 1 bnpo, 2 dapo, 3 dr_grpo.</param>
+    /// <param name="lossType"><see cref="Grpo"/> .. <see cref="Sapo"/>.</param>
     /// <param name="rowTokens">|o_i| = Σ_t m_{i,t}.</param>
     /// <param name="totalTokens">Σ m over the batch.</param>
     /// <param name="completions">N.</param>
     /// <param name="maxCompletionLength">The dr_grpo length.</param>
     public static float RowWeight(int lossType, float rowTokens, float totalTokens, int completions, int maxCompletionLength)
     {
-        if (lossType == 0) return 1f / ((rowTokens > 1f ? rowTokens : 1f) * completions);
-        if (lossType == 3) return 1f / ((float)completions * maxCompletionLength);
+        if (lossType == Grpo || lossType == Sapo) return 1f / ((rowTokens > 1f ? rowTokens : 1f) * completions);
+        if (lossType == DrGrpo) return 1f / ((float)completions * maxCompletionLength);
         return 1f / (totalTokens > 1f ? totalTokens : 1f);
     }
 }
@@ -113,11 +241,11 @@ public static class ObjectiveKernels
     public const int RowTokens = 0, RowLogRatio = 1, RowBadMask = 2, RowPrepareColumns = 3;
 
     /// <summary>Columns of the per-row sums written by <see cref="TokenTerms"/>.</summary>
-    public const int RowLoss = 0, RowLow = 1, RowHigh = 2, RowKl = 3, RowTermColumns = 4;
+    public const int RowLoss = 0, RowLow = 1, RowHigh = 2, RowKl = 3, RowDual = 4, RowCispo = 5, RowTermColumns = 6;
 
     /// <summary>Slots of the scalar buffer: batch totals (from <see cref="Totals"/>) then the results (from <see cref="Finish"/>).</summary>
     public const int TotalTokens = 0, TotalBadMask = 1, FirstBadRow = 2,
-        ResultLoss = 3, ResultLow = 4, ResultHigh = 5, ResultRegion = 6, ResultKl = 7, ScalarCount = 8;
+        ResultLoss = 3, ResultLow = 4, ResultHigh = 5, ResultRegion = 6, ResultKl = 7, ResultDual = 8, ResultCispo = 9, ScalarCount = 10;
 
     /// <summary>
     /// One group per completion: |o_i| = Σ_t m_t, the number of mask values that are neither 0 nor 1,
@@ -183,8 +311,8 @@ public static class ObjectiveKernels
 
     /// <summary>
     /// One group per completion: for each masked token the loss ℓ_t and d loss / d logp_t =
-    /// c_i (dℓ/dρ · ρ + β (1 − exp(ref − logp))), written to <paramref name="dLogprobs"/> (0 at
-    /// padding); then the row's sums of ℓ, clipped-low, clipped-high and KL. At sequence level ρ is
+    /// c_i (dℓ/dρ · ρ + dℓ/dlogp directly + β dKL/dlogp) (<see cref="ObjectiveMath.Token"/>), written to
+    /// <paramref name="dLogprobs"/> (0 at padding); then the row's sums of ℓ, KL and the metric flags. At sequence level ρ is
     /// the row's ratio and dρ/dlogp_t = ρ m_t / |o_i|; summed over the row's |o_i| tokens, each with
     /// weight c_i, that gives the same c_i · dℓ/dρ · ρ per token.
     /// </summary>
@@ -208,7 +336,8 @@ public static class ObjectiveKernels
         float weight = ObjectiveMath.RowWeight(p.LossType, rowTokens, scalars[TotalTokens], p.Completions, p.MaxCompletionLength);
         float advantage = advantages[row];
         float sequenceRho = XMath.Exp(rowStats[row * RowPrepareColumns + RowLogRatio]);
-        float loss = 0, low = 0, high = 0, kl = 0;
+        bool policyExponential = ObjectiveMath.NeedsPolicyExponential(p);
+        float loss = 0, low = 0, high = 0, kl = 0, dual = 0, cispo = 0;
         for (int c = Group.IdxX; c < t; c += Group.DimX)
         {
             int k = row * t + c;
@@ -220,29 +349,36 @@ public static class ObjectiveKernels
             float logp = logprobs[k];
             float rho = p.SequenceLevel != 0 ? sequenceRho : XMath.Exp(logp - oldLogprobs[k]);
             float d = p.Beta > 0f ? refLogprobs[k] - logp : 0f;
-            var term = ObjectiveMath.Token(rho, advantage, p.Lower, p.Upper, p.Beta, d, p.Beta > 0f ? XMath.Exp(d) : 1f);
+            float gate = policyExponential ? XMath.Exp(ObjectiveMath.PolicyExponent(p, rho, advantage)) : 1f;
+            var term = ObjectiveMath.Token(p, rho, advantage, logp, d, p.Beta > 0f ? XMath.Exp(d) : 1f, gate);
             dLogprobs[k] = weight * term.DLossDLogp;
             loss += term.Loss;
             kl += term.Kl;
             low += term.ClippedLow;
             high += term.ClippedHigh;
+            dual += term.DualClipped;
+            cispo += term.CispoClipped;
         }
         loss = GroupReduce.Sum(loss);
         low = GroupReduce.Sum(low);
         high = GroupReduce.Sum(high);
         kl = GroupReduce.Sum(kl);
+        dual = GroupReduce.Sum(dual);
+        cispo = GroupReduce.Sum(cispo);
         if (Group.IdxX == 0)
         {
             rowTerms[row * RowTermColumns + RowLoss] = loss;
             rowTerms[row * RowTermColumns + RowLow] = low;
             rowTerms[row * RowTermColumns + RowHigh] = high;
             rowTerms[row * RowTermColumns + RowKl] = kl;
+            rowTerms[row * RowTermColumns + RowDual] = dual;
+            rowTerms[row * RowTermColumns + RowCispo] = cispo;
         }
     }
 
     /// <summary>
     /// Launched as one group: loss = Σ_i c_i · rowLoss_i, and the masked-mean metrics
-    /// (sums over the batch divided by max(Σ m, 1)). Writes slots <see cref="ResultLoss"/> .. <see cref="ResultKl"/>.
+    /// (sums over the batch divided by max(Σ m, 1)). Writes slots <see cref="ResultLoss"/> .. <see cref="ResultCispo"/>.
     /// </summary>
     /// <param name="rowStats">(N, RowPrepareColumns) from <see cref="RowPrepare"/>.</param>
     /// <param name="rowTerms">(N, RowTermColumns) from <see cref="TokenTerms"/>.</param>
@@ -251,7 +387,7 @@ public static class ObjectiveKernels
     public static void Finish(ArrayView<float> rowStats, ArrayView<float> rowTerms, ObjectiveParameters p, ArrayView<float> scalars)
     {
         float totalTokens = scalars[TotalTokens];
-        float loss = 0, low = 0, high = 0, kl = 0;
+        float loss = 0, low = 0, high = 0, kl = 0, dual = 0, cispo = 0;
         for (int row = Group.IdxX; row < p.Completions; row += Group.DimX)
         {
             float weight = ObjectiveMath.RowWeight(
@@ -260,11 +396,15 @@ public static class ObjectiveKernels
             low += rowTerms[row * RowTermColumns + RowLow];
             high += rowTerms[row * RowTermColumns + RowHigh];
             kl += rowTerms[row * RowTermColumns + RowKl];
+            dual += rowTerms[row * RowTermColumns + RowDual];
+            cispo += rowTerms[row * RowTermColumns + RowCispo];
         }
         loss = GroupReduce.Sum(loss);
         low = GroupReduce.Sum(low);
         high = GroupReduce.Sum(high);
         kl = GroupReduce.Sum(kl);
+        dual = GroupReduce.Sum(dual);
+        cispo = GroupReduce.Sum(cispo);
         if (Group.IdxX == 0)
         {
             float denominator = totalTokens > 1f ? totalTokens : 1f;
@@ -273,6 +413,8 @@ public static class ObjectiveKernels
             scalars[ResultHigh] = high / denominator;
             scalars[ResultRegion] = (low + high) / denominator;
             scalars[ResultKl] = kl / denominator;
+            scalars[ResultDual] = dual / denominator;
+            scalars[ResultCispo] = cispo / denominator;
         }
     }
 }

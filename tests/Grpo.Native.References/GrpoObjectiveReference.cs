@@ -1,23 +1,62 @@
 namespace Grpo.Native.References;
 
-/// <summary>Options of the reference objective, in TRL's words.</summary>
-/// <param name="LossType">"grpo", "bnpo", "dapo" or "dr_grpo".</param>
+/// <summary>Options of the reference objective, in TRL's (and for the dual clip and the KL estimator, verl's) words.</summary>
+/// <param name="LossType">"grpo", "bnpo", "dapo", "dr_grpo", "cispo" or "sapo".</param>
 /// <param name="SequenceLevel">GSPO's sequence-level ratio instead of per-token ratios.</param>
 public sealed record GrpoReferenceOptions(
-    string LossType, double EpsilonLow, double EpsilonHigh, double Beta, bool SequenceLevel, int MaxCompletionLength);
+    string LossType, double EpsilonLow, double EpsilonHigh, double Beta, bool SequenceLevel, int MaxCompletionLength)
+{
+    /// <summary>TRL's <c>sapo_temperature_pos</c>.</summary>
+    public double SapoTemperaturePositive { get; init; } = 1.0;
+
+    /// <summary>TRL's <c>sapo_temperature_neg</c>.</summary>
+    public double SapoTemperatureNegative { get; init; } = 1.05;
+
+    /// <summary>TRL's <c>delta</c> (two-sided clipping); null is off.</summary>
+    public double? Delta { get; init; }
+
+    /// <summary>verl's <c>clip_ratio_c</c> (dual clip); null is off.</summary>
+    public double? DualClip { get; init; }
+
+    /// <summary>"k1", "k2" or "k3" (verl's <c>kl_penalty</c> names; k3 without verl's clamp, as TRL).</summary>
+    public string KlEstimator { get; init; } = "k3";
+}
 
 /// <summary>What <see cref="GrpoObjectiveReference.Compute"/> returns.</summary>
+/// <param name="AbsoluteLossScale">Σ weight·|ℓ_t|: the size of the loss's terms.</param>
+/// <param name="LossTermScale">Σ weight·(|policy term| + β·|KL_t|): the size of the parts each ℓ_t is summed from (fp32 rounding is proportional to it however much they cancel).</param>
+/// <param name="GradientScale">(N, T) per element, the sum of the magnitudes of the terms its gradient is summed from.</param>
+/// <param name="KlScale">Masked mean of |KL_t| (k1 can be negative, so its mean can cancel).</param>
 public sealed record GrpoReferenceResult(
     double Loss, double ClipRatioLow, double ClipRatioHigh, double ClipRatioRegion, double MeanKl,
-    double AbsoluteLossScale, double[] Gradient);
+    double AbsoluteLossScale, double[] Gradient, double DualClipRatio = 0, double CispoClipRatio = 0,
+    double LossTermScale = 0, double[]? GradientScale = null, double KlScale = 0);
 
 /// <summary>
 /// TRL's GRPO loss in double precision, written from the definitions, with the gradient PyTorch's
-/// autograd gives (min splits ties evenly; clamp passes gradient on its closed interval).
-/// Padding tokens (mask 0) are skipped, never read. Naive on purpose.
+/// autograd gives (min splits ties evenly; clamp passes gradient on its closed interval; detach
+/// passes none). Each per-token expression is built from <see cref="Dual"/> numbers that carry their
+/// derivative in ρ, operation by operation as the Python source writes it, so the gradient is the
+/// autograd of exactly that expression. Padding tokens (mask 0) are skipped, never read. Naive on purpose.
 /// </summary>
 public static class GrpoObjectiveReference
 {
+    /// <summary>A value and its derivative in ρ, combined by the rules PyTorch's autograd applies.</summary>
+    private readonly record struct Dual(double Value, double DRho)
+    {
+        public static Dual Constant(double value) => new(value, 0);
+        public static Dual operator *(Dual x, double c) => new(x.Value * c, x.DRho * c);
+        public static Dual operator -(Dual x) => new(-x.Value, -x.DRho);
+
+        /// <summary>torch.min(a, b): the smaller one's gradient; a tie gives each half.</summary>
+        public static Dual Min(Dual a, Dual b) =>
+            a.Value < b.Value ? a : a.Value > b.Value ? b : new Dual(a.Value, (a.DRho + b.DRho) / 2);
+
+        /// <summary>torch.clamp(x, low, high): gradient 1 on the closed interval [low, high], 0 outside.</summary>
+        public static Dual Clamp(Dual x, double low, double high) =>
+            x.Value < low ? Constant(low) : x.Value > high ? Constant(high) : x;
+    }
+
     /// <param name="logp">(N, T) current log-probs.</param>
     /// <param name="old">(N, T) old log-probs, or null for "logp detached" (ratio 1).</param>
     /// <param name="reference">(N, T) reference log-probs; only read when Beta &gt; 0.</param>
@@ -53,18 +92,19 @@ public static class GrpoObjectiveReference
             options.SequenceLevel ? rho[i * t + s] * mask[i * t + c] / Math.Max(tokens[i], 1)
             : s == c ? rho[i * t + c] : 0;
 
-        // d loss / d ℓ_{i,t}: the aggregation's weight.
+        // d loss / d ℓ_{i,t}: the aggregation's weight. TRL: sapo as grpo, cispo as dapo.
         double Weight(int i, int c) => mask[i * t + c] * options.LossType switch
         {
-            "grpo" => 1.0 / Math.Max(tokens[i], 1) / n,
-            "bnpo" or "dapo" => 1.0 / Math.Max(totalTokens, 1),
+            "grpo" or "sapo" => 1.0 / Math.Max(tokens[i], 1) / n,
+            "bnpo" or "dapo" or "cispo" => 1.0 / Math.Max(totalTokens, 1),
             "dr_grpo" => 1.0 / (n * (double)options.MaxCompletionLength),
-            _ => throw new ArgumentOutOfRangeException(nameof(options), options.LossType, "grpo, bnpo, dapo or dr_grpo"),
+            _ => throw new ArgumentOutOfRangeException(nameof(options), options.LossType, "grpo, bnpo, dapo, dr_grpo, cispo or sapo"),
         };
 
-        double loss = 0, absoluteScale = 0, low = 0, high = 0, kl = 0;
+        double loss = 0, absoluteScale = 0, termScale = 0, low = 0, high = 0, dual = 0, cispo = 0, kl = 0, absKl = 0;
         var dLossDRho = new double[n * t]; // weighted by the aggregation
         var gradient = new double[n * t];
+        var gradientScale = new double[n * t];
         for (int i = 0; i < n; i++)
         {
             double a = advantages[i];
@@ -72,29 +112,82 @@ public static class GrpoObjectiveReference
             {
                 int k = i * t + c;
                 if (mask[k] == 0) continue;
-                double r = rho[k];
-                double clamped = Math.Clamp(r, lower, upper);
-                double unclippedTerm = r * a, clippedTerm = clamped * a;
-                double tokenLoss = -Math.Min(unclippedTerm, clippedTerm);
-
-                // Autograd of −min(u, v): a tie sends half to each side.
-                double du = a, dv = a * (r >= lower && r <= upper ? 1 : 0);
-                double dMin = unclippedTerm < clippedTerm ? du : unclippedTerm > clippedTerm ? dv : (du + dv) / 2;
-                dLossDRho[k] = -dMin * Weight(i, c);
-
-                if (r < lower && a < 0) low++;
-                if (r > upper && a > 0) high++;
+                var coef1 = new Dual(rho[k], 1); // ρ, with dρ/dρ = 1
+                Dual tokenLoss;
+                double dLossDLogpDirect = 0;
+                switch (options.LossType)
+                {
+                    case "cispo":
+                    {
+                        // clamped_ratios = torch.clamp(coef_1, max=self.epsilon_high).detach()
+                        // per_token_loss = -clamped_ratios * advantages * per_token_logps
+                        double clampedRatio = Math.Min(rho[k], options.EpsilonHigh); // detached: no ρ derivative
+                        tokenLoss = Dual.Constant(-clampedRatio * a * logp[k]);
+                        dLossDLogpDirect = -clampedRatio * a;
+                        // is_cispo_clipped = (coef_1 > self.epsilon_high) & (advantages > 0)
+                        if (rho[k] > options.EpsilonHigh && a > 0) cispo++;
+                        break;
+                    }
+                    case "sapo":
+                    {
+                        // get_sapo_token_loss(ρ, τ) = sigmoid(τ (ρ − 1)) · 4 / τ; per_token_loss = −that · A,
+                        // τ = sapo_temperature_pos where A > 0, sapo_temperature_neg elsewhere.
+                        double tau = a > 0 ? options.SapoTemperaturePositive : options.SapoTemperatureNegative;
+                        double sigmoid = 1 / (1 + Math.Exp(-tau * (rho[k] - 1)));
+                        var gate = new Dual(sigmoid * 4 / tau, sigmoid * (1 - sigmoid) * tau * 4 / tau);
+                        tokenLoss = -(gate * a);
+                        break;
+                    }
+                    default:
+                    {
+                        // coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
+                        // if delta is not None: coef_1 = torch.clamp(coef_1, max=delta)
+                        // per_token_loss = -torch.min(coef_1 * advantages, coef_2 * advantages)
+                        var coef2 = Dual.Clamp(coef1, lower, upper);
+                        if (options.Delta is { } delta) coef1 = Dual.Clamp(coef1, double.NegativeInfinity, delta);
+                        tokenLoss = -Dual.Min(coef1 * a, coef2 * a);
+                        // TRL's metrics, on the δ-capped coef_1.
+                        if (coef1.Value < lower && a < 0) low++;
+                        if (coef1.Value > upper && a > 0) high++;
+                        // verl: pg_losses3 = -advantages * clip_ratio_c; clip_pg_losses2 = torch.min(pg_losses3, clip_pg_losses1);
+                        // pg_losses = torch.where(advantages < 0, clip_pg_losses2, clip_pg_losses1);
+                        // pg_clipfrac_lower = masked_mean(torch.gt(clip_pg_losses1, pg_losses3) * (advantages < 0))
+                        if (options.DualClip is { } clipC && a < 0)
+                        {
+                            var pgLosses3 = Dual.Constant(-a * clipC);
+                            if (tokenLoss.Value > pgLosses3.Value) dual++;
+                            tokenLoss = Dual.Min(pgLosses3, tokenLoss);
+                        }
+                        break;
+                    }
+                }
+                double value = tokenLoss.Value;
+                termScale += Weight(i, c) * Math.Abs(value);
+                dLossDRho[k] = tokenLoss.DRho * Weight(i, c);
+                gradient[k] += Weight(i, c) * dLossDLogpDirect;
+                gradientScale[k] += Math.Abs(Weight(i, c) * dLossDLogpDirect);
 
                 if (options.Beta > 0)
                 {
-                    double d = reference![k] - logp[k];
-                    double tokenKl = Math.Exp(d) - d - 1;
-                    tokenLoss += options.Beta * tokenKl;
+                    // verl's kl_penalty(logprob, ref_logprob): k1 = logprob − ref, k2 = ½ (logprob − ref)²,
+                    // k3 = exp(ref − logprob) − (ref − logprob) − 1 (TRL's, without verl's clamp).
+                    double diff = logp[k] - reference![k];
+                    (double tokenKl, double dKl) = options.KlEstimator switch
+                    {
+                        "k1" => (diff, 1.0),
+                        "k2" => (0.5 * diff * diff, diff),
+                        "k3" => (Math.Exp(-diff) + diff - 1, 1 - Math.Exp(-diff)),
+                        _ => throw new ArgumentOutOfRangeException(nameof(options), options.KlEstimator, "k1, k2 or k3"),
+                    };
+                    value += options.Beta * tokenKl;
                     kl += tokenKl;
-                    gradient[k] += Weight(i, c) * options.Beta * (1 - Math.Exp(d));
+                    absKl += Math.Abs(tokenKl);
+                    termScale += Weight(i, c) * options.Beta * Math.Abs(tokenKl);
+                    gradient[k] += Weight(i, c) * options.Beta * dKl;
+                    gradientScale[k] += Math.Abs(Weight(i, c) * options.Beta * dKl);
                 }
-                loss += Weight(i, c) * tokenLoss;
-                absoluteScale += Weight(i, c) * Math.Abs(tokenLoss);
+                loss += Weight(i, c) * value;
+                absoluteScale += Weight(i, c) * Math.Abs(value);
             }
         }
 
@@ -102,10 +195,14 @@ public static class GrpoObjectiveReference
         for (int i = 0; i < n; i++)
             for (int c = 0; c < t; c++)
                 for (int s = 0; s < t; s++)
-                    if (dLossDRho[i * t + s] != 0) gradient[i * t + c] += dLossDRho[i * t + s] * DRhoDLogp(i, s, c);
+                    if (dLossDRho[i * t + s] != 0)
+                    {
+                        gradient[i * t + c] += dLossDRho[i * t + s] * DRhoDLogp(i, s, c);
+                        gradientScale[i * t + c] += Math.Abs(dLossDRho[i * t + s] * DRhoDLogp(i, s, c));
+                    }
 
         double denominator = Math.Max(totalTokens, 1);
         return new GrpoReferenceResult(loss, low / denominator, high / denominator, (low + high) / denominator,
-            kl / denominator, absoluteScale, gradient);
+            kl / denominator, absoluteScale, gradient, dual / denominator, cispo / denominator, termScale, gradientScale, absKl / denominator);
     }
 }

@@ -55,12 +55,12 @@ internal sealed partial class CpuOperations
         }
         if (totalBad > 0) throw GrpoObjectiveValidation.BadMask(totalBad, firstBad);
 
-        // Pass 2, per row: ratios and KL exponentials vectorised over the row, then the clipped
-        // surrogate token by token. Row sums in double; the batch sums below run in row order.
-        var rowLoss = new double[n];   // (N)
-        var rowLow = new double[n];    // (N)
-        var rowHigh = new double[n];   // (N)
-        var rowKl = new double[n];     // (N)
+        // Pass 2, per row: ratios and KL exponentials vectorised over the row, then the variant's
+        // per-token term (ObjectiveMath) token by token. Row sums in double, one row of
+        // ObjectiveKernels' columns per completion; the batch sums below run in row order.
+        const int columns = ObjectiveKernels.RowTermColumns;
+        var rowSums = new double[n * columns];   // (N, RowTermColumns)
+        bool policyExponential = ObjectiveMath.NeedsPolicyExponential(p);
         Parallel.For(0, n, Device.Parallelism, () => new float[2 * t], (i, _, scratch) =>
         {
             var rho = scratch.AsSpan(0, t);       // (T) ratios (token level)
@@ -83,7 +83,7 @@ internal sealed partial class CpuOperations
             float weight = ObjectiveMath.RowWeight(p.LossType, rowTokens[i], totalTokens, n, p.MaxCompletionLength);
             float advantage = adv[i];
             var gradRow = grad.AsSpan(row);
-            double loss = 0, low = 0, high = 0, kl = 0;
+            var sums = rowSums.AsSpan(i * columns, columns);
             for (int c = 0; c < t; c++)
             {
                 if (maskRow[c] != 1f)
@@ -94,30 +94,30 @@ internal sealed partial class CpuOperations
                 // At sequence level dρ/dlogp_c = ρ m_c / |o_i|, and the row's |o_i| tokens each pass
                 // c_i · dℓ/dρ, so token c gets c_i · dℓ/dρ · ρ: the token-level formula.
                 float d = p.Beta > 0 ? refRow[c] - logpRow[c] : 0f;
-                var term = ObjectiveMath.Token(rho[c], advantage, p.Lower, p.Upper, p.Beta, d, p.Beta > 0 ? expKl[c] : 1f);
+                float gate = policyExponential ? MathF.Exp(ObjectiveMath.PolicyExponent(p, rho[c], advantage)) : 1f;
+                var term = ObjectiveMath.Token(p, rho[c], advantage, logpRow[c], d, p.Beta > 0 ? expKl[c] : 1f, gate);
                 gradRow[c] = weight * term.DLossDLogp;
-                loss += term.Loss;
-                kl += term.Kl;
-                low += term.ClippedLow;
-                high += term.ClippedHigh;
+                sums[ObjectiveKernels.RowLoss] += term.Loss;
+                sums[ObjectiveKernels.RowKl] += term.Kl;
+                sums[ObjectiveKernels.RowLow] += term.ClippedLow;
+                sums[ObjectiveKernels.RowHigh] += term.ClippedHigh;
+                sums[ObjectiveKernels.RowDual] += term.DualClipped;
+                sums[ObjectiveKernels.RowCispo] += term.CispoClipped;
             }
-            rowLoss[i] = loss;
-            rowLow[i] = low;
-            rowHigh[i] = high;
-            rowKl[i] = kl;
             return scratch;
         }, _ => { });
 
-        double totalLoss = 0, totalLow = 0, totalHigh = 0, totalKl = 0;
+        double totalLoss = 0;
+        var totals = new double[columns];
         for (int i = 0; i < n; i++)
         {
-            totalLoss += ObjectiveMath.RowWeight(p.LossType, rowTokens[i], totalTokens, n, p.MaxCompletionLength) * rowLoss[i];
-            totalLow += rowLow[i];
-            totalHigh += rowHigh[i];
-            totalKl += rowKl[i];
+            totalLoss += ObjectiveMath.RowWeight(p.LossType, rowTokens[i], totalTokens, n, p.MaxCompletionLength) * rowSums[i * columns + ObjectiveKernels.RowLoss];
+            for (int column = 0; column < columns; column++) totals[column] += rowSums[i * columns + column];
         }
         double denominator = Math.Max(totalTokens, 1f);
-        return new GrpoObjectiveResult((float)totalLoss, (float)(totalLow / denominator), (float)(totalHigh / denominator),
-            (float)((totalLow + totalHigh) / denominator), (float)(totalKl / denominator));
+        float Mean(int column) => (float)(totals[column] / denominator);
+        return new GrpoObjectiveResult((float)totalLoss, Mean(ObjectiveKernels.RowLow), Mean(ObjectiveKernels.RowHigh),
+            (float)((totals[ObjectiveKernels.RowLow] + totals[ObjectiveKernels.RowHigh]) / denominator), Mean(ObjectiveKernels.RowKl),
+            Mean(ObjectiveKernels.RowDual), Mean(ObjectiveKernels.RowCispo));
     }
 }

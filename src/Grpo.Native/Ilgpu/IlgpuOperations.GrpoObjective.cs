@@ -23,8 +23,8 @@ internal sealed partial class IlgpuOperations
 
         var accelerator = Device.Accelerator;
         using var rowStats = accelerator.Allocate1D<float>((long)n * ObjectiveKernels.RowPrepareColumns); // (N, 3)
-        using var rowTerms = accelerator.Allocate1D<float>((long)n * ObjectiveKernels.RowTermColumns);    // (N, 4)
-        using var scalars = accelerator.Allocate1D<float>(ObjectiveKernels.ScalarCount);                 // (8)
+        using var rowTerms = accelerator.Allocate1D<float>((long)n * ObjectiveKernels.RowTermColumns);    // (N, RowTermColumns)
+        using var scalars = accelerator.Allocate1D<float>(ObjectiveKernels.ScalarCount);                 // (ScalarCount)
         var rows = new KernelConfig(n, Device.RowGroupSize);
         var single = new KernelConfig(1, Device.RowGroupSize);
 
@@ -55,6 +55,7 @@ internal sealed partial class IlgpuOperations
         if (host[ObjectiveKernels.TotalBadMask] > 0)
             throw GrpoObjectiveValidation.BadMask((long)host[ObjectiveKernels.TotalBadMask], (int)host[ObjectiveKernels.FirstBadRow]);
         return new GrpoObjectiveResult(host[ObjectiveKernels.ResultLoss], host[ObjectiveKernels.ResultLow],
-            host[ObjectiveKernels.ResultHigh], host[ObjectiveKernels.ResultRegion], host[ObjectiveKernels.ResultKl]);
+            host[ObjectiveKernels.ResultHigh], host[ObjectiveKernels.ResultRegion], host[ObjectiveKernels.ResultKl],
+            host[ObjectiveKernels.ResultDual], host[ObjectiveKernels.ResultCispo]);
     }
 }

@@ -9,14 +9,17 @@ namespace Grpo.Native.Losses;
 /// <param name="ClipRatioLow">Masked fraction of tokens clipped below (<c>clip_ratio/low_mean</c>).</param>
 /// <param name="ClipRatioHigh">Masked fraction of tokens clipped above (<c>clip_ratio/high_mean</c>).</param>
 /// <param name="ClipRatioRegion">Masked fraction clipped on either side (<c>clip_ratio/region_mean</c>).</param>
-/// <param name="MeanKl">Masked mean of the k3 KL estimate; 0 when beta is 0 (<c>kl</c>).</param>
+/// <param name="MeanKl">Masked mean of the KL estimate (k3 unless chosen otherwise); 0 when beta is 0 (<c>kl</c>).</param>
 /// <param name="MeanEntropy">Masked mean entropy of softmax(logits / temperature) (<c>entropy</c>).</param>
+/// <param name="DualClipRatio">Masked fraction of tokens decided by the dual clip (verl's <c>pg_clipfrac_lower</c>); 0 when it is off.</param>
+/// <param name="CispoClipRatio">Masked fraction of tokens whose CISPO weight is capped, A &gt; 0 (<c>cispo_clip_ratio</c>); 0 unless the loss is cispo.</param>
 public sealed record FusedGrpoLossResult(
-    float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl, float MeanEntropy);
+    float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl, float MeanEntropy,
+    float DualClipRatio = 0f, float CispoClipRatio = 0f);
 
 /// <summary>
 /// The GRPO loss and its gradients straight from the policy's final hidden states:
-/// hidden → logits (chunk by chunk) → per-token log-probs → clipped objective (+ β·KL) → d hidden, d LM head.
+/// hidden → logits (chunk by chunk) → per-token log-probs → the GRPO objective (+ β·KL) → d hidden, d LM head.
 /// Written once over <see cref="IGrpoOperations"/>, so it runs on every backend.
 /// <para>
 /// Memory: besides its inputs and gradients it holds four (N, T) buffers (log-probs, log-sum-exp,
@@ -85,7 +88,7 @@ public sealed class FusedGrpoLoss : IDisposable
     /// <param name="oldLogprobs">(N, T) log-probs of the policy that sampled, or null when μ = 1 (then ρ = 1, but the gradient is not 0).</param>
     /// <param name="refLogprobs">(N, T) reference-model log-probs; required when β &gt; 0, unused when β = 0.</param>
     /// <param name="temperature">The sampling temperature: log-probs are of logits / temperature.</param>
-    /// <param name="options">Clipping, β, loss aggregation and importance-sampling level.</param>
+    /// <param name="options">Loss type, clipping, β and the KL estimator, importance-sampling level.</param>
     /// <param name="dHidden">(N, T, C) += d loss / d hidden.</param>
     /// <param name="dLmHead">(V, C) += d loss / d LM head.</param>
     /// <param name="gradientScale">
@@ -121,7 +124,7 @@ public sealed class FusedGrpoLoss : IDisposable
         _operations.LogSoftmaxGatherBackward(hiddenRows, lmHead, tokenRows, temperature, logSumExpRows, dLogprobRows, dHiddenRows, dLmHead);
 
         return new FusedGrpoLossResult(objective.Loss, objective.ClipRatioLow, objective.ClipRatioHigh,
-            objective.ClipRatioRegion, objective.MeanKl, MaskedMean(_entropy, mask));
+            objective.ClipRatioRegion, objective.MeanKl, MaskedMean(_entropy, mask), objective.DualClipRatio, objective.CispoClipRatio);
     }
 
     // The entropy metric on the host: one (N, T) download, far smaller than the step's work.

@@ -4,7 +4,11 @@ using Grpo.Native.Tensors;
 
 namespace Grpo.Native.Operations;
 
-/// <summary>How <see cref="IGrpoOperations.GrpoObjective"/> averages the per-token losses (TRL's <c>loss_type</c>).</summary>
+/// <summary>
+/// TRL's <c>loss_type</c>: how <see cref="IGrpoOperations.GrpoObjective"/> averages the per-token losses
+/// and, for <see cref="Cispo"/> and <see cref="Sapo"/>, which per-token loss it uses (the others use the
+/// clipped surrogate).
+/// </summary>
 public enum LossType
 {
     /// <summary>Mean over completions of each completion's mean token loss: Σ_t ℓ_t m_t / max(|o_i|, 1), averaged over i (the original GRPO; biased towards short completions).</summary>
@@ -18,6 +22,39 @@ public enum LossType
 
     /// <summary>Σ ℓ m / (N · <see cref="GrpoObjectiveOptions.MaxCompletionLength"/>): a constant normaliser (Dr. GRPO).</summary>
     DrGrpo,
+
+    /// <summary>
+    /// CISPO (ScaleRL / MiniMax-M1): ℓ_t = −sg(min(ρ_t, ε_high))·A·logp_t, the ratio capped and detached
+    /// (sg: no gradient), aggregated as <see cref="Dapo"/>. As in TRL the cap is
+    /// <see cref="GrpoObjectiveOptions.EffectiveEpsilonHigh"/> itself, not 1 + ε_high: set
+    /// <see cref="GrpoObjectiveOptions.EpsilonHigh"/> to ScaleRL's ε_max (TRL recommends 5.0); the default
+    /// 0.2 caps every weight at 0.2. Two-sided and dual clipping do not apply.
+    /// </summary>
+    Cispo,
+
+    /// <summary>
+    /// SAPO: ℓ_t = −A·σ(τ(ρ_t − 1))·4/τ, a soft gate instead of the hard clip, with τ =
+    /// <see cref="GrpoObjectiveOptions.SapoTemperaturePositive"/> for A &gt; 0 and
+    /// <see cref="GrpoObjectiveOptions.SapoTemperatureNegative"/> otherwise; aggregated as <see cref="Grpo"/>.
+    /// ε, two-sided and dual clipping do not apply.
+    /// </summary>
+    Sapo,
+}
+
+/// <summary>The per-token KL estimator of the penalty β·KL_t (verl's <c>kl_penalty</c>), with d = logp − ref.</summary>
+public enum KlEstimator
+{
+    /// <summary>k1 = d = logp − ref (unbiased, high variance, can be negative); d k1 / d logp = 1.</summary>
+    K1,
+
+    /// <summary>k2 = ½ d²; d k2 / d logp = d.</summary>
+    K2,
+
+    /// <summary>
+    /// k3 = exp(−d) + d − 1 = exp(ref − logp) − (ref − logp) − 1, TRL's term and the default; d k3 / d logp =
+    /// 1 − exp(ref − logp). verl's "low_var_kl" also clamps it to [−10, 10]; TRL does not, and neither does this.
+    /// </summary>
+    K3,
 }
 
 /// <summary>Where the importance ratio ρ is taken.</summary>
@@ -42,8 +79,35 @@ public sealed record GrpoObjectiveOptions
     /// <summary>ε_high: ratios above 1 + ε_high are clipped when the advantage is positive. Null means <see cref="EpsilonLow"/> (DAPO suggests 0.28). Finite, ≥ 0.</summary>
     public float? EpsilonHigh { get; init; }
 
-    /// <summary>β, the weight of the k3 KL penalty towards the reference model. 0 (the default) means no reference model: reference log-probs are then not read at all.</summary>
+    /// <summary>β, the weight of the KL penalty towards the reference model. 0 (the default) means no reference model: reference log-probs are then not read at all.</summary>
     public float Beta { get; init; }
+
+    /// <summary>The KL estimator of the penalty. Default <see cref="KlEstimator.K3"/> (TRL's).</summary>
+    public KlEstimator KlEstimator { get; init; } = KlEstimator.K3;
+
+    /// <summary>
+    /// δ, TRL's two-sided clipping (INTELLECT-2): the unclipped ratio is capped at δ before the min,
+    /// ℓ_t = −min(min(ρ, δ)·A, clamp(ρ, 1 − ε_low, 1 + ε_high)·A), which bounds a negative-advantage
+    /// token's loss by δ·|A|. Null (the default) is off. Finite and &gt; 1 (TRL checks nothing and
+    /// recommends &gt; 1 + ε_high; a cap at or below 1 would cut tokens the policy has not moved).
+    /// Used by the clipped-surrogate loss types only (grpo, bnpo, dapo, dr_grpo), ignored by cispo and
+    /// sapo exactly as TRL ignores it.
+    /// </summary>
+    public float? Delta { get; init; }
+
+    /// <summary>
+    /// c, verl's dual-clip PPO (<c>clip_ratio_c</c>): for A &lt; 0 the clipped-surrogate loss is further
+    /// capped, ℓ_t = min(−min(ρA, clamp(ρ)·A), −c·A); with <see cref="Delta"/> also set, δ caps ρ first.
+    /// Null (the default) is off; verl's default when on is 3. Finite and &gt; 1 (verl's check).
+    /// Used by the clipped-surrogate loss types only, ignored by cispo and sapo.
+    /// </summary>
+    public float? DualClip { get; init; }
+
+    /// <summary>SAPO's gate temperature τ for tokens with A &gt; 0 (TRL's <c>sapo_temperature_pos</c>). Finite, &gt; 0. Default 1.0.</summary>
+    public float SapoTemperaturePositive { get; init; } = 1.0f;
+
+    /// <summary>SAPO's gate temperature τ for tokens with A ≤ 0 (TRL's <c>sapo_temperature_neg</c>). Finite, &gt; 0. Default 1.05.</summary>
+    public float SapoTemperatureNegative { get; init; } = 1.05f;
 
     /// <summary>Token-level ratios (the default) or GSPO's sequence-level ratio.</summary>
     public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; } = ImportanceSamplingLevel.Token;
@@ -59,7 +123,9 @@ public sealed record GrpoObjectiveOptions
     public void Validate()
     {
         if (!Enum.IsDefined(LossType))
-            throw new ArgumentOutOfRangeException(nameof(LossType), LossType, $"'{nameof(LossType)}' must be Grpo, Bnpo, Dapo or DrGrpo.");
+            throw new ArgumentOutOfRangeException(nameof(LossType), LossType, $"'{nameof(LossType)}' must be Grpo, Bnpo, Dapo, DrGrpo, Cispo or Sapo.");
+        if (!Enum.IsDefined(KlEstimator))
+            throw new ArgumentOutOfRangeException(nameof(KlEstimator), KlEstimator, $"'{nameof(KlEstimator)}' must be K1, K2 or K3.");
         if (!Enum.IsDefined(ImportanceSamplingLevel))
             throw new ArgumentOutOfRangeException(nameof(ImportanceSamplingLevel), ImportanceSamplingLevel,
                 $"'{nameof(ImportanceSamplingLevel)}' must be Token or Sequence.");
@@ -72,6 +138,18 @@ public sealed record GrpoObjectiveOptions
         if (!float.IsFinite(Beta) || Beta < 0)
             throw new ArgumentOutOfRangeException(nameof(Beta), Beta,
                 $"'{nameof(Beta)}' must be finite and at least 0 (0 disables the KL penalty; 0.04 is usual).");
+        if (Delta is { } delta && !(float.IsFinite(delta) && delta > 1))
+            throw new ArgumentOutOfRangeException(nameof(Delta), delta,
+                $"'{nameof(Delta)}' is {delta}: the two-sided clipping cap must be finite and greater than 1 (TRL recommends more than 1 + ε_high, e.g. 4), or null for none.");
+        if (DualClip is { } dual && !(float.IsFinite(dual) && dual > 1))
+            throw new ArgumentOutOfRangeException(nameof(DualClip), dual,
+                $"'{nameof(DualClip)}' is {dual}: the dual-clip constant must be finite and greater than 1 (verl's clip_ratio_c, 3 by default), or null for none.");
+        if (!(float.IsFinite(SapoTemperaturePositive) && SapoTemperaturePositive > 0))
+            throw new ArgumentOutOfRangeException(nameof(SapoTemperaturePositive), SapoTemperaturePositive,
+                $"'{nameof(SapoTemperaturePositive)}' is {SapoTemperaturePositive}: SAPO's temperature must be finite and positive (1.0 is TRL's default).");
+        if (!(float.IsFinite(SapoTemperatureNegative) && SapoTemperatureNegative > 0))
+            throw new ArgumentOutOfRangeException(nameof(SapoTemperatureNegative), SapoTemperatureNegative,
+                $"'{nameof(SapoTemperatureNegative)}' is {SapoTemperatureNegative}: SAPO's temperature must be finite and positive (1.05 is TRL's default).");
         if (MaxCompletionLength < 0 || (LossType == LossType.DrGrpo && MaxCompletionLength == 0))
             throw new ArgumentOutOfRangeException(nameof(MaxCompletionLength), MaxCompletionLength,
                 $"'{nameof(MaxCompletionLength)}' must be positive for {nameof(LossType.DrGrpo)} (set it to the generation length limit), and never negative.");
@@ -80,11 +158,14 @@ public sealed record GrpoObjectiveOptions
 
 /// <summary>The loss and the metrics of one <see cref="IGrpoOperations.GrpoObjective"/> call, read back to the host.</summary>
 /// <param name="Loss">The aggregated loss (to minimise).</param>
-/// <param name="ClipRatioLow">Masked fraction of tokens with ρ &lt; 1 − ε_low and A &lt; 0 (their ratio gradient is cut).</param>
-/// <param name="ClipRatioHigh">Masked fraction of tokens with ρ &gt; 1 + ε_high and A &gt; 0.</param>
+/// <param name="ClipRatioLow">Masked fraction of tokens with ρ &lt; 1 − ε_low and A &lt; 0 (their ratio gradient is cut); ρ capped at δ first when <see cref="GrpoObjectiveOptions.Delta"/> is set, as TRL counts it. 0 for cispo and sapo (TRL logs none).</param>
+/// <param name="ClipRatioHigh">Masked fraction of tokens with ρ &gt; 1 + ε_high and A &gt; 0 (ρ capped at δ first). 0 for cispo and sapo.</param>
 /// <param name="ClipRatioRegion">Masked fraction of tokens clipped either way (the two are disjoint, so this is their sum).</param>
-/// <param name="MeanKl">Masked mean of the per-token k3 KL to the reference model; 0 when β = 0.</param>
-public sealed record GrpoObjectiveResult(float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl);
+/// <param name="MeanKl">Masked mean of the per-token KL estimate (<see cref="GrpoObjectiveOptions.KlEstimator"/>) to the reference model; 0 when β = 0.</param>
+/// <param name="DualClipRatio">Masked fraction of tokens whose loss the dual clip decides (A &lt; 0 and −min(ρA, clamp(ρ)·A) &gt; −c·A; verl's <c>pg_clipfrac_lower</c>); 0 when <see cref="GrpoObjectiveOptions.DualClip"/> is off.</param>
+/// <param name="CispoClipRatio">Masked fraction of tokens with ρ &gt; ε_high and A &gt; 0 (TRL's <c>cispo_clip_ratio</c>); 0 unless the loss type is cispo.</param>
+public sealed record GrpoObjectiveResult(
+    float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl, float DualClipRatio = 0f, float CispoClipRatio = 0f);
 
 public partial interface IGrpoOperations
 {
@@ -92,12 +173,15 @@ public partial interface IGrpoOperations
     /// The GRPO objective (TRL's definitions) and its gradient with respect to the current log-probs.
     /// Per token, with ρ the importance ratio (see <see cref="ImportanceSamplingLevel"/>) and A the
     /// completion's advantage:
-    /// ℓ_t = −min(ρ·A, clamp(ρ, 1 − ε_low, 1 + ε_high)·A) + β·KL_t, with
-    /// KL_t = exp(ref_t − logp_t) − (ref_t − logp_t) − 1; then aggregated by <see cref="LossType"/>.
-    /// The gradient is PyTorch's: the ratio term passes −A·dρ/dlogp except where the clamp is active
-    /// (A &gt; 0 and ρ &gt; 1 + ε_high, or A &lt; 0 and ρ &lt; 1 − ε_low), where it passes nothing.
-    /// With <paramref name="oldLogprobs"/> null (one update per rollout, μ = 1) ρ = 1 and the loss
-    /// can be 0 while the gradient, −A·m/normaliser, is not.
+    /// ℓ_t = −min(ρ·A, clamp(ρ, 1 − ε_low, 1 + ε_high)·A) + β·KL_t (with the optional two-sided cap
+    /// <see cref="GrpoObjectiveOptions.Delta"/> and dual clip <see cref="GrpoObjectiveOptions.DualClip"/>),
+    /// or CISPO's and SAPO's terms (see <see cref="LossType"/>), with KL_t by
+    /// <see cref="GrpoObjectiveOptions.KlEstimator"/> (default k3 = exp(ref_t − logp_t) − (ref_t − logp_t) − 1);
+    /// then aggregated by <see cref="LossType"/>.
+    /// The gradient is PyTorch's autograd of those expressions: the clipped surrogate passes −A·dρ/dlogp except where
+    /// a clamp is active (A &gt; 0 and ρ &gt; 1 + ε_high, or A &lt; 0 and ρ &lt; 1 − ε_low), where it passes nothing.
+    /// With <paramref name="oldLogprobs"/> null (one update per rollout, μ = 1) ρ = 1 and the clipped
+    /// surrogate's loss can be 0 while its gradient, −A·m/normaliser, is not.
     /// Padding tokens (mask 0) are not read for values and get gradient 0.
     /// The scalars are read back to the host, so on an asynchronous device this call synchronises.
     /// </summary>
@@ -151,11 +235,27 @@ internal static class GrpoObjectiveValidation
             throw new ArgumentOutOfRangeException(nameof(options.MaxCompletionLength), options.MaxCompletionLength,
                 $"'{nameof(options.MaxCompletionLength)}' = {options.MaxCompletionLength} is shorter than the {t} tokens per completion in '{nameof(logprobs)}'; set it to the generation length limit.");
         FiniteInputs(oldLogprobs, advantages, mask, t);
-        // The kernels take the loss type as the enum's value.
-        return new ObjectiveParameters(n, t, (int)options.LossType,
+        return new ObjectiveParameters(n, t, LossTypeId(options.LossType),
             options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence ? 1 : 0,
-            1f - options.EpsilonLow, 1f + options.EffectiveEpsilonHigh, options.Beta, options.MaxCompletionLength);
+            1f - options.EpsilonLow, 1f + options.EffectiveEpsilonHigh, options.Beta, options.MaxCompletionLength,
+            CispoBound: options.EffectiveEpsilonHigh,
+            Delta: options.Delta ?? float.PositiveInfinity,         // +∞: min(ρ, ∞) = ρ, the plain surrogate
+            DualClip: options.DualClip ?? float.PositiveInfinity,   // +∞: −A·∞ never wins the min
+            options.SapoTemperaturePositive, options.SapoTemperatureNegative,
+            options.KlEstimator switch { KlEstimator.K1 => ObjectiveMath.K1, KlEstimator.K2 => ObjectiveMath.K2, _ => ObjectiveMath.K3 });
     }
+
+    /// <summary>The kernels' id of a loss type (<see cref="ObjectiveMath.Grpo"/> ..).</summary>
+    private static int LossTypeId(LossType lossType) => lossType switch
+    {
+        LossType.Grpo => ObjectiveMath.Grpo,
+        LossType.Bnpo => ObjectiveMath.Bnpo,
+        LossType.Dapo => ObjectiveMath.Dapo,
+        LossType.DrGrpo => ObjectiveMath.DrGrpo,
+        LossType.Cispo => ObjectiveMath.Cispo,
+        LossType.Sapo => ObjectiveMath.Sapo,
+        _ => throw new ArgumentOutOfRangeException(nameof(lossType), lossType, "unknown loss type"),
+    };
 
     /// <summary>
     /// Refuses NaN or infinite advantages, and old log-probs that are not finite at completion tokens

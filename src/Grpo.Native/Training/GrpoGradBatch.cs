@@ -21,7 +21,11 @@ public sealed record GrpoGradBatch
     public required float[] Rewards { get; init; }
     /// <summary><c>old_logprobs</c>: optional N lists, lengths as the completions.</summary>
     public float[][]? OldLogprobs { get; init; }
-    /// <summary><c>loss_type</c> (default dapo), <c>beta</c>, <c>epsilon_low</c>, <c>epsilon_high</c>, <c>importance_sampling_level</c>, <c>max_completion_length</c>.</summary>
+    /// <summary>
+    /// <c>loss_type</c> (grpo, bnpo, dapo (default), dr_grpo, cispo, sapo), <c>beta</c>, <c>epsilon_low</c>, <c>epsilon_high</c>,
+    /// <c>importance_sampling_level</c>, <c>max_completion_length</c>, <c>sapo_temperature_pos</c>, <c>sapo_temperature_neg</c>,
+    /// <c>delta</c>, <c>dual_clip</c> (verl's <c>clip_ratio_c</c>), <c>kl_estimator</c> (k1, k2, k3 (default)).
+    /// </summary>
     public required GrpoObjectiveOptions Objective { get; init; }
     /// <summary><c>scale_rewards</c>: group (default), batch or none.</summary>
     public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
@@ -60,22 +64,31 @@ public sealed record GrpoGradBatch
             float[][]? old = root.TryGetProperty("old_logprobs", out var o) && o.ValueKind != JsonValueKind.Null
                 ? o.EnumerateArray().Select((row, i) => Floats(row, source, $"old_logprobs[{i}]", allowNull: false)).ToArray()
                 : null;
-            var lossType = Text(root, "loss_type", "dapo") switch
+            var lossType = Text(root, source, "loss_type", "dapo") switch
             {
                 "grpo" => LossType.Grpo,
                 "bnpo" => LossType.Bnpo,
                 "dapo" => LossType.Dapo,
                 "dr_grpo" => LossType.DrGrpo,
-                var other => throw new FormatException($"'{source}': loss_type '{other}' is unknown; use grpo, bnpo, dapo or dr_grpo."),
+                "cispo" => LossType.Cispo,
+                "sapo" => LossType.Sapo,
+                var other => throw new FormatException($"'{source}': loss_type '{other}' is unknown; use grpo, bnpo, dapo, dr_grpo, cispo or sapo."),
             };
-            var scale = Text(root, "scale_rewards", "group") switch
+            var klEstimator = Text(root, source, "kl_estimator", "k3") switch
+            {
+                "k1" => KlEstimator.K1,
+                "k2" => KlEstimator.K2,
+                "k3" => KlEstimator.K3,
+                var other => throw new FormatException($"'{source}': kl_estimator '{other}' is unknown; use k1, k2 or k3 (the default, TRL's)."),
+            };
+            var scale = Text(root, source, "scale_rewards", "group") switch
             {
                 "group" => RewardScaling.Group,
                 "batch" => RewardScaling.Batch,
                 "none" => RewardScaling.None,
                 var other => throw new FormatException($"'{source}': scale_rewards '{other}' is unknown; use group, batch or none."),
             };
-            var level = Text(root, "importance_sampling_level", "token") switch
+            var level = Text(root, source, "importance_sampling_level", "token") switch
             {
                 "token" => ImportanceSamplingLevel.Token,
                 "sequence" => ImportanceSamplingLevel.Sequence,
@@ -90,6 +103,11 @@ public sealed record GrpoGradBatch
                 EpsilonHigh = Float(root, source, "epsilon_high", epsilonLow),
                 ImportanceSamplingLevel = level,
                 MaxCompletionLength = Int(root, source, "max_completion_length", 0),
+                KlEstimator = klEstimator,
+                Delta = NullableFloat(root, source, "delta"),
+                DualClip = NullableFloat(root, source, "dual_clip"),
+                SapoTemperaturePositive = Float(root, source, "sapo_temperature_pos", 1.0f),
+                SapoTemperatureNegative = Float(root, source, "sapo_temperature_neg", 1.05f),
             };
             var batch = new GrpoGradBatch
             {
@@ -104,8 +122,25 @@ public sealed record GrpoGradBatch
     private static readonly string[] KnownFields =
     [
         "group_size", "prompts", "completions", "rewards", "old_logprobs", "loss_type", "beta", "epsilon_low", "epsilon_high",
-        "scale_rewards", "temperature", "importance_sampling_level", "max_completion_length",
+        "scale_rewards", "temperature", "importance_sampling_level", "max_completion_length", "sapo_temperature_pos",
+        "sapo_temperature_neg", "delta", "dual_clip", "kl_estimator",
     ];
+
+    /// <summary>The batch-file field of each <see cref="GrpoObjectiveOptions"/> property, for error messages.</summary>
+    private static readonly Dictionary<string, string> FieldOfOption = new()
+    {
+        [nameof(GrpoObjectiveOptions.LossType)] = "loss_type",
+        [nameof(GrpoObjectiveOptions.EpsilonLow)] = "epsilon_low",
+        [nameof(GrpoObjectiveOptions.EpsilonHigh)] = "epsilon_high",
+        [nameof(GrpoObjectiveOptions.Beta)] = "beta",
+        [nameof(GrpoObjectiveOptions.ImportanceSamplingLevel)] = "importance_sampling_level",
+        [nameof(GrpoObjectiveOptions.MaxCompletionLength)] = "max_completion_length",
+        [nameof(GrpoObjectiveOptions.KlEstimator)] = "kl_estimator",
+        [nameof(GrpoObjectiveOptions.Delta)] = "delta",
+        [nameof(GrpoObjectiveOptions.DualClip)] = "dual_clip",
+        [nameof(GrpoObjectiveOptions.SapoTemperaturePositive)] = "sapo_temperature_pos",
+        [nameof(GrpoObjectiveOptions.SapoTemperatureNegative)] = "sapo_temperature_neg",
+    };
 
     /// <summary>Checks counts and ranges; the message names the JSON field.</summary>
     public void Validate(string source = "batch")
@@ -143,7 +178,11 @@ public sealed record GrpoGradBatch
             throw new FormatException(
                 $"'{source}': loss_type dr_grpo needs max_completion_length (its normaliser) of at least the longest completion ({Completions.Max(c => c.Length)}).");
         try { Objective.Validate(); }
-        catch (ArgumentOutOfRangeException e) { throw new FormatException($"'{source}': {e.Message}", e); }
+        catch (ArgumentOutOfRangeException e)
+        {
+            string field = e.ParamName is { } name && FieldOfOption.TryGetValue(name, out var f) ? f : e.ParamName ?? "an option";
+            throw new FormatException($"'{source}': {field} is out of range: {e.Message}", e);
+        }
     }
 
     /// <summary>Checks token ids against the model's vocabulary and lengths against its context, naming the first bad entry.</summary>
@@ -190,8 +229,19 @@ public sealed record GrpoGradBatch
             : throw new FormatException($"'{source}': '{field}' must be a number.");
     }
 
-    private static string Text(JsonElement root, string field, string fallback) =>
-        root.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : fallback;
+    private static float? NullableFloat(JsonElement root, string source, string field)
+    {
+        if (!root.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null) return null;
+        return value.ValueKind == JsonValueKind.Number ? value.GetSingle()
+            : throw new FormatException($"'{source}': '{field}' must be a number or null.");
+    }
+
+    private static string Text(JsonElement root, string source, string field, string fallback)
+    {
+        if (!root.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null) return fallback;
+        return value.ValueKind == JsonValueKind.String ? value.GetString()!
+            : throw new FormatException($"'{source}': '{field}' must be a string (default {fallback}).");
+    }
 
     private static int[][] IntLists(JsonElement root, string source, string field)
     {

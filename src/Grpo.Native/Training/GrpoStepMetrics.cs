@@ -36,6 +36,10 @@ public sealed record GrpoStepMetrics
     public required float ClipRatioHigh { get; init; }
     /// <summary><c>clip_ratio/region_mean</c>.</summary>
     public required float ClipRatioRegion { get; init; }
+    /// <summary><c>pg_clipfrac_lower</c> (verl's name): tokens whose loss the dual clip decided; 0 when it is off.</summary>
+    public float DualClipRatio { get; init; }
+    /// <summary><c>cispo_clip_ratio</c>: tokens whose CISPO weight was capped (A &gt; 0); 0 unless the loss is cispo.</summary>
+    public float CispoClipRatio { get; init; }
     /// <summary><c>completions/mean_length</c>.</summary>
     public required float MeanLength { get; init; }
     /// <summary><c>completions/min_length</c>.</summary>
@@ -82,6 +86,8 @@ public sealed record GrpoStepMetrics
             ["clip_ratio/low_mean"] = ClipRatioLow,
             ["clip_ratio/high_mean"] = ClipRatioHigh,
             ["clip_ratio/region_mean"] = ClipRatioRegion,
+            ["pg_clipfrac_lower"] = DualClipRatio,
+            ["cispo_clip_ratio"] = CispoClipRatio,
             ["completions/mean_length"] = MeanLength,
             ["completions/min_length"] = MinLength,
             ["completions/max_length"] = MaxLength,

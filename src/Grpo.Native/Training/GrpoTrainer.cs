@@ -185,7 +185,7 @@ public sealed class GrpoTrainer : IDisposable
             // 5. μ updates over the same rollout.
             var objective = o.Objective;
             float lossSum = 0, gradNorm = 0, learningRate = 0;
-            double klSum = 0, entropySum = 0, lowSum = 0, highSum = 0, regionSum = 0;
+            double klSum = 0, entropySum = 0, lowSum = 0, highSum = 0, regionSum = 0, dualSum = 0, cispoSum = 0;
             int updates = 0, iterationsRun = 0;
             using var training = _policy.CreateActivations(microBatches.Max(mb => mb.Batch.Sequences.TokenCount));
             for (int iteration = 0; iteration < o.NumIterations; iteration++)
@@ -206,6 +206,7 @@ public sealed class GrpoTrainer : IDisposable
                     double w = totalMasked == 0 ? 0 : (double)mb.Batch.MaskedTokenCount / totalMasked;
                     klSum += w * r.MeanKl; entropySum += w * r.MeanEntropy;
                     lowSum += w * r.ClipRatioLow; highSum += w * r.ClipRatioHigh; regionSum += w * r.ClipRatioRegion;
+                    dualSum += w * r.DualClipRatio; cispoSum += w * r.CispoClipRatio;
                 }
                 double backwardDone = Lap(clock, device);
                 policySeconds += backwardDone - start;
@@ -241,6 +242,8 @@ public sealed class GrpoTrainer : IDisposable
                 ClipRatioLow = (float)(lowSum / iterationsRun),
                 ClipRatioHigh = (float)(highSum / iterationsRun),
                 ClipRatioRegion = (float)(regionSum / iterationsRun),
+                DualClipRatio = (float)(dualSum / iterationsRun),
+                CispoClipRatio = (float)(cispoSum / iterationsRun),
                 MeanLength = (float)lengths.Average(),
                 MinLength = lengths.Min(),
                 MaxLength = lengths.Max(),
@@ -277,12 +280,12 @@ public sealed class GrpoTrainer : IDisposable
 
     /// <summary>
     /// The micro-batch's share of the whole batch's loss, so that accumulated micro-batch gradients equal
-    /// the whole batch's: its masked tokens for the token-level means (bnpo, dapo), its completions for
-    /// the per-completion means (grpo) and the constant normaliser (dr_grpo).
+    /// the whole batch's: its masked tokens for the token-level means (bnpo, dapo, cispo), its completions for
+    /// the per-completion means (grpo, sapo) and the constant normaliser (dr_grpo).
     /// </summary>
     private static float Share(MicroBatch mb, GrpoTrainerOptions o, int n, int totalMasked) => o.LossType switch
     {
-        LossType.Bnpo or LossType.Dapo => totalMasked == 0 ? 0 : (float)mb.Batch.MaskedTokenCount / totalMasked,
+        LossType.Bnpo or LossType.Dapo or LossType.Cispo => totalMasked == 0 ? 0 : (float)mb.Batch.MaskedTokenCount / totalMasked,
         _ => (float)mb.Batch.Count / n,
     };
 

@@ -36,8 +36,23 @@ public sealed record GrpoTrainerOptions
     /// <summary>β of the KL penalty; 0 (the default) loads and runs no reference model.</summary>
     public float Beta { get; init; }
 
-    /// <summary>How per-token losses are aggregated. Default dapo.</summary>
+    /// <summary>The per-token loss and how it is aggregated (TRL's loss_type). Default dapo.</summary>
     public LossType LossType { get; init; } = LossType.Dapo;
+
+    /// <summary>The KL estimator of the β penalty. Default k3 (TRL's).</summary>
+    public KlEstimator KlEstimator { get; init; } = KlEstimator.K3;
+
+    /// <summary>TRL's two-sided clipping cap δ (&gt; 1) for the clipped-surrogate losses; null (default) is off.</summary>
+    public float? Delta { get; init; }
+
+    /// <summary>verl's dual-clip constant c (&gt; 1) for negative advantages; null (default) is off.</summary>
+    public float? DualClip { get; init; }
+
+    /// <summary>SAPO's temperature for A &gt; 0. Default 1.0.</summary>
+    public float SapoTemperaturePositive { get; init; } = 1.0f;
+
+    /// <summary>SAPO's temperature for A ≤ 0. Default 1.05.</summary>
+    public float SapoTemperatureNegative { get; init; } = 1.05f;
 
     /// <summary>How centred rewards are scaled. Default group.</summary>
     public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
@@ -122,6 +137,11 @@ public sealed record GrpoTrainerOptions
         EpsilonLow = EpsilonLow,
         EpsilonHigh = EpsilonHigh,
         Beta = Beta,
+        KlEstimator = KlEstimator,
+        Delta = Delta,
+        DualClip = DualClip,
+        SapoTemperaturePositive = SapoTemperaturePositive,
+        SapoTemperatureNegative = SapoTemperatureNegative,
         ImportanceSamplingLevel = ImportanceSamplingLevel,
         MaxCompletionLength = MaxCompletionLength,
     };

@@ -57,10 +57,32 @@ public sealed class FusedGrpoLossTests
     private static GrpoReferenceOptions ReferenceOptions(Case k) => new(
         k.Options.LossType switch
         {
-            LossType.Grpo => "grpo", LossType.Bnpo => "bnpo", LossType.Dapo => "dapo", _ => "dr_grpo",
+            LossType.Grpo => "grpo", LossType.Bnpo => "bnpo", LossType.Dapo => "dapo", LossType.Cispo => "cispo", LossType.Sapo => "sapo",
+            _ => "dr_grpo",
         },
         k.Options.EpsilonLow, k.Options.EffectiveEpsilonHigh, k.Options.Beta,
-        k.Options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence, k.Options.MaxCompletionLength);
+        k.Options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence, k.Options.MaxCompletionLength)
+    {
+        SapoTemperaturePositive = k.Options.SapoTemperaturePositive,
+        SapoTemperatureNegative = k.Options.SapoTemperatureNegative,
+        Delta = k.Options.Delta,
+        DualClip = k.Options.DualClip,
+        KlEstimator = k.Options.KlEstimator switch { KlEstimator.K1 => "k1", KlEstimator.K2 => "k2", _ => "k3" },
+    };
+
+    /// <summary>
+    /// The newer options on top of a case's. Old log-probs are within ±0.1 of the current ones, so ratios lie in
+    /// [0.905, 1.105]: the CISPO bound (5, TRL's recommendation), δ and c are far from every ratio, and the
+    /// chain (not the clipping, which GrpoObjectiveTests exercises) is what these cases check.
+    /// </summary>
+    private static GrpoObjectiveOptions WithExtra(GrpoObjectiveOptions options, string extra) => extra switch
+    {
+        "" => options,
+        "cispo" => options with { EpsilonHigh = 5f, KlEstimator = KlEstimator.K2 },
+        "sapo" => options with { SapoTemperaturePositive = 1.5f, SapoTemperatureNegative = 0.7f, KlEstimator = KlEstimator.K1 },
+        "delta, dual clip" => options with { Delta = 1.5f, DualClip = 2f },
+        _ => throw new ArgumentOutOfRangeException(nameof(extra), extra, "unknown extra"),
+    };
 
     /// <summary>The whole loss in double, through the shared chain of references.</summary>
     private static FusedGrpoLossReferenceResult Reference(Case k, double[] hidden, double[] lmHead) =>
@@ -72,21 +94,25 @@ public sealed class FusedGrpoLossTests
     {
         foreach (var kind in TestDevices.Kinds())
         {
-            yield return new TestCaseData(kind, LossType.Dapo, ImportanceSamplingLevel.Token, 0f, false, 1f);
-            yield return new TestCaseData(kind, LossType.Grpo, ImportanceSamplingLevel.Token, 0.04f, true, 0.7f);
-            yield return new TestCaseData(kind, LossType.DrGrpo, ImportanceSamplingLevel.Sequence, 0.04f, true, 1f);
-            yield return new TestCaseData(kind, LossType.Bnpo, ImportanceSamplingLevel.Sequence, 0f, true, 1f);
+            yield return new TestCaseData(kind, LossType.Dapo, ImportanceSamplingLevel.Token, 0f, false, 1f, "");
+            yield return new TestCaseData(kind, LossType.Grpo, ImportanceSamplingLevel.Token, 0.04f, true, 0.7f, "");
+            yield return new TestCaseData(kind, LossType.DrGrpo, ImportanceSamplingLevel.Sequence, 0.04f, true, 1f, "");
+            yield return new TestCaseData(kind, LossType.Bnpo, ImportanceSamplingLevel.Sequence, 0f, true, 1f, "");
+            yield return new TestCaseData(kind, LossType.Cispo, ImportanceSamplingLevel.Token, 0.04f, true, 0.8f, "cispo");
+            yield return new TestCaseData(kind, LossType.Sapo, ImportanceSamplingLevel.Sequence, 0.04f, true, 1f, "sapo");
+            yield return new TestCaseData(kind, LossType.Dapo, ImportanceSamplingLevel.Token, 0f, true, 1f, "delta, dual clip");
         }
     }
 
     [TestCaseSource(nameof(Cases))]
     public void MatchesTheChainedReferences(DeviceKind kind, LossType lossType, ImportanceSamplingLevel level,
-        float beta, bool withOld, float temperature)
+        float beta, bool withOld, float temperature, string extra)
     {
         var device = TestDevices.Get(kind);
         var random = TestRandom.Create();
         const int n = 6, t = 7, c = 24, v = 53;
         var k = MakeCase(random, n, t, c, v, withOld, beta, lossType, level, temperature);
+        k = k with { Options = WithExtra(k.Options, extra) };
         var expected = Reference(k, TestRandom.ToDouble(k.Hidden), TestRandom.ToDouble(k.LmHead));
 
         using var hidden = device.FromArray<float>(k.Hidden, n, t, c);
@@ -117,6 +143,8 @@ public sealed class FusedGrpoLossTests
         Compare.WorstRelativeError("d hidden", expected.DHidden, dHidden.ToArray(), GradientTolerance);
         Compare.WorstRelativeError("d lm head", expected.DLmHead, dLmHead.ToArray(), GradientTolerance);
         Assert.That(result.ClipRatioRegion, Is.EqualTo(expected.Objective.ClipRatioRegion).Within(1e-6));
+        Assert.That(result.DualClipRatio, Is.EqualTo(expected.Objective.DualClipRatio).Within(1e-6));
+        Assert.That(result.CispoClipRatio, Is.EqualTo(expected.Objective.CispoClipRatio).Within(1e-6));
         Assert.That(result.MeanKl, Is.EqualTo(expected.Objective.MeanKl).Within(1e-4 * Math.Max(1, expected.Objective.MeanKl)));
     }
 

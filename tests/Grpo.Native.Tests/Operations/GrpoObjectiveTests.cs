@@ -7,7 +7,7 @@ using NUnit.Framework;
 namespace Grpo.Native.Tests.Operations;
 
 /// <summary>GrpoObjective on every backend against the double-precision reference and finite differences.</summary>
-public sealed class GrpoObjectiveTests
+public sealed partial class GrpoObjectiveTests
 {
     private static readonly LossType[] LossTypes = [LossType.Grpo, LossType.Bnpo, LossType.Dapo, LossType.DrGrpo];
     private static readonly ImportanceSamplingLevel[] Levels = [ImportanceSamplingLevel.Token, ImportanceSamplingLevel.Sequence];
@@ -25,7 +25,10 @@ public sealed class GrpoObjectiveTests
     /// <summary>Host copies of one set of inputs. Padding positions hold NaN: no backend may read them.</summary>
     private sealed record Inputs(int N, int T, float[] Logp, float[] Old, float[] Ref, float[] Advantages, float[] Mask);
 
-    private static Inputs RandomInputs(Random random, int n, int t, bool withEmptyRow = true)
+    /// <param name="plant">Edits the drawn inputs (before padding is poisoned and kinks are avoided), e.g. to put ratios where a variant clips.</param>
+    /// <param name="kinks">Ratios, besides the clip boundaries of <see cref="EpsilonLow"/> and ε_high ∈ {0.2, 0.28}, that no ratio may come near.</param>
+    private static Inputs RandomInputs(Random random, int n, int t, bool withEmptyRow = true, Action<Inputs>? plant = null,
+        double[]? kinks = null)
     {
         float[] logp = Array.ConvertAll(TestRandom.Normal(random, n * t), v => -0.1f - 2 * Math.Abs(v));
         float[] noise = TestRandom.Normal(random, n * t, 0.3);
@@ -43,7 +46,8 @@ public sealed class GrpoObjectiveTests
             for (int c = 0; c < t; c++) mask[i * t + c] = c < length ? 1f : 0f;
         }
         var inputs = new Inputs(n, t, logp, old, reference, TestRandom.Normal(random, n), mask);
-        AvoidClipBoundaries(random, inputs);
+        plant?.Invoke(inputs);
+        AvoidClipBoundaries(random, inputs, kinks ?? []);
         for (int k = 0; k < n * t; k++)
             if (mask[k] == 0) logp[k] = old[k] = reference[k] = float.NaN;
         return inputs;
@@ -54,9 +58,9 @@ public sealed class GrpoObjectiveTests
     /// boundary of any ε used here: there fp32 and double could disagree about which side of the
     /// kink a token is on, and finite differences would straddle it.
     /// </summary>
-    private static void AvoidClipBoundaries(Random random, Inputs x)
+    private static void AvoidClipBoundaries(Random random, Inputs x, double[] kinks)
     {
-        double[] boundaries = [1 - (double)EpsilonLow, 1 + (double)EpsilonLow, 1 + (double)0.28f];
+        double[] boundaries = [1 - (double)EpsilonLow, 1 + (double)EpsilonLow, 1 + (double)0.28f, .. kinks];
         bool Near(double rho) => boundaries.Any(b => Math.Abs(rho - b) < 1e-3);
         for (int i = 0; i < x.N; i++)
         {
@@ -90,10 +94,18 @@ public sealed class GrpoObjectiveTests
         o.LossType switch
         {
             LossType.Grpo => "grpo", LossType.Bnpo => "bnpo", LossType.Dapo => "dapo", LossType.DrGrpo => "dr_grpo",
+            LossType.Cispo => "cispo", LossType.Sapo => "sapo",
             _ => throw new ArgumentOutOfRangeException(nameof(o)),
         },
         o.EpsilonLow, o.EffectiveEpsilonHigh, o.Beta, o.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence,
-        o.MaxCompletionLength);
+        o.MaxCompletionLength)
+    {
+        SapoTemperaturePositive = o.SapoTemperaturePositive,
+        SapoTemperatureNegative = o.SapoTemperatureNegative,
+        Delta = o.Delta,
+        DualClip = o.DualClip,
+        KlEstimator = o.KlEstimator switch { KlEstimator.K1 => "k1", KlEstimator.K2 => "k2", _ => "k3" },
+    };
 
     /// <summary>Runs the objective; the reference tensor is passed only when <paramref name="passRef"/>.</summary>
     private static (GrpoObjectiveResult Result, float[] Gradient) Run(

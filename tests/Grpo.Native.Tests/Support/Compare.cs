@@ -46,6 +46,42 @@ public static class Compare
         return WorstRelativeError(what, expected, asFloat, tolerance);
     }
 
+    /// <summary>
+    /// The worst |actual_i − expected_i| / scale_i, for values summed from signed terms: fp32 rounding
+    /// of such a sum is bounded by a multiple of scale_i = Σ |terms| however much the terms cancel, so
+    /// a bound derived as (ulps per term) · 2^-24 holds for every element, including those that cancel
+    /// to nearly 0. A scale of 0 demands equality. Prints the worst error and the bound.
+    /// </summary>
+    public static double WorstScaledError(string what, ReadOnlySpan<double> expected, ReadOnlySpan<double> scale,
+        ReadOnlySpan<double> actual, double tolerance)
+    {
+        Assert.That(actual.Length, Is.EqualTo(expected.Length), $"{what}: length");
+        Assert.That(scale.Length, Is.EqualTo(expected.Length), $"{what}: scale length");
+        double worst = 0;
+        int worstIndex = -1;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double difference = Math.Abs(actual[i] - expected[i]);
+            double error = double.IsNaN(difference) ? double.PositiveInfinity
+                : scale[i] > 0 ? difference / scale[i] : difference == 0 ? 0 : double.PositiveInfinity;
+            if (error > worst || worstIndex < 0) { worst = error; worstIndex = i; }
+        }
+        string where = worstIndex < 0 ? "no elements"
+            : $"at [{worstIndex}]: expected {expected[worstIndex]:G9}, got {actual[worstIndex]:G9}, scale {scale[worstIndex]:G3}";
+        TestContext.Out.WriteLine($"{what}: worst error / scale {worst:E2} (bound {tolerance:E2}) over {expected.Length} values ({where})");
+        Assert.That(worst, Is.LessThanOrEqualTo(tolerance), $"{what}: worst error / scale {worst:E2} {where}");
+        return worst;
+    }
+
+    /// <summary><see cref="WorstScaledError(string, ReadOnlySpan{double}, ReadOnlySpan{double}, ReadOnlySpan{double}, double)"/> for an fp32 result.</summary>
+    public static double WorstScaledError(string what, ReadOnlySpan<double> expected, ReadOnlySpan<double> scale,
+        ReadOnlySpan<float> actual, double tolerance)
+    {
+        var asDouble = new double[actual.Length];
+        for (int i = 0; i < actual.Length; i++) asDouble[i] = actual[i];
+        return WorstScaledError(what, expected, scale, asDouble, tolerance);
+    }
+
     public static double WorstRelativeError(string what, double expected, float actual,
         double tolerance = DefaultRelativeTolerance) =>
         WorstRelativeError(what, [expected], [actual], tolerance);

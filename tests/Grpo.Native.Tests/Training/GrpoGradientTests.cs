@@ -16,13 +16,38 @@ namespace Grpo.Native.Tests.Training;
 /// </summary>
 public sealed class GrpoGradientTests
 {
+    /// <summary>
+    /// The newer options, one case each through the whole model: extra batch-file fields, the same for the
+    /// reference, and what must be active (asserted). Their old log-probs are planted rather than drawn:
+    /// token k (row-major over N × T) gets ratio <see cref="PlantedRatios"/>[k mod 7] times 1 ± 0.02, so
+    /// every region of the loss is reached and no ratio comes within 0.04 of a kink (0.8, 1.25, 1.28,
+    /// δ = 1.5, c = 2) where fp32 and double could take different branches.
+    /// </summary>
+    private static readonly Dictionary<string, (Dictionary<string, object> Fields, Func<GrpoReferenceOptions, GrpoReferenceOptions> Reference)> Variants = new()
+    {
+        [""] = (new(), o => o),
+        ["cispo, k1"] = (new() { ["epsilon_high"] = 1.25, ["kl_estimator"] = "k1" }, o => o with { EpsilonHigh = 1.25, KlEstimator = "k1" }),
+        ["sapo, temperatures, k2"] = (new() { ["sapo_temperature_pos"] = 1.5, ["sapo_temperature_neg"] = 0.7, ["kl_estimator"] = "k2" },
+            o => o with { SapoTemperaturePositive = 1.5, SapoTemperatureNegative = 0.7, KlEstimator = "k2" }),
+        ["delta"] = (new() { ["delta"] = 1.5 }, o => o with { Delta = 1.5 }),
+        ["dual clip"] = (new() { ["dual_clip"] = 2.0 }, o => o with { DualClip = 2.0 }),
+    };
+
+    private static readonly double[] PlantedRatios = [0.6, 0.9, 1.1, 1.35, 1.7, 2.2, 2.8];
+
     public static IEnumerable<TestCaseData> Cases() =>
         from kind in TestDevices.Kinds()
-        from c in new[] { ("gpt2", "dapo", false, 0.0), ("llama", "grpo", true, 0.04), ("qwen2", "dr_grpo", true, 0.0) }
-        select new TestCaseData(kind, c.Item1, c.Item2, c.Item3, c.Item4);
+        from c in new[]
+        {
+            ("gpt2", "dapo", false, 0.0, ""), ("llama", "grpo", true, 0.04, ""), ("qwen2", "dr_grpo", true, 0.0, ""),
+            ("gpt2", "cispo", true, 0.04, "cispo, k1"), ("llama", "sapo", true, 0.04, "sapo, temperatures, k2"),
+            ("qwen2", "dapo", true, 0.0, "delta"), ("gpt2", "bnpo", true, 0.04, "dual clip"),
+        }
+        select new TestCaseData(kind, c.Item1, c.Item2, c.Item3, c.Item4, c.Item5);
 
     [TestCaseSource(nameof(Cases))]
-    public void LossAndGradientMatchTheReferences(DeviceKind kind, string family, string lossType, bool withOldLogprobs, double beta)
+    public void LossAndGradientMatchTheReferences(DeviceKind kind, string family, string lossType, bool withOldLogprobs, double beta,
+        string variant)
     {
         var device = TestDevices.Get(kind);
         var random = TestRandom.Create();
@@ -38,25 +63,7 @@ public sealed class GrpoGradientTests
             int[][] completions = TinyModels.Sequences(random, config.VocabSize, 4, 1, 6, 2, 6, 3);
             float[] rewards = [0.5f, 1f, float.NaN, 0.2f, 0.9f, 0.4f];
             const float temperature = 0.9f;
-            float[][]? old = withOldLogprobs
-                ? completions.Select(c => c.Select(_ => (float)(-2.5 + random.NextDouble())).ToArray()).ToArray()
-                : null;
-            string json = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
-            {
-                ["group_size"] = g, ["prompts"] = prompts, ["completions"] = completions,
-                ["rewards"] = rewards.Select(r => float.IsNaN(r) ? (float?)null : r).ToArray(),
-                ["old_logprobs"] = old, ["loss_type"] = lossType, ["beta"] = beta, ["epsilon_low"] = 0.2, ["epsilon_high"] = 0.28,
-                ["scale_rewards"] = "group", ["temperature"] = temperature, ["max_completion_length"] = 8,
-            });
-            var batch = GrpoGradBatch.Parse(json);
-            using var policy = TransformerModel.Load(device, folder);
-            using var reference = TransformerModel.Load(device, refFolder);
-            var result = GrpoGradient.Compute(policy, beta > 0 ? reference : null, batch);
-
             int n = completions.Length, t = completions.Max(c => c.Length);
-            var advantages = AdvantageReference.Compute(rewards.Select(r => (double)r).ToArray(), [1.0], g, "group").Advantages;
-            Compare.WorstRelativeError("advantages", advantages, result.Advantages);
-
             double[] LogProbGrid(Dictionary<string, double[]> p)
             {
                 var grid = new double[n * t];
@@ -70,13 +77,42 @@ public sealed class GrpoGradientTests
                 return grid;
             }
             double[] logp = LogProbGrid(parameters);
+            var (fields, referenceOptions) = Variants[variant];
+            float[][]? old = !withOldLogprobs ? null
+                : variant == "" ? completions.Select(c => c.Select(_ => (float)(-2.5 + random.NextDouble())).ToArray()).ToArray()
+                : completions.Select((c, i) => c.Select((_, s) =>
+                    (float)(logp[i * t + s] - Math.Log(PlantedRatios[(i * t + s) % PlantedRatios.Length] * (1 + 0.02 * (2 * random.NextDouble() - 1)))))
+                    .ToArray()).ToArray();
+            var batchFields = new Dictionary<string, object?>
+            {
+                ["group_size"] = g, ["prompts"] = prompts, ["completions"] = completions,
+                ["rewards"] = rewards.Select(r => float.IsNaN(r) ? (float?)null : r).ToArray(),
+                ["old_logprobs"] = old, ["loss_type"] = lossType, ["beta"] = beta, ["epsilon_low"] = 0.2, ["epsilon_high"] = 0.28,
+                ["scale_rewards"] = "group", ["temperature"] = temperature, ["max_completion_length"] = 8,
+            };
+            foreach (var (field, value) in fields) batchFields[field] = value;
+            var batch = GrpoGradBatch.Parse(System.Text.Json.JsonSerializer.Serialize(batchFields));
+            using var policy = TransformerModel.Load(device, folder);
+            using var reference = TransformerModel.Load(device, refFolder);
+            var result = GrpoGradient.Compute(policy, beta > 0 ? reference : null, batch);
+
+            var advantages = AdvantageReference.Compute(rewards.Select(r => (double)r).ToArray(), [1.0], g, "group").Advantages;
+            Compare.WorstRelativeError("advantages", advantages, result.Advantages);
+
             double[] mask = Enumerable.Range(0, n * t).Select(k => k % t < completions[k / t].Length ? 1.0 : 0.0).ToArray();
             double[]? oldGrid = old is null ? null : Enumerable.Range(0, n * t).Select(k => mask[k] > 0 ? (double)old[k / t][k % t] : 0).ToArray();
             double[]? refGrid = beta > 0 ? LogProbGrid(refParameters) : null;
             var objective = GrpoObjectiveReference.Compute(logp, oldGrid, refGrid, advantages, mask, n, t,
-                new GrpoReferenceOptions(lossType, 0.2, 0.28, beta, false, 8));
+                referenceOptions(new GrpoReferenceOptions(lossType, 0.2, 0.28, beta, false, 8)));
+            AssertActive(variant, objective, logp, oldGrid, advantages, mask, t);
             Compare.WorstRelativeError("logprobs (padding zeroed)", logp, result.Logprobs);
-            Compare.WorstRelativeError("loss", objective.Loss, result.Loss);
+            // The loss can cancel (CISPO's −w·A·logp terms, signed advantages), so it is judged against a bound from its
+            // inputs: the model's fp32 log-probs differ from the reference's by Δ_t (compared above), which moves the loss
+            // by at most Σ_t |g_t|·Δ_t to first order (twice that covers the second order, O(Δ²) with Δ ≤ 1e-4), and the
+            // fp32 objective adds at most 1024u of its term scale (GrpoObjectiveTests.VariantBound).
+            double lossBound = 2 * Enumerable.Range(0, n * t).Sum(k => Math.Abs(objective.Gradient[k] * (result.Logprobs[k] - logp[k])))
+                               + 1024.0 / (1 << 24) * objective.LossTermScale;
+            Compare.WorstScaledError("loss (absolute error / its bound)", [objective.Loss], [lossBound], [result.Loss], 1.0);
 
             // d loss / d θ = Σ_t g_t · d logp_t / d θ, with g the reference objective's gradient: central differences of the surrogate.
             double Surrogate(Dictionary<string, double[]> p)
@@ -115,6 +151,30 @@ public sealed class GrpoGradientTests
         }
     }
 
+    /// <summary>What each new option must have changed in its case (the old log-probs are planted so that it does).</summary>
+    private static void AssertActive(string variant, GrpoReferenceResult objective, double[] logp, double[]? old, double[] advantages,
+        double[] mask, int t)
+    {
+        int Count(Func<double, double, bool> where) => Enumerable.Range(0, logp.Length)
+            .Count(k => mask[k] == 1 && where(Math.Exp(logp[k] - old![k]), advantages[k / t]));
+        switch (variant)
+        {
+            case "cispo, k1":
+                Assert.That(objective.CispoClipRatio, Is.GreaterThan(0), "CISPO weights capped at epsilon_high");
+                break;
+            case "sapo, temperatures, k2":
+                Assert.That(Count((r, a) => a > 0 && r != 1), Is.GreaterThan(0), "tokens gated with sapo_temperature_pos");
+                Assert.That(Count((r, a) => a < 0 && r != 1), Is.GreaterThan(0), "tokens gated with sapo_temperature_neg");
+                break;
+            case "delta":
+                Assert.That(Count((r, a) => a < 0 && r > 1.5), Is.GreaterThan(0), "negative-advantage tokens capped by delta");
+                break;
+            case "dual clip":
+                Assert.That(objective.DualClipRatio, Is.GreaterThan(0), "tokens decided by the dual clip");
+                break;
+        }
+    }
+
     [TestCase("{\"group_size\": 1, \"prompts\": [[1]], \"completions\": [[2]], \"rewards\": [1]}", "group_size")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2]], \"rewards\": [1, 2]}", "completions has 1")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1]}", "rewards has 1")]
@@ -124,6 +184,36 @@ public sealed class GrpoGradientTests
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"loss_type\": \"dr_grpo\"}", "max_completion_length")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"typo\": 1}", "unknown field 'typo'")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2]", "not valid JSON")]
-    public void BadBatchesAreNamed(string json, string expected) =>
-        Assert.That(Assert.Throws<FormatException>(() => GrpoGradBatch.Parse(json))!.Message, Does.Contain(expected));
+    [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"kl_estimator\": \"k4\"}", "kl_estimator 'k4' is unknown")]
+    [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"kl_estimator\": 3}", "'kl_estimator' must be a string")]
+    [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"delta\": 1.0}", "delta is out of range")]
+    [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"delta\": \"4\"}", "'delta' must be a number or null")]
+    [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"dual_clip\": 0.5}", "dual_clip is out of range")]
+    [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"sapo_temperature_neg\": -1}", "sapo_temperature_neg is out of range")]
+    [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"sapo_temperature_pos\": 0}", "sapo_temperature_pos is out of range")]
+    public void BadBatchesAreNamed(string json, string expected)
+    {
+        var error = Assert.Throws<FormatException>(() => GrpoGradBatch.Parse(json))!;
+        TestContext.Out.WriteLine(error.Message);
+        Assert.That(error.Message, Does.Contain(expected));
+    }
+
+    [Test]
+    public void NewObjectiveFieldsAreRead()
+    {
+        const string head = "{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2]";
+        var defaults = GrpoGradBatch.Parse(head + "}").Objective;
+        Assert.That(defaults, Is.EqualTo(new Grpo.Native.Operations.GrpoObjectiveOptions { EpsilonHigh = 0.2f }), "TRL's defaults");
+        var cispo = GrpoGradBatch.Parse(head + ", \"loss_type\": \"cispo\", \"epsilon_high\": 5, \"kl_estimator\": \"k1\"}").Objective;
+        Assert.That(cispo.LossType, Is.EqualTo(Grpo.Native.Operations.LossType.Cispo));
+        Assert.That(cispo.EffectiveEpsilonHigh, Is.EqualTo(5f));
+        Assert.That(cispo.KlEstimator, Is.EqualTo(Grpo.Native.Operations.KlEstimator.K1));
+        var sapo = GrpoGradBatch.Parse(head + ", \"loss_type\": \"sapo\", \"sapo_temperature_pos\": 2, \"sapo_temperature_neg\": 0.5, \"kl_estimator\": \"k2\"}").Objective;
+        Assert.That((sapo.LossType, sapo.SapoTemperaturePositive, sapo.SapoTemperatureNegative, sapo.KlEstimator),
+            Is.EqualTo((Grpo.Native.Operations.LossType.Sapo, 2f, 0.5f, Grpo.Native.Operations.KlEstimator.K2)));
+        var clipped = GrpoGradBatch.Parse(head + ", \"delta\": 4, \"dual_clip\": 3, \"kl_estimator\": \"k3\"}").Objective;
+        Assert.That((clipped.Delta, clipped.DualClip, clipped.KlEstimator), Is.EqualTo(((float?)4f, (float?)3f, Grpo.Native.Operations.KlEstimator.K3)));
+        var off = GrpoGradBatch.Parse(head + ", \"delta\": null, \"dual_clip\": null}").Objective;
+        Assert.That((off.Delta, off.DualClip), Is.EqualTo(((float?)null, (float?)null)));
+    }
 }
