@@ -14,10 +14,15 @@ public enum LossType
     /// <summary>Mean over completions of each completion's mean token loss: Σ_t ℓ_t m_t / max(|o_i|, 1), averaged over i (the original GRPO; biased towards short completions).</summary>
     Grpo,
 
-    /// <summary>Σ ℓ m / max(Σ m, 1) over the whole batch (token-level mean).</summary>
+    /// <summary>
+    /// Σ ℓ m / max(Σ m, 1) over the completions the objective is given (a token-level mean). Over micro-batches, as in
+    /// TRL, each micro-batch is normalised by its own mask sum and the results are averaged
+    /// (<see cref="Training.MicroBatchShare"/>), so it differs from <see cref="Dapo"/> when micro-batches hold different
+    /// numbers of tokens.
+    /// </summary>
     Bnpo,
 
-    /// <summary>Σ ℓ m / max(Σ m, 1) over the whole batch. On one process this equals <see cref="Bnpo"/>; TRL differs only by averaging the normaliser across processes. The default.</summary>
+    /// <summary>Σ ℓ m / max(Σ m, 1) over the whole batch, micro-batches included (TRL's <c>num_items_in_batch</c>). The default.</summary>
     Dapo,
 
     /// <summary>Σ ℓ m / (N · <see cref="GrpoObjectiveOptions.MaxCompletionLength"/>): a constant normaliser (Dr. GRPO).</summary>

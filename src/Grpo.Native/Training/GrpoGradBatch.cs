@@ -29,6 +29,13 @@ public sealed record GrpoGradBatch
     public required GrpoObjectiveOptions Objective { get; init; }
     /// <summary><c>scale_rewards</c>: group (default), batch or none.</summary>
     public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
+    /// <summary>
+    /// <c>micro_batch_completions</c>: the loss is computed over micro-batches of this many consecutive completions whose
+    /// gradients accumulate, composed as TRL composes them (<see cref="MicroBatchShare"/>); null (the default) is one
+    /// micro-batch of all of them. Advantages are always computed over the whole batch, as TRL does.
+    /// </summary>
+    public int? MicroBatchCompletions { get; init; }
+
     /// <summary><c>temperature</c> (default 1).</summary>
     public float Temperature { get; init; } = 1f;
 
@@ -113,6 +120,8 @@ public sealed record GrpoGradBatch
             {
                 GroupSize = groupSize, Prompts = prompts, Completions = completions, Rewards = rewards, OldLogprobs = old,
                 Objective = objective, ScaleRewards = scale, Temperature = Float(root, source, "temperature", 1f),
+                MicroBatchCompletions = root.TryGetProperty("micro_batch_completions", out var mbc) && mbc.ValueKind != JsonValueKind.Null
+                    ? Int(root, source, "micro_batch_completions", 0) : null,
             };
             batch.Validate(source);
             return batch;
@@ -123,7 +132,7 @@ public sealed record GrpoGradBatch
     [
         "group_size", "prompts", "completions", "rewards", "old_logprobs", "loss_type", "beta", "epsilon_low", "epsilon_high",
         "scale_rewards", "temperature", "importance_sampling_level", "max_completion_length", "sapo_temperature_pos",
-        "sapo_temperature_neg", "delta", "dual_clip", "kl_estimator",
+        "sapo_temperature_neg", "delta", "dual_clip", "kl_estimator", "micro_batch_completions",
     ];
 
     /// <summary>The batch-file field of each <see cref="GrpoObjectiveOptions"/> property, for error messages.</summary>
@@ -172,6 +181,8 @@ public sealed record GrpoGradBatch
                         throw new FormatException($"'{source}': old_logprobs[{i}][{t}] is {old[i][t]}; log-probs must be finite.");
             }
         }
+        if (MicroBatchCompletions is < 1)
+            throw new FormatException($"'{source}': micro_batch_completions is {MicroBatchCompletions}; use at least 1 (or leave it out for one micro-batch of all completions).");
         if (!(float.IsFinite(Temperature) && Temperature > 0))
             throw new FormatException($"'{source}': temperature is {Temperature}; it must be positive and finite (1.0 is usual).");
         if (Objective.LossType == LossType.DrGrpo && Objective.MaxCompletionLength < Completions.Max(c => c.Length))

@@ -39,11 +39,9 @@ public static class GrpoGradient
 
         var device = policy.Device;
         var ops = device.Operations;
-        int n = batch.Completions.Length;
-        using var completions = CompletionBatch.Create(device, batch.Prompts, batch.Completions, batch.GroupSize,
-            policy.Config.VocabSize, policy.Config.MaxPositions);
-        int t = completions.CompletionSlots, m = completions.Sequences.TokenCount;
+        int n = batch.Completions.Length, t = Math.Max(1, batch.Completions.Max(c => c.Length));
 
+        // Advantages over the whole batch, before it is split (as TRL computes them on the whole generation batch).
         using var rewards = device.FromArray<float>(batch.Rewards, n, 1);       // (N, F = 1)
         using var weighted = device.Allocate<float>(n);                         // (N)
         using var advantages = device.Allocate<float>(n);                       // (N)
@@ -51,24 +49,41 @@ public static class GrpoGradient
         using var groupStd = device.Allocate<float>(n / batch.GroupSize);       // (N/G)
         ops.ComputeAdvantages(rewards, [1f], batch.GroupSize, batch.ScaleRewards, weighted, advantages, groupMean, groupStd);
 
-        using var old = batch.OldLogprobs is null ? null : device.FromArray<float>(Grid(batch.OldLogprobs, n, t), n, t); // (N, T)
-        using var refLogprobs = batch.Objective.Beta > 0 ? device.Allocate<float>(n, t) : null;                       // (N, T)
-        if (refLogprobs is not null)
-        {
-            using var refActivations = reference!.CreateActivations(m, ActivationMode.Inference);
-            GrpoLossPass.CompletionLogProbs(reference, completions, refActivations, batch.Temperature, refLogprobs);
-        }
-
-        using var logprobs = device.Allocate<float>(n, t);                      // (N, T)
-        using var activations = policy.CreateActivations(m);
+        int size = batch.MicroBatchCompletions ?? n, count = (n + size - 1) / size;
+        int totalTokens = batch.Completions.Sum(c => c.Length);
+        var lp = new float[n * t];                                              // (N, T) zero-padded
+        float loss = 0;
+        double low = 0, high = 0, region = 0, kl = 0, entropy = 0, dual = 0, cispo = 0;
         policy.ZeroGradients();
-        var metrics = GrpoLossPass.Run(policy, completions, activations, advantages, old, refLogprobs, batch.Temperature,
-            batch.Objective, 1f, logprobs);
-
-        float[] lp = logprobs.ToArray();
-        for (int i = 0; i < n; i++)
-            for (int s = batch.Completions[i].Length; s < t; s++) lp[i * t + s] = 0; // zero-padded, as documented
-        return new GrpoGradResult(metrics.Loss, advantages.ToArray(), lp, t, policy.Gradients.Buffer.ToArray(), metrics);
+        for (int first = 0; first < n; first += size)
+        {
+            int k = Math.Min(size, n - first);
+            var promptOfEach = Enumerable.Range(first, k).Select(i => (IReadOnlyList<int>)batch.Prompts[i / batch.GroupSize]).ToArray();
+            var completionsOfBatch = Enumerable.Range(first, k).Select(i => (IReadOnlyList<int>)batch.Completions[i]).ToArray();
+            using var micro = CompletionBatch.Create(device, promptOfEach, completionsOfBatch, policy.Config.VocabSize, policy.Config.MaxPositions);
+            int slots = micro.CompletionSlots, m = micro.Sequences.TokenCount, tokens = completionsOfBatch.Sum(c => c.Count);
+            using var old = batch.OldLogprobs is null ? null : device.FromArray<float>(Grid(batch.OldLogprobs[first..(first + k)], k, slots), k, slots); // (k, T_mb)
+            using var refLogprobs = batch.Objective.Beta > 0 ? device.Allocate<float>(k, slots) : null;                                              // (k, T_mb)
+            if (refLogprobs is not null)
+            {
+                using var refActivations = reference!.CreateActivations(m, ActivationMode.Inference);
+                GrpoLossPass.CompletionLogProbs(reference, micro, refActivations, batch.Temperature, refLogprobs);
+            }
+            using var microAdvantages = advantages.Slice(first, k);              // (k)
+            using var logprobs = device.Allocate<float>(k, slots);              // (k, T_mb)
+            using var activations = policy.CreateActivations(m);
+            float share = MicroBatchShare.Of(batch.Objective.LossType, tokens, totalTokens, count);
+            var r = GrpoLossPass.Run(policy, micro, activations, microAdvantages, old, refLogprobs, batch.Temperature, batch.Objective, share, logprobs);
+            loss += share * r.Loss;
+            double w = totalTokens == 0 ? 0 : (double)tokens / totalTokens; // metrics: token-weighted means, as the trainer logs them
+            low += w * r.ClipRatioLow; high += w * r.ClipRatioHigh; region += w * r.ClipRatioRegion; kl += w * r.MeanKl;
+            entropy += w * r.MeanEntropy; dual += w * r.DualClipRatio; cispo += w * r.CispoClipRatio;
+            float[] rows = logprobs.ToArray();
+            for (int i = 0; i < k; i++)
+                Array.Copy(rows, i * slots, lp, (first + i) * t, batch.Completions[first + i].Length); // zero-padded, as documented
+        }
+        var metrics = new FusedGrpoLossResult(loss, (float)low, (float)high, (float)region, (float)kl, (float)entropy, (float)dual, (float)cispo);
+        return new GrpoGradResult(loss, advantages.ToArray(), lp, t, policy.Gradients.Buffer.ToArray(), metrics);
     }
 
     /// <summary>Ragged rows → an (N, T) grid, zero-padded.</summary>

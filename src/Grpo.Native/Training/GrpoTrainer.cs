@@ -196,7 +196,7 @@ public sealed class GrpoTrainer : IDisposable
                 float loss = 0;
                 foreach (var mb in microBatches)
                 {
-                    float share = Share(mb, o, n, totalMasked);
+                    float share = MicroBatchShare.Of(o.LossType, mb.Batch.MaskedTokenCount, totalMasked, microBatches.Count);
                     if (share == 0) continue;
                     using var mbAdvantages = advantages.Slice(mb.First, mb.Batch.Count);
                     var r = GrpoLossPass.Run(_policy, mb.Batch, training, mbAdvantages, mb.OldLogprobs, mb.RefLogprobs,
@@ -232,11 +232,11 @@ public sealed class GrpoTrainer : IDisposable
             {
                 Step = step,
                 Reward = stats.BatchMean,
-                RewardStd = groupStd.ToArray().Average(),
+                RewardStd = RewardStd(stats, groupStd.ToArray(), o.ScaleRewards),
                 RewardsPerFunction = _rewards.Select((r, j) => (r.Name, Stats: NanMeanStd(scores.Scores, j, f)))
                     .ToDictionary(x => x.Name, x => x.Stats),
                 RewardFailures = _rewards.Select((r, j) => (r.Name, scores.Failures[j])).ToDictionary(x => x.Name, x => x.Item2),
-                FracRewardZeroStd = stats.FracRewardZeroStd,
+                FracRewardZeroStd = FracRewardZeroStd(stats, groupStd.ToArray(), o.ScaleRewards),
                 Kl = (float)(klSum / iterationsRun),
                 Entropy = (float)(entropySum / iterationsRun),
                 ClipRatioLow = (float)(lowSum / iterationsRun),
@@ -271,23 +271,28 @@ public sealed class GrpoTrainer : IDisposable
         }
     }
 
+    /// <summary>
+    /// TRL's <c>reward_std</c>: the mean of the standard deviations the advantages were divided by, i.e. the mean of the
+    /// group stds for <c>group</c> and <c>none</c> (TRL computes them per group for both) and the batch's std for <c>batch</c>.
+    /// </summary>
+    private static float RewardStd(AdvantageStatistics stats, float[] groupStds, RewardScaling scaling) =>
+        scaling == RewardScaling.Batch ? stats.BatchStd : groupStds.Average();
+
+    /// <summary>
+    /// TRL's <c>frac_reward_zero_std</c>: the fraction of completions whose std is <c>torch.isclose</c> to 0 (|std| ≤ 1e-8, its
+    /// default atol), per group for <c>group</c> and <c>none</c> (groups are of equal size, so: the fraction of groups) and the
+    /// batch's std for <c>batch</c> (all or none). The metric only: advantages keep their own rule (a group's rewards all equal).
+    /// </summary>
+    private static float FracRewardZeroStd(AdvantageStatistics stats, float[] groupStds, RewardScaling scaling) =>
+        scaling == RewardScaling.Batch ? (Math.Abs(stats.BatchStd) <= 1e-8f ? 1f : 0f)
+            : groupStds.Count(std => Math.Abs(std) <= 1e-8f) / (float)groupStds.Length;
+
     /// <summary>Seconds since the step began, once the device has finished what was queued.</summary>
     private static double Lap(Stopwatch clock, Devices.Device device)
     {
         device.Synchronize();
         return clock.Elapsed.TotalSeconds;
     }
-
-    /// <summary>
-    /// The micro-batch's share of the whole batch's loss, so that accumulated micro-batch gradients equal
-    /// the whole batch's: its masked tokens for the token-level means (bnpo, dapo, cispo), its completions for
-    /// the per-completion means (grpo, sapo) and the constant normaliser (dr_grpo).
-    /// </summary>
-    private static float Share(MicroBatch mb, GrpoTrainerOptions o, int n, int totalMasked) => o.LossType switch
-    {
-        LossType.Bnpo or LossType.Dapo or LossType.Cispo => totalMasked == 0 ? 0 : (float)mb.Batch.MaskedTokenCount / totalMasked,
-        _ => (float)mb.Batch.Count / n,
-    };
 
     private List<MicroBatch> MicroBatches(Rollout rollout, GrpoTrainerOptions o)
     {

@@ -175,6 +175,71 @@ public sealed class GrpoGradientTests
         }
     }
 
+    /// <summary>
+    /// micro_batch_completions composes the micro-batches' losses the TRL way: three micro-batches of one group each,
+    /// of different token counts; the result must be Σ_mb share_mb · (that micro-batch alone), with share = its tokens /
+    /// all tokens for dapo and cispo (TRL's num_items_in_batch) and 1/3 for the others (TRL's division by the
+    /// accumulation steps). Each side carries the model gradient's own fp32 rounding, whose bound against the double
+    /// reference is 1e-3 of the scaled measure (TransformerModelTests); the two sides round differently only in where
+    /// the share is applied, so the same bound holds between them.
+    /// </summary>
+    [TestCase("dapo")]
+    [TestCase("bnpo")]
+    [TestCase("grpo")]
+    [TestCase("dr_grpo")]
+    [TestCase("cispo")]
+    [TestCase("sapo")]
+    public void MicroBatchesComposeAsTrlDoes(string lossType)
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        var random = TestRandom.Create();
+        var config = TinyModels.Config("qwen2");
+        string folder = TinyModels.WriteFolder(config, TinyModels.Parameters(config, random, scale: 0.4));
+        try
+        {
+            int[][] prompts = TinyModels.Sequences(random, config.VocabSize, 3, 5, 2);
+            int[][] completions = TinyModels.Sequences(random, config.VocabSize, 1, 2, 6, 5, 3, 2); // 3, 11 and 5 tokens per micro-batch
+            float[] rewards = [0.1f, 0.9f, 0.7f, 0.2f, 0.4f, 0.5f];
+            float[][] old = completions.Select(c => c.Select(_ => (float)(-3.0 + random.NextDouble())).ToArray()).ToArray();
+            string Json(int[][] p, int[][] c, float[] r, float[][] o, int? micro) => System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
+            {
+                ["group_size"] = 2, ["prompts"] = p, ["completions"] = c, ["rewards"] = r, ["old_logprobs"] = o, ["loss_type"] = lossType,
+                ["epsilon_high"] = lossType == "cispo" ? 1.1 : 0.28, ["max_completion_length"] = 8, ["micro_batch_completions"] = micro,
+            });
+            using var policy = TransformerModel.Load(device, folder);
+            var whole = GrpoGradient.Compute(policy, null, GrpoGradBatch.Parse(Json(prompts, completions, rewards, old, 2)));
+
+            int total = completions.Sum(c => c.Length);
+            var expected = new double[whole.Gradient.Length];
+            double expectedLoss = 0, lossScale = 0;
+            for (int j = 0; j < 3; j++)
+            {
+                var part = GrpoGradient.Compute(policy, null, GrpoGradBatch.Parse(Json([prompts[j]], completions[(2 * j)..(2 * j + 2)],
+                    rewards[(2 * j)..(2 * j + 2)], old[(2 * j)..(2 * j + 2)], null)));
+                int tokens = completions[2 * j].Length + completions[2 * j + 1].Length;
+                double share = lossType is "dapo" or "cispo" ? (double)tokens / total : 1.0 / 3;
+                for (int k = 0; k < expected.Length; k++) expected[k] += share * part.Gradient[k];
+                expectedLoss += share * part.Loss;
+                lossScale += Math.Abs(share * part.Loss);
+            }
+            // Both sides add the same fp32 micro-batch losses, in float and in double: three roundings of the terms' sizes.
+            TestContext.Out.WriteLine($"loss {whole.Loss:G9} vs {expectedLoss:G9} (term scale {lossScale:G3})");
+            Assert.That(Math.Abs(whole.Loss - expectedLoss), Is.LessThanOrEqualTo(4.0 / (1 << 24) * lossScale));
+            Compare.WorstRelativeError($"{lossType}: gradient of three micro-batches", expected, whole.Gradient, 1e-3);
+
+            // bnpo is not dapo once micro-batches hold different numbers of tokens (TRL normalises each by its own).
+            if (lossType == "bnpo")
+            {
+                var dapo = GrpoGradient.Compute(policy, null, GrpoGradBatch.Parse(Json(prompts, completions, rewards, old, 2).Replace("\"bnpo\"", "\"dapo\"")));
+                Assert.That(Math.Abs(dapo.Loss - whole.Loss), Is.GreaterThan(1e-3 * Math.Abs(dapo.Loss)), "bnpo and dapo differ here");
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [TestCase("{\"group_size\": 1, \"prompts\": [[1]], \"completions\": [[2]], \"rewards\": [1]}", "group_size")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2]], \"rewards\": [1, 2]}", "completions has 1")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1]}", "rewards has 1")]

@@ -138,6 +138,28 @@ public sealed class GrpoTrainerTests
     }
 
     [Test]
+    public void RewardStdAndZeroStdFractionFollowScaleRewardsAsTrlLogsThem()
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        GrpoStepMetrics Step(RewardScaling scaling, RewardFunction reward)
+        {
+            var options = Options(seed: 6) with { ScaleRewards = scaling };
+            using var policy = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 2);
+            using var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, [reward], options);
+            return trainer.TrainStep(Prompts(options, 1));
+        }
+        // With one reward function of weight 1, rewards/NAME/std is the unbiased std over the whole batch: reward_std for batch.
+        var batch = Step(RewardScaling.Batch, Varied);
+        Compare.WorstRelativeError("reward_std (batch) vs the batch's std", batch.RewardsPerFunction["varied"].Std, batch.RewardStd, 1e-5);
+        Assert.That(batch.FracRewardZeroStd, Is.EqualTo(0f), "the batch's rewards vary");
+        var group = Step(RewardScaling.Group, Varied);
+        Assert.That(group.RewardStd, Is.Not.EqualTo(batch.RewardStd).Within(1e-6), "group: the mean of the group stds");
+        var constant = RewardFunction.Create("constant", _ => 0.5f);
+        Assert.That(Step(RewardScaling.Batch, constant).FracRewardZeroStd, Is.EqualTo(1f));
+        Assert.That(Step(RewardScaling.None, constant).FracRewardZeroStd, Is.EqualTo(1f));
+    }
+
+    [Test]
     public void FailingRewardFunctionsScoreAsMissingAndTrainingGoesOn()
     {
         var device = TestDevices.Get(DeviceKind.Cpu);
