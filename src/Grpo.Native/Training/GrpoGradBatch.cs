@@ -30,6 +30,18 @@ public sealed record GrpoGradBatch
     /// <summary><c>scale_rewards</c>: group (default), batch or none.</summary>
     public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
     /// <summary>
+    /// <c>mask_truncated_completions</c> (TRL's, default false): a completion holding none of <see cref="EosTokenIds"/>
+    /// was cut at the length limit and is left out of the loss (its mask is zeroed), as TRL does.
+    /// </summary>
+    public bool MaskTruncatedCompletions { get; init; }
+
+    /// <summary><c>eos_token_id</c>: a number or a list; what ends a completion. Required by <see cref="MaskTruncatedCompletions"/>.</summary>
+    public int[] EosTokenIds { get; init; } = [];
+
+    /// <summary>Per completion: true when it holds no end-of-sequence token (so TRL counts it as truncated).</summary>
+    public bool[] Truncated() => Completions.Select(c => !c.Any(EosTokenIds.Contains)).ToArray();
+
+    /// <summary>
     /// <c>micro_batch_completions</c>: the loss is computed over micro-batches of this many consecutive completions whose
     /// gradients accumulate, composed as TRL composes them (<see cref="MicroBatchShare"/>); null (the default) is one
     /// micro-batch of all of them. Advantages are always computed over the whole batch, as TRL does.
@@ -122,6 +134,8 @@ public sealed record GrpoGradBatch
                 Objective = objective, ScaleRewards = scale, Temperature = Float(root, source, "temperature", 1f),
                 MicroBatchCompletions = root.TryGetProperty("micro_batch_completions", out var mbc) && mbc.ValueKind != JsonValueKind.Null
                     ? Int(root, source, "micro_batch_completions", 0) : null,
+                MaskTruncatedCompletions = Bool(root, source, "mask_truncated_completions", false),
+                EosTokenIds = EosIds(root, source),
             };
             batch.Validate(source);
             return batch;
@@ -132,7 +146,7 @@ public sealed record GrpoGradBatch
     [
         "group_size", "prompts", "completions", "rewards", "old_logprobs", "loss_type", "beta", "epsilon_low", "epsilon_high",
         "scale_rewards", "temperature", "importance_sampling_level", "max_completion_length", "sapo_temperature_pos",
-        "sapo_temperature_neg", "delta", "dual_clip", "kl_estimator", "micro_batch_completions",
+        "sapo_temperature_neg", "delta", "dual_clip", "kl_estimator", "micro_batch_completions", "mask_truncated_completions", "eos_token_id",
     ];
 
     /// <summary>The batch-file field of each <see cref="GrpoObjectiveOptions"/> property, for error messages.</summary>
@@ -181,6 +195,8 @@ public sealed record GrpoGradBatch
                         throw new FormatException($"'{source}': old_logprobs[{i}][{t}] is {old[i][t]}; log-probs must be finite.");
             }
         }
+        if (MaskTruncatedCompletions && EosTokenIds.Length == 0)
+            throw new FormatException($"'{source}': mask_truncated_completions is true but eos_token_id is missing; give the id (or list of ids) that ends a completion.");
         if (MicroBatchCompletions is < 1)
             throw new FormatException($"'{source}': micro_batch_completions is {MicroBatchCompletions}; use at least 1 (or leave it out for one micro-batch of all completions).");
         if (!(float.IsFinite(Temperature) && Temperature > 0))
@@ -224,6 +240,28 @@ public sealed record GrpoGradBatch
         root.TryGetProperty(field, out var value) && value.ValueKind != JsonValueKind.Null
             ? value
             : throw new FormatException($"'{source}': the field '{field}' is missing.");
+
+    private static bool Bool(JsonElement root, string source, string field, bool fallback)
+    {
+        if (!root.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null) return fallback;
+        return value.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new FormatException($"'{source}': '{field}' must be true or false."),
+        };
+    }
+
+    /// <summary>eos_token_id as transformers writes it: a number, or a list of numbers.</summary>
+    private static int[] EosIds(JsonElement root, string source)
+    {
+        if (!root.TryGetProperty("eos_token_id", out var value) || value.ValueKind == JsonValueKind.Null) return [];
+        if (value.ValueKind == JsonValueKind.Number) return [Int(root, source, "eos_token_id", null)];
+        if (value.ValueKind == JsonValueKind.Array)
+            return value.EnumerateArray().Select(id => id.ValueKind == JsonValueKind.Number && id.TryGetInt32(out int n) && n >= 0 ? n
+                : throw new FormatException($"'{source}': eos_token_id holds {id.GetRawText()}, which is not a token id.")).ToArray();
+        throw new FormatException($"'{source}': 'eos_token_id' must be a token id or a list of them.");
+    }
 
     private static int Int(JsonElement root, string source, string field, int? fallback)
     {

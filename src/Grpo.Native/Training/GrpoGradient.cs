@@ -50,7 +50,8 @@ public static class GrpoGradient
         ops.ComputeAdvantages(rewards, [1f], batch.GroupSize, batch.ScaleRewards, weighted, advantages, groupMean, groupStd);
 
         int size = batch.MicroBatchCompletions ?? n, count = (n + size - 1) / size;
-        int totalTokens = batch.Completions.Sum(c => c.Length);
+        bool[] excluded = batch.MaskTruncatedCompletions ? batch.Truncated() : new bool[n]; // TRL: no eos token → out of the loss
+        int totalTokens = Enumerable.Range(0, n).Sum(i => excluded[i] ? 0 : batch.Completions[i].Length);
         var lp = new float[n * t];                                              // (N, T) zero-padded
         float loss = 0;
         double low = 0, high = 0, region = 0, kl = 0, entropy = 0, dual = 0, cispo = 0;
@@ -61,7 +62,8 @@ public static class GrpoGradient
             var promptOfEach = Enumerable.Range(first, k).Select(i => (IReadOnlyList<int>)batch.Prompts[i / batch.GroupSize]).ToArray();
             var completionsOfBatch = Enumerable.Range(first, k).Select(i => (IReadOnlyList<int>)batch.Completions[i]).ToArray();
             using var micro = CompletionBatch.Create(device, promptOfEach, completionsOfBatch, policy.Config.VocabSize, policy.Config.MaxPositions);
-            int slots = micro.CompletionSlots, m = micro.Sequences.TokenCount, tokens = completionsOfBatch.Sum(c => c.Count);
+            if (batch.MaskTruncatedCompletions) micro.MaskOut(excluded[first..(first + k)]);
+            int slots = micro.CompletionSlots, m = micro.Sequences.TokenCount, tokens = micro.MaskedTokenCount;
             using var old = batch.OldLogprobs is null ? null : device.FromArray<float>(Grid(batch.OldLogprobs[first..(first + k)], k, slots), k, slots); // (k, T_mb)
             using var refLogprobs = batch.Objective.Beta > 0 ? device.Allocate<float>(k, slots) : null;                                              // (k, T_mb)
             if (refLogprobs is not null)

@@ -240,6 +240,56 @@ public sealed class GrpoGradientTests
         }
     }
 
+    /// <summary>
+    /// mask_truncated_completions: a completion holding none of the eos ids leaves the loss (TRL zeroes its mask), while
+    /// advantages are still computed over every completion. The masked loss must equal the reference objective with those
+    /// rows' masks zeroed, fed the same log-probs; fp32 against double over ≤ 13 terms: within 1e-5 of the terms' scale.
+    /// </summary>
+    [TestCase("dapo")]
+    [TestCase("grpo")]
+    public void TruncatedCompletionsLeaveTheLossWhenMasked(string lossType)
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        var random = TestRandom.Create();
+        var config = TinyModels.Config("llama");
+        string folder = TinyModels.WriteFolder(config, TinyModels.Parameters(config, random, scale: 0.4));
+        try
+        {
+            const int eos = 7;
+            int[][] prompts = [[1, 2, 3], [4, 5]];
+            int[][] completions = [[3, 8, eos], [9, 9, 9, 9], [eos], [2, 4, 6, 8, 10]]; // 1 and 3 have no eos: truncated
+            float[] rewards = [0.2f, 0.9f, 0.6f, 0.1f];
+            float[][] old = completions.Select(c => c.Select(_ => (float)(-3.0 + random.NextDouble())).ToArray()).ToArray();
+            string Json(bool mask) => System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?>
+            {
+                ["group_size"] = 2, ["prompts"] = prompts, ["completions"] = completions, ["rewards"] = rewards, ["old_logprobs"] = old,
+                ["loss_type"] = lossType, ["mask_truncated_completions"] = mask, ["eos_token_id"] = new[] { eos, 99 },
+            });
+            using var policy = TransformerModel.Load(device, folder);
+            var plain = GrpoGradient.Compute(policy, null, GrpoGradBatch.Parse(Json(false)));
+            var masked = GrpoGradient.Compute(policy, null, GrpoGradBatch.Parse(Json(true)));
+            Assert.That(GrpoGradBatch.Parse(Json(true)).Truncated(), Is.EqualTo(new[] { false, true, false, true }));
+            Assert.That(masked.Advantages, Is.EqualTo(plain.Advantages), "advantages over every completion, truncated ones included");
+
+            int n = completions.Length, t = plain.CompletionSlots;
+            double[] logp = Array.ConvertAll(plain.Logprobs, v => (double)v);
+            double[] mask = Enumerable.Range(0, n * t).Select(k => k % t < completions[k / t].Length && (k / t) % 2 == 0 ? 1.0 : 0.0).ToArray();
+            double[] oldGrid = Enumerable.Range(0, n * t).Select(k => k % t < completions[k / t].Length ? (double)old[k / t][k % t] : 0).ToArray();
+            var expected = GrpoObjectiveReference.Compute(logp, oldGrid, null, Array.ConvertAll(plain.Advantages, v => (double)v), mask, n, t,
+                new GrpoReferenceOptions(lossType, 0.2, 0.2, 0, false, 8));
+            TestContext.Out.WriteLine($"masked loss {masked.Loss:G9} vs reference {expected.Loss:G9}; unmasked {plain.Loss:G9}");
+            Assert.That(Math.Abs(masked.Loss - expected.Loss), Is.LessThanOrEqualTo(1e-5 * expected.AbsoluteLossScale + 1e-12));
+            Assert.That(masked.Gradient, Is.Not.EqualTo(plain.Gradient), "the truncated completions' gradient is gone");
+
+            var error = Assert.Throws<FormatException>(() => GrpoGradBatch.Parse(Json(true).Replace(",\"eos_token_id\":[7,99]", "")))!;
+            Assert.That(error.Message, Does.Contain("eos_token_id"));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [TestCase("{\"group_size\": 1, \"prompts\": [[1]], \"completions\": [[2]], \"rewards\": [1]}", "group_size")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2]], \"rewards\": [1, 2]}", "completions has 1")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1]}", "rewards has 1")]
