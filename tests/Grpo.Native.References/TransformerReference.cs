@@ -16,6 +16,7 @@ namespace Grpo.Native.References;
 /// x / sqrt(mean(x²) + eps) ⊙ w. Query head h reads key-value head h / (H / KVH).</item>
 /// </list>
 /// Attention is causal within the one sequence, positions count from 0, scores are scaled by 1/sqrt(D).
+/// A config's rope_scaling (Llama 3.x's) rescales the RoPE frequencies (<see cref="RopeFrequencies"/>).
 /// The LM head is wte / embed_tokens when tied, lm_head otherwise.
 /// </summary>
 public static class TransformerReference
@@ -155,21 +156,86 @@ public static class TransformerReference
         return parameters;
     }
 
+    /// <summary>Which of Llama 3.x's rescaling regimes (rope_type "llama3") a RoPE frequency falls in.</summary>
+    public enum RopeRegime
+    {
+        /// <summary>No scaling, or a high frequency (wavelength below original / high_freq_factor): kept.</summary>
+        Unchanged,
+
+        /// <summary>Between the two wavelength thresholds: interpolated between kept and divided.</summary>
+        Smoothed,
+
+        /// <summary>A low frequency (wavelength above original / low_freq_factor): divided by the factor.</summary>
+        Divided,
+    }
+
+    /// <summary>
+    /// The RoPE inverse frequency of each pair i &lt; D/2 and its Llama 3.x regime, as Hugging Face computes
+    /// them in float32 tensors on the CPU: <c>_compute_default_rope_parameters</c>, inv_freq =
+    /// 1 / θ^(2i/D), then, with <paramref name="scaling"/>, <c>_compute_llama3_parameters</c>:
+    /// wavelen = 2π / inv_freq; kept where wavelen &lt; original / high_freq_factor; inv_freq / factor where
+    /// wavelen &gt; original / low_freq_factor; otherwise (1 − s)·inv_freq / factor + s·inv_freq with
+    /// s = (original / wavelen − low_freq_factor) / (high_freq_factor − low_freq_factor).
+    /// Every value is computed in double and rounded to float wherever torch produces a float32 tensor;
+    /// a double holds the exact product of two floats, and a double sum, difference or quotient of two
+    /// floats rounded to float is the correctly rounded fp32 result, so each step equals torch's fp32
+    /// operation. Python numbers meet the tensors as floats (torch keeps the tensor's dtype); number /
+    /// tensor is torch's tensor.reciprocal() · number (two roundings); tensor / number is one fp32 division.
+    /// </summary>
+    public static (double InverseFrequency, RopeRegime Regime)[] RopeFrequencies(int headDim, double theta, RopeScaling? scaling)
+    {
+        static double F(double x) => (float)x; // one fp32 rounding
+        int half = headDim / 2;
+        var unscaled = new double[half];
+        for (int i = 0; i < half; i++)
+        {
+            double exponent = F((double)(2 * i) / headDim);    // arange(0, dim, 2).float() / dim
+            double power = F(Math.Pow(F(theta), exponent));    // base ** (...)
+            unscaled[i] = F(F(1.0 / power) * 1.0);             // 1.0 / (...): reciprocal, times 1.0
+        }
+        var result = new (double, RopeRegime)[half];
+        if (scaling is null)
+        {
+            for (int i = 0; i < half; i++) result[i] = (unscaled[i], RopeRegime.Unchanged);
+            return result;
+        }
+        double factor = F(scaling.Factor), low = F(scaling.LowFrequencyFactor), original = F(scaling.OriginalMaxPositions);
+        double lowFrequencyWavelength = F(scaling.OriginalMaxPositions / scaling.LowFrequencyFactor);   // a Python float
+        double highFrequencyWavelength = F(scaling.OriginalMaxPositions / scaling.HighFrequencyFactor); // compared as float
+        double span = F(scaling.HighFrequencyFactor - scaling.LowFrequencyFactor);
+        double twoPi = F(2 * Math.PI);
+        for (int i = 0; i < half; i++)
+        {
+            double inverse = unscaled[i];
+            double wavelength = F(F(1.0 / inverse) * twoPi);
+            // The candidates of the two torch.where calls, each in torch's order of operations.
+            double divided = F(inverse / factor);
+            double smooth = F(F(F(F(1.0 / wavelength) * original) - low) / span);
+            double smoothed = F(F(F(F(1 - smooth) * inverse) / factor) + F(smooth * inverse));
+            bool isLow = wavelength > lowFrequencyWavelength, isHigh = wavelength < highFrequencyWavelength;
+            result[i] = isHigh ? (inverse, RopeRegime.Unchanged)
+                : isLow ? (divided, RopeRegime.Divided)
+                : (smoothed, RopeRegime.Smoothed);
+        }
+        return result;
+    }
+
     /// <summary>
     /// Hugging Face rotary embedding (rotate-half) of one token's (heads, D) vector at <paramref name="position"/>:
-    /// angle_i = fp32(position · fp32(1 / fp32(theta^fp32(2i / D)))) for i &lt; D/2, then in double
+    /// angle_i = fp32(position · inv_freq_i) with inv_freq_i from <see cref="RopeFrequencies"/> (float32 as
+    /// Hugging Face rounds it, rescaled by <paramref name="scaling"/> when given), then in double
     /// (x_i, x_{i+D/2}) ← (x_i cos − x_{i+D/2} sin, x_{i+D/2} cos + x_i sin). Returns a new array.
     /// </summary>
-    public static double[] Rope(double[] vector, int heads, int headDim, int position, double theta)
+    public static double[] Rope(double[] vector, int heads, int headDim, int position, double theta, RopeScaling? scaling = null)
     {
         int half = headDim / 2;
+        var frequencies = RopeFrequencies(headDim, theta, scaling);
         var result = (double[])vector.Clone();
         for (int h = 0; h < heads; h++)
             for (int i = 0; i < half; i++)
             {
-                // The fp32 roundings are Hugging Face's (inv_freq and position · inv_freq are float32 tensors).
-                float inverseFrequency = (float)(1.0 / (float)Math.Pow(theta, (float)(2 * i) / headDim));
-                double angle = (float)(position * inverseFrequency);
+                // The fp32 rounding is Hugging Face's (position · inv_freq is a float32 tensor; attention scaling 1).
+                double angle = (float)(position * frequencies[i].InverseFrequency);
                 double cos = Math.Cos(angle), sin = Math.Sin(angle);
                 double a = vector[h * headDim + i], b = vector[h * headDim + i + half];
                 result[h * headDim + i] = a * cos - b * sin;
@@ -234,9 +300,9 @@ public static class TransformerReference
             {
                 var h = RmsNorm(x[t], w[p + "input_layernorm.weight"], eps);
                 q[t] = Rope(Linear(w[p + "self_attn.q_proj.weight"], Bias(config, w, p + "self_attn.q_proj.bias"), h, heads * d, c),
-                    heads, d, t, config.RopeTheta);
+                    heads, d, t, config.RopeTheta, config.RopeScaling);
                 key[t] = Rope(Linear(w[p + "self_attn.k_proj.weight"], Bias(config, w, p + "self_attn.k_proj.bias"), h, kvHeads * d, c),
-                    kvHeads, d, t, config.RopeTheta);
+                    kvHeads, d, t, config.RopeTheta, config.RopeScaling);
                 value[t] = Linear(w[p + "self_attn.v_proj.weight"], Bias(config, w, p + "self_attn.v_proj.bias"), h, kvHeads * d, c);
             }
             var attention = CausalAttention(q, key, value, heads, kvHeads, d);

@@ -32,6 +32,8 @@ public sealed record ModelConfig
     public required double NormEpsilon { get; init; }
     /// <summary><c>rope_theta</c> (default 10000; unused by gpt2).</summary>
     public double RopeTheta { get; init; } = 10000;
+    /// <summary><c>rope_scaling</c>: Llama 3.x's frequency scaling, or null for plain RoPE (always null for gpt2).</summary>
+    public RopeScaling? RopeScaling { get; init; }
     /// <summary><c>tie_word_embeddings</c>: the LM head shares the token embedding (always true for gpt2).</summary>
     public required bool TieWordEmbeddings { get; init; }
 
@@ -75,7 +77,67 @@ public sealed record ModelConfig
         return Parse(File.ReadAllText(file), file);
     }
 
-    /// <summary>Parses and validates config.json text; <paramref name="source"/> names it in error messages.</summary>
+    // Which config.json fields are read, which are refused and which are ignored. Decided from
+    // transformers' modeling code of each family (modeling_gpt2.py, modeling_llama.py, modeling_qwen2.py,
+    // modeling_rope_utils.py, activations.py): a field is refused when a value of it would change the
+    // forward pass in a way this library does not implement, so that such a model fails loudly here
+    // instead of training on different math.
+    //
+    // Read: model_type, vocab_size; gpt2: n_embd, n_layer, n_head, n_inner, n_positions, layer_norm_epsilon;
+    // llama/qwen2: hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+    // intermediate_size, max_position_embeddings, rms_norm_eps, rope_theta, tie_word_embeddings, and
+    // rope_scaling (transformers 5 writes it as rope_parameters, with rope_theta inside: read as well).
+    //
+    // Refused (CheckpointFormatException naming the field and its value):
+    // - rope_scaling / rope_parameters of a type other than "default" and "llama3" (linear, dynamic,
+    //   ntk, yarn, longrope, ...: other frequencies or an attention factor), per-layer-type RoPE
+    //   parameters, a rope_theta or original_max_position_embeddings inside them that disagrees with the
+    //   top-level one (transformers 4 and 5 would then pick different values).
+    // - llama/qwen2 hidden_act other than silu or swish (ACT2FN maps both to SiLU); gpt2
+    //   activation_function other than the tanh-approximation GELUs we implement, 0.5x(1 + tanh(√(2/π)
+    //   (x + 0.044715x³))): gelu_new (GPT-2's), gelu_pytorch_tanh, gelu_accurate, gelu_fast (whose
+    //   constant 0.7978845608 is √(2/π) to 4e-12 relative, far below an fp32 ulp). Exact-erf "gelu",
+    //   quick_gelu, relu, ... are refused.
+    // - llama attention_bias: true (q/k/v/o_proj biases, which the llama layout does not hold) and
+    //   mlp_bias: true (gate/up/down biases).
+    // - head_dim other than hidden_size / num_attention_heads (q/k/v widths and the 1/√D scale change).
+    // - partial_rotary_factor other than 1 (RoPE on part of each head), top-level or in the rope dict.
+    // - attn_logit_softcapping, final_logit_softcapping non-null (Gemma-2's tanh soft-capping).
+    //   transformers' llama and qwen2 code never reads them, but a config that sets them was written for
+    //   a model trained with capped logits: refused rather than silently dropped.
+    // - qwen2 sliding-window attention that can bite: use_sliding_window true with a sliding_window below
+    //   max_position_embeddings on some layer (layer_types "sliding_attention", or layers at and past
+    //   max_window_layers when layer_types is absent); layer_types entries other than full_attention /
+    //   sliding_attention, or not one per layer.
+    // - gpt2 scale_attn_weights: false (no 1/√D), scale_attn_by_inverse_layer_idx: true (scores also
+    //   divided by layer + 1), add_cross_attention: true (cross-attention blocks and their weights).
+    // - quantization_config non-null (packed integer weights and their dequantisation).
+    // - tie_word_embeddings: false on gpt2 (checked in Validate); a llama/qwen2 tie mismatch with the
+    //   weights is caught when they are loaded (a missing lm_head.weight, or one that is not expected).
+    //
+    // Ignored, because they leave the forward pass we compute unchanged:
+    // - pretraining_tp (llama): older transformers 4.x releases split the q/k/v/o, MLP and lm_head
+    //   matmuls into pretraining_tp slices and concatenated or summed the pieces: the same products
+    //   summed in another order, the same math; later releases dropped that code path.
+    // - reorder_and_upcast_attn (gpt2): attention in fp32 with the scale applied before the matmul: the
+    //   same math, and this library computes in fp32 anyway.
+    // - sliding_window, max_window_layers when no layer slides; qwen2's attention_bias and mlp_bias
+    //   (Qwen2 hard-codes q/k/v biases and no others and never reads them); llama's layer_types (unread);
+    //   rope dict keys unused by its type (attention_factor, beta_fast, ... for llama3).
+    // - dropout rates (attn_pdrop, resid_pdrop, embd_pdrop, attention_dropout, summary_first_dropout):
+    //   this library has no dropout; its forward pass is the eval-mode one.
+    // - use_cache, torch_dtype / dtype (weights of any stored dtype become fp32), bos/eos/pad_token_id
+    //   (tokenizer and sampling settings), initializer_range (initialisation only), architectures,
+    //   transformers_version, _name_or_path, n_ctx (gpt2's legacy copy of n_positions), summary_* and
+    //   task_specific_params (GPT2DoubleHeadsModel and pipelines), and any other key.
+
+    /// <summary>
+    /// Parses and validates config.json text; <paramref name="source"/> names it in error messages. Fields
+    /// that would change the model's math in a way this library does not implement (another activation,
+    /// attention or MLP biases on llama, a RoPE scaling other than Llama 3.x's, sliding-window attention,
+    /// soft-capping, quantisation, ...) are refused, naming the field and its value.
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">invalid JSON, an unsupported model_type, a missing, invalid or unsupported field</exception>
     public static ModelConfig Parse(string json, string source = "config.json")
     {
         ArgumentNullException.ThrowIfNull(json);
@@ -112,6 +174,7 @@ public sealed record ModelConfig
             else
             {
                 int heads = reader.Int("num_attention_heads");
+                var (theta, scaling) = ReadRope(reader, source);
                 config = new ModelConfig
                 {
                     ModelType = modelType,
@@ -123,11 +186,13 @@ public sealed record ModelConfig
                     IntermediateSize = reader.Int("intermediate_size"),
                     MaxPositions = reader.Int("max_position_embeddings"),
                     NormEpsilon = reader.OptionalDouble("rms_norm_eps") ?? 1e-6,
-                    RopeTheta = reader.OptionalDouble("rope_theta") ?? 10000,
+                    RopeTheta = theta,
+                    RopeScaling = scaling,
                     TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
                 };
             }
             config.Validate(source);
+            RefuseUnimplemented(reader, config, source);
             return config;
         }
         catch (JsonException e)
@@ -140,9 +205,158 @@ public sealed record ModelConfig
         }
     }
 
+    /// <summary>The activation_function names whose formula is GPT-2's tanh-approximation GELU.</summary>
+    private static readonly string[] TanhGelus = ["gelu_new", "gelu_pytorch_tanh", "gelu_accurate", "gelu_fast"];
+
+    /// <summary>The hidden_act names ACT2FN maps to SiLU.</summary>
+    private static readonly string[] Silus = ["silu", "swish"];
+
     /// <summary>
-    /// Checks positive sizes, finite positive epsilon and rope_theta, hidden size divisible by heads and
-    /// heads divisible by key-value heads; the message names the JSON field.
+    /// rope_theta and rope_scaling as transformers reads them: version 4 from rope_theta and rope_scaling,
+    /// version 5 from rope_parameters (rope_theta inside it), or from rope_scaling when that is set.
+    /// </summary>
+    private static (double Theta, RopeScaling? Scaling) ReadRope(FieldReader reader, string source)
+    {
+        double? topTheta = reader.OptionalDouble("rope_theta");
+        string field = "rope_scaling";
+        var dictionary = reader.OptionalObject(field);
+        if (dictionary is null || !dictionary.Value.EnumerateObject().Any()) // Python's `rope_scaling or rope_parameters`
+        {
+            field = "rope_parameters";
+            dictionary = reader.OptionalObject(field);
+        }
+        if (dictionary is null) return (topTheta ?? 10000, null);
+        var rope = reader.Nested(dictionary.Value, field);
+        foreach (string layerType in new[] { "full_attention", "sliding_attention" })
+            if (rope.Has(layerType))
+                throw new CheckpointFormatException(
+                    $"'{source}': {field} holds RoPE parameters per layer type ({layerType}); only one set for all layers is implemented.");
+        double? innerTheta = rope.OptionalDouble("rope_theta");
+        if (innerTheta is not null && topTheta is not null && innerTheta != topTheta)
+            throw new CheckpointFormatException(
+                $"'{source}': {field}.rope_theta is {innerTheta} but rope_theta is {topTheta}; transformers 4 and 5 would use different bases, so state one.");
+        double theta = innerTheta ?? topTheta ?? 10000;
+        if (rope.OptionalDouble("partial_rotary_factor") is double partial && partial != 1)
+            throw new CheckpointFormatException(
+                $"'{source}': {field}.partial_rotary_factor is {partial}; RoPE on part of each head is not implemented (only 1).");
+        string typeField = rope.Has("rope_type") ? "rope_type" : "type";
+        string type = rope.OptionalString(typeField) ?? "default";
+        if (type == "default") return (theta, null);
+        if (type != RopeScaling.Llama3)
+            throw new CheckpointFormatException(
+                $"'{source}': {field}.{typeField} is '{type}'; only Llama 3.x's '{RopeScaling.Llama3}' RoPE scaling is implemented " +
+                "(linear, dynamic, ntk, yarn and longrope change the frequencies or scale the attention differently).");
+        var scaling = new RopeScaling
+        {
+            Type = type,
+            Factor = rope.Double("factor"),
+            LowFrequencyFactor = rope.Double("low_freq_factor"),
+            HighFrequencyFactor = rope.Double("high_freq_factor"),
+            OriginalMaxPositions = rope.Int("original_max_position_embeddings"),
+        };
+        if (reader.OptionalInt("original_max_position_embeddings") is int top && top != scaling.OriginalMaxPositions)
+            throw new CheckpointFormatException(
+                $"'{source}': original_max_position_embeddings is {top} but {field}.original_max_position_embeddings is " +
+                $"{scaling.OriginalMaxPositions}; transformers 5 would use the first, 4 the second, so make them agree.");
+        if (scaling.FindProblem() is var (bad, reason))
+            throw new CheckpointFormatException($"'{source}': {field}.{bad} {reason}.");
+        return (theta, scaling);
+    }
+
+    /// <summary>Throws for the fields the comment above lists as refused.</summary>
+    private static void RefuseUnimplemented(FieldReader reader, ModelConfig config, string source)
+    {
+        if (reader.Has("quantization_config"))
+            throw new CheckpointFormatException(
+                $"'{source}': quantization_config is {reader.Raw("quantization_config")}; quantized weights are not implemented, load an unquantized checkpoint.");
+        if (config.IsGpt2)
+        {
+            string activation = reader.OptionalString("activation_function") ?? "gelu_new";
+            if (!TanhGelus.Contains(activation))
+                throw new CheckpointFormatException(
+                    $"'{source}': activation_function is '{activation}'; GPT-2 here implements the tanh-approximation GELU only " +
+                    $"({string.Join(", ", TanhGelus)}).");
+            if (reader.OptionalBool("scale_attn_weights") == false)
+                throw new CheckpointFormatException(
+                    $"'{source}': scale_attn_weights is false; attention scores are always scaled by 1/sqrt(head dim) here.");
+            if (reader.OptionalBool("scale_attn_by_inverse_layer_idx") == true)
+                throw new CheckpointFormatException(
+                    $"'{source}': scale_attn_by_inverse_layer_idx is true; scaling the scores by 1/(layer + 1) is not implemented.");
+            if (reader.OptionalBool("add_cross_attention") == true)
+                throw new CheckpointFormatException(
+                    $"'{source}': add_cross_attention is true; cross-attention blocks are not implemented.");
+            return;
+        }
+        string hiddenAct = reader.OptionalString("hidden_act") ?? "silu";
+        if (!Silus.Contains(hiddenAct))
+            throw new CheckpointFormatException(
+                $"'{source}': hidden_act is '{hiddenAct}'; {config.ModelType} here implements SwiGLU with silu only (silu or swish).");
+        if (reader.OptionalInt("head_dim") is int headDim && headDim != config.HeadDim)
+            throw new CheckpointFormatException(
+                $"'{source}': head_dim is {headDim} but hidden_size / num_attention_heads is {config.HeadDim}; " +
+                "a head width other than hidden_size / num_attention_heads is not implemented.");
+        if (reader.OptionalDouble("partial_rotary_factor") is double partial && partial != 1)
+            throw new CheckpointFormatException(
+                $"'{source}': partial_rotary_factor is {partial}; RoPE on part of each head is not implemented (only 1).");
+        foreach (string softcap in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
+            if (reader.Has(softcap))
+                throw new CheckpointFormatException(
+                    $"'{source}': {softcap} is {reader.Raw(softcap)}; logit soft-capping (Gemma-2's) is not implemented, it must be null or absent.");
+        if (config.ModelType == "llama")
+        {
+            if (reader.OptionalBool("attention_bias") == true)
+                throw new CheckpointFormatException(
+                    $"'{source}': attention_bias is true; llama's q/k/v/o_proj biases are not implemented (only attention_bias false).");
+            if (reader.OptionalBool("mlp_bias") == true)
+                throw new CheckpointFormatException(
+                    $"'{source}': mlp_bias is true; llama's gate/up/down_proj biases are not implemented (only mlp_bias false).");
+        }
+        else
+        {
+            RefuseSlidingWindow(reader, config, source);
+        }
+    }
+
+    /// <summary>
+    /// Qwen2's sliding-window attention, as Qwen2Config decides it: the window is sliding_window (default
+    /// 4096) when use_sliding_window is true, none otherwise; it applies to the layers layer_types marks
+    /// "sliding_attention", or, without layer_types, to the layers at and past max_window_layers (default 28).
+    /// Refused when it applies to some layer and is shorter than max_position_embeddings, so that it can
+    /// hide keys from a query.
+    /// </summary>
+    private static void RefuseSlidingWindow(FieldReader reader, ModelConfig config, string source)
+    {
+        bool anySliding;
+        if (reader.OptionalArray("layer_types") is { } layerTypes)
+        {
+            if (layerTypes.GetArrayLength() != config.NumLayers)
+                throw new CheckpointFormatException(
+                    $"'{source}': layer_types has {layerTypes.GetArrayLength()} entries but num_hidden_layers is {config.NumLayers}.");
+            anySliding = false;
+            foreach (var entry in layerTypes.EnumerateArray())
+            {
+                string? kind = entry.ValueKind == JsonValueKind.String ? entry.GetString() : null;
+                if (kind is not ("full_attention" or "sliding_attention"))
+                    throw new CheckpointFormatException(
+                        $"'{source}': layer_types holds {entry.GetRawText()}; only full_attention (and sliding_attention with no effective window) is implemented.");
+                anySliding |= kind == "sliding_attention";
+            }
+        }
+        else
+        {
+            anySliding = (reader.OptionalInt("max_window_layers") ?? 28) < config.NumLayers;
+        }
+        if (reader.OptionalBool("use_sliding_window") != true || !anySliding) return;
+        int? window = reader.Present("sliding_window") ? reader.OptionalInt("sliding_window") : 4096;
+        if (window is int w && w < config.MaxPositions)
+            throw new CheckpointFormatException(
+                $"'{source}': use_sliding_window is true with sliding_window {w}, below max_position_embeddings {config.MaxPositions}; " +
+                "sliding-window attention is not implemented (it is a no-op only when the window covers the whole context).");
+    }
+
+    /// <summary>
+    /// Checks positive sizes, finite positive epsilon and rope_theta, hidden size divisible by heads,
+    /// heads divisible by key-value heads and a valid rope_scaling (none for gpt2); the message names the JSON field.
     /// </summary>
     /// <exception cref="CheckpointFormatException">a field is invalid</exception>
     public void Validate() => Validate("config");
@@ -174,6 +388,10 @@ public sealed record ModelConfig
                 $"'{source}': num_attention_heads {NumHeads} is not divisible by num_key_value_heads {NumKeyValueHeads}.");
         if (IsGpt2 && !TieWordEmbeddings)
             throw new CheckpointFormatException($"'{source}': tie_word_embeddings is false but gpt2 always ties the LM head to wte.");
+        if (IsGpt2 && RopeScaling is not null)
+            throw new CheckpointFormatException($"'{source}': gpt2 has no rotary embeddings, so rope_scaling must be null.");
+        if (RopeScaling?.FindProblem() is var (field, reason))
+            throw new CheckpointFormatException($"'{source}': rope_scaling.{field} {reason}.");
         // Sizes are checked before anything is built from them: a hostile config must not drive an allocation.
         double parameters = ParameterCountEstimate;
         if (parameters > MaxParameters)
@@ -221,45 +439,105 @@ public sealed record ModelConfig
             o["max_position_embeddings"] = MaxPositions;
             o["rms_norm_eps"] = NormEpsilon;
             o["rope_theta"] = RopeTheta;
+            if (RopeScaling is { } scaling)
+                o["rope_scaling"] = new JsonObject // keys sorted, as transformers writes them
+                {
+                    ["factor"] = scaling.Factor,
+                    ["high_freq_factor"] = scaling.HighFrequencyFactor,
+                    ["low_freq_factor"] = scaling.LowFrequencyFactor,
+                    ["original_max_position_embeddings"] = scaling.OriginalMaxPositions,
+                    ["rope_type"] = scaling.Type,
+                };
             o["tie_word_embeddings"] = TieWordEmbeddings;
-            if (ModelType == "llama") o["attention_bias"] = false;
+            if (ModelType == "llama")
+            {
+                o["attention_bias"] = false;
+                o["mlp_bias"] = false;
+            }
+            else
+            {
+                o["use_sliding_window"] = false;
+            }
         }
         o["torch_dtype"] = "float32";
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    /// <summary>Typed field access with messages that name the JSON field; JSON null counts as absent.</summary>
-    private readonly struct FieldReader(JsonElement root, string source)
+    /// <summary>
+    /// Typed field access with messages that name the JSON field (prefixed with its parent object's name,
+    /// e.g. rope_scaling.factor); JSON null counts as absent.
+    /// </summary>
+    private readonly struct FieldReader(JsonElement root, string source, string prefix = "")
     {
         private JsonElement? Find(string field) =>
             root.TryGetProperty(field, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
 
+        /// <summary>A reader of the object <paramref name="element"/>, field <paramref name="name"/> of this one.</summary>
+        public FieldReader Nested(JsonElement element, string name) => new(element, source, prefix + name + ".");
+
+        /// <summary>The field is present and not null.</summary>
+        public bool Has(string field) => Find(field) is not null;
+
+        /// <summary>The field is present, null or not.</summary>
+        public bool Present(string field) => root.TryGetProperty(field, out _);
+
+        /// <summary>The field's JSON text, shortened for a message.</summary>
+        public string Raw(string field)
+        {
+            string text = Find(field)?.GetRawText() ?? "null";
+            return text.Length <= 80 ? text : text[..77] + "...";
+        }
+
         public string String(string field) => Find(field) is { ValueKind: JsonValueKind.String } v
             ? v.GetString()!
-            : throw new CheckpointFormatException($"'{source}': {field} is missing or not a string.");
+            : throw new CheckpointFormatException($"'{source}': {prefix}{field} is missing or not a string.");
+
+        public string? OptionalString(string field)
+        {
+            if (Find(field) is not { } v) return null;
+            if (v.ValueKind == JsonValueKind.String) return v.GetString()!;
+            throw new CheckpointFormatException($"'{source}': {prefix}{field} is {v.GetRawText()}; it must be a string.");
+        }
 
         public int Int(string field) => OptionalInt(field)
-            ?? throw new CheckpointFormatException($"'{source}': {field} is missing; it is a required integer.");
+            ?? throw new CheckpointFormatException($"'{source}': {prefix}{field} is missing; it is a required integer.");
 
         public int? OptionalInt(string field)
         {
             if (Find(field) is not { } v) return null;
             if (v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
-            throw new CheckpointFormatException($"'{source}': {field} is {v.GetRawText()}; it must be a 32-bit integer.");
+            throw new CheckpointFormatException($"'{source}': {prefix}{field} is {v.GetRawText()}; it must be a 32-bit integer.");
         }
+
+        public double Double(string field) => OptionalDouble(field)
+            ?? throw new CheckpointFormatException($"'{source}': {prefix}{field} is missing; it is a required number.");
 
         public double? OptionalDouble(string field)
         {
             if (Find(field) is not { } v) return null;
             if (v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d)) return d;
-            throw new CheckpointFormatException($"'{source}': {field} is {v.GetRawText()}; it must be a number.");
+            throw new CheckpointFormatException($"'{source}': {prefix}{field} is {v.GetRawText()}; it must be a number.");
         }
 
         public bool? OptionalBool(string field)
         {
             if (Find(field) is not { } v) return null;
             if (v.ValueKind is JsonValueKind.True or JsonValueKind.False) return v.GetBoolean();
-            throw new CheckpointFormatException($"'{source}': {field} is {v.GetRawText()}; it must be true or false.");
+            throw new CheckpointFormatException($"'{source}': {prefix}{field} is {v.GetRawText()}; it must be true or false.");
+        }
+
+        public JsonElement? OptionalObject(string field)
+        {
+            if (Find(field) is not { } v) return null;
+            if (v.ValueKind == JsonValueKind.Object) return v;
+            throw new CheckpointFormatException($"'{source}': {prefix}{field} is {v.GetRawText()}; it must be an object or null.");
+        }
+
+        public JsonElement? OptionalArray(string field)
+        {
+            if (Find(field) is not { } v) return null;
+            if (v.ValueKind == JsonValueKind.Array) return v;
+            throw new CheckpointFormatException($"'{source}': {prefix}{field} is {v.GetRawText()}; it must be an array or null.");
         }
     }
 }

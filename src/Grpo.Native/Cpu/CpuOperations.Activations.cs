@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Grpo.Native.Checkpoints;
 using Grpo.Native.Operations;
 using Grpo.Native.Tensors;
 
@@ -19,7 +20,7 @@ internal sealed partial class CpuOperations
     private const int RopeBlockRows = 64;
 
     private readonly object _ropeGate = new();
-    private readonly Dictionary<(float Theta, int D), RopeTable> _ropeTables = new();
+    private readonly Dictionary<(float Theta, int D, RopeScaling? Scaling), RopeTable> _ropeTables = new();
 
     public void GeluForward(Tensor<float> output, Tensor<float> input)
     {
@@ -148,17 +149,17 @@ internal sealed partial class CpuOperations
         ParallelChunks(n, (begin, length) => TensorPrimitives.Add(x.AsSpan(begin, length), y.AsSpan(begin, length), o.AsSpan(begin, length)));
     }
 
-    public void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse)
+    public void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse, RopeScaling? scaling = null)
     {
-        var (m, heads, d) = ActivationsValidation.Rope(values, positions, theta);
+        var (m, heads, d) = ActivationsValidation.Rope(values, positions, theta, scaling);
         CpuBuffer<float> v = Data(values, nameof(values));          // (M, heads, D)
         CpuBuffer<int> pos = Data(positions, nameof(positions));    // (M)
         int largest = ActivationsValidation.RopePositions(pos);
         RopeTable table;
         lock (_ropeGate)
         {
-            _ropeTables.TryGetValue((theta, d), out var existing);
-            _ropeTables[(theta, d)] = table = RopeTable.Covering(existing, theta, d, largest);
+            _ropeTables.TryGetValue((theta, d, scaling), out var existing);
+            _ropeTables[(theta, d, scaling)] = table = RopeTable.Covering(existing, theta, d, scaling, largest);
         }
         float[] cosSin = table.Values; // (P, D) cos then sin per position
         int half = d / 2;

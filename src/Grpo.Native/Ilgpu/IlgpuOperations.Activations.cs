@@ -1,4 +1,5 @@
 using Grpo.Kernels;
+using Grpo.Native.Checkpoints;
 using Grpo.Native.Operations;
 using Grpo.Native.Tensors;
 using ILGPU;
@@ -10,8 +11,8 @@ internal sealed partial class IlgpuOperations
 {
     private readonly object _ropeGate = new();
 
-    /// <summary>Per (θ, D): the host table and its device copy, re-uploaded when a larger position grows the table.</summary>
-    private readonly Dictionary<(float Theta, int D), (RopeTable Host, MemoryBuffer1D<float, Stride1D.Dense> Device)> _ropeTables = new();
+    /// <summary>Per (θ, D, scaling): the host table and its device copy, re-uploaded when a larger position grows the table.</summary>
+    private readonly Dictionary<(float Theta, int D, RopeScaling? Scaling), (RopeTable Host, MemoryBuffer1D<float, Stride1D.Dense> Device)> _ropeTables = new();
 
     public void GeluForward(Tensor<float> output, Tensor<float> input)
     {
@@ -70,9 +71,9 @@ internal sealed partial class IlgpuOperations
         kernel(n, x, y, o);
     }
 
-    public void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse)
+    public void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse, RopeScaling? scaling = null)
     {
-        var (m, heads, d) = ActivationsValidation.Rope(values, positions, theta);
+        var (m, heads, d) = ActivationsValidation.Rope(values, positions, theta, scaling);
         var v = View(values, nameof(values)).BaseView;         // (M, heads, D)
         var pos = View(positions, nameof(positions)).BaseView; // (M)
         int largest = ActivationsValidation.RopePositions(positions.ToArray()); // (M) ints: a tiny download
@@ -81,16 +82,16 @@ internal sealed partial class IlgpuOperations
         // Launched under the lock: another call that grows the table cannot free it before this launch is queued.
         lock (_ropeGate)
         {
-            var table = RopeTableOnDevice(theta, d, largest); // (P, D)
+            var table = RopeTableOnDevice(theta, d, scaling, largest); // (P, D)
             kernel(m * heads * (d / 2), v, pos, table, new RopeArgs(heads, d / 2, inverse ? -1f : 1f));
         }
     }
 
     /// <summary>The device copy of the (cos, sin) table covering <paramref name="largestPosition"/>; call under the lock.</summary>
-    private ArrayView<float> RopeTableOnDevice(float theta, int d, int largestPosition)
+    private ArrayView<float> RopeTableOnDevice(float theta, int d, RopeScaling? scaling, int largestPosition)
     {
-        _ropeTables.TryGetValue((theta, d), out var entry);
-        var host = RopeTable.Covering(entry.Host, theta, d, largestPosition);
+        _ropeTables.TryGetValue((theta, d, scaling), out var entry);
+        var host = RopeTable.Covering(entry.Host, theta, d, scaling, largestPosition);
         if (!ReferenceEquals(host, entry.Host))
         {
             if (entry.Device is not null)
@@ -100,7 +101,7 @@ internal sealed partial class IlgpuOperations
             }
             var buffer = Device.Accelerator.Allocate1D(host.Values);
             entry = (host, buffer);
-            _ropeTables[(theta, d)] = entry;
+            _ropeTables[(theta, d, scaling)] = entry;
         }
         return entry.Device.View.BaseView;
     }

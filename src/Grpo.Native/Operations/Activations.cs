@@ -1,3 +1,4 @@
+using Grpo.Native.Checkpoints;
 using Grpo.Native.Tensors;
 
 namespace Grpo.Native.Operations;
@@ -51,8 +52,9 @@ public partial interface IGrpoOperations
 
     /// <summary>
     /// Rotary position embedding applied IN PLACE to every head of every row, Hugging Face's
-    /// rotate-half convention: for i &lt; D/2, with angle = fp32(position · fp32(θ^(−2i/D)))
-    /// (rounded exactly as Hugging Face computes it in float32),
+    /// rotate-half convention: for i &lt; D/2, with angle = fp32(position · inv_freq_i) and
+    /// inv_freq_i = fp32(θ^(−2i/D)) (rounded exactly as Hugging Face computes it in float32), rescaled
+    /// as Llama 3.x does when <paramref name="scaling"/> is given,
     /// (x_i, x_{i+D/2}) ← (x_i cos − x_{i+D/2} sin, x_{i+D/2} cos + x_i sin).
     /// With <paramref name="inverse"/> the rotation is by −angle: the backward (the rotation is
     /// orthogonal, so the gradient of the input is the inverse rotation of the output's gradient).
@@ -60,19 +62,24 @@ public partial interface IGrpoOperations
     /// <remarks>
     /// The roundings, step by step as LlamaRotaryEmbedding does them in float32 (fp32(·) rounds to
     /// the nearest float): e_i = fp32(2i / D); p_i = fp32(θ^e_i), the correctly rounded power;
-    /// inv_freq_i = fp32(1 / p_i); angle = fp32(fp32(position) · inv_freq_i). cos and sin of that
+    /// inv_freq_i = fp32(1 / p_i); with a scaling, inv_freq_i is then rescaled by transformers'
+    /// <c>_compute_llama3_parameters</c> in float32 (see <see cref="RopeScaling"/>; each of its tensor
+    /// operations is one fp32 rounding); angle = fp32(fp32(position) · inv_freq_i). cos and sin of that
     /// float angle are then rounded to float (computed on the host in double, so they are correctly
     /// rounded even for angles in the thousands of radians, where fast GPU sine/cosine are not), and
     /// the rotation is two fp32 products and a sum per element. Both backends keep a table of
-    /// (cos, sin) for positions 0 … the largest seen so far, per (θ, D): D floats per position.
+    /// (cos, sin) for positions 0 … the largest seen so far, per (θ, D, scaling): D floats per position.
     /// </remarks>
     /// <param name="values">(M, heads, D) queries or keys (or their gradients), rotated in place; D even.</param>
     /// <param name="positions">(M) position of each row, 0 ≤ position ≤ 1,048,576 (downloaded to the host to be checked).</param>
     /// <param name="theta">The base θ (config's rope_theta); positive and finite.</param>
     /// <param name="inverse">Rotate by −angle (backward).</param>
+    /// <param name="scaling">The config's rope_scaling (Llama 3.x's), or null for plain RoPE.</param>
     /// <exception cref="ArgumentException">A tensor has the wrong shape (or an odd D) or lives on another device.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">θ is not positive and finite, or a position is negative or too large.</exception>
-    void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse);
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// θ is not positive and finite, a position is negative or too large, or a field of the scaling is invalid.
+    /// </exception>
+    void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse, RopeScaling? scaling = null);
 }
 
 /// <summary>Argument checks both backends run before the activations, the residual add and RoPE, so they reject the same inputs with the same messages.</summary>
@@ -122,8 +129,8 @@ internal static class ActivationsValidation
         return Elements(a, nameof(a));
     }
 
-    /// <summary>Checks the shapes and θ of <see cref="IGrpoOperations.Rope"/>; returns (M, heads, D).</summary>
-    public static (int M, int Heads, int D) Rope(Tensor<float> values, Tensor<int> positions, float theta)
+    /// <summary>Checks the shapes, θ and scaling of <see cref="IGrpoOperations.Rope"/>; returns (M, heads, D).</summary>
+    public static (int M, int Heads, int D) Rope(Tensor<float> values, Tensor<int> positions, float theta, RopeScaling? scaling)
     {
         Guard.Rank(values, nameof(values), 3, "(rows, heads, head dimension)");
         int m = values.Shape[0], heads = values.Shape[1], d = values.Shape[2];
@@ -139,6 +146,8 @@ internal static class ActivationsValidation
         if (!(theta > 0) || !float.IsFinite(theta))
             throw new ArgumentOutOfRangeException(nameof(theta), theta,
                 $"'{nameof(theta)}' must be positive and finite but was {theta}; pass the model's rope_theta (10000 for Llama 2, 500000 for Llama 3).");
+        if (scaling?.FindProblem() is var (field, reason))
+            throw new ArgumentOutOfRangeException(nameof(scaling), scaling, $"'{nameof(scaling)}': rope_scaling.{field} {reason}.");
         return (m, heads, d);
     }
 

@@ -88,6 +88,46 @@ public sealed class ModelConfigTests
         }
         """;
 
+    // Modelled on meta-llama/Llama-3.2-1B: Llama 3.x RoPE scaling.
+    private const string Llama32 = """
+        {
+          "architectures": ["LlamaForCausalLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "bos_token_id": 128000,
+          "eos_token_id": 128001,
+          "head_dim": 64,
+          "hidden_act": "silu",
+          "hidden_size": 2048,
+          "initializer_range": 0.02,
+          "intermediate_size": 8192,
+          "max_position_embeddings": 131072,
+          "mlp_bias": false,
+          "model_type": "llama",
+          "num_attention_heads": 32,
+          "num_hidden_layers": 16,
+          "num_key_value_heads": 8,
+          "pretraining_tp": 1,
+          "rms_norm_eps": 1e-05,
+          "rope_scaling": {
+            "factor": 32.0,
+            "high_freq_factor": 4.0,
+            "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3"
+          },
+          "rope_theta": 500000.0,
+          "tie_word_embeddings": true,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.45.0.dev0",
+          "use_cache": true,
+          "vocab_size": 128256
+        }
+        """;
+
+    private static readonly RopeScaling Llama32Scaling =
+        new() { Factor = 32, LowFrequencyFactor = 1, HighFrequencyFactor = 4, OriginalMaxPositions = 8192 };
+
     private string _dir = "";
 
     [SetUp]
@@ -207,6 +247,197 @@ public sealed class ModelConfigTests
     }
 
     [Test]
+    public void Llama32ConfigLoadsWithItsRopeScaling()
+    {
+        var c = LoadText(Llama32);
+        Assert.That((c.VocabSize, c.HiddenSize, c.NumLayers, c.NumHeads, c.NumKeyValueHeads, c.HeadDim), Is.EqualTo((128256, 2048, 16, 32, 8, 64)));
+        Assert.That(c.RopeTheta, Is.EqualTo(500000));
+        Assert.That(c.RopeScaling, Is.EqualTo(Llama32Scaling));
+        Assert.That(c.RopeScaling!.Type, Is.EqualTo("llama3"));
+        Assert.That(ModelConfig.Parse(Llama).RopeScaling, Is.Null, "rope_scaling: null");
+        Assert.That(ModelConfig.Parse(Qwen2).RopeScaling, Is.Null, "rope_scaling absent");
+    }
+
+    [Test]
+    public void RopeScalingRoundTripsThroughToJsonUnderHuggingFaceNames()
+    {
+        var c = ModelConfig.Parse(Llama32);
+        string json = c.ToJson();
+        TestContext.Out.WriteLine(json);
+        Assert.That(ModelConfig.Parse(json), Is.EqualTo(c));
+        var written = JsonNode.Parse(json)!["rope_scaling"]!.AsObject();
+        Assert.That(written.Select(p => p.Key), Is.EqualTo(new[] { "factor", "high_freq_factor", "low_freq_factor", "original_max_position_embeddings", "rope_type" }));
+        Assert.That(written["factor"]!.GetValue<double>(), Is.EqualTo(32));
+        Assert.That(written["high_freq_factor"]!.GetValue<double>(), Is.EqualTo(4));
+        Assert.That(written["low_freq_factor"]!.GetValue<double>(), Is.EqualTo(1));
+        Assert.That(written["original_max_position_embeddings"]!.GetValue<int>(), Is.EqualTo(8192));
+        Assert.That(written["rope_type"]!.GetValue<string>(), Is.EqualTo("llama3"));
+        // Factors that are not round numbers keep every bit.
+        var odd = c with { RopeScaling = Llama32Scaling with { Factor = 0.1 + 0.2, LowFrequencyFactor = 1.0 / 3, HighFrequencyFactor = Math.PI } };
+        Assert.That(ModelConfig.Parse(odd.ToJson()), Is.EqualTo(odd));
+        var plain = ModelConfig.Parse(Qwen2);
+        Assert.That(JsonNode.Parse(plain.ToJson())!.AsObject().ContainsKey("rope_scaling"), Is.False, "no rope_scaling without scaling");
+    }
+
+    [Test]
+    public void OlderAndNewerSpellingsOfTheRopeFieldsLoadTheSameConfig()
+    {
+        var expected = ModelConfig.Parse(Llama32);
+        // Configs written before transformers 4.43 name the type "type".
+        Assert.That(ModelConfig.Parse(Llama32.Replace("\"rope_type\"", "\"type\"")), Is.EqualTo(expected));
+        // transformers 5 writes rope_parameters, with rope_theta inside, and no top-level rope_theta.
+        var v5 = JsonNode.Parse(Llama32)!.AsObject();
+        var parameters = v5["rope_scaling"]!.DeepClone().AsObject();
+        parameters["rope_theta"] = 500000.0;
+        v5.Remove("rope_scaling");
+        v5.Remove("rope_theta");
+        v5["rope_parameters"] = parameters;
+        Assert.That(ModelConfig.Parse(v5.ToJsonString()), Is.EqualTo(expected), "rope_parameters");
+        v5["rope_scaling"] = new JsonObject(); // an empty rope_scaling gives way to rope_parameters, as Python's `or` does
+        Assert.That(ModelConfig.Parse(v5.ToJsonString()), Is.EqualTo(expected), "empty rope_scaling");
+        var qwen = JsonNode.Parse(Qwen2)!.AsObject();
+        qwen.Remove("rope_theta");
+        qwen["rope_parameters"] = JsonNode.Parse("""{"rope_theta": 1000000.0, "rope_type": "default"}""");
+        Assert.That(ModelConfig.Parse(qwen.ToJsonString()), Is.EqualTo(ModelConfig.Parse(Qwen2)), "default rope_parameters");
+        qwen["rope_scaling"] = JsonNode.Parse("""{"rope_type": "default"}""");
+        Assert.That(ModelConfig.Parse(qwen.ToJsonString()).RopeScaling, Is.Null, "rope_scaling of the default type");
+    }
+
+    /// <summary>The source config with the fields of <paramref name="overrides"/> set; a value "&lt;absent&gt;" removes the field.</summary>
+    private static string With(string source, string overrides)
+    {
+        var node = JsonNode.Parse(source)!.AsObject();
+        foreach (var (key, value) in JsonNode.Parse(overrides)!.AsObject())
+        {
+            node.Remove(key);
+            if (value?.GetValueKind() != System.Text.Json.JsonValueKind.String || value.GetValue<string>() != "<absent>")
+                node[key] = value?.DeepClone();
+        }
+        return node.ToJsonString();
+    }
+
+    private static string NameOf(string source) =>
+        source == Gpt2 ? "gpt2" : source == Llama ? "llama" : source == Qwen2 ? "qwen2" : "llama32";
+
+    /// <summary>Fields whose values change the math in a way the library does not implement: refused, naming them.</summary>
+    private static IEnumerable<TestCaseData> UnsupportedFields()
+    {
+        TestCaseData Case(string source, string overrides, params string[] mentions) =>
+            new TestCaseData(source, overrides, mentions).SetName($"Unsupported_{NameOf(source)}_{overrides}");
+        foreach (string type in new[] { "linear", "dynamic", "ntk", "yarn", "longrope", "su" })
+        {
+            yield return Case(Llama, "{\"rope_scaling\": {\"rope_type\": \"" + type + "\", \"factor\": 2.0}}", "rope_scaling.rope_type", type);
+            yield return Case(Qwen2, "{\"rope_scaling\": {\"type\": \"" + type + "\", \"factor\": 4.0, \"original_max_position_embeddings\": 32768}}",
+                "rope_scaling.type", type);
+        }
+        yield return Case(Llama, """{"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 10000.0}}""", "rope_parameters.rope_type", "yarn");
+        yield return Case(Llama, """{"rope_parameters": {"full_attention": {"rope_type": "default"}}}""", "rope_parameters", "full_attention");
+        yield return Case(Llama, """{"rope_scaling": "llama3"}""", "rope_scaling", "llama3");
+        yield return Case(Llama32, """{"rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_theta": 10000.0}}""",
+            "rope_scaling.rope_theta", "10000", "500000");
+        yield return Case(Llama32, """{"original_max_position_embeddings": 4096}""", "original_max_position_embeddings", "4096", "8192");
+        yield return Case(Llama32, """{"rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "partial_rotary_factor": 0.5}}""",
+            "rope_scaling.partial_rotary_factor", "0.5");
+        foreach (var (key, value) in new[] { ("factor", "0"), ("factor", "-8.0"), ("factor", "\"8\""), ("factor", "1e300"), ("low_freq_factor", "0"),
+                     ("high_freq_factor", "0.5"), ("high_freq_factor", "1.0"), ("original_max_position_embeddings", "0"),
+                     ("original_max_position_embeddings", "8192.5") })
+        {
+            var scaling = JsonNode.Parse("""{"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}""")!.AsObject();
+            scaling[key] = JsonNode.Parse(value);
+            yield return Case(Llama32, new JsonObject { ["rope_scaling"] = scaling }.ToJsonString(), "rope_scaling." + key);
+        }
+        foreach (string key in new[] { "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings" })
+        {
+            var scaling = JsonNode.Parse("""{"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}""")!.AsObject();
+            scaling.Remove(key);
+            yield return Case(Llama32, new JsonObject { ["rope_scaling"] = scaling }.ToJsonString(), "rope_scaling." + key, "missing");
+        }
+        yield return Case(Llama, """{"hidden_act": "gelu"}""", "hidden_act", "gelu");
+        yield return Case(Qwen2, """{"hidden_act": "relu"}""", "hidden_act", "relu");
+        yield return Case(Qwen2, """{"hidden_act": 3}""", "hidden_act", "3");
+        yield return Case(Gpt2, """{"activation_function": "gelu"}""", "activation_function", "gelu");
+        yield return Case(Gpt2, """{"activation_function": "quick_gelu"}""", "activation_function", "quick_gelu");
+        yield return Case(Gpt2, """{"activation_function": "relu"}""", "activation_function", "relu");
+        yield return Case(Llama, """{"attention_bias": true}""", "attention_bias", "true");
+        yield return Case(Llama, """{"mlp_bias": true}""", "mlp_bias", "true");
+        yield return Case(Llama32, """{"head_dim": 128}""", "head_dim", "128", "64");
+        yield return Case(Qwen2, """{"head_dim": 128}""", "head_dim", "128");
+        yield return Case(Llama, """{"partial_rotary_factor": 0.5}""", "partial_rotary_factor", "0.5");
+        yield return Case(Llama, """{"attn_logit_softcapping": 50.0}""", "attn_logit_softcapping", "50");
+        yield return Case(Qwen2, """{"final_logit_softcapping": 30.0}""", "final_logit_softcapping", "30");
+        yield return Case(Qwen2, """{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 21}""",
+            "use_sliding_window", "sliding_window 4096");
+        yield return Case(Qwen2, """{"use_sliding_window": true, "max_window_layers": 0, "sliding_window": 131071}""", "use_sliding_window", "131071");
+        yield return Case(Qwen2, """{"use_sliding_window": true, "max_window_layers": 0, "sliding_window": "<absent>"}""", "use_sliding_window", "4096");
+        string layerTypes = string.Join(", ", Enumerable.Range(0, 24).Select(i => i == 5 ? "\"sliding_attention\"" : "\"full_attention\""));
+        yield return Case(Qwen2, $$"""{"use_sliding_window": true, "sliding_window": 4096, "layer_types": [{{layerTypes}}]}""", "use_sliding_window");
+        yield return Case(Qwen2, """{"layer_types": ["full_attention"]}""", "layer_types", "1 entries");
+        yield return Case(Qwen2, $$"""{"layer_types": [{{layerTypes.Replace("sliding_attention", "linear_attention")}}]}""", "layer_types", "linear_attention");
+        yield return Case(Gpt2, """{"scale_attn_weights": false}""", "scale_attn_weights", "false");
+        yield return Case(Gpt2, """{"scale_attn_by_inverse_layer_idx": true}""", "scale_attn_by_inverse_layer_idx", "true");
+        yield return Case(Gpt2, """{"add_cross_attention": true}""", "add_cross_attention", "true");
+        yield return Case(Llama, """{"quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": true}}""", "quantization_config", "bitsandbytes");
+        yield return Case(Gpt2, """{"quantization_config": {"quant_method": "gptq", "bits": 4}}""", "quantization_config", "gptq");
+    }
+
+    [TestCaseSource(nameof(UnsupportedFields))]
+    public void UnsupportedFieldIsRefusedNamingItAndItsValue(string source, string overrides, string[] mentions)
+    {
+        var e = Assert.Throws<CheckpointFormatException>(() => LoadText(With(source, overrides)));
+        TestContext.Out.WriteLine(e!.Message);
+        Assert.That(e.Message, Does.Contain("config.json"));
+        foreach (string mention in mentions) Assert.That(e.Message, Does.Contain(mention));
+    }
+
+    /// <summary>Fields whose values leave the forward pass unchanged (see the comment in ModelConfig): accepted.</summary>
+    private static IEnumerable<TestCaseData> HarmlessFields()
+    {
+        TestCaseData Case(string source, string overrides) =>
+            new TestCaseData(source, overrides).SetName($"Harmless_{NameOf(source)}_{overrides}");
+        yield return Case(Llama, """{"pretraining_tp": 2}""");
+        yield return Case(Llama, """{"hidden_act": "swish"}""");
+        yield return Case(Llama32, """{"head_dim": 64}""");
+        yield return Case(Llama, """{"head_dim": null}""");
+        yield return Case(Llama, """{"partial_rotary_factor": 1.0, "attn_logit_softcapping": null, "final_logit_softcapping": null}""");
+        yield return Case(Llama, """{"quantization_config": null, "layer_types": ["sliding_attention"]}""");
+        yield return Case(Llama, """{"rope_scaling": {"rope_type": "default"}}""");
+        yield return Case(Llama32, """{"rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_theta": 500000.0}, "original_max_position_embeddings": 8192}""");
+        yield return Case(Qwen2, """{"attention_bias": true, "mlp_bias": true}""");
+        yield return Case(Qwen2, """{"use_sliding_window": true, "max_window_layers": 24}""");
+        yield return Case(Qwen2, """{"use_sliding_window": true, "max_window_layers": 0, "sliding_window": 131072}""");
+        yield return Case(Qwen2, """{"use_sliding_window": true, "max_window_layers": 0, "sliding_window": null}""");
+        yield return Case(Qwen2, """{"use_sliding_window": false, "max_window_layers": 0, "sliding_window": 16}""");
+        string fullLayers = string.Join(", ", Enumerable.Repeat("\"full_attention\"", 24));
+        yield return Case(Qwen2, $$"""{"use_sliding_window": true, "sliding_window": 16, "max_window_layers": 0, "layer_types": [{{fullLayers}}]}""");
+        yield return Case(Gpt2, """{"activation_function": "gelu_pytorch_tanh"}""");
+        yield return Case(Gpt2, """{"activation_function": "gelu_fast"}""");
+        yield return Case(Gpt2, """{"activation_function": "gelu_accurate"}""");
+        yield return Case(Gpt2, """{"reorder_and_upcast_attn": true, "scale_attn_weights": true, "scale_attn_by_inverse_layer_idx": false}""");
+        yield return Case(Gpt2, """{"hidden_act": "relu", "rope_scaling": {"rope_type": "yarn"}, "attention_bias": true}""");
+    }
+
+    [TestCaseSource(nameof(HarmlessFields))]
+    public void FieldThatLeavesTheMathUnchangedIsAccepted(string source, string overrides)
+    {
+        var expected = ModelConfig.Parse(source);
+        Assert.That(ModelConfig.Parse(With(source, overrides)), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void ValidateNamesTheRopeScalingFieldOfAConfigBuiltInCode()
+    {
+        var c = ModelConfig.Parse(Llama32);
+        var e = Assert.Throws<CheckpointFormatException>(() => (c with { RopeScaling = Llama32Scaling with { Factor = double.PositiveInfinity } }).Validate());
+        Assert.That(e!.Message, Does.Contain("rope_scaling.factor"));
+        e = Assert.Throws<CheckpointFormatException>(() => (c with { RopeScaling = Llama32Scaling with { HighFrequencyFactor = 0.5 } }).Validate());
+        Assert.That(e!.Message, Does.Contain("rope_scaling.high_freq_factor"));
+        e = Assert.Throws<CheckpointFormatException>(() => (c with { RopeScaling = Llama32Scaling with { Type = "linear" } }).ToJson());
+        Assert.That(e!.Message, Does.Contain("rope_scaling.rope_type").And.Contain("linear"));
+        e = Assert.Throws<CheckpointFormatException>(() => (ModelConfig.Parse(Gpt2) with { RopeScaling = Llama32Scaling }).Validate());
+        Assert.That(e!.Message, Does.Contain("gpt2").And.Contain("rope_scaling"));
+    }
+
+    [Test]
     public void UnsupportedModelTypeListsTheSupportedOnes()
     {
         var e = Assert.Throws<CheckpointFormatException>(() => ModelConfig.Parse(Llama.Replace("\"llama\"", "\"mistral\"")));
@@ -240,6 +471,7 @@ public sealed class ModelConfigTests
     [TestCase(Gpt2)]
     [TestCase(Llama)]
     [TestCase(Qwen2)]
+    [TestCase(Llama32)]
     public void ToJsonRoundTripsAndUsesHuggingFaceFieldNames(string source)
     {
         var c = ModelConfig.Parse(source);

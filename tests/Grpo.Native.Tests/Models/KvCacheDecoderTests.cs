@@ -18,7 +18,7 @@ public sealed class KvCacheDecoderTests
 
     public static IEnumerable<TestCaseData> Cases() =>
         from kind in TestDevices.Kinds()
-        from name in TinyModels.Names
+        from name in TinyModels.NamesWithRopeScaling
         select new TestCaseData(kind, name);
 
     [TestCaseSource(nameof(Cases))]

@@ -9,6 +9,9 @@ public static class TinyModels
     /// <summary>The families the model tests run: GPT-2, Llama with GQA (tied and untied), Qwen2 with q/k/v biases and GQA.</summary>
     public static readonly string[] Names = ["gpt2", "llama", "llama-untied", "qwen2"];
 
+    /// <summary><see cref="Names"/> and "llama3": Llama with Llama 3.x's RoPE scaling (rope_scaling of type llama3).</summary>
+    public static readonly string[] NamesWithRopeScaling = [.. Names, "llama3"];
+
     public static ModelConfig Config(string name, int vocab = 23, int layers = 2) => name switch
     {
         "gpt2" => new ModelConfig
@@ -21,6 +24,16 @@ public static class TinyModels
             ModelType = "llama", VocabSize = vocab, HiddenSize = 16, NumLayers = layers, NumHeads = 4, NumKeyValueHeads = 2,
             IntermediateSize = 24, MaxPositions = 32, NormEpsilon = 1e-6, RopeTheta = 10000,
             TieWordEmbeddings = name == "llama",
+        },
+        // Llama 3.x RoPE scaling at toy sizes: D = 8 and θ = 100 give inv_freq 1, 0.32, 0.1, 0.032, wavelengths
+        // 6.3, 20, 63 and 199; with original_max_position_embeddings 8, high_freq_factor 1 and low_freq_factor 0.1
+        // the thresholds are 8 and 80, so the first frequency is kept, the middle two are smoothed and the
+        // last is divided by 4: all three regimes within 32 positions.
+        "llama3" => new ModelConfig
+        {
+            ModelType = "llama", VocabSize = vocab, HiddenSize = 24, NumLayers = layers, NumHeads = 3, NumKeyValueHeads = 1,
+            IntermediateSize = 32, MaxPositions = 32, NormEpsilon = 1e-5, RopeTheta = 100, TieWordEmbeddings = false,
+            RopeScaling = new RopeScaling { Factor = 4, LowFrequencyFactor = 0.1, HighFrequencyFactor = 1, OriginalMaxPositions = 8 },
         },
         "qwen2" => new ModelConfig
         {

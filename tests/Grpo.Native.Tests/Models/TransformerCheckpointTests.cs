@@ -10,7 +10,7 @@ namespace Grpo.Native.Tests.Models;
 /// <summary>Hugging Face model folders in and out: bit-exact round trips, and a config that disagrees with the weights is named.</summary>
 public sealed class TransformerCheckpointTests
 {
-    [TestCaseSource(typeof(TinyModels), nameof(TinyModels.Names))]
+    [TestCaseSource(typeof(TinyModels), nameof(TinyModels.NamesWithRopeScaling))]
     public void SaveThenLoadIsBitExactInTheHuggingFaceLayout(string name)
     {
         var device = TestDevices.Get(DeviceKind.Cpu);

@@ -38,7 +38,7 @@ public sealed class TransformerModelTests
 
     public static IEnumerable<TestCaseData> Cases() =>
         from kind in TestDevices.Kinds()
-        from name in TinyModels.Names
+        from name in TinyModels.NamesWithRopeScaling
         select new TestCaseData(kind, name);
 
     private sealed class Fixture : IDisposable
@@ -98,6 +98,75 @@ public sealed class TransformerModelTests
         var expected = f.Sequences.SelectMany(s => TransformerReference.TokenLogProbs(f.Config, f.Parameters, s,
             s.Skip(1).Append(0).ToArray(), temperature)).ToArray();
         Compare.WorstRelativeError($"{name} log-probs", expected, logprobs.ToArray(), LogProbTolerance);
+    }
+
+    // Llama 3.x RoPE scaling far along the sequence: positions up to 31 (of the "llama3" tiny model's 32), where
+    // the divided frequency turns a quarter as far as unscaled and the smoothed ones differ by radians.
+    // Hidden states, HiddenTolerance's bound recounted for this model: sums of K ≤ 32 terms (T ≤ 32, C = 24,
+    // MLP = 32) round within γ_K ≈ 32u ≈ 1.9e-6 of their terms' magnitudes (u = 2⁻²⁴); per block 11 rounded
+    // stages (norm, q/k/v, RoPE: cos and sin rounded to fp32 then two products and a sum, scores, softmax, P·V,
+    // o_proj, norm, gate/up, SwiGLU, down_proj), two blocks and the final norm: 23 stages, ≤ 4.4e-5 of those
+    // magnitudes, which exceed the row's largest value at most ~5 times: ≤ 2.2e-4 of it, within HiddenTolerance.
+    // The angles themselves are no source of error: backend and reference round the same fp32 angle.
+    //
+    // Log-probs: log p_y = z_y − LSE(z) with z_j = Σ_k h_k W_jk / τ. The hidden row's error, |δh_k| ≤ ε_h·max|h|
+    // (ε_h = HiddenTolerance, the bound just checked), moves z_j by ≤ ε_h·max|h|·Σ_k |W_jk| / τ and log p by at
+    // most |δz_y| + max_j |δz_j|; the logit sums (C terms) round within C·u of max|h|·Σ_k |W_jk| / τ, and the
+    // log-sum-exp within (V + 2)·u absolute (V terms of the sum, the exp and the log) plus u of |z|. So every
+    // log-prob is within ε_h + (C + V + 4)·u of scale = max|h|·(Σ_k |W_yk| + max_j Σ_k |W_jk|) / τ + 1.
+    private static readonly int[] FarLengths = [32, 17];
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void Llama3RopeScalingMatchesTheReferenceFarAlongTheSequence(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        using var f = new Fixture(device, "llama3", random, FarLengths);
+        var config = f.Config;
+        var regimes = TransformerReference.RopeFrequencies(config.HeadDim, config.RopeTheta, config.RopeScaling).Select(r => r.Regime).ToArray();
+        TestContext.Out.WriteLine($"D = {config.HeadDim}: regimes {string.Join(", ", regimes)}");
+        Assert.That(regimes.Distinct().Order(), Is.EqualTo(Enum.GetValues<TransformerReference.RopeRegime>()),
+            "the config must put frequencies in all three regimes: unchanged, smoothed and divided");
+
+        int m = f.Batch.TokenCount, c = config.HiddenSize, v = config.VocabSize;
+        using var activations = f.Model.CreateActivations(m);
+        Poison.Fill(activations.Hidden);
+        var hidden = f.Model.Forward(f.Batch, activations);
+        var expectedRows = f.Sequences.SelectMany(s => TransformerReference.Hidden(config, f.Parameters, s)).ToArray();
+        var expected = expectedRows.SelectMany(row => row).ToArray();
+        Compare.WorstRowRelativeError($"llama3 hidden (M={m}, C={c}, positions to {FarLengths.Max() - 1})", expected, hidden.ToArray(), c,
+            HiddenTolerance);
+
+        // The comparison can tell: without the scaling the reference is far off.
+        var unscaled = f.Sequences.SelectMany(s => TransformerReference.Hidden(config with { RopeScaling = null }, f.Parameters, s))
+            .SelectMany(row => row).Select(x => (float)x).ToArray();
+        var (apart, _) = ErrorMeasure.WorstRowRelativeError(expected, unscaled, c);
+        TestContext.Out.WriteLine($"unscaled reference against scaled: worst per-row error {apart:E2}");
+        Assert.That(apart, Is.GreaterThan(100 * HiddenTolerance), "RoPE scaling should change the hidden states far beyond the tolerance");
+
+        var targets = NextTokens(f.Batch);
+        using var targetTensor = device.FromArray<int>(targets, m);
+        using var logprobs = Poison.Fill(device.Allocate<float>(m));
+        using var lse = device.Allocate<float>(m);
+        const float temperature = 0.7f;
+        device.Operations.LogSoftmaxGatherForward(hidden, f.Model.LmHead, targetTensor, temperature, logprobs, lse, null);
+        var expectedLogProbs = f.Sequences.SelectMany(s => TransformerReference.TokenLogProbs(config, f.Parameters, s,
+            s.Skip(1).Append(0).ToArray(), temperature)).ToArray();
+        double[] head = f.Parameters["lm_head.weight"]; // (V, C): untied
+        double RowSum(int j) => Enumerable.Range(0, c).Sum(k => Math.Abs(head[j * c + k]));
+        double largestRowSum = Enumerable.Range(0, v).Max(RowSum);
+        var scale = new double[m];
+        for (int r = 0; r < m; r++)
+            scale[r] = expectedRows[r].Max(Math.Abs) * (RowSum(targets[r]) + largestRowSum) / temperature + 1;
+        double logProbBound = HiddenTolerance + (c + v + 4) * Math.Pow(2, -24);
+        Compare.WorstScaledError("llama3 log-probs", expectedLogProbs, scale, logprobs.ToArray(), logProbBound);
+
+        // And here too the scaling matters beyond the bound.
+        var unscaledLogProbs = f.Sequences.SelectMany(s => TransformerReference.TokenLogProbs(config with { RopeScaling = null }, f.Parameters, s,
+            s.Skip(1).Append(0).ToArray(), temperature)).ToArray();
+        double logProbsApart = Enumerable.Range(0, m).Max(r => Math.Abs(unscaledLogProbs[r] - expectedLogProbs[r]) / scale[r]);
+        TestContext.Out.WriteLine($"unscaled reference log-probs against scaled: worst error / scale {logProbsApart:E2}");
+        Assert.That(logProbsApart, Is.GreaterThan(logProbBound), "RoPE scaling should change some log-prob beyond the bound");
     }
 
     /// <summary>Row m's target: the next token of its sequence (0 for a sequence's last row).</summary>
