@@ -10,7 +10,7 @@ namespace Grpo.Native.Training;
 /// <param name="MeanReward">The mean weighted reward of the K samples of every prompt, unscored samples left out; NaN when none was scored.</param>
 /// <param name="Prompts">Prompts evaluated (rows given minus rows skipped).</param>
 /// <param name="Samples">K: samples per prompt.</param>
-/// <param name="Skipped">Rows skipped because their prompt is longer than the builder's MaxPromptLength.</param>
+/// <param name="Skipped">Rows skipped because their prompt is longer than the builder's MaxPromptLength (or encodes to no token at all).</param>
 /// <param name="UnscoredGreedy">Greedy completions that no reward function scored (every function returned NaN); left out of pass@1.</param>
 /// <param name="UnscoredSamples">Samples that no reward function scored; left out of the mean reward.</param>
 /// <param name="PassThreshold">The weighted reward that counts as a pass.</param>
