@@ -11,19 +11,27 @@ using Spectre.Console;
 namespace Grpo.Cli;
 
 /// <summary>What <c>grpo train --dataset</c> adds to the settings of a run.</summary>
+/// <param name="LogCompletionsSteps">Steps between completions.jsonl entries; 0 for none. Its default also fills in run.json files written before it existed.</param>
 internal sealed record DatasetSettings(
     string Dataset, string Rewards, string? RewardWeights, string PromptColumn, string? SystemPrompt, bool UseChatTemplate,
-    int MaxPromptLength, int MaxCompletionLength, float Temperature, int? OverlongBuffer);
+    int MaxPromptLength, int MaxCompletionLength, float Temperature, int? OverlongBuffer,
+    int LogCompletionsSteps = DatasetSettings.DefaultLogCompletionsSteps)
+{
+    /// <summary>Completions are logged every 10 steps unless --log-completions-steps says otherwise.</summary>
+    public const int DefaultLogCompletionsSteps = 10;
+}
 
 /// <summary>
 /// <c>grpo train --model DIR --dataset FILE --reward NAME[,NAME...]</c>: GRPO on a Hugging Face model folder with its own
 /// tokenizer and chat template, prompts from a JSONL/Parquet dataset (each row's other columns reach the rewards), and
 /// built-in rewards. Checkpoints are Hugging Face folders with the tokenizer files, plus the prompt order's position so
-/// that <c>--resume</c> continues at the same row.
+/// that <c>--resume</c> continues at the same row. Completions end at the model's generation_config.json eos_token_id
+/// and at the tokenizer's EOS; every so many steps they are logged to completions.jsonl with their rewards.
 /// </summary>
 internal static class DatasetTrainRun
 {
-    private const string RunInfoFile = "run.json", ReferenceFolder = "reference", MetricsFile = "metrics.jsonl", SamplerFile = "prompt_sampler.json";
+    private const string RunInfoFile = "run.json", ReferenceFolder = "reference", MetricsFile = "metrics.jsonl", SamplerFile = "prompt_sampler.json",
+        CompletionsFile = "completions.jsonl";
 
     /// <summary>The run folder's record of what was trained on (a resumed run reads it back).</summary>
     private sealed record DatasetRunInfo(string Model, int Seed, DatasetSettings Dataset);
@@ -36,8 +44,15 @@ internal static class DatasetTrainRun
     private static readonly string[] TokenizerFiles =
         ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "vocab.json", "merges.txt", "special_tokens_map.json", "generation_config.json"];
 
-    public static int Execute(TrainSettings s, DatasetSettings? requested, TextWriter output, IAnsiConsole console)
+    /// <param name="s">The run's settings.</param>
+    /// <param name="requested">A new run's dataset settings; null when resuming (the run's own are read back).</param>
+    /// <param name="logCompletionsSteps">--log-completions-steps when given: overrides the run's setting, also on --resume.</param>
+    /// <param name="output">Where progress and results are printed.</param>
+    /// <param name="console">The progress bar's console.</param>
+    public static int Execute(TrainSettings s, DatasetSettings? requested, int? logCompletionsSteps, TextWriter output, IAnsiConsole console)
     {
+        if (logCompletionsSteps is < 0)
+            throw new ArgumentException($"--log-completions-steps is {logCompletionsSteps}; pass N >= 1 to log completions every N steps, or 0 for never.");
         string runFolder = Path.GetFullPath(s.Output);
         Directory.CreateDirectory(runFolder);
         DatasetRunInfo info;
@@ -53,7 +68,7 @@ internal static class DatasetTrainRun
             string model = s.Model ?? throw new ArgumentException("--dataset trains a Hugging Face model: pass --model DIR (a folder with config.json, weights and tokenizer.json).");
             info = new DatasetRunInfo(Path.GetFullPath(model), s.Seed, requested!);
         }
-        var d = info.Dataset;
+        var d = logCompletionsSteps is { } every ? info.Dataset with { LogCompletionsSteps = every } : info.Dataset;
         string modelFolder = resumeFrom is null ? info.Model : Path.Combine(resumeFrom, GrpoCheckpoint.ModelFolderName);
         if (!HuggingFaceTokenizer.IsPresent(modelFolder))
             throw new ArgumentException($"--model: '{modelFolder}' has no Hugging Face tokenizer (tokenizer.json, or vocab.json and merges.txt).");
@@ -86,7 +101,8 @@ internal static class DatasetTrainRun
                 {
                     GroupSize = s.GroupSize, PromptsPerStep = s.PromptsPerStep,
                     MaxPromptLength = d.MaxPromptLength, MaxCompletionLength = d.MaxCompletionLength,
-                    StopTokens = tokenizer.SpecialTokens.Eos is { } eos ? [eos] : [],
+                    // generation_config.json's eos_token_id first: chat models list their end-of-turn token there.
+                    StopTokens = (GenerationConfig.Load(info.Model) ?? new GenerationConfig()).StopTokens(tokenizer.SpecialTokens.Eos),
                     Sampling = new SamplingOptions { Temperature = d.Temperature },
                     Beta = s.Beta, LearningRate = s.LearningRate ?? TrainCommand.PretrainedLearningRate,
                     TotalSteps = s.Steps, MicroBatchSize = Math.Min(8, s.PromptsPerStep * s.GroupSize), Seed = s.Seed,
@@ -102,6 +118,7 @@ internal static class DatasetTrainRun
             using var trainer = new GrpoTrainer(policy, tokenizer, rewards, options, reference);
             if (resumeFrom is not null) GrpoCheckpoint.Restore(trainer, resumeFrom);
             var log = new MetricsLog(Path.Combine(runFolder, MetricsFile), keepThroughStep: trainer.Step);
+            var completionsLog = new CompletionsLog(Path.Combine(runFolder, CompletionsFile), keepThroughStep: trainer.Step);
             output.WriteLine($"dataset {d.Dataset}: {dataset.Count} rows; rewards {string.Join(", ", rewards.Select(r => $"{r.Name} x{r.Weight:G3}"))}; on {device}");
             output.WriteLine($"policy {info.Model}: {policy.Parameters.Count:N0} parameters; {options.PromptsPerStep} prompts x {options.GroupSize} completions per step, " +
                              $"lr {options.LearningRate:G3}, beta {options.Beta}, loss {options.LossType}");
@@ -112,6 +129,7 @@ internal static class DatasetTrainRun
                 {
                     var prompts = source.NextPrompts(options.PromptsPerStep);
                     var metrics = trainer.TrainStep(prompts.Select(p => p.Tokens.TokenIds.ToArray()).ToArray(), prompts.Select(p => p.Row.Columns).ToArray());
+                    if (d.LogCompletionsSteps > 0 && metrics.Step % d.LogCompletionsSteps == 0) completionsLog.Append(trainer.LastStepCompletions!);
                     return metrics with
                     {
                         Extra = new Dictionary<string, double> { ["prompts/skipped"] = skippedBefore + source.SkippedPrompts, ["epoch"] = sampler.Epoch },

@@ -32,6 +32,7 @@ internal static class GrpoCommand
         var root = new RootCommand("grpo: GRPO training for transformer policies from .NET (Grpo.Native).");
         root.Subcommands.Add(TrainCommand.Create(output, error));
         root.Subcommands.Add(SampleCommand.Create(output, error));
+        root.Subcommands.Add(EvalCommand.Create(output, error));
         root.Subcommands.Add(GradCommand.Create(output, error));
         root.Subcommands.Add(TokenizeCommand.Create(output, error));
         root.Subcommands.Add(BenchCommand.Create(output, error));

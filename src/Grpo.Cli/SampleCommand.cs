@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Grpo.Native.Models;
-using Grpo.Native.Operations;
 using Grpo.Native.Tokenization;
 using Grpo.Native.Training;
 
@@ -17,14 +16,16 @@ internal static class SampleCommand
         var promptIds = new Option<string?>("--prompt-ids") { Description = "prompt as comma-separated token ids" };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "most tokens to generate (default: what the model's context leaves after the prompt)" };
         var count = new Option<int>("--count") { Description = "completions to sample", DefaultValueFactory = _ => 1 };
-        var temperature = new Option<float>("--temperature") { Description = "sampling temperature; 0 is greedy", DefaultValueFactory = _ => 1f };
-        var topK = new Option<int>("--top-k") { Description = "keep the k most likely tokens (0: off)", DefaultValueFactory = _ => 0 };
-        var topP = new Option<float>("--top-p") { Description = "nucleus sampling mass (1: off)", DefaultValueFactory = _ => 1f };
+        var temperature = new Option<float?>("--temperature") { Description = "sampling temperature; 0 is greedy (default: generation_config.json's, 0 if it sets do_sample false, else 1)" };
+        var topK = new Option<int?>("--top-k") { Description = "keep the k most likely tokens (0: off; default: generation_config.json's, else off)" };
+        var topP = new Option<float?>("--top-p") { Description = "nucleus sampling mass (1: off; default: generation_config.json's, else off)" };
         var minP = new Option<float>("--min-p") { Description = "drop tokens below min-p × the top probability (0: off)", DefaultValueFactory = _ => 0f };
-        var stop = new Option<string?>("--stop-ids") { Description = "comma-separated token ids that end a completion (default: the tokenizer's EOS, if any)" };
+        var stop = new Option<string?>("--stop-ids") { Description = "comma-separated token ids that end a completion (default: generation_config.json's eos_token_id and the tokenizer's EOS)" };
         var seed = new Option<int>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or ilgpu-cpu (default: GRPO_DEVICE, else auto)" };
-        var command = new Command("sample", "Generates completions for a prompt with the sampling options (temperature, top-k, top-p, min-p, stop tokens).");
+        var command = new Command("sample",
+            "Generates completions for a prompt with the sampling options (temperature, top-k, top-p, min-p, stop tokens); the model folder's " +
+            "generation_config.json gives the defaults (its repetition_penalty is not applied).");
         foreach (var option in new Option[] { model, prompt, noChatTemplate, promptIds, maxTokens, count, temperature, topK, topP, minP, stop, seed, device })
             command.Options.Add(option);
         command.SetAction(parse => CliErrors.Guarded(error, "sample", () =>
@@ -37,15 +38,12 @@ internal static class SampleCommand
                 throw new ArgumentException(
                     $"--prompt: '{folder}' has neither a Hugging Face tokenizer (tokenizer.json) nor the {CharacterTokenizer.FileName} that grpo train saves; pass --prompt-ids instead.");
             int[] promptTokens = text is not null ? tokenizer!.PromptTokens(text, useChatTemplate: !parse.GetValue(noChatTemplate)) : ParseIds(ids!, "--prompt-ids");
+            var generation = GenerationDefaults.Load(folder, error);
             int[] stopTokens = parse.GetValue(stop) is { } s ? ParseIds(s, "--stop-ids")
-                : tokenizer?.Tokenizer.SpecialTokens.Eos is { } eos ? [eos] : [];
+                : [.. generation.StopTokens(tokenizer?.Tokenizer.SpecialTokens.Eos)];
             int n = parse.GetValue(count);
             if (n < 1) throw new ArgumentException($"--count is {n}; sample at least 1 completion.");
-            var sampling = new SamplingOptions
-            {
-                Temperature = parse.GetValue(temperature), TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), MinP = parse.GetValue(minP),
-            };
-            sampling.Validate();
+            var sampling = GenerationDefaults.Sampling(generation, parse.GetValue(temperature), parse.GetValue(topK), parse.GetValue(topP), parse.GetValue(minP));
             using var dev = CliErrors.CreateDevice(parse.GetValue(device));
             using var policy = TransformerModel.Load(dev, folder);
             int room = policy.Config.MaxPositions - promptTokens.Length;

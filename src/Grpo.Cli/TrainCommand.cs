@@ -48,13 +48,18 @@ internal static class TrainCommand
         var maxCompletionLength = new Option<int>("--max-completion-length") { Description = "with --dataset: most tokens generated per completion", DefaultValueFactory = _ => 256 };
         var temperature = new Option<float>("--temperature") { Description = "with --dataset: sampling temperature of the rollouts (> 0)", DefaultValueFactory = _ => 1f };
         var overlongBuffer = new Option<int?>("--overlong-buffer") { Description = "soft_overlong_punishment's buffer in tokens (default 20% of --max-completion-length)" };
+        var logCompletions = new Option<int?>("--log-completions-steps")
+        {
+            Description = $"with --dataset: write every completion of every N-th step, with its rewards and advantage, to completions.jsonl (default {DatasetSettings.DefaultLogCompletionsSteps}; 0: never)",
+        };
 
         var command = new Command("train",
             "Runs GRPO on a built-in task with a verifiable reward. With no arguments: a tiny random policy learns to reverse words " +
             "from the reward alone; prints the held-out reward before and after, writes metrics.jsonl, reward/KL/length curves (PNG) " +
             "and checkpoints into --output.");
         foreach (var option in new Option[] { task, steps, seed, device, outputFolder, model, resume, learningRate, groupSize, prompts, beta, checkpointEvery,
-                     dataset, reward, rewardWeights, promptColumn, systemPrompt, noChatTemplate, maxPromptLength, maxCompletionLength, temperature, overlongBuffer })
+                     dataset, reward, rewardWeights, promptColumn, systemPrompt, noChatTemplate, maxPromptLength, maxCompletionLength, temperature, overlongBuffer,
+                     logCompletions })
             command.Options.Add(option);
         command.SetAction(parse => CliErrors.Guarded(error, "train", () =>
         {
@@ -66,6 +71,7 @@ internal static class TrainCommand
             if (datasetPath is null && !(settings.Resume && TrainRun.IsDatasetRun(Path.GetFullPath(settings.Output))))
             {
                 if (parse.GetValue(reward) is not null) throw new ArgumentException("--reward chooses the rewards of a --dataset run; built-in tasks have their own.");
+                if (parse.GetValue(logCompletions) is not null) throw new ArgumentException("--log-completions-steps logs the completions of a --dataset run; leave it out for built-in tasks.");
                 return TrainRun.Execute(settings, output);
             }
             settings.Validate();
@@ -77,9 +83,10 @@ internal static class TrainCommand
                 datasetSettings = new DatasetSettings(datasetPath,
                     parse.GetValue(reward) ?? throw new ArgumentException($"--dataset needs --reward NAME[,NAME...] (built-in: {string.Join(", ", BuiltInRewards.Names)})."),
                     parse.GetValue(rewardWeights), parse.GetValue(promptColumn)!, parse.GetValue(systemPrompt), !parse.GetValue(noChatTemplate),
-                    parse.GetValue(maxPromptLength), parse.GetValue(maxCompletionLength), parse.GetValue(temperature), parse.GetValue(overlongBuffer));
+                    parse.GetValue(maxPromptLength), parse.GetValue(maxCompletionLength), parse.GetValue(temperature), parse.GetValue(overlongBuffer),
+                    parse.GetValue(logCompletions) ?? DatasetSettings.DefaultLogCompletionsSteps);
             }
-            return DatasetTrainRun.Execute(settings, datasetSettings, output, TrainRun.CreateConsole(output));
+            return DatasetTrainRun.Execute(settings, datasetSettings, parse.GetValue(logCompletions), output, TrainRun.CreateConsole(output));
         }));
         return command;
     }

@@ -54,7 +54,9 @@ public static class AccuracyReward
 
     /// <summary>The reward as a <see cref="RewardFunction"/> named <see cref="Name"/>.</summary>
     /// <param name="weight">Its weight in the sum of rewards.</param>
-    public static RewardFunction Create(float weight = 1f) => RewardFunction.Create(Name, (RewardInput input) => Score(input), weight);
+    /// <returns>The function, with scores in [0, 1] (<see cref="RewardFunction.MinScore"/>, <see cref="RewardFunction.MaxScore"/>).</returns>
+    public static RewardFunction Create(float weight = 1f) =>
+        RewardFunction.Create(Name, (RewardInput input) => Score(input), weight) with { MinScore = 0f, MaxScore = 1f };
 
     private static float Score(string completion, MathAnswer? reference)
     {

@@ -4,7 +4,9 @@ namespace Grpo.Native.Rewards;
 
 /// <summary>
 /// The built-in reward functions by name (TRL's and open-r1's, see each type): <c>accuracy</c>,
-/// <c>think_format</c>, <c>soft_overlong_punishment</c>, <c>repetition_penalty</c>.
+/// <c>think_format</c>, <c>soft_overlong_punishment</c>, <c>repetition_penalty</c>. Each carries its score range
+/// (<see cref="RewardFunction.MinScore"/>, <see cref="RewardFunction.MaxScore"/>): accuracy and think_format [0, 1],
+/// soft_overlong_punishment [−1, 0], repetition_penalty [max penalty, 0]; the best is 1, 1, 0 and 0.
 /// </summary>
 public static partial class BuiltInRewards
 {

@@ -54,7 +54,9 @@ public sealed class RepetitionPenalty
 
     /// <summary>The penalty as a <see cref="RewardFunction"/> named <see cref="Name"/>, scoring the completion text.</summary>
     /// <param name="weight">Its weight in the sum of rewards.</param>
-    public RewardFunction ToRewardFunction(float weight = 1f) => RewardFunction.Create(Name, input => Score(input.Completion), weight);
+    /// <returns>The function, with scores in [<see cref="MaxPenalty"/>, 0] (<see cref="RewardFunction.MinScore"/>, <see cref="RewardFunction.MaxScore"/>).</returns>
+    public RewardFunction ToRewardFunction(float weight = 1f) =>
+        RewardFunction.Create(Name, input => Score(input.Completion), weight) with { MinScore = MaxPenalty, MaxScore = 0f };
 
     // Python's str.split(): runs of whitespace separate words, none empty. Python's whitespace is .NET's plus U+001C–U+001F.
     private static List<string> PythonSplit(string text)

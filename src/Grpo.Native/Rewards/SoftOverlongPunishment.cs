@@ -52,6 +52,7 @@ public sealed class SoftOverlongPunishment
 
     /// <summary>The punishment as a <see cref="RewardFunction"/> named <see cref="Name"/>, scoring CompletionTokens.Count.</summary>
     /// <param name="weight">Its weight in the sum of rewards.</param>
+    /// <returns>The function, with scores in [−1, 0] (<see cref="RewardFunction.MinScore"/>, <see cref="RewardFunction.MaxScore"/>).</returns>
     public RewardFunction ToRewardFunction(float weight = 1f) =>
-        RewardFunction.Create(Name, input => Score(input.CompletionTokens.Count), weight);
+        RewardFunction.Create(Name, input => Score(input.CompletionTokens.Count), weight) with { MinScore = -1f, MaxScore = 0f };
 }

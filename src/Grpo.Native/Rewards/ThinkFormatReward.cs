@@ -30,5 +30,7 @@ public static partial class ThinkFormatReward
 
     /// <summary>The reward as a <see cref="RewardFunction"/> named <see cref="Name"/>.</summary>
     /// <param name="weight">Its weight in the sum of rewards.</param>
-    public static RewardFunction Create(float weight = 1f) => RewardFunction.Create(Name, input => Score(input.Completion), weight);
+    /// <returns>The function, with scores in [0, 1] (<see cref="RewardFunction.MinScore"/>, <see cref="RewardFunction.MaxScore"/>).</returns>
+    public static RewardFunction Create(float weight = 1f) =>
+        RewardFunction.Create(Name, input => Score(input.Completion), weight) with { MinScore = 0f, MaxScore = 1f };
 }

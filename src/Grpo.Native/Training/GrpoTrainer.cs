@@ -98,6 +98,12 @@ public sealed class GrpoTrainer : IDisposable
     /// <summary>Raised after every step.</summary>
     public event EventHandler<GrpoStepEventArgs>? StepCompleted;
 
+    /// <summary>
+    /// The last step's completions, scores, rewards and advantages (TRL's log_completions); null before the first step.
+    /// Set before <see cref="StepCompleted"/> is raised, replaced by the next step.
+    /// </summary>
+    public GrpoStepCompletions? LastStepCompletions { get; private set; }
+
     /// <summary>Restores the step counter when resuming from a checkpoint.</summary>
     internal void RestoreStep(int step) => Step = step;
 
@@ -155,6 +161,7 @@ public sealed class GrpoTrainer : IDisposable
         var stats = ops.ComputeAdvantages(rewardsPerFunction, _rewards.Select(r => r.Weight).ToArray(), o.GroupSize, o.ScaleRewards,
             rewards, advantages, groupMean, groupStd);
         double rewardSeconds = Lap(clock, device) - rolloutSeconds;
+        var stepCompletions = new GrpoStepCompletions(step, inputs, _rewards.Select(r => r.Name).ToArray(), scores.Scores, rewards.ToArray(), advantages.ToArray());
 
         // 4. Micro-batches of completions, each with its prompt; reference (β > 0) and old (μ > 1) log-probs before any update.
         var microBatches = MicroBatches(rollout, o);
@@ -257,6 +264,7 @@ public sealed class GrpoTrainer : IDisposable
                 UpdatesApplied = updates,
                 Phases = new GrpoPhaseTimes(rolloutSeconds, rewardSeconds, referenceSeconds, policySeconds, optimizerSeconds),
             };
+            LastStepCompletions = stepCompletions;
             StepCompleted?.Invoke(this, new GrpoStepEventArgs(metrics));
             ConsecutiveSkippedSteps = skipped ? ConsecutiveSkippedSteps + 1 : 0;
             if (ConsecutiveSkippedSteps >= o.MaxConsecutiveSkippedSteps)

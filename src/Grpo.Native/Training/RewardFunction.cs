@@ -59,6 +59,22 @@ public sealed record RewardFunction
     /// <summary>The function.</summary>
     public Func<RewardInput, CancellationToken, ValueTask<float>> Score { get; }
 
+    /// <summary>
+    /// The lowest score the function gives (before its weight), or null when unknown or unbounded. With
+    /// <see cref="MaxScore"/> it defines the best weighted reward an evaluation counts as a pass (pass@1): a function
+    /// with a negative weight does best at its minimum. The built-in rewards set both.
+    /// </summary>
+    public float? MinScore { get; init; }
+
+    /// <summary>The highest score the function gives (before its weight), or null when unknown or unbounded. See <see cref="MinScore"/>.</summary>
+    public float? MaxScore { get; init; }
+
+    /// <summary>
+    /// The best value of weight · score: weight · <see cref="MaxScore"/> for a weight ≥ 0, weight · <see cref="MinScore"/>
+    /// for a negative one; null when that bound is not known.
+    /// </summary>
+    public double? BestWeightedScore => (Weight >= 0 ? MaxScore : MinScore) is { } bound ? (double)Weight * bound : null;
+
     /// <summary>A synchronous reward of (prompt, completion) text. See <see cref="Create(string, Func{RewardInput, float}, float)"/> for timeouts.</summary>
     public static RewardFunction Create(string name, Func<string, string, float> score, float weight = 1f)
     {
