@@ -15,7 +15,7 @@ namespace Grpo.Cli;
 internal sealed record DatasetSettings(
     string Dataset, string Rewards, string? RewardWeights, string PromptColumn, string? SystemPrompt, bool UseChatTemplate,
     int MaxPromptLength, int MaxCompletionLength, float Temperature, int? OverlongBuffer,
-    int LogCompletionsSteps = DatasetSettings.DefaultLogCompletionsSteps)
+    int LogCompletionsSteps = DatasetSettings.DefaultLogCompletionsSteps, int DynamicSamplingBatches = 0)
 {
     /// <summary>Completions are logged every 10 steps unless --log-completions-steps says otherwise.</summary>
     public const int DefaultLogCompletionsSteps = 10;
@@ -106,6 +106,7 @@ internal static class DatasetTrainRun
                     Sampling = new SamplingOptions { Temperature = d.Temperature },
                     Beta = s.Beta, LearningRate = s.LearningRate ?? TrainCommand.PretrainedLearningRate,
                     TotalSteps = s.Steps, MicroBatchSize = Math.Min(8, s.PromptsPerStep * s.GroupSize), Seed = s.Seed,
+                    DynamicSampling = d.DynamicSamplingBatches > 0 ? new DynamicSamplingOptions { MaxGenerationBatches = d.DynamicSamplingBatches } : null,
                 };
                 if (options.Beta > 0)
                 {
@@ -127,8 +128,11 @@ internal static class DatasetTrainRun
             TrainLoop.Run(console, trainer, log, output, s.CheckpointEvery,
                 trainOneStep: () =>
                 {
-                    var prompts = source.NextPrompts(options.PromptsPerStep);
-                    var metrics = trainer.TrainStep(prompts.Select(p => p.Tokens.TokenIds.ToArray()).ToArray(), prompts.Select(p => p.Row.Columns).ToArray());
+                    var metrics = trainer.TrainStep(() =>
+                    {
+                        var prompts = source.NextPrompts(options.PromptsPerStep); // more than once per step with dynamic sampling
+                        return new PromptBatch(prompts.Select(p => p.Tokens.TokenIds.ToArray()).ToArray(), prompts.Select(p => p.Row.Columns).ToArray());
+                    });
                     if (d.LogCompletionsSteps > 0 && metrics.Step % d.LogCompletionsSteps == 0) completionsLog.Append(trainer.LastStepCompletions!);
                     return metrics with
                     {

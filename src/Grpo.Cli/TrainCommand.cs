@@ -47,6 +47,8 @@ internal static class TrainCommand
         var maxPromptLength = new Option<int>("--max-prompt-length") { Description = "with --dataset: longest prompt in tokens; longer rows are skipped and counted (prompts/skipped), never cut", DefaultValueFactory = _ => 512 };
         var maxCompletionLength = new Option<int>("--max-completion-length") { Description = "with --dataset: most tokens generated per completion", DefaultValueFactory = _ => 256 };
         var temperature = new Option<float>("--temperature") { Description = "with --dataset: sampling temperature of the rollouts (> 0)", DefaultValueFactory = _ => 1f };
+        var dynamicSampling = new Option<bool>("--dynamic-sampling") { Description = "with --dataset: DAPO's dynamic sampling, dropping groups whose rewards are all equal and generating more prompts" };
+        var maxGenerationBatches = new Option<int>("--max-generation-batches") { Description = "with --dynamic-sampling: most batches of prompts generated per step", DefaultValueFactory = _ => 4 };
         var overlongBuffer = new Option<int?>("--overlong-buffer") { Description = "soft_overlong_punishment's buffer in tokens (default 20% of --max-completion-length)" };
         var logCompletions = new Option<int?>("--log-completions-steps")
         {
@@ -58,7 +60,7 @@ internal static class TrainCommand
             "from the reward alone; prints the held-out reward before and after, writes metrics.jsonl, reward/KL/length curves (PNG) " +
             "and checkpoints into --output.");
         foreach (var option in new Option[] { task, steps, seed, device, outputFolder, model, resume, learningRate, groupSize, prompts, beta, checkpointEvery,
-                     dataset, reward, rewardWeights, promptColumn, systemPrompt, noChatTemplate, maxPromptLength, maxCompletionLength, temperature, overlongBuffer,
+                     dataset, reward, rewardWeights, promptColumn, systemPrompt, noChatTemplate, maxPromptLength, maxCompletionLength, temperature, overlongBuffer, dynamicSampling, maxGenerationBatches,
                      logCompletions })
             command.Options.Add(option);
         command.SetAction(parse => CliErrors.Guarded(error, "train", () =>
@@ -71,6 +73,7 @@ internal static class TrainCommand
             if (datasetPath is null && !(settings.Resume && TrainRun.IsDatasetRun(Path.GetFullPath(settings.Output))))
             {
                 if (parse.GetValue(reward) is not null) throw new ArgumentException("--reward chooses the rewards of a --dataset run; built-in tasks have their own.");
+                if (parse.GetValue(dynamicSampling)) throw new ArgumentException("--dynamic-sampling draws prompts from a --dataset; built-in tasks do not use it.");
                 if (parse.GetValue(logCompletions) is not null) throw new ArgumentException("--log-completions-steps logs the completions of a --dataset run; leave it out for built-in tasks.");
                 return TrainRun.Execute(settings, output);
             }
@@ -84,7 +87,10 @@ internal static class TrainCommand
                     parse.GetValue(reward) ?? throw new ArgumentException($"--dataset needs --reward NAME[,NAME...] (built-in: {string.Join(", ", BuiltInRewards.Names)})."),
                     parse.GetValue(rewardWeights), parse.GetValue(promptColumn)!, parse.GetValue(systemPrompt), !parse.GetValue(noChatTemplate),
                     parse.GetValue(maxPromptLength), parse.GetValue(maxCompletionLength), parse.GetValue(temperature), parse.GetValue(overlongBuffer),
-                    parse.GetValue(logCompletions) ?? DatasetSettings.DefaultLogCompletionsSteps);
+                    parse.GetValue(logCompletions) ?? DatasetSettings.DefaultLogCompletionsSteps,
+                    !parse.GetValue(dynamicSampling) ? 0
+                        : parse.GetValue(maxGenerationBatches) is >= 1 and var limit ? limit
+                        : throw new ArgumentException($"--max-generation-batches is {parse.GetValue(maxGenerationBatches)}; generate at least 1 batch per step (4 is usual)."));
             }
             return DatasetTrainRun.Execute(settings, datasetSettings, parse.GetValue(logCompletions), output, TrainRun.CreateConsole(output));
         }));

@@ -69,6 +69,12 @@ public sealed record GrpoStepMetrics
     /// </summary>
     public int UpdatesApplied { get; init; }
 
+    /// <summary><c>dynamic_sampling/generation_batches</c>: batches of prompts generated for this step; null without dynamic sampling.</summary>
+    public int? GenerationBatches { get; init; }
+
+    /// <summary><c>dynamic_sampling/dropped_groups</c>: groups generated but not trained on (all rewards equal, or surplus); null without dynamic sampling.</summary>
+    public int? DroppedGroups { get; init; }
+
     /// <summary>Further metrics by name that the caller adds (e.g. <c>prompts/skipped</c> of a dataset run); written after the others.</summary>
     public IReadOnlyDictionary<string, double>? Extra { get; init; }
 
@@ -107,6 +113,8 @@ public sealed record GrpoStepMetrics
         }
         foreach (var (name, failures) in RewardFailures)
             d[$"rewards/{name}/failures"] = failures;
+        if (GenerationBatches is { } batches) d["dynamic_sampling/generation_batches"] = batches;
+        if (DroppedGroups is { } droppedGroups) d["dynamic_sampling/dropped_groups"] = droppedGroups;
         if (Extra is not null)
             foreach (var (name, value) in Extra) d[name] = value;
         return d;

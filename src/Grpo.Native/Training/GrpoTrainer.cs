@@ -121,35 +121,118 @@ public sealed class GrpoTrainer : IDisposable
     public GrpoStepMetrics TrainStep(IReadOnlyList<int[]> prompts, IReadOnlyList<IReadOnlyDictionary<string, object?>>? promptColumns)
     {
         ArgumentNullException.ThrowIfNull(prompts);
+        if (Options.DynamicSampling is not null)
+            throw new InvalidOperationException(
+                "DynamicSampling draws further prompts when groups are dropped: call TrainStep(Func<PromptBatch>) with a source of prompt batches.");
+        return Train(() => new PromptBatch(prompts, promptColumns));
+    }
+
+    /// <summary>
+    /// One GRPO step on prompt batches drawn from <paramref name="nextPrompts"/>: once, or with
+    /// <see cref="GrpoTrainerOptions.DynamicSampling"/> as many times (up to its limit) as it takes to collect
+    /// <see cref="GrpoTrainerOptions.PromptsPerStep"/> groups whose rewards are not all equal.
+    /// </summary>
+    /// <param name="nextPrompts">Returns the next batch of exactly PromptsPerStep prompts (with their row columns, if any).</param>
+    /// <exception cref="ArgumentException">A batch's count is wrong, a prompt is empty or longer than MaxPromptLength, or a token is out of range.</exception>
+    public GrpoStepMetrics TrainStep(Func<PromptBatch> nextPrompts)
+    {
+        ArgumentNullException.ThrowIfNull(nextPrompts);
+        return Train(nextPrompts);
+    }
+
+    /// <summary>One batch's rollout and scores, before groups are chosen.</summary>
+    private sealed record Generation(Rollout Rollout, RewardInput[] Inputs, RewardScores Scores);
+
+    private void CheckBatch(PromptBatch batch)
+    {
         var o = Options;
+        var prompts = batch.Prompts ?? throw new ArgumentNullException(nameof(batch), "The prompt batch has no prompts.");
         if (prompts.Count != o.PromptsPerStep)
-            throw new ArgumentException($"'{nameof(prompts)}' has {prompts.Count} prompts but the trainer takes {o.PromptsPerStep} per step (PromptsPerStep).", nameof(prompts));
-        if (promptColumns is not null && promptColumns.Count != prompts.Count)
-            throw new ArgumentException($"'{nameof(promptColumns)}' has {promptColumns.Count} entries for {prompts.Count} prompts; pass one per prompt.", nameof(promptColumns));
+            throw new ArgumentException($"'prompts' has {prompts.Count} prompts but the trainer takes {o.PromptsPerStep} per step (PromptsPerStep).", "prompts");
+        if (batch.Columns is not null && batch.Columns.Count != prompts.Count)
+            throw new ArgumentException($"'promptColumns' has {batch.Columns.Count} entries for {prompts.Count} prompts; pass one per prompt.", "promptColumns");
         for (int p = 0; p < prompts.Count; p++)
             if (prompts[p] is null || prompts[p].Length == 0 || prompts[p].Length > o.MaxPromptLength)
                 throw new ArgumentException(
                     $"Prompt {p} has {prompts[p]?.Length ?? 0} tokens; prompts need 1 to MaxPromptLength = {o.MaxPromptLength} tokens (they are never cut silently).",
-                    nameof(prompts));
+                    "prompts");
+    }
+
+    /// <summary>1 and 2: G completions per prompt, then the rewards, F functions concurrently (failures score NaN and are counted).</summary>
+    private Generation Generate(PromptBatch batch, ulong seed)
+    {
+        var o = Options;
+        var rollout = _rollouts.Generate(batch.Prompts, o.GroupSize, o.MaxCompletionLength, o.Sampling, o.StopTokens, seed);
+        var inputs = Enumerable.Range(0, rollout.Completions.Length).Select(i => new RewardInput(
+            _tokenizer.Decode(rollout.Prompts[i / o.GroupSize]), _tokenizer.Decode(rollout.Completions[i]),
+            rollout.Prompts[i / o.GroupSize], rollout.Completions[i], i / o.GroupSize, rollout.Truncated[i])
+        {
+            Columns = batch.Columns?[i / o.GroupSize] ?? ReadOnlyDictionary<string, object?>.Empty,
+        }).ToArray();
+        var scores = RewardScorer.ScoreAsync(_rewards, inputs, RewardTimeout).GetAwaiter().GetResult();
+        return new Generation(rollout, inputs, scores);
+    }
+
+    /// <summary>The chosen groups of several generations as one rollout, prompt indices renumbered.</summary>
+    private Generation Merge(IReadOnlyList<(Generation Source, int Group)> groups, int[] failures)
+    {
+        int g = Options.GroupSize, f = _rewards.Count;
+        var rows = groups.SelectMany(x => Enumerable.Range(x.Group * g, g).Select(i => (x.Source, Row: i))).ToArray();
+        var rollout = new Rollout(
+            groups.Select(x => x.Source.Rollout.Prompts[x.Group]).ToArray(),
+            rows.Select(r => r.Source.Rollout.Completions[r.Row]).ToArray(),
+            rows.Select(r => r.Source.Rollout.Logprobs[r.Row]).ToArray(),
+            rows.Select(r => r.Source.Rollout.Truncated[r.Row]).ToArray());
+        var inputs = rows.Select((r, i) => r.Source.Inputs[r.Row] with { PromptIndex = i / g }).ToArray();
+        var scores = rows.SelectMany(r => r.Source.Scores.Scores.AsSpan(r.Row * f, f).ToArray()).ToArray();
+        return new Generation(rollout, inputs, new RewardScores(scores, failures));
+    }
+
+    private GrpoStepMetrics Train(Func<PromptBatch> nextPrompts)
+    {
+        var o = Options;
         var clock = Stopwatch.StartNew();
         var device = _policy.Device;
         var ops = device.Operations;
         int step = Step + 1;
 
-        // 1. Rollout: G completions per prompt; the seed depends on the step, so a resumed run samples the same.
+        // 1-2. Rollouts and rewards; the seed depends on the step (and the generation batch), so a resumed run samples the same.
         ulong rolloutSeed = unchecked((ulong)(uint)o.Seed * 0x9E3779B97F4A7C15UL + (ulong)step);
-        var rollout = _rollouts.Generate(prompts, o.GroupSize, o.MaxCompletionLength, o.Sampling, o.StopTokens, rolloutSeed);
-        int n = rollout.Completions.Length;
-        double rolloutSeconds = Lap(clock, device);
-
-        // 2. Rewards, F functions concurrently; failures score NaN and are counted.
-        var inputs = Enumerable.Range(0, n).Select(i => new RewardInput(
-            _tokenizer.Decode(rollout.Prompts[i / o.GroupSize]), _tokenizer.Decode(rollout.Completions[i]),
-            rollout.Prompts[i / o.GroupSize], rollout.Completions[i], i / o.GroupSize, rollout.Truncated[i])
+        int maxBatches = o.DynamicSampling?.MaxGenerationBatches ?? 1, batches = 0, dropped = 0;
+        var kept = new List<(Generation Source, int Group)>();
+        var failures = new int[_rewards.Count];
+        Generation? last = null;
+        double generationSeconds = 0, scoringSeconds = 0;
+        while (batches < maxBatches && kept.Count < o.PromptsPerStep)
         {
-            Columns = promptColumns?[i / o.GroupSize] ?? ReadOnlyDictionary<string, object?>.Empty,
-        }).ToArray();
-        var scores = RewardScorer.ScoreAsync(_rewards, inputs, RewardTimeout).GetAwaiter().GetResult();
+            var batch = nextPrompts();
+            CheckBatch(batch);
+            double start = Lap(clock, device);
+            last = Generate(batch, unchecked(rolloutSeed + (ulong)batches * 0xD1B54A32D192ED03UL));
+            double generated = Lap(clock, device);
+            generationSeconds += generated - start;
+            batches++;
+            for (int j = 0; j < failures.Length; j++) failures[j] += last.Scores.Failures[j];
+            bool[] informative = o.DynamicSampling is null ? Enumerable.Repeat(true, o.PromptsPerStep).ToArray()
+                : InformativeGroups.Find(last.Scores.Scores, _rewards.Select(r => r.Weight).ToArray(), o.GroupSize);
+            for (int group = 0; group < informative.Length; group++)
+                if (informative[group] && kept.Count < o.PromptsPerStep) kept.Add((last, group));
+                else dropped++;
+            scoringSeconds += Lap(clock, device) - generated;
+        }
+        if (kept.Count == 0)
+        {
+            // Nothing informative within the limit: train on the last batch as it is (its advantages are all 0).
+            kept.AddRange(Enumerable.Range(0, o.PromptsPerStep).Select(group => (last!, group)));
+            dropped -= o.PromptsPerStep;
+        }
+        var generation = batches == 1 && kept.Count == o.PromptsPerStep ? last! with { Scores = last!.Scores with { Failures = failures } }
+            : Merge(kept, failures);
+        var rollout = generation.Rollout;
+        var inputs = generation.Inputs;
+        var scores = generation.Scores;
+        int n = rollout.Completions.Length;
+        double rolloutSeconds = generationSeconds, beforeAdvantages = Lap(clock, device);
 
         // 3. Group-relative advantages.
         int f = _rewards.Count;
@@ -160,7 +243,7 @@ public sealed class GrpoTrainer : IDisposable
         using var groupStd = device.Allocate<float>(n / o.GroupSize);                // (B)
         var stats = ops.ComputeAdvantages(rewardsPerFunction, _rewards.Select(r => r.Weight).ToArray(), o.GroupSize, o.ScaleRewards,
             rewards, advantages, groupMean, groupStd);
-        double rewardSeconds = Lap(clock, device) - rolloutSeconds;
+        double afterAdvantages = Lap(clock, device), rewardSeconds = scoringSeconds + afterAdvantages - beforeAdvantages;
         var stepCompletions = new GrpoStepCompletions(step, inputs, _rewards.Select(r => r.Name).ToArray(), scores.Scores, rewards.ToArray(), advantages.ToArray());
 
         // 4. Micro-batches of completions, each with its prompt; reference (β > 0) and old (μ > 1) log-probs before any update.
@@ -186,7 +269,7 @@ public sealed class GrpoTrainer : IDisposable
                 }
             }
 
-            double referenceSeconds = Lap(clock, device) - rolloutSeconds - rewardSeconds;
+            double referenceSeconds = Lap(clock, device) - afterAdvantages;
             double policySeconds = 0, optimizerSeconds = 0;
 
             // 5. μ updates over the same rollout.
@@ -262,6 +345,8 @@ public sealed class GrpoTrainer : IDisposable
                 TokensPerSecond = lengths.Sum() / Math.Max(seconds, 1e-9),
                 Skipped = skipped,
                 UpdatesApplied = updates,
+                GenerationBatches = o.DynamicSampling is null ? null : batches,
+                DroppedGroups = o.DynamicSampling is null ? null : dropped,
                 Phases = new GrpoPhaseTimes(rolloutSeconds, rewardSeconds, referenceSeconds, policySeconds, optimizerSeconds),
             };
             LastStepCompletions = stepCompletions;

@@ -94,6 +94,9 @@ public sealed record GrpoTrainerOptions
     /// </summary>
     public int MaxConsecutiveSkippedSteps { get; init; } = 5;
 
+    /// <summary>DAPO's dynamic sampling (drop groups whose rewards are all equal and generate more); null (the default) is off, as in TRL.</summary>
+    public DynamicSamplingOptions? DynamicSampling { get; init; }
+
     /// <summary>Seed of every random choice (prompt order, sampling). Same seed, same run.</summary>
     public int Seed { get; init; }
 
@@ -126,6 +129,7 @@ public sealed record GrpoTrainerOptions
         ArgumentNullException.ThrowIfNull(AdamW, nameof(AdamW));
         AdamW.Validate();
         Objective.Validate();
+        DynamicSampling?.Validate();
         CreateSchedule().Validate();
     }
 

@@ -74,6 +74,38 @@ public sealed class DatasetTrainTests
         }
     }
 
+    [Test]
+    public void DynamicSamplingGeneratesMoreBatchesWhenGroupsCarryNoSignal()
+    {
+        // A random tiny model never writes the right number, so accuracy is 0 for every completion: no group carries a
+        // signal, and each step generates --max-generation-batches batches before training on the last one.
+        string model = TinyGpt2WithTokenizer(), work = Path.Combine(Path.GetTempPath(), "grpo-dynamic-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(work);
+        try
+        {
+            string dataset = Path.Combine(work, "train.jsonl");
+            File.WriteAllLines(dataset, Enumerable.Range(1, 8).Select(i => JsonSerializer.Serialize(new { prompt = $"{i}+{i}=", answer = $"#### {2 * i}" })));
+            var (exit, _, error) = CliRun.Grpo("train", "--model", model, "--dataset", dataset, "--reward", "accuracy", "--dynamic-sampling",
+                "--max-generation-batches", "3", "--steps", "1", "--prompts", "2", "--group-size", "2", "--max-prompt-length", "12",
+                "--max-completion-length", "4", "--device", "cpu", "--output", Path.Combine(work, "run"));
+            Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+            var metrics = JsonDocument.Parse(File.ReadAllLines(Path.Combine(work, "run", "metrics.jsonl"))[0]).RootElement;
+            Assert.That(metrics.GetProperty("rewards/accuracy/mean").GetDouble(), Is.EqualTo(0.0));
+            Assert.That(metrics.GetProperty("dynamic_sampling/generation_batches").GetDouble(), Is.EqualTo(3));
+            Assert.That(metrics.GetProperty("dynamic_sampling/dropped_groups").GetDouble(), Is.EqualTo(4));
+
+            var bad = CliRun.Grpo("train", "--model", model, "--dataset", dataset, "--reward", "accuracy", "--dynamic-sampling",
+                "--max-generation-batches", "0", "--output", Path.Combine(work, "bad"));
+            Assert.That(bad.Exit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(bad.Error, Does.Contain("--max-generation-batches"));
+        }
+        finally
+        {
+            Directory.Delete(model, recursive: true);
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
     [TestCase("--reward", "exactness", "not a built-in reward")]
     [TestCase("--reward-weights", "1,2", "weights")]
     [TestCase("--prompt-column", "question", "question")]

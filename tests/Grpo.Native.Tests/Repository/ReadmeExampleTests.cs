@@ -1,8 +1,12 @@
+using Grpo.Native.Datasets;
 using Grpo.Native.Devices;
 using Grpo.Native.Losses;
 using Grpo.Native.Models;
 using Grpo.Native.Operations;
+using Grpo.Native.Rewards;
 using Grpo.Native.Tasks;
+using Grpo.Native.Tests.Models;
+using Grpo.Native.Tokenization;
 using Grpo.Native.Training;
 using NUnit.Framework;
 
@@ -85,6 +89,49 @@ public sealed class ReadmeExampleTests
         finally
         {
             if (Directory.Exists(outputFolder)) Directory.Delete(outputFolder, recursive: true);
+        }
+    }
+
+    [Test]
+    public void TheReadmeFineTuningExampleRuns()
+    {
+        // A tiny random GPT-2 with GPT-2's real tokenizer and a context long enough for the example's lengths.
+        const int steps = 2;
+        var config = TinyModels.Config("gpt2", vocab: 50257) with { MaxPositions = 256 };
+        string modelFolder = TinyModels.WriteFolder(config, TinyModels.Parameters(config, new Random(2)));
+        string datasetFile = Path.Combine(modelFolder, "train.jsonl");
+        foreach (string file in new[] { "vocab.json", "merges.txt" })
+            File.Copy(Path.Combine(Tokenization.TokenizerTestData.Folder("gpt2"), file), Path.Combine(modelFolder, file));
+        File.WriteAllLines(datasetFile, Enumerable.Range(1, 6).Select(i => $"{{\"prompt\": \"What is {i} + {i}?\", \"answer\": \"#### {2 * i}\"}}"));
+        try
+        {
+            // --- the README's fine-tuning example, verbatim from here ---
+            using var device = Device.FromEnvironment();
+            using var policy = TransformerModel.Load(device, modelFolder);            // e.g. ./Qwen2.5-0.5B-Instruct
+            using var tokenizer = HuggingFaceTokenizer.Load(modelFolder);
+            var dataset = PromptDataset.Load(datasetFile);                           // e.g. gsm8k/train.parquet: prompt, answer
+            var prompts = new PromptSource(dataset, new PromptBuilder(tokenizer, new PromptFormatOptions { MaxPromptLength = 128 }),
+                new PromptSampler(dataset.Count, seed: 1));
+            var options = new GrpoTrainerOptions
+            {
+                GroupSize = 8, PromptsPerStep = 4, MaxPromptLength = 128, MaxCompletionLength = 64,
+                StopTokens = [tokenizer.SpecialTokens.Eos!.Value], TotalSteps = steps,
+            };
+            using var trainer = new GrpoTrainer(policy, tokenizer, [AccuracyReward.Create()], options);
+            for (int step = 1; step <= options.TotalSteps; step++)
+            {
+                var batch = prompts.NextPrompts(options.PromptsPerStep);             // rows within MaxPromptLength, with their columns
+                trainer.TrainStep(batch.Select(p => p.Tokens.TokenIds.ToArray()).ToArray(), batch.Select(p => p.Row.Columns).ToArray());
+            }
+            // --- end of the example ---
+            Assert.That(trainer.Step, Is.EqualTo(steps));
+            string readme = File.ReadAllText(Path.Combine(TestContext.CurrentContext.TestDirectory, "README.md"));
+            Assert.That(readme, Does.Contain("using var trainer = new GrpoTrainer(policy, tokenizer, [AccuracyReward.Create()], options);"));
+            Assert.That(readme, Does.Contain("trainer.TrainStep(batch.Select(p => p.Tokens.TokenIds.ToArray()).ToArray(), batch.Select(p => p.Row.Columns).ToArray());"));
+        }
+        finally
+        {
+            Directory.Delete(modelFolder, recursive: true);
         }
     }
 
