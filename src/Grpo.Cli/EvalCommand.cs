@@ -109,7 +109,7 @@ internal static class EvalCommand
         {
             dataset = PromptDataset.Load(path, column);
         }
-        catch (PromptDatasetException e) when (e.Message.Contains($"has no column '{column}'", StringComparison.Ordinal))
+        catch (PromptDatasetException e) when (e.MissingColumn == column)
         {
             throw new ArgumentException($"--prompt-column {column}: {e.Message}", e);
         }

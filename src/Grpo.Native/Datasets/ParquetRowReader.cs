@@ -31,7 +31,8 @@ internal static class ParquetRowReader
             if (!fields.Any(f => f.Name == promptColumn))
                 throw new PromptDatasetException(
                     $"'{path}' has no column '{promptColumn}'; its columns are: {PromptValue.ListColumns(fields.Select(f => f.Name))}. " +
-                    "Pass the name of the column that holds the prompt (promptColumn).");
+                    "Pass the name of the column that holds the prompt (promptColumn).")
+                { MissingColumn = promptColumn };
             try
             {
                 return await ReadRowsAsync(reader, path, cancellationToken).ConfigureAwait(false);

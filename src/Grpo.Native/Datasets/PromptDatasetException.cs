@@ -16,4 +16,7 @@ public sealed class PromptDatasetException : IOException
 
     /// <summary>Creates the exception wrapping the parser error that revealed the problem.</summary>
     public PromptDatasetException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>The prompt column that a file or row lacks, when that is the problem (so a caller can name its own option); else null.</summary>
+    public string? MissingColumn { get; init; }
 }

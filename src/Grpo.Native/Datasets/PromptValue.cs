@@ -15,7 +15,8 @@ internal static class PromptValue
         if (!raw.Fields.TryGetValue(promptColumn, out object? prompt))
             throw new PromptDatasetException(
                 $"{raw.Location} has no column '{promptColumn}'; its columns are: {ListColumns(raw.Fields.Keys)}. " +
-                "Pass the name of the column that holds the prompt (promptColumn), or add the column.");
+                "Pass the name of the column that holds the prompt (promptColumn), or add the column.")
+            { MissingColumn = promptColumn };
         var columns = new Dictionary<string, object?>(columnOrder.Count);
         foreach (string name in columnOrder)
             if (name != promptColumn)

@@ -193,6 +193,7 @@ public sealed class PromptDatasetJsonlTests
         Assert.That(e!.Message, Does.Contain($"'{path}' line 2 has no column 'prompt'")
             .And.Contain("its columns are: 'question', 'answer'")
             .And.Contain("promptColumn"));
+        Assert.That(e.MissingColumn, Is.EqualTo("prompt"));
     }
 
     [Test]

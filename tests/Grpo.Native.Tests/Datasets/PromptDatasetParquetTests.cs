@@ -130,6 +130,7 @@ public sealed class PromptDatasetParquetTests
 
         Assert.That(e!.Message, Does.Contain($"'{path}' has no column 'question'")
             .And.Contain("its columns are: 'prompt', 'id', 'score', 'answer', 'tags'"));
+        Assert.That(e.MissingColumn, Is.EqualTo("question"));
     }
 
     [Test]
