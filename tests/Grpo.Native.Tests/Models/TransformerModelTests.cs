@@ -29,10 +29,15 @@ public sealed class TransformerModelTests
     private const double HiddenTolerance = 3e-4;
     private const double LogProbTolerance = 1e-4;
 
-    // Gradients flow through the gather's and attention's cancelling sums (README, "Precision": each is
-    // held to 1e-3 alone) and through both blocks; compared with central differences of the double
-    // reference (accurate to ~1e-8). Measured over 16 seeds: ≤ 1.3e-3, typically 1e-4.
-    private const double GradientTolerance = 4e-3;
+    // Gradients are checked per tensor along a random direction, normwise (see the test). Each element of the fp32
+    // gradient is a sum of products through the backward chain, rounded within γ_K ≈ K·u of the sum of its terms'
+    // magnitudes (K ≤ 40 here, u = 2⁻²⁴); along ≤ 21 rounded stages (the gather, then per block: the MLP, the norm,
+    // attention's backward, the projections) the first-order errors add to ≤ 21·γ_40 ≈ 5e-5 of those magnitudes, and
+    // the magnitudes exceed the gradient's norm by the cancellation of the gather's and attention's sums (dz and dS
+    // sum to zero), at most ~10 for these weights (scale 0.5): a normwise relative error ≤ 5e-4. Central differences
+    // along v in double add ~1e-9. (The element-wise measure used before reached 3.6e-3 in 20 suite runs: a
+    // near-zero element keeps the absolute rounding of its cancelling terms.)
+    private const double GradientTolerance = 1e-3;
 
     private static readonly int[] Lengths = [5, 1, 9];
 
@@ -210,28 +215,31 @@ public sealed class TransformerModelTests
             return loss;
         }
 
-        // A few coordinates of every tensor (all of a small one): central differences in double.
-        var expected = new List<double>();
-        var actual = new List<float>();
+        // Every tensor along one random direction v: the analytic d loss/dv = v·ĝ (fp32 gradient, summed in double)
+        // against central differences of the reference's loss along v, judged against ‖v‖·‖ĝ‖ (Cauchy–Schwarz bounds the
+        // error by ‖v‖·‖ĝ − g‖, so this is at most the tensor's normwise relative error, which no near-zero element can
+        // inflate). A wrong element anywhere in the tensor moves v·ĝ with probability 1.
+        double worst = 0;
+        string worstTensor = "";
         const double h = 1e-5;
-        foreach (var (tensorName, shape) in TransformerReference.Layout(f.Config))
+        foreach (var (tensorName, _) in TransformerReference.Layout(f.Config))
         {
             double[] values = f.Parameters[tensorName];
-            var picks = values.Length <= 8 ? Enumerable.Range(0, values.Length) : Enumerable.Range(0, 8).Select(_ => random.Next(values.Length));
-            foreach (int i in picks)
-            {
-                double original = values[i];
-                values[i] = original + h;
-                double plus = Loss(f.Parameters);
-                values[i] = original - h;
-                double minus = Loss(f.Parameters);
-                values[i] = original;
-                expected.Add((plus - minus) / (2 * h));
-                actual.Add(actualByName[tensorName][i]);
-            }
+            double[] v = TestRandom.ToDouble(TestRandom.Normal(random, values.Length));
+            float[] g = actualByName[tensorName];
+            double analytic = 0, vNorm = 0, gNorm = 0;
+            for (int i = 0; i < values.Length; i++) { analytic += v[i] * g[i]; vNorm += v[i] * v[i]; gNorm += (double)g[i] * g[i]; }
+            double[] original = (double[])values.Clone();
+            for (int i = 0; i < values.Length; i++) values[i] = original[i] + h * v[i];
+            double plus = Loss(f.Parameters);
+            for (int i = 0; i < values.Length; i++) values[i] = original[i] - h * v[i];
+            double minus = Loss(f.Parameters);
+            original.CopyTo(values, 0);
+            double error = Math.Abs(analytic - (plus - minus) / (2 * h)) / Math.Max(Math.Sqrt(vNorm * gNorm), 1e-300);
+            if (error > worst) (worst, worstTensor) = (error, tensorName);
         }
-        Compare.WorstRelativeError($"{name} gradient ({expected.Count} coordinates of {actualByName.Count} tensors)",
-            expected.ToArray(), actual.ToArray(), GradientTolerance);
+        TestContext.Out.WriteLine($"{name} gradient along random directions: worst relative error {worst:E2} (bound {GradientTolerance:E2}) over {actualByName.Count} tensors (at {worstTensor})");
+        Assert.That(worst, Is.LessThanOrEqualTo(GradientTolerance), $"{name}: gradient of {worstTensor}");
     }
 
     /// <summary>Forward, gather, weighted log-prob loss, backward: the whole gradient buffer.</summary>
