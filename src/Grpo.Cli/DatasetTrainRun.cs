@@ -10,12 +10,14 @@ using Spectre.Console;
 
 namespace Grpo.Cli;
 
-/// <summary>What <c>grpo train --dataset</c> adds to the settings of a run.</summary>
+/// <summary>
+/// What <c>grpo train --dataset</c> adds to the settings of a run (stored in run.json). The trainer options (lengths,
+/// temperature, dynamic sampling) are the checkpoint's; run.json files that also hold some of them still read.
+/// </summary>
 /// <param name="LogCompletionsSteps">Steps between completions.jsonl entries; 0 for none. Its default also fills in run.json files written before it existed.</param>
 internal sealed record DatasetSettings(
-    string Dataset, string Rewards, string? RewardWeights, string PromptColumn, string? SystemPrompt, bool UseChatTemplate,
-    int MaxPromptLength, int MaxCompletionLength, float Temperature, int? OverlongBuffer,
-    int LogCompletionsSteps = DatasetSettings.DefaultLogCompletionsSteps, int DynamicSamplingBatches = 0)
+    string Dataset, string Rewards, string? RewardWeights, string PromptColumn, string? SystemPrompt, bool UseChatTemplate, int? OverlongBuffer,
+    int LogCompletionsSteps = DatasetSettings.DefaultLogCompletionsSteps)
 {
     /// <summary>Completions are logged every 10 steps unless --log-completions-steps says otherwise.</summary>
     public const int DefaultLogCompletionsSteps = 10;
@@ -57,29 +59,44 @@ internal static class DatasetTrainRun
         Directory.CreateDirectory(runFolder);
         DatasetRunInfo info;
         string? resumeFrom = null;
+        string model;
         if (s.Resume)
         {
             resumeFrom = GrpoCheckpoint.FindLatest(runFolder) ?? throw new FileNotFoundException(
                 $"--resume: '{runFolder}' holds no complete checkpoint (checkpoint-STEP folder with {GrpoCheckpoint.StateFileName}); start a new run instead.");
             info = ReadJson<DatasetRunInfo>(Path.Combine(runFolder, RunInfoFile));
+            model = info.Model;
         }
         else
         {
-            string model = s.Model ?? throw new ArgumentException("--dataset trains a Hugging Face model: pass --model DIR (a folder with config.json, weights and tokenizer.json).");
-            info = new DatasetRunInfo(Path.GetFullPath(model), s.Seed, requested!);
+            model = Path.GetFullPath(s.Model ?? throw new ArgumentException("--dataset trains a Hugging Face model: pass --model DIR (a folder with config.json, weights and tokenizer.json)."));
+            info = null!; // written below, once the options (and so the seed) are known
         }
-        var d = logCompletionsSteps is { } every ? info.Dataset with { LogCompletionsSteps = every } : info.Dataset;
-        string modelFolder = resumeFrom is null ? info.Model : Path.Combine(resumeFrom, GrpoCheckpoint.ModelFolderName);
+        string modelFolder = resumeFrom is null ? model : Path.Combine(resumeFrom, GrpoCheckpoint.ModelFolderName);
         if (!HuggingFaceTokenizer.IsPresent(modelFolder))
             throw new ArgumentException($"--model: '{modelFolder}' has no Hugging Face tokenizer (tokenizer.json, or vocab.json and merges.txt).");
         using var tokenizer = HuggingFaceTokenizer.Load(modelFolder);
+        GrpoTrainerOptions options;
+        if (resumeFrom is not null)
+        {
+            options = GrpoCheckpoint.ReadState(resumeFrom).Options;
+            s.Flags.CheckResumed(options, resumeFrom);
+        }
+        else
+        {
+            // generation_config.json's eos_token_id first: chat models list their end-of-turn token there.
+            var stopTokens = (GenerationConfig.Load(model) ?? new GenerationConfig()).StopTokens(tokenizer.SpecialTokens.Eos);
+            options = s.Flags.Build(given => Defaults(given, stopTokens));
+            info = new DatasetRunInfo(model, options.Seed, requested!);
+        }
+        var d = logCompletionsSteps is { } every ? info.Dataset with { LogCompletionsSteps = every } : info.Dataset;
         var dataset = PromptDataset.Load(d.Dataset, d.PromptColumn);
         var builder = new PromptBuilder(tokenizer, new PromptFormatOptions
         {
-            UseChatTemplate = d.UseChatTemplate, SystemPrompt = d.SystemPrompt, MaxPromptLength = d.MaxPromptLength,
+            UseChatTemplate = d.UseChatTemplate, SystemPrompt = d.SystemPrompt, MaxPromptLength = options.MaxPromptLength,
         });
         var rewards = BuiltInRewards.Parse(d.Rewards, d.RewardWeights,
-            new BuiltInRewardOptions { MaxCompletionLength = d.MaxCompletionLength, OverlongBuffer = d.OverlongBuffer });
+            new BuiltInRewardOptions { MaxCompletionLength = options.MaxCompletionLength, OverlongBuffer = d.OverlongBuffer });
         var (sampler, skippedBefore) = resumeFrom is null ? (new PromptSampler(dataset.Count, info.Seed), 0L) : RestoreSampler(resumeFrom, dataset.Count);
         var source = new PromptSource(dataset, builder, sampler);
 
@@ -87,27 +104,14 @@ internal static class DatasetTrainRun
         TransformerModel? policy = null, reference = null;
         try
         {
-            GrpoTrainerOptions options;
             if (resumeFrom is not null)
             {
-                options = GrpoCheckpoint.ReadState(resumeFrom).Options;
                 policy = GrpoCheckpoint.LoadPolicy(device, resumeFrom);
                 if (options.Beta > 0) reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
             }
             else
             {
                 policy = TransformerModel.Load(device, info.Model);
-                options = new GrpoTrainerOptions
-                {
-                    GroupSize = s.GroupSize, PromptsPerStep = s.PromptsPerStep,
-                    MaxPromptLength = d.MaxPromptLength, MaxCompletionLength = d.MaxCompletionLength,
-                    // generation_config.json's eos_token_id first: chat models list their end-of-turn token there.
-                    StopTokens = (GenerationConfig.Load(info.Model) ?? new GenerationConfig()).StopTokens(tokenizer.SpecialTokens.Eos),
-                    Sampling = new SamplingOptions { Temperature = d.Temperature },
-                    Beta = s.Beta, LearningRate = s.LearningRate ?? TrainCommand.PretrainedLearningRate,
-                    TotalSteps = s.Steps, MicroBatchSize = Math.Min(8, s.PromptsPerStep * s.GroupSize), Seed = s.Seed,
-                    DynamicSampling = d.DynamicSamplingBatches > 0 ? new DynamicSamplingOptions { MaxGenerationBatches = d.DynamicSamplingBatches } : null,
-                };
                 if (options.Beta > 0)
                 {
                     policy.Save(Path.Combine(runFolder, ReferenceFolder)); // the frozen initial policy, kept for --resume
@@ -149,7 +153,7 @@ internal static class DatasetTrainRun
                         JsonSerializer.Serialize(new SamplerPosition(sampler.RowCount, sampler.Seed, sampler.Epoch, sampler.Offset, skippedBefore + source.SkippedPrompts)));
                 }));
             Curves.Write(runFolder, MetricsLog.Read(Path.Combine(runFolder, MetricsFile)));
-            output.WriteLine($"trained to step {options.TotalSteps}; {skippedBefore + source.SkippedPrompts} prompts over --max-prompt-length {d.MaxPromptLength} skipped");
+            output.WriteLine($"trained to step {options.TotalSteps}; {skippedBefore + source.SkippedPrompts} prompts over --max-prompt-length {options.MaxPromptLength} skipped");
             output.WriteLine($"metrics: {Path.Combine(runFolder, MetricsFile)}; final checkpoint: {GrpoCheckpoint.FolderFor(runFolder, options.TotalSteps)} " +
                              "(its model/ folder, tokenizer included, loads in grpo sample and in Hugging Face transformers)");
             return GrpoCommand.Success;
@@ -160,6 +164,22 @@ internal static class DatasetTrainRun
             reference?.Dispose();
         }
     }
+
+    /// <summary>A --dataset run's defaults where they are not TRL's: longer prompts and completions, TRL's learning rate for a pretrained model, small micro-batches.</summary>
+    /// <param name="given">The options as the flags make them, so that the micro-batch follows --prompts and --group-size.</param>
+    /// <param name="stopTokens">The model's own stop tokens.</param>
+    private static GrpoTrainerOptions Defaults(GrpoTrainerOptions given, IReadOnlyList<int> stopTokens) => new()
+    {
+        GroupSize = TrainCommand.DefaultGroupSize,
+        PromptsPerStep = TrainCommand.DefaultPromptsPerStep,
+        MaxPromptLength = 512,
+        MaxCompletionLength = 256,
+        StopTokens = stopTokens,
+        LearningRate = TrainCommand.PretrainedLearningRate,
+        TotalSteps = TrainCommand.DefaultSteps,
+        MicroBatchSize = Math.Min(8, given.PromptsPerStep * given.GroupSize),
+        Seed = TrainCommand.DefaultSeed,
+    };
 
     private static (PromptSampler, long Skipped) RestoreSampler(string checkpoint, int rows)
     {

@@ -22,7 +22,6 @@ internal static class TrainRun
 
     public static int Execute(TrainSettings s, TextWriter output)
     {
-        s.Validate();
         var task = StringTransformTask.Get(s.Task ?? TrainCommand.DefaultTask); // checked before any work
         var console = CreateConsole(output);
         string runFolder = Path.GetFullPath(s.Output);
@@ -40,6 +39,7 @@ internal static class TrainRun
                 resumeFrom = GrpoCheckpoint.FindLatest(runFolder) ?? throw new FileNotFoundException(
                     $"--resume: '{runFolder}' holds no complete checkpoint (checkpoint-STEP folder with {GrpoCheckpoint.StateFileName}); start a new run instead.");
                 options = GrpoCheckpoint.ReadState(resumeFrom).Options;
+                s.Flags.CheckResumed(options, resumeFrom);
                 info = ReadRunInfo(runFolder);
                 if (s.Task is not null && s.Task != info.Task)
                     throw new ArgumentException($"--task {s.Task} differs from the run's task '{info.Task}'; leave --task out to resume it.");
@@ -49,10 +49,15 @@ internal static class TrainRun
             }
             else
             {
+                options = s.Flags.Build(given => Defaults(given, task, pretrained: s.Model is not null)); // before any work
+                if (options.DynamicSampling is not null)
+                    throw new ArgumentException("--dynamic-sampling draws more prompts from a --dataset; built-in tasks do not use it.");
                 policy = s.Model is null
-                    ? TransformerModel.CreateRandom(device, task.DefaultModel(), s.Seed)
+                    ? TransformerModel.CreateRandom(device, task.DefaultModel(), options.Seed)
                     : TransformerModel.Load(device, s.Model);
-                options = Options(s, task, policy);
+                if (policy.Config.VocabSize < task.Tokenizer.VocabularySize)
+                    throw new ArgumentException(
+                        $"--model: the model's vocabulary ({policy.Config.VocabSize}) is smaller than the task's character tokenizer ({task.Tokenizer.VocabularySize}).");
                 if (options.Beta > 0)
                 {
                     // The reference is the initial policy, frozen; saved so a resumed run has it too.
@@ -60,7 +65,7 @@ internal static class TrainRun
                     reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
                 }
                 output.WriteLine($"measuring the untrained policy on {task.HeldOutWords.Count} held-out words...");
-                info = new RunInfo(task.Name, s.Seed, task.Evaluate(policy, task.HeldOutWords), s.Model ?? "random " + policy.Config.ModelType);
+                info = new RunInfo(task.Name, options.Seed, task.Evaluate(policy, task.HeldOutWords), s.Model ?? "random " + policy.Config.ModelType);
                 AtomicFile.WriteAllText(Path.Combine(runFolder, RunInfoFile), JsonSerializer.Serialize(info));
             }
 
@@ -115,27 +120,25 @@ internal static class TrainRun
         return File.Exists(file) && File.ReadAllText(file).Contains("\"Dataset\":", StringComparison.Ordinal);
     }
 
-    private static GrpoTrainerOptions Options(TrainSettings s, StringTransformTask task, TransformerModel policy)
+    /// <summary>
+    /// A built-in task's defaults where they are not TRL's: its own prompt and completion lengths and EOS, a large learning
+    /// rate for a model trained from scratch, a cosine schedule whose warmup is a tenth of the run (at most 10 steps).
+    /// </summary>
+    /// <param name="given">The options as the flags make them, so that the warmup follows --steps.</param>
+    private static GrpoTrainerOptions Defaults(GrpoTrainerOptions given, StringTransformTask task, bool pretrained) => new()
     {
-        if (policy.Config.VocabSize < task.Tokenizer.VocabularySize)
-            throw new ArgumentException(
-                $"--model: the model's vocabulary ({policy.Config.VocabSize}) is smaller than the task's character tokenizer ({task.Tokenizer.VocabularySize}).");
-        return new GrpoTrainerOptions
-        {
-            GroupSize = s.GroupSize,
-            PromptsPerStep = s.PromptsPerStep,
-            MaxPromptLength = task.MaxPromptLength,
-            MaxCompletionLength = task.MaxCompletionLength,
-            StopTokens = [task.Tokenizer.Eos],
-            Beta = s.Beta,
-            LearningRate = s.LearningRate ?? (s.Model is null ? TrainCommand.ScratchLearningRate : TrainCommand.PretrainedLearningRate),
-            Schedule = LearningRateScheduleKind.Cosine,
-            WarmupSteps = Math.Min(10, s.Steps / 10),
-            TotalSteps = s.Steps,
-            MicroBatchSize = 64,
-            Seed = s.Seed,
-        };
-    }
+        GroupSize = TrainCommand.DefaultGroupSize,
+        PromptsPerStep = TrainCommand.DefaultPromptsPerStep,
+        MaxPromptLength = task.MaxPromptLength,
+        MaxCompletionLength = task.MaxCompletionLength,
+        StopTokens = [task.Tokenizer.Eos],
+        LearningRate = pretrained ? TrainCommand.PretrainedLearningRate : TrainCommand.ScratchLearningRate,
+        Schedule = LearningRateScheduleKind.Cosine,
+        WarmupSteps = Math.Min(10, given.TotalSteps / 10),
+        TotalSteps = TrainCommand.DefaultSteps,
+        MicroBatchSize = 64,
+        Seed = TrainCommand.DefaultSeed,
+    };
 
     private static void Checkpoint(GrpoTrainer trainer, StringTransformTask task, string runFolder) =>
         TrainLoop.Checkpoint(trainer, runFolder, modelFolder => task.Tokenizer.Save(modelFolder)); // so `grpo sample --prompt` can encode text
