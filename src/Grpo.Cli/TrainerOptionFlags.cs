@@ -104,7 +104,7 @@ internal sealed class TrainerOptionFlags
         Add<float>("--warmup-ratio", "warmup as a fraction of --steps, rounded up (TRL warmup_ratio); excludes --warmup-steps", nameof(GrpoTrainerOptions.WarmupSteps),
             "warmup_ratio", "0.5", (o, v) => o with { WarmupSteps = WarmupFromRatio(v, o.TotalSteps) });
         Add<int>("--gradient-accumulation-steps", "K: micro-batches per step, so --micro-batch-size = B x G / K (K must divide B x G); excludes --micro-batch-size",
-            nameof(GrpoTrainerOptions.MicroBatchSize), "gradient_accumulation_steps", "2", (o, v) => o with { MicroBatchSize = MicroBatchFromAccumulation(v, o) });
+            nameof(GrpoTrainerOptions.MicroBatchSize), "gradient_accumulation_steps", "4", (o, v) => o with { MicroBatchSize = MicroBatchFromAccumulation(v, o) });
     }
 
     /// <summary>Every flag, in the order they are applied.</summary>

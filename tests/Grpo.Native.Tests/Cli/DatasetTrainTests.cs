@@ -59,8 +59,15 @@ public sealed class DatasetTrainTests
             var sample = CliRun.Grpo("sample", "--model", modelFolder, "--prompt", "2+2=", "--temperature", "0", "--max-tokens", "3", "--device", "cpu");
             Assert.That(sample.Exit, Is.EqualTo(GrpoCommand.Success), sample.Error);
 
-            // Resuming from checkpoint-2 continues at the same row: step 3 is logged exactly as before.
+            // Resuming from checkpoint-2 continues at the same row: step 3 is logged exactly as before. The run.json is
+            // rewritten as runs wrote it before the trainer options moved to the checkpoint alone: it still reads.
             Directory.Delete(Path.Combine(run, "checkpoint-3"), recursive: true);
+            var runInfo = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!;
+            runInfo["Dataset"]!["MaxPromptLength"] = 12;
+            runInfo["Dataset"]!["MaxCompletionLength"] = 6;
+            runInfo["Dataset"]!["Temperature"] = 1.0;
+            runInfo["Dataset"]!["DynamicSamplingBatches"] = 0;
+            File.WriteAllText(Path.Combine(run, "run.json"), runInfo.ToJsonString());
             var resumed = CliRun.Grpo("train", "--resume", "--output", run, "--device", "cpu");
             Assert.That(resumed.Exit, Is.EqualTo(GrpoCommand.Success), resumed.Error);
             Assert.That(resumed.Output, Does.Contain("resuming from").And.Contain("at step 2"));

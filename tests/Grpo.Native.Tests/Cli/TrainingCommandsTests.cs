@@ -82,6 +82,11 @@ public sealed class TrainingCommandsTests
             var (otherTaskExit, _, otherTaskError) = Run([.. common, "--resume", "--task", "copy"]);
             Assert.That(otherTaskExit, Is.EqualTo(GrpoCommand.BadArguments));
             Assert.That(otherTaskError, Does.Contain("differs from the run's task 'reverse'"));
+
+            // A resumed run keeps its stored options: flags equal to them are accepted (common's --prompts 2), others refused.
+            var (changedExit, _, changedError) = Run([.. common, "--resume", "--beta", "0.1", "--temperature", "0.5"]);
+            Assert.That(changedExit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(changedError, Does.Contain("--temperature, --beta would change them").And.Contain("trainer_state.json").And.Not.Contain("--prompts"));
         }
         finally
         {
