@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
 using Grpo.Native.Checkpoints;
 using Grpo.Native.Models;
@@ -9,7 +10,9 @@ namespace Grpo.Cli;
 
 /// <summary>
 /// <c>grpo bench</c>: times the phases of a GRPO step on a synthetic model and batch (random weights,
-/// random prompts, completions of exactly T tokens with no stop token) and prints their medians.
+/// random prompts, completions of exactly T tokens with no stop token) and prints their medians and the
+/// process's peak working set. The architecture comes from --family and the size flags, or from a model
+/// folder's config.json (--model; its weights are not read, so a config.json alone is enough).
 /// </summary>
 internal static class BenchCommand
 {
@@ -17,6 +20,7 @@ internal static class BenchCommand
     {
         Option<int> Int(string name, string description, int fallback) =>
             new(name) { Description = description, DefaultValueFactory = _ => fallback };
+        var model = new Option<string?>("--model") { Description = "benchmark the architecture of this Hugging Face model folder's config.json (random weights; no weights file needed) instead of --family and the size flags" };
         var family = new Option<string>("--family") { Description = "gpt2 or llama", DefaultValueFactory = _ => "gpt2" };
         var vocab = Int("--vocab", "V: vocabulary size", 512);
         var layers = Int("--layers", "L: transformer blocks", 4);
@@ -31,29 +35,45 @@ internal static class BenchCommand
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or ilgpu-cpu (default: GRPO_DEVICE, else auto)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of a table" };
         var command = new Command("bench",
-            "Times the phases of a GRPO step (rollout, reference log-probs, policy forward+backward, optimizer, whole step) on a " +
-            "synthetic model and batch, and prints the medians over --steps after a warm-up, plus tokens/s.");
-        foreach (var option in new Option[] { family, vocab, layers, heads, embd, promptCount, group, promptLength, completionLength, steps, beta, device, json })
+            "Times the phases of a GRPO step (rollout, rewards, reference log-probs, policy forward+backward, optimizer, whole step) on a " +
+            "synthetic model (--family and sizes, or --model DIR's config.json) and batch, and prints the medians over --steps after a warm-up, " +
+            "plus tokens/s and the peak working set.");
+        foreach (var option in new Option[] { model, family, vocab, layers, heads, embd, promptCount, group, promptLength, completionLength, steps, beta, device, json })
             command.Options.Add(option);
         command.SetAction(parse => CliErrors.Guarded(error, "bench", () =>
         {
-            string fam = parse.GetValue(family)!;
-            if (fam is not ("gpt2" or "llama")) throw new ArgumentException($"--family '{fam}' is unknown; use gpt2 or llama.");
-            int v = parse.GetValue(vocab), l = parse.GetValue(layers), h = parse.GetValue(heads), c = parse.GetValue(embd);
             int b = parse.GetValue(promptCount), g = parse.GetValue(group), p = parse.GetValue(promptLength), t = parse.GetValue(completionLength);
             int s = parse.GetValue(steps);
-            foreach (var (name, value) in new[] { ("--vocab", v), ("--layers", l), ("--heads", h), ("--embd", c), ("--prompts", b), ("--prompt-len", p), ("--completion-len", t), ("--steps", s) })
+            foreach (var (name, value) in new[] { ("--prompts", b), ("--prompt-len", p), ("--completion-len", t), ("--steps", s) })
                 if (value < 1) throw new ArgumentException($"{name} is {value}; it must be at least 1.");
             if (g < 2) throw new ArgumentException($"--group is {g}; GRPO needs at least 2 completions per prompt.");
-            if (c % h != 0) throw new ArgumentException($"--embd {c} is not divisible by --heads {h}.");
-            var config = new ModelConfig
+            ModelConfig config;
+            if (parse.GetValue(model) is { } folder)
             {
-                ModelType = fam, VocabSize = v, HiddenSize = c, NumLayers = l, NumHeads = h,
-                NumKeyValueHeads = fam == "llama" && h % 2 == 0 ? h / 2 : h,
-                IntermediateSize = fam == "gpt2" ? 4 * c : (8 * c / 3 + 31) / 32 * 32,
-                MaxPositions = p + t, NormEpsilon = 1e-5, TieWordEmbeddings = true,
-            };
-            config.Validate();
+                var sizeFlags = new Option[] { family, vocab, layers, heads, embd }.Where(o => parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToArray();
+                if (sizeFlags.Length > 0)
+                    throw new ArgumentException($"--model takes the architecture from its config.json; leave out {string.Join(", ", sizeFlags)}.");
+                config = ModelConfig.Load(folder);
+                if (config.MaxPositions < p + t)
+                    throw new ArgumentException($"--model: config.json allows {config.MaxPositions} positions, fewer than --prompt-len {p} + --completion-len {t}.");
+            }
+            else
+            {
+                string fam = parse.GetValue(family)!;
+                if (fam is not ("gpt2" or "llama")) throw new ArgumentException($"--family '{fam}' is unknown; use gpt2 or llama.");
+                int v = parse.GetValue(vocab), l = parse.GetValue(layers), h = parse.GetValue(heads), c = parse.GetValue(embd);
+                foreach (var (name, value) in new[] { ("--vocab", v), ("--layers", l), ("--heads", h), ("--embd", c) })
+                    if (value < 1) throw new ArgumentException($"{name} is {value}; it must be at least 1.");
+                if (c % h != 0) throw new ArgumentException($"--embd {c} is not divisible by --heads {h}.");
+                config = new ModelConfig
+                {
+                    ModelType = fam, VocabSize = v, HiddenSize = c, NumLayers = l, NumHeads = h,
+                    NumKeyValueHeads = fam == "llama" && h % 2 == 0 ? h / 2 : h,
+                    IntermediateSize = fam == "gpt2" ? 4 * c : (8 * c / 3 + 31) / 32 * 32,
+                    MaxPositions = p + t, NormEpsilon = 1e-5, TieWordEmbeddings = true,
+                };
+                config.Validate();
+            }
             return Run(config, b, g, p, t, s, parse.GetValue(beta), parse.GetValue(device), parse.GetValue(json), output);
         }));
         return command;
@@ -91,6 +111,7 @@ internal static class BenchCommand
             ["family"] = config.ModelType, ["parameters"] = policy.Parameters.Count,
             ["prompts"] = b, ["group"] = g, ["prompt_len"] = p, ["completion_len"] = t, ["beta"] = beta, ["steps"] = steps,
             ["rollout_s"] = Median(m => m.Phases.Rollout),
+            ["rewards_s"] = Median(m => m.Phases.Rewards),
             ["reference_logprobs_s"] = Median(m => m.Phases.ReferenceLogprobs),
             ["policy_forward_backward_s"] = Median(m => m.Phases.PolicyForwardBackward),
             ["optimizer_s"] = Median(m => m.Phases.Optimizer),
@@ -100,6 +121,9 @@ internal static class BenchCommand
         result["completion_tokens_per_s"] = b * g * t / step_s;
         result["sampled_tokens_per_s"] = b * g * t / (double)result["rollout_s"];
         result["trained_tokens_per_s"] = b * g * (p + t) / (double)result["policy_forward_backward_s"];
+        // The most memory the process held at once (Linux: VmHWM), on the host: weights, gradients, AdamW moments, the
+        // reference and activations on the CPU backends; on a GPU mostly the runtime and host-side copies.
+        result["peak_working_set_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64;
         if (json)
         {
             output.WriteLine(JsonSerializer.Serialize(result));
@@ -107,11 +131,12 @@ internal static class BenchCommand
         }
         output.WriteLine($"{config.ModelType}: {policy.Parameters.Count:N0} parameters, {b} prompts x {g} completions, P = {p}, T = {t}, beta {beta}, on {device}");
         output.WriteLine($"medians over {steps} steps after one warm-up step:");
-        foreach (var key in new[] { "rollout_s", "reference_logprobs_s", "policy_forward_backward_s", "optimizer_s", "step_s" })
+        foreach (var key in new[] { "rollout_s", "rewards_s", "reference_logprobs_s", "policy_forward_backward_s", "optimizer_s", "step_s" })
             output.WriteLine($"  {key[..^2],-26} {(double)result[key] * 1000,10:F1} ms");
         output.WriteLine($"  completion tokens/s (whole step)   {result["completion_tokens_per_s"]:F0}");
         output.WriteLine($"  sampled tokens/s (rollout)         {result["sampled_tokens_per_s"]:F0}");
         output.WriteLine($"  trained tokens/s (forward+backward) {result["trained_tokens_per_s"]:F0}");
+        output.WriteLine($"  peak working set                   {(long)result["peak_working_set_bytes"] / (double)(1 << 30):F2} GiB");
         return GrpoCommand.Success;
     }
 

@@ -36,6 +36,7 @@ internal static class GrpoCommand
         root.Subcommands.Add(GradCommand.Create(output, error));
         root.Subcommands.Add(TokenizeCommand.Create(output, error));
         root.Subcommands.Add(BenchCommand.Create(output, error));
+        root.Subcommands.Add(InitModelCommand.Create(output, error));
         root.Subcommands.Add(selfcheck);
 
         var parsed = root.Parse(args);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Grpo.Native.Training;
 using Spectre.Console;
 
@@ -6,7 +7,8 @@ namespace Grpo.Cli;
 /// <summary>
 /// The part of every <c>grpo train</c> run that does not depend on where prompts come from: steps until the
 /// run's last, each logged to metrics.jsonl, a live progress bar on a terminal or a line every ten steps
-/// otherwise, and checkpoints every so many steps and at the end, pruned to the newest complete ones.
+/// otherwise, and checkpoints every so many steps and at the end, pruned to the newest complete ones; at the end, the
+/// mean time of each phase of a step and the process's peak working set.
 /// </summary>
 internal static class TrainLoop
 {
@@ -20,11 +22,13 @@ internal static class TrainLoop
         Func<GrpoStepMetrics> trainOneStep, Action checkpoint)
     {
         int total = trainer.Options.TotalSteps;
+        var steps = new List<GrpoStepMetrics>();
         void RunSteps(Action<GrpoStepMetrics> report)
         {
             while (trainer.Step < total)
             {
                 var metrics = trainOneStep();
+                steps.Add(metrics);
                 log.Append(metrics);
                 report(metrics);
                 if (metrics.Step % checkpointEvery == 0 || metrics.Step == total) checkpoint();
@@ -56,6 +60,20 @@ internal static class TrainLoop
                                       $"len {m.MeanLength:F1}  entropy {m.Entropy:F3}  kl {m.Kl:F4}  {m.StepTime * 1000:F0} ms");
             });
         }
+        if (steps.Count > 0) output.WriteLine(PhaseSummary(steps));
+    }
+
+    /// <summary>
+    /// One line: the mean seconds per step of each phase (the first step included, so on a GPU kernel compilation too) and
+    /// the peak working set (Linux: VmHWM) of the whole process so far, loading and checkpoints included.
+    /// </summary>
+    public static string PhaseSummary(IReadOnlyList<GrpoStepMetrics> steps)
+    {
+        string Mean(Func<GrpoStepMetrics, double> pick) => $"{steps.Average(pick):F3} s";
+        return $"time per step (mean of {steps.Count}): rollout {Mean(m => m.Phases.Rollout)}, rewards {Mean(m => m.Phases.Rewards)}, " +
+               $"reference/old log-probs {Mean(m => m.Phases.ReferenceLogprobs)}, policy forward+backward {Mean(m => m.Phases.PolicyForwardBackward)}, " +
+               $"optimizer {Mean(m => m.Phases.Optimizer)}, whole step {Mean(m => m.StepTime)}; " +
+               $"peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / (double)(1 << 30):F2} GiB";
     }
 
     /// <summary>

@@ -142,7 +142,65 @@ public sealed class TrainingCommandsTests
         var (exit, output, error) = Run("bench", "--family", "llama", "--vocab", "64", "--layers", "1", "--embd", "32", "--prompts", "2",
             "--group", "2", "--prompt-len", "4", "--completion-len", "4", "--steps", "2", "--beta", "0.1", "--json", "--device", "cpu");
         Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
-        foreach (string key in new[] { "rollout_s", "reference_logprobs_s", "policy_forward_backward_s", "optimizer_s", "step_s", "completion_tokens_per_s" })
+        foreach (string key in new[] { "rollout_s", "rewards_s", "reference_logprobs_s", "policy_forward_backward_s", "optimizer_s", "step_s", "completion_tokens_per_s" })
             Assert.That(output, Does.Contain($"\"{key}\""), key);
+        Assert.That(System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("peak_working_set_bytes").GetInt64(), Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void BenchModelTakesTheArchitectureOfAConfigJsonAlone()
+    {
+        var config = TinyModels.Config("qwen2", vocab: 40);
+        string folder = TempFolder();
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJson()); // no weights file
+        try
+        {
+            string[] bench = ["bench", "--model", folder, "--prompts", "1", "--group", "2", "--prompt-len", "3", "--completion-len", "3", "--steps", "1", "--device", "cpu"];
+            var (exit, output, error) = Run([.. bench, "--json"]);
+            Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+            var result = System.Text.Json.JsonDocument.Parse(output).RootElement;
+            Assert.That(result.GetProperty("family").GetString(), Is.EqualTo("qwen2"));
+            long parameters = TransformerReference.Layout(config).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
+            Assert.That(result.GetProperty("parameters").GetInt64(), Is.EqualTo(parameters), "the config's shape, every tensor");
+
+            var (familyExit, _, familyError) = Run([.. bench, "--family", "llama"]);
+            Assert.That(familyExit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(familyError, Does.Contain("leave out --family"));
+            var (longExit, _, longError) = Run("bench", "--model", folder, "--prompt-len", "30", "--completion-len", "3", "--device", "cpu");
+            Assert.That(longExit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(longError, Does.Contain("32 positions"));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
+    public void InitModelWritesARandomModelOfAConfigsShapeThatTrainLoads()
+    {
+        // The built-in task's vocabulary: its character tokenizer cannot decode ids beyond it.
+        var config = TinyModels.Config("qwen2", vocab: Grpo.Native.Tasks.StringTransformTask.Get("reverse").Tokenizer.VocabularySize) with { MaxPositions = 64 };
+        string work = TempFolder(), model = Path.Combine(work, "model"), run = Path.Combine(work, "run");
+        Directory.CreateDirectory(work);
+        File.WriteAllText(Path.Combine(work, "config.json"), config.ToJson());
+        try
+        {
+            var (exit, output, error) = Run("init-model", "--config", Path.Combine(work, "config.json"), "--output", model, "--seed", "3", "--device", "cpu");
+            Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+            Assert.That(output, Does.Contain("random parameters"));
+            Assert.That(ModelConfig.Load(model), Is.EqualTo(config));
+            Assert.That(Run("init-model", "--config", work, "--output", model).Exit, Is.EqualTo(GrpoCommand.BadArguments), "never overwrites a model");
+
+            // What scripts/measure-qwen-0.5b.sh does at full size: train steps on it, with the phase times and peak memory printed.
+            var train = Run("train", "--model", model, "--steps", "1", "--prompts", "1", "--group-size", "2", "--beta", "0.04", "--device", "cpu", "--output", run);
+            Assert.That(train.Exit, Is.EqualTo(GrpoCommand.Success), train.Error);
+            Assert.That(train.Output, Does.Match(@"time per step \(mean of 1\): rollout [0-9.]+ s, .*reference/old log-probs [0-9.]+ s, .*peak working set [0-9.]+ GiB"));
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
     }
 }
