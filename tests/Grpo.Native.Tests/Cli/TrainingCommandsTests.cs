@@ -19,6 +19,9 @@ public sealed class TrainingCommandsTests
     [TestCase("sample", "--prompt-ids")]
     [TestCase("grad", "--batch")]
     [TestCase("bench", "--completion-len")]
+    [TestCase("bench", "--model")]
+    [TestCase("init-model", "--config")]
+    [TestCase("train", "--num-generations")]
     [TestCase("selfcheck", "--device")]
     public void EveryCommandHasHelp(string command, string option)
     {
@@ -37,6 +40,8 @@ public sealed class TrainingCommandsTests
     [TestCase("bench", "--family", "rnn")]
     [TestCase("bench", "--group", "1")]
     [TestCase("bench", "--embd", "30", "--heads", "4")]
+    [TestCase("bench", "--model", "/nonexistent")]
+    [TestCase("init-model", "--config", "/nonexistent", "--output", "/nonexistent/model")]
     public void BadArgumentsExitWithTwoAndAMessage(params string[] args)
     {
         var (exit, _, error) = Run(args);
