@@ -53,7 +53,7 @@ internal static class TrainRun
                 if (options.DynamicSampling is not null)
                     throw new ArgumentException("--dynamic-sampling draws more prompts from a --dataset; built-in tasks do not use it.");
                 policy = s.Model is null
-                    ? TransformerModel.CreateRandom(device, task.DefaultModel(), options.Seed)
+                    ? TransformerModel.CreateRandom(device, RandomModel(task, options), options.Seed)
                     : TransformerModel.Load(device, s.Model);
                 if (policy.Config.VocabSize < task.Tokenizer.VocabularySize)
                     throw new ArgumentException(
@@ -139,6 +139,13 @@ internal static class TrainRun
         MicroBatchSize = 64,
         Seed = TrainCommand.DefaultSeed,
     };
+
+    /// <summary>The task's default model, with room for --max-prompt-length + --max-completion-length when they exceed the task's own.</summary>
+    private static ModelConfig RandomModel(StringTransformTask task, GrpoTrainerOptions options)
+    {
+        var config = task.DefaultModel();
+        return config with { MaxPositions = Math.Max(config.MaxPositions, options.MaxPromptLength + options.MaxCompletionLength) };
+    }
 
     private static void Checkpoint(GrpoTrainer trainer, StringTransformTask task, string runFolder) =>
         TrainLoop.Checkpoint(trainer, runFolder, modelFolder => task.Tokenizer.Save(modelFolder)); // so `grpo sample --prompt` can encode text

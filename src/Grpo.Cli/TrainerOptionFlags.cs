@@ -27,11 +27,11 @@ internal sealed class TrainerOptionFlags
 
     public TrainerOptionFlags()
     {
-        Add<int>("--steps", "run length in GRPO steps (TRL max_steps); the learning-rate schedule spans it", nameof(GrpoTrainerOptions.TotalSteps), "max_steps", "7",
+        Add<int>("--steps", "run length in GRPO steps; the learning-rate schedule spans it", nameof(GrpoTrainerOptions.TotalSteps), "max_steps", "7",
             (o, v) => o with { TotalSteps = v }, "--max-steps");
-        Add<int>("--seed", "seed of the initial weights (random models), the prompt order and the sampling (TRL seed)", nameof(GrpoTrainerOptions.Seed), "seed", "99",
+        Add<int>("--seed", "seed of the initial weights (random models), the prompt order and the sampling", nameof(GrpoTrainerOptions.Seed), "seed", "99",
             (o, v) => o with { Seed = v });
-        Add<int>("--group-size", "G: completions sampled per prompt, at least 2 (TRL num_generations)", nameof(GrpoTrainerOptions.GroupSize), "num_generations", "6",
+        Add<int>("--group-size", "G: completions sampled per prompt, at least 2", nameof(GrpoTrainerOptions.GroupSize), "num_generations", "6",
             (o, v) => o with { GroupSize = v }, "--num-generations");
         Add<int>("--prompts", "B: prompts per step; a step trains on B x G completions (see the README for TRL's batch sizes)", nameof(GrpoTrainerOptions.PromptsPerStep), null, "3",
             (o, v) => o with { PromptsPerStep = v });
@@ -49,9 +49,9 @@ internal sealed class TrainerOptionFlags
             (o, v) => o with { Sampling = o.Sampling with { MinP = v } });
         Add<string>("--stop-token-ids", "comma-separated token ids that end a completion (default: the task's EOS; with --dataset generation_config.json's eos_token_id, else the tokenizer's EOS)",
             nameof(GrpoTrainerOptions.StopTokens), null, "5,6", (o, v) => o with { StopTokens = ParseIds("--stop-token-ids", v) });
-        Add<string>("--loss-type", $"per-token loss and its aggregation: {Names(LossTypes)} (TRL loss_type)", nameof(GrpoTrainerOptions.LossType), "loss_type", "dr_grpo",
+        Add<string>("--loss-type", $"per-token loss and its aggregation: {Names(LossTypes)}", nameof(GrpoTrainerOptions.LossType), "loss_type", "dr_grpo",
             (o, v) => o with { LossType = Choice("--loss-type", v, LossTypes) });
-        Add<float>("--epsilon", "epsilon_low of the clipped objective (TRL epsilon)", nameof(GrpoTrainerOptions.EpsilonLow), "epsilon", "0.1",
+        Add<float>("--epsilon", "epsilon_low of the clipped objective", nameof(GrpoTrainerOptions.EpsilonLow), "epsilon", "0.1",
             (o, v) => o with { EpsilonLow = v });
         Add<float>("--epsilon-high", "epsilon_high (default: --epsilon; DAPO uses 0.28, CISPO's cap wants ~5)", nameof(GrpoTrainerOptions.EpsilonHigh), "epsilon_high", "0.28",
             (o, v) => o with { EpsilonHigh = v });
@@ -67,7 +67,7 @@ internal sealed class TrainerOptionFlags
             (o, v) => o with { SapoTemperaturePositive = v });
         Add<float>("--sapo-temperature-neg", "SAPO's gate temperature for other advantages", nameof(GrpoTrainerOptions.SapoTemperatureNegative), "sapo_temperature_neg", "1.5",
             (o, v) => o with { SapoTemperatureNegative = v });
-        Add<string>("--scale-rewards", $"how centred rewards are scaled: {Names(RewardScalings)} (TRL scale_rewards; true = group, false = none)",
+        Add<string>("--scale-rewards", $"how centred rewards are scaled: {Names(RewardScalings)} (true = group, false = none)",
             nameof(GrpoTrainerOptions.ScaleRewards), "scale_rewards", "batch", (o, v) => o with { ScaleRewards = Choice("--scale-rewards", v, RewardScalings) });
         Add<int>("--num-iterations", "mu: policy updates per rollout", nameof(GrpoTrainerOptions.NumIterations), "num_iterations", "2",
             (o, v) => o with { NumIterations = v });
@@ -78,7 +78,7 @@ internal sealed class TrainerOptionFlags
             nameof(GrpoTrainerOptions.MaskTruncatedCompletions), "mask_truncated_completions", "true", (o, v) => o with { MaskTruncatedCompletions = v });
         Add<float>("--learning-rate", "peak learning rate", nameof(GrpoTrainerOptions.LearningRate), "learning_rate", "2e-5",
             (o, v) => o with { LearningRate = v });
-        Add<string>("--lr-scheduler-type", $"learning-rate schedule: {Names(Schedules)} (TRL/HF lr_scheduler_type)", nameof(GrpoTrainerOptions.Schedule), "lr_scheduler_type", "linear",
+        Add<string>("--lr-scheduler-type", $"learning-rate schedule: {Names(Schedules)} (Hugging Face's names; linear decays to 0 after the warmup)", nameof(GrpoTrainerOptions.Schedule), "lr_scheduler_type", "linear",
             (o, v) => o with { Schedule = Choice("--lr-scheduler-type", v, Schedules) });
         Add<int>("--warmup-steps", "steps of linear warmup", nameof(GrpoTrainerOptions.WarmupSteps), "warmup_steps", "2",
             (o, v) => o with { WarmupSteps = v });
@@ -101,7 +101,7 @@ internal sealed class TrainerOptionFlags
                     with { MaxGenerationBatches = v },
             });
         // Last: these two are fractions of values the flags above may have set (--steps; --prompts and --group-size).
-        Add<float>("--warmup-ratio", "warmup as a fraction of --steps, rounded up (TRL warmup_ratio); excludes --warmup-steps", nameof(GrpoTrainerOptions.WarmupSteps),
+        Add<float>("--warmup-ratio", "warmup as a fraction of --steps, rounded up as in TRL; excludes --warmup-steps", nameof(GrpoTrainerOptions.WarmupSteps),
             "warmup_ratio", "0.5", (o, v) => o with { WarmupSteps = WarmupFromRatio(v, o.TotalSteps) });
         Add<int>("--gradient-accumulation-steps", "K: micro-batches per step, so --micro-batch-size = B x G / K (K must divide B x G); excludes --micro-batch-size",
             nameof(GrpoTrainerOptions.MicroBatchSize), "gradient_accumulation_steps", "4", (o, v) => o with { MicroBatchSize = MicroBatchFromAccumulation(v, o) });
