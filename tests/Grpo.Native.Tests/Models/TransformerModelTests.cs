@@ -264,6 +264,7 @@ public sealed class TransformerModelTests
 
     [TestCase("gpt2")]
     [TestCase("qwen2")]
+    [TestCase("qwen3-bias")]
     public void GradientsDoNotDependOnTheThreadCountOrOnRecomputation(string name)
     {
         var random = TestRandom.Create();
