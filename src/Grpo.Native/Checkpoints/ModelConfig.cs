@@ -37,7 +37,7 @@ public sealed record ModelConfig
     /// <summary><c>tie_word_embeddings</c>: the LM head shares the token embedding (always true for gpt2).</summary>
     public required bool TieWordEmbeddings { get; init; }
 
-    private readonly int _headDim;
+    private readonly int? _headDim;
 
     /// <summary>
     /// Head width D: qwen3's <c>head_dim</c> (transformers' default 128 when absent), which need not be
@@ -46,7 +46,7 @@ public sealed record ModelConfig
     /// </summary>
     public int HeadDim
     {
-        get => _headDim != 0 ? _headDim : NumHeads > 0 ? HiddenSize / NumHeads : 0;
+        get => _headDim ?? (NumHeads > 0 ? HiddenSize / NumHeads : 0);
         init => _headDim = value;
     }
 
@@ -208,8 +208,7 @@ public sealed record ModelConfig
                 bool qwen3 = modelType == "qwen3";
                 config = new ModelConfig
                 {
-                    // Qwen3Config's defaults: head_dim 128, attention_bias false. The other families derive D.
-                    HeadDim = qwen3 ? reader.OptionalInt("head_dim") ?? 128 : 0,
+                    // Qwen3Config's default attention_bias: false.
                     AttentionBias = qwen3 && (reader.OptionalBool("attention_bias") ?? false),
                     ModelType = modelType,
                     VocabSize = reader.Int("vocab_size"),
@@ -224,6 +223,8 @@ public sealed record ModelConfig
                     RopeScaling = scaling,
                     TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
                 };
+                // Qwen3Config's default head_dim is 128, not derived; the other families derive D from C / H.
+                if (qwen3) config = config with { HeadDim = reader.OptionalInt("head_dim") ?? 128 };
             }
             config.Validate(source);
             RefuseUnimplemented(reader, config, source);
@@ -431,7 +432,7 @@ public sealed record ModelConfig
         if (!IsGpt2 && HeadDim % 2 != 0)
             throw new CheckpointFormatException(
                 $"'{source}': hidden_size / num_attention_heads is {HeadDim}, an odd head width; RoPE rotates pairs of channels, so it must be even.");
-        if (!IsQwen3 && (_headDim != 0 && _headDim != HiddenSize / NumHeads || AttentionBias))
+        if (!IsQwen3 && (_headDim is int explicitWidth && explicitWidth != HiddenSize / NumHeads || AttentionBias))
             throw new CheckpointFormatException(
                 $"'{source}': head_dim and attention_bias are qwen3 fields; a {ModelType} model's head width is {(IsGpt2 ? "n_embd / n_head" : "hidden_size / num_attention_heads")} and its biases are fixed.");
         if (IsGpt2 && RopeScaling is not null)
