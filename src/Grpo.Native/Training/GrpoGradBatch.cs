@@ -127,6 +127,8 @@ public sealed record GrpoGradBatch
                 DualClip = NullableFloat(root, source, "dual_clip"),
                 SapoTemperaturePositive = Float(root, source, "sapo_temperature_pos", 1.0f),
                 SapoTemperatureNegative = Float(root, source, "sapo_temperature_neg", 1.05f),
+                EntropyCoefficient = Float(root, source, "entropy_coef", 0f),
+                TopEntropyQuantile = Float(root, source, "top_entropy_quantile", 1f),
             };
             var batch = new GrpoGradBatch
             {
@@ -147,6 +149,7 @@ public sealed record GrpoGradBatch
         "group_size", "prompts", "completions", "rewards", "old_logprobs", "loss_type", "beta", "epsilon_low", "epsilon_high",
         "scale_rewards", "temperature", "importance_sampling_level", "max_completion_length", "sapo_temperature_pos",
         "sapo_temperature_neg", "delta", "dual_clip", "kl_estimator", "micro_batch_completions", "mask_truncated_completions", "eos_token_id",
+        "entropy_coef", "top_entropy_quantile",
     ];
 
     /// <summary>The batch-file field of each <see cref="GrpoObjectiveOptions"/> property, for error messages.</summary>
@@ -163,6 +166,8 @@ public sealed record GrpoGradBatch
         [nameof(GrpoObjectiveOptions.DualClip)] = "dual_clip",
         [nameof(GrpoObjectiveOptions.SapoTemperaturePositive)] = "sapo_temperature_pos",
         [nameof(GrpoObjectiveOptions.SapoTemperatureNegative)] = "sapo_temperature_neg",
+        [nameof(GrpoObjectiveOptions.EntropyCoefficient)] = "entropy_coef",
+        [nameof(GrpoObjectiveOptions.TopEntropyQuantile)] = "top_entropy_quantile",
     };
 
     /// <summary>Checks counts and ranges; the message names the JSON field.</summary>

@@ -54,6 +54,12 @@ public sealed record GrpoTrainerOptions
     /// <summary>SAPO's temperature for A ≤ 0. Default 1.05.</summary>
     public float SapoTemperatureNegative { get; init; } = 1.05f;
 
+    /// <summary>verl's entropy bonus coefficient c (<c>entropy_coeff</c>): loss −= c · aggregated entropy. Default 0 (off).</summary>
+    public float EntropyCoefficient { get; init; }
+
+    /// <summary>TRL's <c>top_entropy_quantile</c>: only the highest-entropy fraction of each micro-batch's completion tokens keeps its policy term. Default 1.0 (off).</summary>
+    public float TopEntropyQuantile { get; init; } = 1f;
+
     /// <summary>How centred rewards are scaled. Default group.</summary>
     public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
 
@@ -146,6 +152,8 @@ public sealed record GrpoTrainerOptions
         DualClip = DualClip,
         SapoTemperaturePositive = SapoTemperaturePositive,
         SapoTemperatureNegative = SapoTemperatureNegative,
+        EntropyCoefficient = EntropyCoefficient,
+        TopEntropyQuantile = TopEntropyQuantile,
         ImportanceSamplingLevel = ImportanceSamplingLevel,
         MaxCompletionLength = MaxCompletionLength,
     };
