@@ -107,6 +107,14 @@ public static class ObjectiveMath
     }
 
     /// <summary>
+    /// The metric flags of a completion at sequence level (GSPO), where TRL's ratio has one column per completion
+    /// and its clip metrics are plain means over completions: the variant's flags for the row's ratio, any
+    /// completion included (an empty one has ρ = exp(0 / 1) = 1). The flags do not depend on logp or SAPO's gate.
+    /// </summary>
+    public static PolicyTerm SequenceFlags(ObjectiveParameters p, float rho, float advantage) =>
+        Policy(p, rho, advantage, 0f, 1f);
+
+    /// <summary>
     /// TRL's <c>entropy_mask</c> for one loss token: 1 when its entropy is at or above the micro-batch's quantile
     /// threshold (<c>masked_entropies &gt;= entropy_threshold</c>), else 0; always 1 when the mask is off (−∞).
     /// </summary>
@@ -397,10 +405,22 @@ public static class ObjectiveKernels
             if (p.EntropyCoefficient != 0f) dEntropy[k] = weight * term.DLossDEntropy;
             loss += term.Loss;
             kl += term.Kl;
-            low += term.ClippedLow;
-            high += term.ClippedHigh;
-            dual += term.DualClipped;
-            cispo += term.CispoClipped;
+            if (p.SequenceLevel == 0)
+            {
+                low += term.ClippedLow;
+                high += term.ClippedHigh;
+                dual += term.DualClipped;
+                cispo += term.CispoClipped;
+            }
+        }
+        if (p.SequenceLevel != 0 && Group.IdxX == 0)
+        {
+            // GSPO: one ratio per completion, so TRL's metrics count completions (even an empty one, whose ρ is 1).
+            var flags = ObjectiveMath.SequenceFlags(p, sequenceRho, advantage);
+            low = flags.ClippedLow;
+            high = flags.ClippedHigh;
+            dual = flags.DualClipped;
+            cispo = flags.CispoClipped;
         }
         loss = GroupReduce.Sum(loss);
         low = GroupReduce.Sum(low);
@@ -421,7 +441,7 @@ public static class ObjectiveKernels
 
     /// <summary>
     /// Launched as one group: loss = Σ_i c_i · rowLoss_i, and the masked-mean metrics
-    /// (sums over the batch divided by max(Σ m, 1)). Writes slots <see cref="ResultLoss"/> .. <see cref="ResultCispo"/>.
+    /// (sums over the batch divided by max(Σ m, 1); the clip metrics at sequence level by N). Writes slots <see cref="ResultLoss"/> .. <see cref="ResultCispo"/>.
     /// </summary>
     /// <param name="rowStats">(N, RowPrepareColumns) from <see cref="RowPrepare"/>.</param>
     /// <param name="rowTerms">(N, RowTermColumns) from <see cref="TokenTerms"/>.</param>
@@ -450,12 +470,15 @@ public static class ObjectiveKernels
         cispo = GroupReduce.Sum(cispo);
         if (Group.IdxX == 0)
         {
-            float denominator = totalTokens > 1f ? totalTokens : 1f;
+            // Token level: fractions of the tokens. Sequence level: fractions of the completions (TRL's
+            // masked_batch_mean takes a plain mean when the ratio has one column).
+            float denominator = p.SequenceLevel != 0 ? p.Completions : totalTokens > 1f ? totalTokens : 1f;
+            float klDenominator = totalTokens > 1f ? totalTokens : 1f;
             scalars[ResultLoss] = loss;
             scalars[ResultLow] = low / denominator;
             scalars[ResultHigh] = high / denominator;
             scalars[ResultRegion] = (low + high) / denominator;
-            scalars[ResultKl] = kl / denominator;
+            scalars[ResultKl] = kl / klDenominator;
             scalars[ResultDual] = dual / denominator;
             scalars[ResultCispo] = cispo / denominator;
         }

@@ -244,8 +244,39 @@ public static class GrpoObjectiveReference
                     }
 
         double denominator = Math.Max(totalTokens, 1);
-        return new GrpoReferenceResult(loss, low / denominator, high / denominator, (low + high) / denominator,
-            kl / denominator, absoluteScale, gradient, dual / denominator, cispo / denominator, termScale, gradientScale, absKl / denominator)
+        double clipDenominator = denominator;
+        if (options.SequenceLevel)
+        {
+            // GSPO: coef_1 has shape (B, 1), and TRL's masked_batch_mean(x) returns x.mean() when x.shape[1] == 1, so
+            // the clip metrics are fractions of the completions, each judged by its own ratio; an empty completion's
+            // log-ratio mean is 0 / clamp(0, min=1) = 0, so its ratio is 1.
+            low = high = dual = cispo = 0;
+            for (int i = 0; i < n; i++)
+            {
+                double logRatio = 0;
+                for (int c = 0; c < t; c++)
+                    if (mask[i * t + c] != 0) logRatio += logp[i * t + c] - Old(i * t + c);
+                double ratio = Math.Exp(logRatio / Math.Max(tokens[i], 1)), a = advantages[i];
+                switch (options.LossType)
+                {
+                    case "cispo":
+                        if (ratio > options.EpsilonHigh && a > 0) cispo++;
+                        break;
+                    case "sapo":
+                        break;
+                    default:
+                        double capped = options.Delta is { } delta ? Math.Min(ratio, delta) : ratio;
+                        if (capped < lower && a < 0) low++;
+                        if (capped > upper && a > 0) high++;
+                        double surrogate = -Math.Min(capped * a, Math.Clamp(ratio, lower, upper) * a);
+                        if (options.DualClip is { } clipC && a < 0 && surrogate > -a * clipC) dual++;
+                        break;
+                }
+            }
+            clipDenominator = n;
+        }
+        return new GrpoReferenceResult(loss, low / clipDenominator, high / clipDenominator, (low + high) / clipDenominator,
+            kl / denominator, absoluteScale, gradient, dual / clipDenominator, cispo / clipDenominator, termScale, gradientScale, absKl / denominator)
         {
             EntropyGradient = entropyGradient,
             EntropyThreshold = threshold,

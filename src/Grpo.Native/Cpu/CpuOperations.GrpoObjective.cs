@@ -110,10 +110,13 @@ internal sealed partial class CpuOperations
                 if (entropyBonus) dEnt[i * t + c] = weight * term.DLossDEntropy;
                 sums[ObjectiveKernels.RowLoss] += term.Loss;
                 sums[ObjectiveKernels.RowKl] += term.Kl;
-                sums[ObjectiveKernels.RowLow] += term.ClippedLow;
-                sums[ObjectiveKernels.RowHigh] += term.ClippedHigh;
-                sums[ObjectiveKernels.RowDual] += term.DualClipped;
-                sums[ObjectiveKernels.RowCispo] += term.CispoClipped;
+                if (p.SequenceLevel == 0) AddFlags(sums, term.ClippedLow, term.ClippedHigh, term.DualClipped, term.CispoClipped);
+            }
+            if (p.SequenceLevel != 0)
+            {
+                // GSPO: one ratio per completion, so TRL's metrics count completions (even an empty one, whose ρ is 1).
+                var flags = ObjectiveMath.SequenceFlags(p, MathF.Exp(rowLogRatio[i]), advantage);
+                AddFlags(sums, flags.ClippedLow, flags.ClippedHigh, flags.DualClipped, flags.CispoClipped);
             }
             return scratch;
         }, _ => { });
@@ -125,10 +128,21 @@ internal sealed partial class CpuOperations
             totalLoss += ObjectiveMath.RowWeight(p.LossType, rowTokens[i], totalTokens, n, p.MaxCompletionLength) * rowSums[i * columns + ObjectiveKernels.RowLoss];
             for (int column = 0; column < columns; column++) totals[column] += rowSums[i * columns + column];
         }
-        double denominator = Math.Max(totalTokens, 1f);
+        // Token level: fractions of the tokens. Sequence level: the clip metrics are fractions of the completions
+        // (TRL's masked_batch_mean takes a plain mean when the ratio has one column); the KL stays per token.
+        double tokenDenominator = Math.Max(totalTokens, 1f);
+        double denominator = p.SequenceLevel != 0 ? n : tokenDenominator;
         float Mean(int column) => (float)(totals[column] / denominator);
         return new GrpoObjectiveResult((float)totalLoss, Mean(ObjectiveKernels.RowLow), Mean(ObjectiveKernels.RowHigh),
-            (float)((totals[ObjectiveKernels.RowLow] + totals[ObjectiveKernels.RowHigh]) / denominator), Mean(ObjectiveKernels.RowKl),
-            Mean(ObjectiveKernels.RowDual), Mean(ObjectiveKernels.RowCispo));
+            (float)((totals[ObjectiveKernels.RowLow] + totals[ObjectiveKernels.RowHigh]) / denominator),
+            (float)(totals[ObjectiveKernels.RowKl] / tokenDenominator), Mean(ObjectiveKernels.RowDual), Mean(ObjectiveKernels.RowCispo));
+    }
+
+    private static void AddFlags(Span<double> sums, float low, float high, float dual, float cispo)
+    {
+        sums[ObjectiveKernels.RowLow] += low;
+        sums[ObjectiveKernels.RowHigh] += high;
+        sums[ObjectiveKernels.RowDual] += dual;
+        sums[ObjectiveKernels.RowCispo] += cispo;
     }
 }

@@ -193,6 +193,8 @@ public sealed record GrpoObjectiveOptions
 /// <param name="MeanKl">Masked mean of the per-token KL estimate (<see cref="GrpoObjectiveOptions.KlEstimator"/>) to the reference model; 0 when β = 0.</param>
 /// <param name="DualClipRatio">Masked fraction of tokens whose loss the dual clip decides (A &lt; 0 and −min(ρA, clamp(ρ)·A) &gt; −c·A; verl's <c>pg_clipfrac_lower</c>); 0 when <see cref="GrpoObjectiveOptions.DualClip"/> is off.</param>
 /// <param name="CispoClipRatio">Masked fraction of tokens with ρ &gt; ε_high and A &gt; 0 (TRL's <c>cispo_clip_ratio</c>); 0 unless the loss type is cispo.</param>
+/// <remarks>At <see cref="ImportanceSamplingLevel.Sequence"/> the four clip fractions are fractions of the N completions instead
+/// (each judged by its own ratio, an empty one by ρ = 1), as TRL's <c>masked_batch_mean</c> averages a (B, 1) ratio; the KL stays a token mean.</remarks>
 public sealed record GrpoObjectiveResult(
     float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl, float DualClipRatio = 0f, float CispoClipRatio = 0f);
 

@@ -120,6 +120,33 @@ public sealed partial class GrpoObjectiveTests
         Assert.That(entropyGradient, Is.EqualTo(new[] { -0.1f / 4, -0.1f / 4, -0.1f / 4, -0.1f / 4 }).Within(tolerance));
     }
 
+    /// <summary>
+    /// GSPO's clip metrics count completions, as TRL's masked_batch_mean does for a (B, 1) ratio: two completions of
+    /// 1 and 3 tokens, the short one at ρ = 1.5 with A = +1 (clipped high), the long one at ρ = 1 with A = −1. Token-weighted
+    /// that would be 1/4; TRL logs 1/2. The empty third completion (ρ = 1) counts as unclipped, and with CISPO's
+    /// TRL-default bound 0.2 its ρ = 1 &gt; 0.2 counts as capped when A &gt; 0, as in TRL. The KL stays a token mean.
+    /// </summary>
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void SequenceLevelClipMetricsAverageCompletions(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        const int n = 3, t = 3;
+        float nan = float.NaN, log15 = MathF.Log(1.5f);
+        float[] logp = [-1f, nan, nan, -1f, -2f, -0.5f, nan, nan, nan];
+        float[] old = [-1f - log15, nan, nan, -1f, -2f, -0.5f, nan, nan, nan];
+        float[] mask = [1, 0, 0, 1, 1, 1, 0, 0, 0];
+        var x = new Inputs(n, t, logp, old, logp, [1f, -1f, 0.5f], mask);
+        var options = new GrpoObjectiveOptions { ImportanceSamplingLevel = ImportanceSamplingLevel.Sequence, MaxCompletionLength = t };
+        var (clipped, _) = Run(device, x, withOld: true, passRef: false, options);
+        Assert.That(clipped.ClipRatioHigh, Is.EqualTo(1.0 / 3).Within(1e-6), "one completion of three");
+        Assert.That(clipped.ClipRatioLow, Is.EqualTo(0));
+        Assert.That(clipped.ClipRatioRegion, Is.EqualTo(1.0 / 3).Within(1e-6));
+        var (cispo, _) = Run(device, x, withOld: true, passRef: false, options with { LossType = LossType.Cispo });
+        Assert.That(cispo.CispoClipRatio, Is.EqualTo(2.0 / 3).Within(1e-6), "row 0 (ρ = 1.5) and the empty row 2 (ρ = 1), both A > 0");
+        var expected = Reference(x, withOld: true, options);
+        Assert.That(expected.ClipRatioHigh, Is.EqualTo(1.0 / 3).Within(1e-12), "the reference agrees");
+    }
+
     private static IEnumerable<TestCaseData> BadEntropyOptions()
     {
         yield return new TestCaseData(new GrpoObjectiveOptions { EntropyCoefficient = float.NaN }, "EntropyCoefficient", "finite").SetName("NaN EntropyCoefficient");
