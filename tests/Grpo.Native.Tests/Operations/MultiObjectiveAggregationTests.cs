@@ -129,6 +129,22 @@ public sealed class MultiObjectiveAggregationTests
         }
     }
 
+    /// <summary>The trainer's options carry the new fields to the objective, and refuse out-of-range ones by name.</summary>
+    [Test]
+    public void TrainerOptionsCarryTheNewFields()
+    {
+        var options = new GrpoTrainerOptions
+        {
+            EntropyCoefficient = 0.01f, TopEntropyQuantile = 0.2f, MultiObjectiveAggregation = MultiObjectiveAggregation.NormalizeThenSum,
+        };
+        options.Validate();
+        Assert.That((options.Objective.EntropyCoefficient, options.Objective.TopEntropyQuantile), Is.EqualTo((0.01f, 0.2f)));
+        var aggregation = Assert.Catch<ArgumentException>(() => (options with { MultiObjectiveAggregation = (MultiObjectiveAggregation)9 }).Validate())!;
+        Assert.That(aggregation.ParamName, Is.EqualTo(nameof(GrpoTrainerOptions.MultiObjectiveAggregation)));
+        var quantile = Assert.Catch<ArgumentException>(() => (options with { TopEntropyQuantile = 2f }).Validate())!;
+        Assert.That(quantile.ParamName, Is.EqualTo(nameof(GrpoTrainerOptions.TopEntropyQuantile)));
+    }
+
     [TestCase("\"rewards\": [1, 2], \"rewards_per_function\": [[1], [2]]", "both rewards and rewards_per_function")]
     [TestCase("\"rewards_per_function\": [[1, 2], [2]]", "rewards_per_function[1] has 1 scores")]
     [TestCase("\"rewards_per_function\": [[1, 2], [2, 3]], \"reward_weights\": [1]", "reward_weights must hold 2 finite numbers")]
