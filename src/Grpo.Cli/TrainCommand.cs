@@ -29,7 +29,7 @@ internal static class TrainCommand
         var task = new Option<string?>("--task") { Description = $"built-in task (default {DefaultTask}; a resumed run keeps its own): {string.Join(", ", StringTransformTask.All.Select(t => $"{t.Name} ({t.Description})"))}" };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or ilgpu-cpu (default: GRPO_DEVICE, else auto)" };
         var outputFolder = new Option<string>("--output") { Description = "run folder: metrics.jsonl, curves, checkpoints", DefaultValueFactory = _ => "grpo-run" };
-        var model = new Option<string?>("--model") { Description = "start from this Hugging Face model folder (gpt2, llama or qwen2) instead of a random tiny model" };
+        var model = new Option<string?>("--model") { Description = "start from this Hugging Face model folder (gpt2, llama, qwen2 or qwen3) instead of a random tiny model" };
         var resume = new Option<bool>("--resume") { Description = "continue the run in --output from its latest complete checkpoint, with the run's own options" };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "steps between checkpoints", DefaultValueFactory = _ => DefaultCheckpointEvery };
         var dataset = new Option<string?>("--dataset") { Description = "train --model on the prompts of this JSONL or Parquet file (or folder of shards) instead of a built-in task; needs --reward" };

@@ -67,6 +67,13 @@ internal sealed class TrainerOptionFlags
             (o, v) => o with { SapoTemperaturePositive = v });
         Add<float>("--sapo-temperature-neg", "SAPO's gate temperature for other advantages", nameof(GrpoTrainerOptions.SapoTemperatureNegative), "sapo_temperature_neg", "1.5",
             (o, v) => o with { SapoTemperatureNegative = v });
+        Add<float>("--entropy-coeff", "entropy bonus coefficient: loss -= c x aggregated entropy; 0 is off (verl entropy_coeff)", nameof(GrpoTrainerOptions.EntropyCoefficient),
+            null, "0.001", (o, v) => o with { EntropyCoefficient = v }, "--entropy-coef");
+        Add<float>("--top-entropy-quantile", "only this highest-entropy fraction of each micro-batch's tokens keeps its policy term, in [0, 1]; 1 is off",
+            nameof(GrpoTrainerOptions.TopEntropyQuantile), "top_entropy_quantile", "0.2", (o, v) => o with { TopEntropyQuantile = v });
+        Add<string>("--multi-objective-aggregation", $"how several reward functions combine: {Names(Aggregations)}",
+            nameof(GrpoTrainerOptions.MultiObjectiveAggregation), "multi_objective_aggregation", "normalize_then_sum",
+            (o, v) => o with { MultiObjectiveAggregation = Choice("--multi-objective-aggregation", v, Aggregations) });
         Add<string>("--scale-rewards", $"how centred rewards are scaled: {Names(RewardScalings)} (true = group, false = none)",
             nameof(GrpoTrainerOptions.ScaleRewards), "scale_rewards", "batch", (o, v) => o with { ScaleRewards = Choice("--scale-rewards", v, RewardScalings) });
         Add<int>("--num-iterations", "mu: policy updates per rollout", nameof(GrpoTrainerOptions.NumIterations), "num_iterations", "2",
@@ -234,6 +241,9 @@ internal sealed class TrainerOptionFlags
 
     private static readonly (string Name, RewardScaling Value)[] RewardScalings =
         [("group", RewardScaling.Group), ("batch", RewardScaling.Batch), ("none", RewardScaling.None), ("true", RewardScaling.Group), ("false", RewardScaling.None)];
+
+    private static readonly (string Name, MultiObjectiveAggregation Value)[] Aggregations =
+        [("sum_then_normalize", MultiObjectiveAggregation.SumThenNormalize), ("normalize_then_sum", MultiObjectiveAggregation.NormalizeThenSum)];
 
     private static readonly (string Name, ImportanceSamplingLevel Value)[] SamplingLevels =
         [("token", ImportanceSamplingLevel.Token), ("sequence", ImportanceSamplingLevel.Sequence)];
