@@ -55,9 +55,12 @@ internal static class TrainRun
                 policy = s.Model is null
                     ? TransformerModel.CreateRandom(device, RandomModel(task, options), options.Seed)
                     : TransformerModel.Load(device, s.Model);
-                if (policy.Config.VocabSize < task.Tokenizer.VocabularySize)
+                // Built-in tasks speak their character tokenizer: a larger vocabulary would sample ids it cannot decode,
+                // a smaller one could not write every character.
+                if (policy.Config.VocabSize != task.Tokenizer.VocabularySize)
                     throw new ArgumentException(
-                        $"--model: the model's vocabulary ({policy.Config.VocabSize}) is smaller than the task's character tokenizer ({task.Tokenizer.VocabularySize}).");
+                        $"--model: the model's vocabulary ({policy.Config.VocabSize}) is not the task's character tokenizer ({task.Tokenizer.VocabularySize} ids); " +
+                        "built-in tasks train models of their own tokenizer (a run's checkpoint); train a Hugging Face model with --dataset and --reward instead.");
                 if (options.Beta > 0)
                 {
                     // The reference is the initial policy, frozen; saved so a resumed run has it too.

@@ -202,6 +202,16 @@ public sealed class TrainingCommandsTests
             var train = Run("train", "--model", model, "--steps", "1", "--prompts", "1", "--group-size", "2", "--beta", "0.04", "--device", "cpu", "--output", run);
             Assert.That(train.Exit, Is.EqualTo(GrpoCommand.Success), train.Error);
             Assert.That(train.Output, Does.Match(@"time per step \(mean of 1\): rollout [0-9.]+ s, .*reference/old log-probs [0-9.]+ s, .*peak working set [0-9.]+ GiB"));
+
+            // A larger vocabulary would sample ids the task's tokenizer cannot decode: refused before any step.
+            string wide = Path.Combine(work, "wide");
+            Directory.CreateDirectory(wide);
+            File.WriteAllText(Path.Combine(wide, "config.json"), (config with { VocabSize = config.VocabSize + 7 }).ToJson());
+            Assert.That(Run("init-model", "--config", Path.Combine(wide, "config.json"), "--output", Path.Combine(wide, "model"), "--device", "cpu").Exit,
+                Is.EqualTo(GrpoCommand.Success));
+            var wideTrain = Run("train", "--model", Path.Combine(wide, "model"), "--steps", "1", "--device", "cpu", "--output", Path.Combine(work, "wide-run"));
+            Assert.That(wideTrain.Exit, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(wideTrain.Error, Does.Contain("is not the task's character tokenizer").And.Contain("--dataset"));
         }
         finally
         {
