@@ -50,6 +50,11 @@ internal static class TrainCommand
         var dynamicSampling = new Option<bool>("--dynamic-sampling") { Description = "with --dataset: DAPO's dynamic sampling, dropping groups whose rewards are all equal and generating more prompts" };
         var maxGenerationBatches = new Option<int>("--max-generation-batches") { Description = "with --dynamic-sampling: most batches of prompts generated per step", DefaultValueFactory = _ => 4 };
         var overlongBuffer = new Option<int?>("--overlong-buffer") { Description = "soft_overlong_punishment's buffer in tokens (default 20% of --max-completion-length)" };
+        var rankTimeout = new Option<int>("--rank-timeout")
+        {
+            Description = "under mpirun: seconds a rank waits for another before the whole job stops, naming the rank that did not answer",
+            DefaultValueFactory = _ => DataParallelRun.DefaultRankTimeoutSeconds,
+        };
         var logCompletions = new Option<int?>("--log-completions-steps")
         {
             Description = $"with --dataset: write every completion of every N-th step, with its rewards and advantage, to completions.jsonl (default {DatasetSettings.DefaultLogCompletionsSteps}; 0: never)",
@@ -61,9 +66,9 @@ internal static class TrainCommand
             "and checkpoints into --output.");
         foreach (var option in new Option[] { task, steps, seed, device, outputFolder, model, resume, learningRate, groupSize, prompts, beta, checkpointEvery,
                      dataset, reward, rewardWeights, promptColumn, systemPrompt, noChatTemplate, maxPromptLength, maxCompletionLength, temperature, overlongBuffer, dynamicSampling, maxGenerationBatches,
-                     logCompletions })
+                     logCompletions, rankTimeout })
             command.Options.Add(option);
-        command.SetAction(parse => CliErrors.Guarded(error, "train", () =>
+        command.SetAction(parse => CliErrors.Guarded(error, "train", () => DataParallelRun.Execute(output, parse.GetValue(rankTimeout), (ranks, rankOutput) =>
         {
             var settings = new TrainSettings(
                 parse.GetValue(task), parse.GetValue(steps), parse.GetValue(seed), parse.GetValue(device), parse.GetValue(outputFolder)!,
@@ -75,7 +80,7 @@ internal static class TrainCommand
                 if (parse.GetValue(reward) is not null) throw new ArgumentException("--reward chooses the rewards of a --dataset run; built-in tasks have their own.");
                 if (parse.GetValue(dynamicSampling)) throw new ArgumentException("--dynamic-sampling draws prompts from a --dataset; built-in tasks do not use it.");
                 if (parse.GetValue(logCompletions) is not null) throw new ArgumentException("--log-completions-steps logs the completions of a --dataset run; leave it out for built-in tasks.");
-                return TrainRun.Execute(settings, output);
+                return TrainRun.Execute(settings, rankOutput, ranks);
             }
             settings.Validate();
             if (settings.Task is not null) throw new ArgumentException("--task and --dataset exclude each other: a run trains on a built-in task or on a dataset.");
@@ -92,8 +97,8 @@ internal static class TrainCommand
                         : parse.GetValue(maxGenerationBatches) is >= 1 and var limit ? limit
                         : throw new ArgumentException($"--max-generation-batches is {parse.GetValue(maxGenerationBatches)}; generate at least 1 batch per step (4 is usual)."));
             }
-            return DatasetTrainRun.Execute(settings, datasetSettings, parse.GetValue(logCompletions), output, TrainRun.CreateConsole(output));
-        }));
+            return DatasetTrainRun.Execute(settings, datasetSettings, parse.GetValue(logCompletions), rankOutput, TrainRun.CreateConsole(rankOutput), ranks);
+        })));
         return command;
     }
 }
