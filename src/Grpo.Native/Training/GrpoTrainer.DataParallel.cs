@@ -91,7 +91,7 @@ public sealed partial class GrpoTrainer
         int mid = FixedOrderSum.Split(lo, hi);
         SumGradientTree(lo, mid, runMicroBatch, depth + 1);
         var gradients = _policy.Gradients.Buffer;                                      // (P)
-        if (_treeSums.Count <= depth) _treeSums.Add(_policy.Device.Allocate<float>(checked((int)gradients.Length)));
+        while (_treeSums.Count <= depth) _treeSums.Add(_policy.Device.Allocate<float>(checked((int)gradients.Length)));
         var left = _treeSums[depth];                                                   // (P)
         left.Fill(0f);
         _policy.Device.Operations.Add(left, left, gradients); // a copy: 0 + g is g
