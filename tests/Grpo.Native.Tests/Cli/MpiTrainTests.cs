@@ -19,34 +19,28 @@ public sealed class MpiTrainTests
     [Test]
     public void TwoRanksGiveTheOneProcessRunsMetricsAndCheckpointBitForBit()
     {
-        string one = TempFolder(), two = TempFolder();
+        string one = TempFolder(), two = TempFolder(), resumed = TempFolder();
         try
         {
-            // The default run's options, cut to two steps.
-            string[] args = ["train", "--steps", "2", "--device", "cpu"];
+            // The default run's options, cut to two steps, with a checkpoint after each.
+            string[] args = ["train", "--steps", "2", "--checkpoint-every", "1", "--device", "cpu"];
             var (exit, _, error) = CliRun.Grpo([.. args, "--output", one]);
             Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
             var (mpiExit, mpiOutput) = MpiRun(2, [.. args, "--output", two]);
             Assert.That(mpiExit, Is.EqualTo(0), mpiOutput);
 
-            var expected = MetricsLog.Read(Path.Combine(one, "metrics.jsonl"));
-            var actual = MetricsLog.Read(Path.Combine(two, "metrics.jsonl"));
-            Assert.That(actual, Has.Count.EqualTo(expected.Count), "rank 0 alone writes one row per step");
-            for (int i = 0; i < expected.Count; i++)
-            {
-                Assert.That(actual[i]["world_size"], Is.EqualTo(2));
-                Assert.That(actual[i].Keys, Is.EquivalentTo(expected[i].Keys));
-                foreach (var (name, value) in expected[i].Where(kv => !NotCompared.Contains(kv.Key)))
-                    Assert.That(actual[i][name], Is.EqualTo(value), $"step {i + 1}: {name}");
-            }
-            string checkpoint = Path.GetFileName(GrpoCheckpoint.FolderFor(one, 2));
-            foreach (string file in new[] { "model/model.safetensors", "model/config.json", GrpoCheckpoint.OptimizerFileName, GrpoCheckpoint.StateFileName })
-                Assert.That(File.ReadAllBytes(Path.Combine(two, checkpoint, file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(one, checkpoint, file))),
-                    $"{checkpoint}/{file}");
+            AssertSameRun(one, two, worldSize: 2);
+
+            // --resume with another rank count: the two-rank run's step-1 checkpoint, resumed by one process.
+            CopyFolder(two, resumed);
+            Directory.Delete(GrpoCheckpoint.FolderFor(resumed, 2), recursive: true);
+            (exit, _, error) = CliRun.Grpo("train", "--resume", "--output", resumed, "--device", "cpu");
+            Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+            AssertSameRun(one, resumed, worldSize: null);
         }
         finally
         {
-            foreach (string folder in new[] { one, two })
+            foreach (string folder in new[] { one, two, resumed })
                 if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
         }
     }
@@ -86,6 +80,34 @@ public sealed class MpiTrainTests
         {
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
         }
+    }
+
+    /// <summary>The same metrics (but timings) and the same final checkpoint, bit for bit.</summary>
+    private static void AssertSameRun(string expectedFolder, string actualFolder, int? worldSize)
+    {
+        var expected = MetricsLog.Read(Path.Combine(expectedFolder, "metrics.jsonl"));
+        var actual = MetricsLog.Read(Path.Combine(actualFolder, "metrics.jsonl"));
+        Assert.That(actual, Has.Count.EqualTo(expected.Count), "rank 0 alone writes one row per step");
+        for (int i = 0; i < expected.Count; i++)
+        {
+            if (worldSize is { } k) Assert.That(actual[i]["world_size"], Is.EqualTo(k));
+            Assert.That(actual[i].Keys, Is.EquivalentTo(expected[i].Keys));
+            foreach (var (name, value) in expected[i].Where(kv => !NotCompared.Contains(kv.Key)))
+                Assert.That(actual[i][name], Is.EqualTo(value), $"step {i + 1}: {name}");
+        }
+        string checkpoint = Path.GetFileName(GrpoCheckpoint.FolderFor(expectedFolder, 2));
+        foreach (string file in new[] { "model/model.safetensors", "model/config.json", GrpoCheckpoint.OptimizerFileName, GrpoCheckpoint.StateFileName })
+            Assert.That(File.ReadAllBytes(Path.Combine(actualFolder, checkpoint, file)),
+                Is.EqualTo(File.ReadAllBytes(Path.Combine(expectedFolder, checkpoint, file))), $"{checkpoint}/{file}");
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        foreach (string directory in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(directory.Replace(from, to));
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, file.Replace(from, to));
     }
 
     /// <summary>
