@@ -188,7 +188,7 @@ public sealed unsafe class MpiCommunicator : ICommunicator
 
 /// <summary>Another rank did not answer within the rank timeout: it died, hung, or is far slower than this one.</summary>
 public sealed class RankTimeoutException(int rank, int peer, string operation, TimeSpan timeout) : Exception(
-    $"rank {rank}: rank {peer} did not answer within {timeout.TotalSeconds:G} s (--rank-timeout) in the {operation}; it died or hung. " +
+    $"rank {peer} did not answer rank {rank} within {timeout.TotalSeconds:G} s (--rank-timeout) in the {operation}; it died or hung. " +
     "Stopping every rank; the newest complete checkpoint is intact, resume from it with --resume.")
 {
     /// <summary>The rank that did not answer.</summary>

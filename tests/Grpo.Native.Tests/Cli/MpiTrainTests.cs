@@ -66,6 +66,29 @@ public sealed class MpiTrainTests
     }
 
     [Test]
+    public void ARankThatHangsStopsTheJobWithinTheRankTimeoutNamingIt()
+    {
+        string folder = TempFolder(), hanging = Path.Combine(folder, "model");
+        try
+        {
+            // Rank 1 hangs before its first step: its model folder's tokenizer.json is a named pipe nobody writes to.
+            Directory.CreateDirectory(hanging);
+            using (var mkfifo = Process.Start("mkfifo", Path.Combine(hanging, "tokenizer.json"))) mkfifo.WaitForExit();
+            string[] rank0 = ["train", "--steps", "1", "--device", "cpu", "--output", Path.Combine(folder, "run"), "--rank-timeout", "2"];
+            string[] rank1 = ["train", "--dataset", Path.Combine(folder, "none.jsonl"), "--reward", "accuracy", "--model", hanging,
+                "--output", Path.Combine(folder, "run1"), "--rank-timeout", "2"];
+            var (exit, output) = MpiRun(1, rank0, rank1);
+            Assert.That(exit, Is.Not.EqualTo(0), output);
+            Assert.That(output, Does.Contain("rank 1 did not answer rank 0 within 2 s (--rank-timeout)"));
+            Assert.That(Directory.GetDirectories(Path.Combine(folder, "run"), "checkpoint-*"), Is.Empty);
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
     public void ARankCountThatDoesNotDivideThePromptsIsRefusedBeforeAnyWork()
     {
         string folder = TempFolder();
