@@ -22,11 +22,13 @@ public sealed class DataParallelTrainerTests
     {
         var random = TestRandom.Create();
         // Micro-batches of random size, so ranks own unequal numbers of them (or none); options that make every global
-        // quantity matter: batch-scaled rewards, dapo's whole-batch token count, μ = 2 with old log-probs, β > 0.
+        // quantity matter: batch-scaled rewards, dapo's whole-batch token count, μ = 2 with old log-probs, β > 0, and the
+        // per-micro-batch entropy mask with an entropy bonus.
         var options = Options(seed: random.Next(1000)) with
         {
             PromptsPerStep = 12, GroupSize = 2, MicroBatchSize = random.Next(1, 25), NumIterations = 2, Beta = 0.04f,
             ScaleRewards = RewardScaling.Batch, LossType = random.Next(2) == 0 ? LossType.Dapo : LossType.Grpo,
+            EntropyCoefficient = 0.01f, TopEntropyQuantile = 0.5f,
         };
         TestContext.Out.WriteLine($"K = {size}, micro-batch {options.MicroBatchSize}, loss {options.LossType}, seed {options.Seed}");
         int modelSeed = random.Next(1000);
