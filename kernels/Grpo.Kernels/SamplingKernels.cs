@@ -12,7 +12,7 @@ public readonly struct SamplingParameters
 {
     /// <summary>Creates the parameters; see each property for its meaning.</summary>
     public SamplingParameters(int vocab, int greedy, float inverseTemperature, int topK, float topP, int useMinP,
-        float logMinP, ulong seed, int step)
+        float logMinP, ulong seed, int step, int firstRow = 0)
     {
         Vocab = vocab;
         Greedy = greedy;
@@ -23,6 +23,7 @@ public readonly struct SamplingParameters
         LogMinP = logMinP;
         Seed = seed;
         Step = step;
+        FirstRow = firstRow;
     }
 
     /// <summary>Columns per row (V).</summary>
@@ -51,6 +52,9 @@ public readonly struct SamplingParameters
 
     /// <summary>The user's step for <see cref="CounterRng"/>.</summary>
     public int Step { get; }
+
+    /// <summary>The global index of row 0 for <see cref="CounterRng"/>: a rank sampling rows F.. of a larger batch draws what one process would.</summary>
+    public int FirstRow { get; }
 }
 
 /// <summary>
@@ -168,7 +172,7 @@ public static class SamplingKernels
 
         // Gumbel-max over the kept set; each thread walks its columns upwards and keeps the first
         // best, the group keeps the lowest index among equal scores.
-        ulong rowKey = CounterRng.RowKey(p.Seed, row, p.Step);
+        ulong rowKey = CounterRng.RowKey(p.Seed, p.FirstRow + row, p.Step);
         float best = float.NegativeInfinity;
         int bestIndex = int.MaxValue;
         for (int j = t; j < vocab; j += stride)

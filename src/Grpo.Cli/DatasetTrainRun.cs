@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Grpo.Native.Checkpoints;
 using Grpo.Native.Datasets;
+using Grpo.Native.Distributed;
 using Grpo.Native.Models;
 using Grpo.Native.Operations;
 using Grpo.Native.Rewards;
@@ -51,8 +52,11 @@ internal static class DatasetTrainRun
     /// <param name="logCompletionsSteps">--log-completions-steps when given: overrides the run's setting, also on --resume.</param>
     /// <param name="output">Where progress and results are printed.</param>
     /// <param name="console">The progress bar's console.</param>
-    public static int Execute(TrainSettings s, DatasetSettings? requested, int? logCompletionsSteps, TextWriter output, IAnsiConsole console)
+    /// <param name="ranks">The run's ranks (one process unless started by mpirun); only rank 0 writes to the run folder.</param>
+    public static int Execute(TrainSettings s, DatasetSettings? requested, int? logCompletionsSteps, TextWriter output, IAnsiConsole console,
+        ICommunicator ranks)
     {
+        bool writer = ranks.Rank == 0;
         if (logCompletionsSteps is < 0)
             throw new ArgumentException($"--log-completions-steps is {logCompletionsSteps}; pass N >= 1 to log completions every N steps, or 0 for never.");
         string runFolder = Path.GetFullPath(s.Output);
@@ -106,24 +110,27 @@ internal static class DatasetTrainRun
         {
             if (resumeFrom is not null)
             {
+                GrpoTrainer.CheckDataParallel(options, ranks); // before any work
                 policy = GrpoCheckpoint.LoadPolicy(device, resumeFrom);
                 if (options.Beta > 0) reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
             }
             else
             {
                 policy = TransformerModel.Load(device, info.Model);
+                GrpoTrainer.CheckDataParallel(options, ranks); // before any work
                 if (options.Beta > 0)
                 {
-                    policy.Save(Path.Combine(runFolder, ReferenceFolder)); // the frozen initial policy, kept for --resume
+                    if (writer) policy.Save(Path.Combine(runFolder, ReferenceFolder)); // the frozen initial policy, kept for --resume
+                    ranks.Barrier();
                     reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
                 }
-                AtomicFile.WriteAllText(Path.Combine(runFolder, RunInfoFile), JsonSerializer.Serialize(info));
+                if (writer) AtomicFile.WriteAllText(Path.Combine(runFolder, RunInfoFile), JsonSerializer.Serialize(info));
             }
 
-            using var trainer = new GrpoTrainer(policy, tokenizer, rewards, options, reference);
+            using var trainer = new GrpoTrainer(policy, tokenizer, rewards, options, reference, ranks);
             if (resumeFrom is not null) GrpoCheckpoint.Restore(trainer, resumeFrom);
-            var log = new MetricsLog(Path.Combine(runFolder, MetricsFile), keepThroughStep: trainer.Step);
-            var completionsLog = new CompletionsLog(Path.Combine(runFolder, CompletionsFile), keepThroughStep: trainer.Step);
+            var log = writer ? new MetricsLog(Path.Combine(runFolder, MetricsFile), keepThroughStep: trainer.Step) : null;
+            var completionsLog = writer ? new CompletionsLog(Path.Combine(runFolder, CompletionsFile), keepThroughStep: trainer.Step) : null;
             output.WriteLine($"dataset {d.Dataset}: {dataset.Count} rows; rewards {string.Join(", ", rewards.Select(r => $"{r.Name} x{r.Weight:G3}"))}; on {device}");
             output.WriteLine($"policy {info.Model}: {policy.Parameters.Count:N0} parameters; {options.PromptsPerStep} prompts x {options.GroupSize} completions per step, " +
                              $"lr {options.LearningRate:G3}, beta {options.Beta}, loss {options.LossType}");
@@ -137,7 +144,7 @@ internal static class DatasetTrainRun
                         var prompts = source.NextPrompts(options.PromptsPerStep); // more than once per step with dynamic sampling
                         return new PromptBatch(prompts.Select(p => p.Tokens.TokenIds.ToArray()).ToArray(), prompts.Select(p => p.Row.Columns).ToArray());
                     });
-                    if (d.LogCompletionsSteps > 0 && metrics.Step % d.LogCompletionsSteps == 0) completionsLog.Append(trainer.LastStepCompletions!);
+                    if (d.LogCompletionsSteps > 0 && metrics.Step % d.LogCompletionsSteps == 0) completionsLog?.Append(trainer.LastStepCompletions!);
                     return metrics with
                     {
                         Extra = new Dictionary<string, double> { ["prompts/skipped"] = skippedBefore + source.SkippedPrompts, ["epoch"] = sampler.Epoch },
@@ -152,6 +159,7 @@ internal static class DatasetTrainRun
                     AtomicFile.WriteAllText(Path.Combine(Path.GetDirectoryName(checkpointModel)!, SamplerFile),
                         JsonSerializer.Serialize(new SamplerPosition(sampler.RowCount, sampler.Seed, sampler.Epoch, sampler.Offset, skippedBefore + source.SkippedPrompts)));
                 }));
+            if (!writer) return GrpoCommand.Success;
             Curves.Write(runFolder, MetricsLog.Read(Path.Combine(runFolder, MetricsFile)));
             output.WriteLine($"trained to step {options.TotalSteps}; {skippedBefore + source.SkippedPrompts} prompts over --max-prompt-length {options.MaxPromptLength} skipped");
             output.WriteLine($"metrics: {Path.Combine(runFolder, MetricsFile)}; final checkpoint: {GrpoCheckpoint.FolderFor(runFolder, options.TotalSteps)} " +

@@ -39,6 +39,11 @@ internal static class TrainCommand
         var systemPrompt = new Option<string?>("--system-prompt") { Description = "with --dataset: a system message put first in every conversation that does not start with one" };
         var noChatTemplate = new Option<bool>("--no-chat-template") { Description = "with --dataset: encode text prompts as they are instead of as one user message of the chat template" };
         var overlongBuffer = new Option<int?>("--overlong-buffer") { Description = "soft_overlong_punishment's buffer in tokens (default 20% of --max-completion-length)" };
+        var rankTimeout = new Option<int>("--rank-timeout")
+        {
+            Description = "under mpirun: seconds a rank waits for another before the whole job stops, naming the rank that did not answer",
+            DefaultValueFactory = _ => DataParallelRun.DefaultRankTimeoutSeconds,
+        };
         var logCompletions = new Option<int?>("--log-completions-steps")
         {
             Description = $"with --dataset: write every completion of every N-th step, with its rewards and advantage, to completions.jsonl (default {DatasetSettings.DefaultLogCompletionsSteps}; 0: never)",
@@ -51,10 +56,10 @@ internal static class TrainCommand
             "metrics.jsonl, reward/KL/length curves (PNG) and checkpoints into --output. Every trainer option has a flag named as in TRL's " +
             "GRPOConfig (README: \"grpo train flags\"); its default is TRL's unless the run kind has its own.");
         foreach (var option in new Option[] { task, device, outputFolder, model, resume, checkpointEvery,
-                     dataset, reward, rewardWeights, promptColumn, systemPrompt, noChatTemplate, overlongBuffer, logCompletions })
+                     dataset, reward, rewardWeights, promptColumn, systemPrompt, noChatTemplate, overlongBuffer, logCompletions, rankTimeout })
             command.Options.Add(option);
         trainerFlags.AddTo(command);
-        command.SetAction(parse => CliErrors.Guarded(error, "train", () =>
+        command.SetAction(parse => CliErrors.Guarded(error, "train", () => DataParallelRun.Execute(output, parse.GetValue(rankTimeout), (ranks, rankOutput) =>
         {
             var settings = new TrainSettings(parse.GetValue(task), parse.GetValue(device), parse.GetValue(outputFolder)!,
                 parse.GetValue(model), parse.GetValue(resume), parse.GetValue(checkpointEvery), trainerFlags.Read(parse));
@@ -64,7 +69,7 @@ internal static class TrainCommand
             {
                 if (parse.GetValue(reward) is not null) throw new ArgumentException("--reward chooses the rewards of a --dataset run; built-in tasks have their own.");
                 if (parse.GetValue(logCompletions) is not null) throw new ArgumentException("--log-completions-steps logs the completions of a --dataset run; leave it out for built-in tasks.");
-                return TrainRun.Execute(settings, output);
+                return TrainRun.Execute(settings, rankOutput, ranks);
             }
             if (settings.Task is not null) throw new ArgumentException("--task and --dataset exclude each other: a run trains on a built-in task or on a dataset.");
             DatasetSettings? datasetSettings = null;
@@ -76,8 +81,8 @@ internal static class TrainCommand
                     parse.GetValue(rewardWeights), parse.GetValue(promptColumn)!, parse.GetValue(systemPrompt), !parse.GetValue(noChatTemplate),
                     parse.GetValue(overlongBuffer), parse.GetValue(logCompletions) ?? DatasetSettings.DefaultLogCompletionsSteps);
             }
-            return DatasetTrainRun.Execute(settings, datasetSettings, parse.GetValue(logCompletions), output, TrainRun.CreateConsole(output));
-        }));
+            return DatasetTrainRun.Execute(settings, datasetSettings, parse.GetValue(logCompletions), rankOutput, TrainRun.CreateConsole(rankOutput), ranks);
+        })));
         return command;
     }
 }

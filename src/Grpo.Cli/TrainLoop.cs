@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Grpo.Native.Distributed;
 using Grpo.Native.Training;
 using Spectre.Console;
 
@@ -16,11 +17,13 @@ internal static class TrainLoop
     public const int CheckpointsKept = 2;
 
     /// <summary>Runs steps until <see cref="GrpoTrainerOptions.TotalSteps"/>.</summary>
+    /// <param name="log">metrics.jsonl; null on the ranks other than 0 of a data-parallel run.</param>
     /// <param name="trainOneStep">Draws the next step's prompts and trains on them.</param>
-    /// <param name="checkpoint">Saves a checkpoint of the step just finished.</param>
-    public static void Run(IAnsiConsole console, GrpoTrainer trainer, MetricsLog log, TextWriter output, int checkpointEvery,
+    /// <param name="checkpoint">Saves a checkpoint of the step just finished (rank 0 only, once every rank has finished the step).</param>
+    public static void Run(IAnsiConsole console, GrpoTrainer trainer, MetricsLog? log, TextWriter output, int checkpointEvery,
         Func<GrpoStepMetrics> trainOneStep, Action checkpoint)
     {
+        var ranks = trainer.Communicator;
         int total = trainer.Options.TotalSteps;
         var steps = new List<GrpoStepMetrics>();
         void RunSteps(Action<GrpoStepMetrics> report)
@@ -29,9 +32,13 @@ internal static class TrainLoop
             {
                 var metrics = trainOneStep();
                 steps.Add(metrics);
-                log.Append(metrics);
+                log?.Append(metrics);
                 report(metrics);
-                if (metrics.Step % checkpointEvery == 0 || metrics.Step == total) checkpoint();
+                if (metrics.Step % checkpointEvery == 0 || metrics.Step == total)
+                {
+                    ranks.Barrier(); // every rank finished the step before its checkpoint is committed
+                    if (ranks.Rank == 0) checkpoint();
+                }
             }
         }
 

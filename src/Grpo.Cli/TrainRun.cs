@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Grpo.Native.Checkpoints;
+using Grpo.Native.Distributed;
 using Grpo.Native.Models;
 using Grpo.Native.Tasks;
 using Grpo.Native.Training;
@@ -20,8 +21,10 @@ internal static class TrainRun
 
     private const string RunInfoFile = "run.json", ReferenceFolder = "reference", MetricsFile = "metrics.jsonl";
 
-    public static int Execute(TrainSettings s, TextWriter output)
+    /// <param name="ranks">The run's ranks (one process unless started by mpirun); only rank 0 writes to the run folder.</param>
+    public static int Execute(TrainSettings s, TextWriter output, ICommunicator ranks)
     {
+        bool writer = ranks.Rank == 0;
         var task = StringTransformTask.Get(s.Task ?? TrainCommand.DefaultTask); // checked before any work
         var console = CreateConsole(output);
         string runFolder = Path.GetFullPath(s.Output);
@@ -40,6 +43,7 @@ internal static class TrainRun
                     $"--resume: '{runFolder}' holds no complete checkpoint (checkpoint-STEP folder with {GrpoCheckpoint.StateFileName}); start a new run instead.");
                 options = GrpoCheckpoint.ReadState(resumeFrom).Options;
                 s.Flags.CheckResumed(options, resumeFrom);
+                GrpoTrainer.CheckDataParallel(options, ranks); // before any work
                 info = ReadRunInfo(runFolder);
                 if (s.Task is not null && s.Task != info.Task)
                     throw new ArgumentException($"--task {s.Task} differs from the run's task '{info.Task}'; leave --task out to resume it.");
@@ -61,21 +65,28 @@ internal static class TrainRun
                     throw new ArgumentException(
                         $"--model: the model's vocabulary ({policy.Config.VocabSize}) is not the task's character tokenizer ({task.Tokenizer.VocabularySize} ids); " +
                         "built-in tasks train models of their own tokenizer (a run's checkpoint); train a Hugging Face model with --dataset and --reward instead.");
+                GrpoTrainer.CheckDataParallel(options, ranks); // before any work
                 if (options.Beta > 0)
                 {
-                    // The reference is the initial policy, frozen; saved so a resumed run has it too.
-                    policy.Save(Path.Combine(runFolder, ReferenceFolder));
+                    // The reference is the initial policy, frozen; saved (by rank 0) so a resumed run has it too.
+                    if (writer) policy.Save(Path.Combine(runFolder, ReferenceFolder));
+                    ranks.Barrier();
                     reference = TransformerModel.Load(device, Path.Combine(runFolder, ReferenceFolder));
                 }
-                output.WriteLine($"measuring the untrained policy on {task.HeldOutWords.Count} held-out words...");
-                info = new RunInfo(task.Name, options.Seed, task.Evaluate(policy, task.HeldOutWords), s.Model ?? "random " + policy.Config.ModelType);
-                AtomicFile.WriteAllText(Path.Combine(runFolder, RunInfoFile), JsonSerializer.Serialize(info));
+                string modelName = s.Model ?? "random " + policy.Config.ModelType;
+                if (writer)
+                {
+                    output.WriteLine($"measuring the untrained policy on {task.HeldOutWords.Count} held-out words...");
+                    info = new RunInfo(task.Name, options.Seed, task.Evaluate(policy, task.HeldOutWords), modelName);
+                    AtomicFile.WriteAllText(Path.Combine(runFolder, RunInfoFile), JsonSerializer.Serialize(info));
+                }
+                else info = new RunInfo(task.Name, options.Seed, float.NaN, modelName); // only rank 0 reports the held-out reward
             }
 
-            using var trainer = new GrpoTrainer(policy, task.Tokenizer, task.Rewards(), options, reference);
+            using var trainer = new GrpoTrainer(policy, task.Tokenizer, task.Rewards(), options, reference, ranks);
             if (resumeFrom is not null) GrpoCheckpoint.Restore(trainer, resumeFrom);
-            var log = new MetricsLog(Path.Combine(runFolder, MetricsFile), keepThroughStep: trainer.Step);
-            output.WriteLine($"task {task.Name} ({task.Description}) on {device}");
+            var log = writer ? new MetricsLog(Path.Combine(runFolder, MetricsFile), keepThroughStep: trainer.Step) : null;
+            output.WriteLine($"task {task.Name} ({task.Description}) on {device}{(ranks.Size > 1 ? $", {ranks.Size} ranks" : "")}");
             output.WriteLine($"policy {info.Model}: {policy.Parameters.Count:N0} parameters; {options.PromptsPerStep} prompts x {options.GroupSize} completions per step, " +
                              $"lr {options.LearningRate:G3}, beta {options.Beta}, loss {options.LossType}");
             if (resumeFrom is not null) output.WriteLine($"resuming from {resumeFrom} at step {trainer.Step} of {options.TotalSteps}");
@@ -85,6 +96,7 @@ internal static class TrainRun
             TrainLoop.Run(console, trainer, log, output, s.CheckpointEvery,
                 trainOneStep: () => trainer.TrainStep(task.TrainingWords(options.Seed, trainer.Step + 1, options.PromptsPerStep).Select(task.PromptTokens).ToArray()),
                 checkpoint: () => Checkpoint(trainer, task, runFolder));
+            if (!writer) return GrpoCommand.Success;
             float trained = task.Evaluate(policy, task.HeldOutWords);
             Curves.Write(runFolder, MetricsLog.Read(Path.Combine(runFolder, MetricsFile)));
 

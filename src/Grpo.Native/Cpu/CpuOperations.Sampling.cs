@@ -13,9 +13,9 @@ internal sealed partial class CpuOperations
 {
     /// <inheritdoc />
     public void SampleTokens(Tensor<float> logits /* (R, V) */, SamplingOptions options, ulong seed, int step,
-        Tensor<int> tokens /* (R) */, Tensor<float> logprobs /* (R) */)
+        Tensor<int> tokens /* (R) */, Tensor<float> logprobs /* (R) */, int firstRow = 0)
     {
-        var (rows, p) = SamplingValidation.Validate(logits, options, seed, step, tokens, logprobs);
+        var (rows, p) = SamplingValidation.Validate(logits, options, seed, step, tokens, logprobs, firstRow);
         CpuBuffer<float> x = Data(logits, nameof(logits)); // (R, V)
         CpuBuffer<int> outTokens = Data(tokens, nameof(tokens)); // (R)
         CpuBuffer<float> outLogprobs = Data(logprobs, nameof(logprobs)); // (R)
@@ -101,7 +101,7 @@ internal sealed partial class CpuOperations
         // always kept, so its score bounds the winner's from below, and float Gumbel noise never exceeds
         // ln(2^24) ≈ 16.64: tokens below that bound minus GumbelCeiling cannot win, so they skip the hash
         // and both logs. The pruning is exact (same winner), and on peaked LLM rows it skips most tokens.
-        ulong rowKey = CounterRng.RowKey(p.Seed, row, p.Step);
+        ulong rowKey = CounterRng.RowKey(p.Seed, p.FirstRow + row, p.Step);
         int top = TensorPrimitives.IndexOfMax(z);
         float topScore = z[top] - MathF.Log(-MathF.Log(CounterRng.Uniform(rowKey, top)));
         float cut = MathF.Max(threshold, topScore - GumbelCeiling);

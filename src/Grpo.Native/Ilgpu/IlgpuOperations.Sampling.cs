@@ -11,9 +11,9 @@ internal sealed partial class IlgpuOperations
     /// <inheritdoc />
     /// <remarks>Does not scan the logits for NaN or infinity (that would cost a pass and a host sync); such a row gives an unspecified token.</remarks>
     public void SampleTokens(Tensor<float> logits /* (R, V) */, SamplingOptions options, ulong seed, int step,
-        Tensor<int> tokens /* (R) */, Tensor<float> logprobs /* (R) */)
+        Tensor<int> tokens /* (R) */, Tensor<float> logprobs /* (R) */, int firstRow = 0)
     {
-        var (rows, p) = SamplingValidation.Validate(logits, options, seed, step, tokens, logprobs);
+        var (rows, p) = SamplingValidation.Validate(logits, options, seed, step, tokens, logprobs, firstRow);
         var x = View(logits, nameof(logits)); // (R, V)
         var outTokens = View(tokens, nameof(tokens)); // (R)
         var outLogprobs = View(logprobs, nameof(logprobs)); // (R)

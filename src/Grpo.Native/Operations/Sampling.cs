@@ -32,10 +32,12 @@ public partial interface IGrpoOperations
     /// <param name="step">The decoding step (≥ 0); use a new step for every token position.</param>
     /// <param name="tokens">(R) output: the sampled token ids.</param>
     /// <param name="logprobs">(R) output: log softmax(z)[token] over the full vocabulary.</param>
+    /// <param name="firstRow">The generator's index of row 0 (≥ 0): row r draws as row firstRow + r, so a data-parallel rank
+    /// sampling rows F.. of a step's batch draws exactly what one process sampling the whole batch would.</param>
     /// <exception cref="ArgumentException">A tensor has the wrong shape or device, or (CPU) a logit is not finite.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">An option or <paramref name="step"/> is out of range.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option, <paramref name="step"/> or <paramref name="firstRow"/> is out of range.</exception>
     void SampleTokens(Tensor<float> logits /* (R, V) */, SamplingOptions options, ulong seed, int step,
-                      Tensor<int> tokens /* (R) out */, Tensor<float> logprobs /* (R) out */);
+                      Tensor<int> tokens /* (R) out */, Tensor<float> logprobs /* (R) out */, int firstRow = 0);
 }
 
 /// <summary>How <see cref="IGrpoOperations.SampleTokens"/> turns logits into a distribution.</summary>
@@ -80,7 +82,8 @@ internal static class SamplingValidation
 {
     /// <summary>Checks shapes and options and returns (R, the resolved parameters).</summary>
     public static (int Rows, SamplingParameters Parameters) Validate(Tensor<float> logits /* (R, V) */,
-        SamplingOptions options, ulong seed, int step, Tensor<int> tokens /* (R) */, Tensor<float> logprobs /* (R) */)
+        SamplingOptions options, ulong seed, int step, Tensor<int> tokens /* (R) */, Tensor<float> logprobs /* (R) */,
+        int firstRow = 0)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -91,6 +94,9 @@ internal static class SamplingValidation
         if (step < 0)
             throw new ArgumentOutOfRangeException(nameof(step), step,
                 "'step' must be >= 0; count decoding steps from 0.");
+        if (firstRow < 0 || firstRow > int.MaxValue - rows)
+            throw new ArgumentOutOfRangeException(nameof(firstRow), firstRow,
+                $"'firstRow' must be >= 0 and leave room for the {rows} rows; it is the global index of row 0.");
 
         bool greedy = options.Temperature == 0;
         // Filters that keep everything are turned off here, so the backends never pay for them.
@@ -106,7 +112,8 @@ internal static class SamplingValidation
             minP ? 1 : 0,
             minP ? (float)Math.Log(options.MinP) : 0f,
             seed,
-            step);
+            step,
+            firstRow);
         return (rows, parameters);
     }
 }

@@ -75,6 +75,12 @@ public sealed record GrpoStepMetrics
     /// <summary><c>dynamic_sampling/dropped_groups</c>: groups generated but not trained on (all rewards equal, or surplus); null without dynamic sampling.</summary>
     public int? DroppedGroups { get; init; }
 
+    /// <summary><c>world_size</c>: the ranks of the data-parallel run that produced the step (1 for one process).</summary>
+    public int WorldSize { get; init; } = 1;
+
+    /// <summary><c>time/allreduce</c>: seconds this rank spent in collective operations (gathers, the gradient all-reduce) during the step.</summary>
+    public double CommunicationTime { get; init; }
+
     /// <summary>Further metrics by name that the caller adds (e.g. <c>prompts/skipped</c> of a dataset run); written after the others.</summary>
     public IReadOnlyDictionary<string, double>? Extra { get; init; }
 
@@ -105,6 +111,8 @@ public sealed record GrpoStepMetrics
             ["tokens/s"] = TokensPerSecond,
             ["skipped"] = Skipped ? 1 : 0,
             ["updates"] = UpdatesApplied,
+            ["world_size"] = WorldSize,
+            ["time/allreduce"] = CommunicationTime,
         };
         foreach (var (name, (mean, std)) in RewardsPerFunction)
         {

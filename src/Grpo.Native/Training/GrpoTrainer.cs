@@ -1,5 +1,6 @@
 using System.Collections.ObjectModel;
 using System.Diagnostics;
+using Grpo.Native.Distributed;
 using Grpo.Native.Losses;
 using Grpo.Native.Models;
 using Grpo.Native.Operations;
@@ -21,8 +22,10 @@ public sealed class GrpoStepEventArgs(GrpoStepMetrics metrics) : EventArgs
 /// log-probs (β &gt; 0) → μ policy updates, each a pass of micro-batches through the fused GRPO loss
 /// whose gradients accumulate, then clipping and AdamW. Each stage is its own type (RolloutGenerator,
 /// RewardScorer, ComputeAdvantages, GrpoLossPass, AdamWOptimizer); this class only sequences them.
+/// With a communicator of K ranks (GrpoTrainer.DataParallel.cs) each rank generates and scores its share of the prompts
+/// and trains its share of the micro-batches, and every rank ends the step with the same weights one process would have.
 /// </summary>
-public sealed class GrpoTrainer : IDisposable
+public sealed partial class GrpoTrainer : IDisposable
 {
     private readonly TransformerModel _policy;
     private readonly TransformerModel? _reference;
@@ -37,8 +40,9 @@ public sealed class GrpoTrainer : IDisposable
     /// <param name="rewards">At least one reward function.</param>
     /// <param name="options">The run's options.</param>
     /// <param name="reference">The frozen reference model; required when β &gt; 0 and never run when β = 0.</param>
+    /// <param name="communicator">The ranks of a data-parallel run (each passes its own); null for one process.</param>
     public GrpoTrainer(TransformerModel policy, ITokenizer tokenizer, IReadOnlyList<RewardFunction> rewards, GrpoTrainerOptions options,
-        TransformerModel? reference = null)
+        TransformerModel? reference = null, ICommunicator? communicator = null)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -65,14 +69,16 @@ public sealed class GrpoTrainer : IDisposable
             if ((uint)stop >= (uint)policy.Config.VocabSize)
                 throw new ArgumentOutOfRangeException(nameof(options), stop, $"Stop token {stop} is outside the vocabulary [0, {policy.Config.VocabSize}).");
 
+        _communicator = communicator ?? SingleProcess.Instance;
+        CheckDataParallel(options, _communicator);
         _policy = policy;
         _reference = options.Beta > 0 ? reference : null; // β = 0: the reference is never run
         _tokenizer = tokenizer;
         _rewards = rewards;
         Options = options;
-        int slots = options.PromptsPerStep * options.GroupSize;
+        int promptsPerRank = options.PromptsPerStep / _communicator.Size, slots = promptsPerRank * options.GroupSize;
         _rollouts = new RolloutGenerator(policy, slots, options.MaxPromptLength, options.MaxCompletionLength,
-            options.PromptsPerStep * options.MaxPromptLength);
+            promptsPerRank * options.MaxPromptLength);
         _schedule = options.CreateSchedule();
         Optimizer = new AdamWOptimizer(policy.Device, policy.Parameters.Count, options.AdamW);
     }
@@ -158,19 +164,34 @@ public sealed class GrpoTrainer : IDisposable
                     "prompts");
     }
 
-    /// <summary>1 and 2: G completions per prompt, then the rewards, F functions concurrently (failures score NaN and are counted).</summary>
+    /// <summary>
+    /// 1 and 2: G completions per prompt, then the rewards, F functions concurrently (failures score NaN and are counted).
+    /// Each rank does its share of the prompts (completion rows drawn under their row in the whole batch); the shares are
+    /// then gathered, so every rank returns the whole batch's generation.
+    /// </summary>
     private Generation Generate(PromptBatch batch, ulong seed)
     {
         var o = Options;
-        var rollout = _rollouts.Generate(batch.Prompts, o.GroupSize, o.MaxCompletionLength, o.Sampling, o.StopTokens, seed);
-        var inputs = Enumerable.Range(0, rollout.Completions.Length).Select(i => new RewardInput(
-            _tokenizer.Decode(rollout.Prompts[i / o.GroupSize]), _tokenizer.Decode(rollout.Completions[i]),
-            rollout.Prompts[i / o.GroupSize], rollout.Completions[i], i / o.GroupSize, rollout.Truncated[i])
-        {
-            Columns = batch.Columns?[i / o.GroupSize] ?? ReadOnlyDictionary<string, object?>.Empty,
-        }).ToArray();
+        int share = o.PromptsPerStep / _communicator.Size, firstPrompt = _communicator.Rank * share;
+        var prompts = _communicator.Size == 1 ? batch.Prompts : batch.Prompts.Skip(firstPrompt).Take(share).ToArray();
+        var rollout = _rollouts.Generate(prompts, o.GroupSize, o.MaxCompletionLength, o.Sampling, o.StopTokens, seed, firstPrompt * o.GroupSize);
+        var inputs = RewardInputs(rollout, batch, firstPrompt);
         var scores = RewardScorer.ScoreAsync(_rewards, inputs, RewardTimeout).GetAwaiter().GetResult();
-        return new Generation(rollout, inputs, scores);
+        if (_communicator.Size == 1) return new Generation(rollout, inputs, scores);
+        var (whole, wholeScores) = GatherGeneration(rollout, scores, batch.Prompts);
+        return new Generation(whole, RewardInputs(whole, batch, 0), wholeScores);
+    }
+
+    /// <summary>The reward functions' view of each completion of <paramref name="rollout"/>, whose first prompt is the batch's prompt <paramref name="firstPrompt"/>.</summary>
+    private RewardInput[] RewardInputs(Rollout rollout, PromptBatch batch, int firstPrompt)
+    {
+        int g = Options.GroupSize;
+        return Enumerable.Range(0, rollout.Completions.Length).Select(i => new RewardInput(
+            _tokenizer.Decode(rollout.Prompts[i / g]), _tokenizer.Decode(rollout.Completions[i]),
+            rollout.Prompts[i / g], rollout.Completions[i], firstPrompt + i / g, rollout.Truncated[i])
+        {
+            Columns = batch.Columns?[firstPrompt + i / g] ?? ReadOnlyDictionary<string, object?>.Empty,
+        }).ToArray();
     }
 
     /// <summary>The chosen groups of several generations as one rollout, prompt indices renumbered.</summary>
@@ -195,6 +216,8 @@ public sealed class GrpoTrainer : IDisposable
         var device = _policy.Device;
         var ops = device.Operations;
         int step = Step + 1;
+        double communicationBefore = _communicator.CommunicationSeconds;
+        if (!_ranksAgreed) CheckRanksAgree(); // once, before the first step's work
 
         // 1-2. Rollouts and rewards; the seed depends on the step (and the generation batch), so a resumed run samples the same.
         ulong rolloutSeed = unchecked((ulong)(uint)o.Seed * 0x9E3779B97F4A7C15UL + (ulong)step);
@@ -247,13 +270,17 @@ public sealed class GrpoTrainer : IDisposable
         var stepCompletions = new GrpoStepCompletions(step, inputs, _rewards.Select(r => r.Name).ToArray(), scores.Scores, rewards.ToArray(), advantages.ToArray());
 
         // 4. Micro-batches of completions, each with its prompt; reference (β > 0) and old (μ > 1) log-probs before any update.
+        // All are built (their token counts weigh the loss), but a rank runs only its own [firstLocal, endLocal).
         var microBatches = MicroBatches(rollout, o);
         try
         {
             int totalMasked = microBatches.Sum(mb => mb.Batch.MaskedTokenCount);
-            using (var inference = _policy.CreateActivations(microBatches.Max(mb => mb.Batch.Sequences.TokenCount), ActivationMode.Inference))
+            var (firstLocal, endLocal) = FixedOrderSum.RangeOfRank(_communicator.Rank, _communicator.Size, microBatches.Count);
+            var localBatches = microBatches.GetRange(firstLocal, endLocal - firstLocal);
+            int activationRows = localBatches.Count == 0 ? 1 : localBatches.Max(mb => mb.Batch.Sequences.TokenCount);
+            using (var inference = _policy.CreateActivations(activationRows, ActivationMode.Inference))
             {
-                foreach (var mb in microBatches)
+                foreach (var mb in localBatches)
                 {
                     if (_reference is not null)
                     {
@@ -277,20 +304,33 @@ public sealed class GrpoTrainer : IDisposable
             float lossSum = 0, gradNorm = 0, learningRate = 0;
             double klSum = 0, entropySum = 0, lowSum = 0, highSum = 0, regionSum = 0, dualSum = 0, cispoSum = 0;
             int updates = 0, iterationsRun = 0;
-            using var training = _policy.CreateActivations(microBatches.Max(mb => mb.Batch.Sequences.TokenCount));
+            using var training = _policy.CreateActivations(activationRows);
+            var results = new FusedGrpoLossResult?[microBatches.Count]; // null: the micro-batch had no share
             for (int iteration = 0; iteration < o.NumIterations; iteration++)
             {
                 double start = Lap(clock, device);
-                _policy.ZeroGradients();
                 iterationsRun++;
+                Array.Clear(results);
+                // The gradient is the FixedOrderSum tree over the micro-batches: this rank's subtree here, the ranks' sums below.
+                SumGradientTree(firstLocal, endLocal, index =>
+                {
+                    var mb = microBatches[index];
+                    float share = MicroBatchShare.Of(o.LossType, mb.Batch.MaskedTokenCount, totalMasked, microBatches.Count);
+                    if (share == 0) return;
+                    using var mbAdvantages = advantages.Slice(mb.First, mb.Batch.Count);
+                    results[index] = GrpoLossPass.Run(_policy, mb.Batch, training, mbAdvantages, mb.OldLogprobs, mb.RefLogprobs,
+                        o.Sampling.Temperature, objective, share);
+                });
+                if (_communicator.Size > 1)
+                {
+                    GatherResults(results, firstLocal, endLocal);
+                    SumGradientsAcrossRanks();
+                }
                 float loss = 0;
                 foreach (var mb in microBatches)
                 {
+                    if (results[mb.Index] is not { } r) continue;
                     float share = MicroBatchShare.Of(o.LossType, mb.Batch.MaskedTokenCount, totalMasked, microBatches.Count);
-                    if (share == 0) continue;
-                    using var mbAdvantages = advantages.Slice(mb.First, mb.Batch.Count);
-                    var r = GrpoLossPass.Run(_policy, mb.Batch, training, mbAdvantages, mb.OldLogprobs, mb.RefLogprobs,
-                        o.Sampling.Temperature, objective, share);
                     loss += share * r.Loss;
                     // Metrics are token-weighted means over the micro-batches.
                     double w = totalMasked == 0 ? 0 : (double)mb.Batch.MaskedTokenCount / totalMasked;
@@ -348,6 +388,8 @@ public sealed class GrpoTrainer : IDisposable
                 GenerationBatches = o.DynamicSampling is null ? null : batches,
                 DroppedGroups = o.DynamicSampling is null ? null : dropped,
                 Phases = new GrpoPhaseTimes(rolloutSeconds, rewardSeconds, referenceSeconds, policySeconds, optimizerSeconds),
+                WorldSize = _communicator.Size,
+                CommunicationTime = _communicator.CommunicationSeconds - communicationBefore,
             };
             LastStepCompletions = stepCompletions;
             StepCompleted?.Invoke(this, new GrpoStepEventArgs(metrics));
@@ -399,7 +441,7 @@ public sealed class GrpoTrainer : IDisposable
                 var prompts = Enumerable.Range(first, count).Select(i => (IReadOnlyList<int>)rollout.Prompts[i / o.GroupSize]).ToArray();
                 var completions = Enumerable.Range(first, count).Select(i => (IReadOnlyList<int>)rollout.Completions[i]).ToArray();
                 var batch = CompletionBatch.Create(_policy.Device, prompts, completions, _policy.Config.VocabSize, _policy.Config.MaxPositions);
-                list.Add(new MicroBatch(first, batch));
+                list.Add(new MicroBatch(list.Count, first, batch));
                 if (o.MaskTruncatedCompletions) batch.MaskOut(rollout.Truncated.AsSpan(first, count).ToArray());
             }
             return list;
@@ -422,8 +464,9 @@ public sealed class GrpoTrainer : IDisposable
         return ((float)mean, (float)std);
     }
 
-    private sealed class MicroBatch(int first, CompletionBatch batch) : IDisposable
+    private sealed class MicroBatch(int index, int first, CompletionBatch batch) : IDisposable
     {
+        public int Index { get; } = index;
         public int First { get; } = first;
         public CompletionBatch Batch { get; } = batch;
         public Tensor<float>? OldLogprobs { get; set; }  // (n, T) μ > 1
@@ -442,5 +485,6 @@ public sealed class GrpoTrainer : IDisposable
     {
         _rollouts.Dispose();
         Optimizer.Dispose();
+        DisposeDataParallel();
     }
 }

@@ -47,8 +47,10 @@ public sealed class RolloutGenerator : IDisposable
     /// <param name="sampling">Temperature and filters.</param>
     /// <param name="stopTokens">Tokens that end a completion (kept in it).</param>
     /// <param name="seed">The rollout's seed: vary it per step.</param>
+    /// <param name="firstRow">The step's row index of this rollout's first completion (a data-parallel rank's share starts past 0),
+    /// so that completion n is drawn as completion firstRow + n of the whole step.</param>
     public Rollout Generate(IReadOnlyList<int[]> prompts, int groupSize, int maxCompletionLength, SamplingOptions sampling,
-        IReadOnlyCollection<int> stopTokens, ulong seed)
+        IReadOnlyCollection<int> stopTokens, ulong seed, int firstRow = 0)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(sampling);
@@ -68,7 +70,7 @@ public sealed class RolloutGenerator : IDisposable
         var logits = _decoder.Prefill(batch, groupSize);
         for (int step = 0; step < maxCompletionLength; step++)
         {
-            _model.Device.Operations.SampleTokens(logits, sampling, seed, step, tokens, sampled);
+            _model.Device.Operations.SampleTokens(logits, sampling, seed, step, tokens, sampled, firstRow);
             int[] t = tokens.ToArray();
             float[] lp = sampled.ToArray();
             for (int i = 0; i < n; i++)

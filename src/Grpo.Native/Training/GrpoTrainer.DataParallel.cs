@@ -1,0 +1,186 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Grpo.Native.Distributed;
+using Grpo.Native.Losses;
+using Grpo.Native.Tensors;
+
+namespace Grpo.Native.Training;
+
+/// <summary>
+/// Data parallelism over an <see cref="ICommunicator"/> of K ranks, each holding the same policy, reference and optimizer:
+/// <list type="number">
+/// <item>rank r generates and scores prompts [r·B/K, (r+1)·B/K) of every prompt batch (completion rows drawn under their row
+/// in the whole batch), and the shares are gathered, so every rank holds the whole batch: advantages, dynamic sampling and
+/// every metric are then computed from the same numbers one process would have;</item>
+/// <item>rank r runs the micro-batches of its subtree of the <see cref="FixedOrderSum"/> tree, sums their gradients by that
+/// tree, and the ranks' sums are added by the same tree over ranks: the additions one process forms over all micro-batches;</item>
+/// <item>the micro-batches' losses and statistics are gathered and accumulated in micro-batch order, as one process does;</item>
+/// <item>every rank then clips and steps AdamW on the identical gradient, so the weights stay identical without a broadcast.</item>
+/// </list>
+/// </summary>
+public sealed partial class GrpoTrainer
+{
+    private readonly ICommunicator _communicator;
+    private readonly List<Tensor<float>> _treeSums = []; // (P) per tree depth: a left subtree's gradient while the right one runs
+    private bool _ranksAgreed;
+
+    /// <summary>The ranks this trainer runs with (<see cref="SingleProcess"/> when none was given).</summary>
+    public ICommunicator Communicator => _communicator;
+
+    /// <summary>Throws unless <paramref name="options"/> can run on <paramref name="communicator"/>'s ranks (the trainer checks this too).</summary>
+    /// <exception cref="ArgumentException">PromptsPerStep is not a multiple of the rank count.</exception>
+    public static void CheckDataParallel(GrpoTrainerOptions options, ICommunicator communicator)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(communicator);
+        if (options.PromptsPerStep % communicator.Size != 0)
+            throw new ArgumentException(
+                $"PromptsPerStep (grpo train --prompts) is {options.PromptsPerStep}, not a multiple of the {communicator.Size} ranks: groups never straddle ranks, " +
+                $"so each rank needs a whole number of prompts. Use a prompt count divisible by {communicator.Size}, or another rank count.",
+                nameof(communicator));
+    }
+
+    /// <summary>
+    /// Refuses to train when the ranks differ in options, step, weights (policy and reference) or optimizer state, compared by
+    /// a SHA-256 digest: a rank started with other arguments or another model would silently train something else.
+    /// </summary>
+    private void CheckRanksAgree()
+    {
+        if (_communicator.Size > 1)
+        {
+            var digests = _communicator.AllGather(StateDigest());
+            var differing = Enumerable.Range(1, digests.Length - 1).Where(r => !digests[r].AsSpan().SequenceEqual(digests[0])).ToArray();
+            if (differing.Length > 0)
+                throw new InvalidOperationException(
+                    $"Rank(s) {string.Join(", ", differing)} differ from rank 0 in options, step, model weights or optimizer state; " +
+                    "start every rank with the same arguments and the same model and run folders.");
+        }
+        _ranksAgreed = true;
+    }
+
+    private static readonly JsonSerializerOptions DigestJson = new()
+    {
+        Converters = { new JsonStringEnumConverter() },
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    private byte[] StateDigest()
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { Options, Step, Optimizer.StepCount, Rewards = _rewards.Select(r => (r.Name, r.Weight)) }, DigestJson)));
+        foreach (var tensor in new[] { _policy.Parameters.Buffer, _reference?.Parameters.Buffer, Optimizer.FirstMoment, Optimizer.SecondMoment })
+            if (tensor is not null) hash.AppendData(MemoryMarshal.AsBytes(tensor.ToArray().AsSpan()));
+        return hash.GetHashAndReset();
+    }
+
+    /// <summary>
+    /// Leaves in the policy's gradients the sum over micro-batches [lo, hi) as the <see cref="FixedOrderSum"/> tree: a leaf
+    /// is one micro-batch's backward from zero, a node its left subtree's gradient + its right subtree's. Zero when empty.
+    /// </summary>
+    private void SumGradientTree(int lo, int hi, Action<int> runMicroBatch, int depth = 0)
+    {
+        if (hi - lo <= 1)
+        {
+            _policy.ZeroGradients();
+            if (hi - lo == 1) runMicroBatch(lo);
+            return;
+        }
+        int mid = FixedOrderSum.Split(lo, hi);
+        SumGradientTree(lo, mid, runMicroBatch, depth + 1);
+        var gradients = _policy.Gradients.Buffer;                                      // (P)
+        while (_treeSums.Count <= depth) _treeSums.Add(_policy.Device.Allocate<float>(checked((int)gradients.Length)));
+        var left = _treeSums[depth];                                                   // (P)
+        left.Fill(0f);
+        _policy.Device.Operations.Add(left, left, gradients); // a copy: 0 + g is g
+        SumGradientTree(mid, hi, runMicroBatch, depth + 1);
+        _policy.Device.Operations.Add(gradients, left, gradients);
+    }
+
+    /// <summary>Every rank's gradient replaced by the sum over ranks (the tree over ranks, through host memory).</summary>
+    private void SumGradientsAcrossRanks()
+    {
+        var gradients = _policy.Gradients.Buffer; // (P)
+        var host = gradients.ToArray();
+        _communicator.AllReduceSum(host);
+        gradients.CopyFrom(host);
+    }
+
+    /// <summary>Fills the other ranks' entries of <paramref name="results"/> (this rank's are [first, end)).</summary>
+    private void GatherResults(FusedGrpoLossResult?[] results, int first, int end)
+    {
+        const int Fields = 8;
+        var local = new float[(end - first) * (Fields + 1)];
+        for (int i = first; i < end; i++)
+        {
+            var span = local.AsSpan((i - first) * (Fields + 1), Fields + 1);
+            if (results[i] is not { } r) { span[0] = 0; continue; }
+            span[0] = 1;
+            (span[1], span[2], span[3], span[4], span[5], span[6], span[7], span[8]) =
+                (r.Loss, r.ClipRatioLow, r.ClipRatioHigh, r.ClipRatioRegion, r.MeanKl, r.MeanEntropy, r.DualClipRatio, r.CispoClipRatio);
+        }
+        var all = _communicator.AllGather(MemoryMarshal.AsBytes(local.AsSpan()));
+        for (int rank = 0; rank < all.Length; rank++)
+        {
+            var (rankFirst, rankEnd) = FixedOrderSum.RangeOfRank(rank, _communicator.Size, results.Length);
+            var values = MemoryMarshal.Cast<byte, float>(all[rank].AsSpan());
+            if (values.Length != (rankEnd - rankFirst) * (Fields + 1))
+                throw new InvalidOperationException($"Rank {rank} sent {values.Length} loss values for {rankEnd - rankFirst} micro-batches; the ranks disagree.");
+            for (int i = rankFirst; i < rankEnd; i++)
+            {
+                var v = values.Slice((i - rankFirst) * (Fields + 1), Fields + 1);
+                results[i] = v[0] == 0 ? null : new FusedGrpoLossResult(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+            }
+        }
+    }
+
+    /// <summary>The whole batch's rollout and scores from every rank's share (in rank order, i.e. prompt order).</summary>
+    private (Rollout Rollout, RewardScores Scores) GatherGeneration(Rollout local, RewardScores scores, IReadOnlyList<int[]> prompts)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(local.Completions.Length);
+            for (int i = 0; i < local.Completions.Length; i++)
+            {
+                writer.Write(local.Completions[i].Length);
+                foreach (int token in local.Completions[i]) writer.Write(token);
+                foreach (float logprob in local.Logprobs[i]) writer.Write(logprob);
+                writer.Write(local.Truncated[i]);
+            }
+            foreach (float score in scores.Scores) writer.Write(score);
+            foreach (int failures in scores.Failures) writer.Write(failures);
+        }
+        var completions = new List<int[]>();
+        var logprobs = new List<float[]>();
+        var truncated = new List<bool>();
+        var allScores = new List<float>();
+        var allFailures = new int[scores.Failures.Length];
+        foreach (var part in _communicator.AllGather(buffer.ToArray()))
+        {
+            using var reader = new BinaryReader(new MemoryStream(part));
+            int rows = reader.ReadInt32();
+            for (int i = 0; i < rows; i++)
+            {
+                int length = reader.ReadInt32();
+                completions.Add(Enumerable.Range(0, length).Select(_ => reader.ReadInt32()).ToArray());
+                logprobs.Add(Enumerable.Range(0, length).Select(_ => reader.ReadSingle()).ToArray());
+                truncated.Add(reader.ReadBoolean());
+            }
+            for (int k = 0; k < rows * allFailures.Length; k++) allScores.Add(reader.ReadSingle());
+            for (int j = 0; j < allFailures.Length; j++) allFailures[j] += reader.ReadInt32();
+        }
+        if (completions.Count != prompts.Count * Options.GroupSize)
+            throw new InvalidOperationException($"The ranks generated {completions.Count} completions for {prompts.Count} prompts x {Options.GroupSize}; they disagree.");
+        return (new Rollout(prompts.Select(p => p.ToArray()).ToArray(), completions.ToArray(), logprobs.ToArray(), truncated.ToArray()),
+            new RewardScores(allScores.ToArray(), allFailures));
+    }
+
+    private void DisposeDataParallel()
+    {
+        foreach (var sum in _treeSums) sum.Dispose();
+        _treeSums.Clear();
+    }
+}

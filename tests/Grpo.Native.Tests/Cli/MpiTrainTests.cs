@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using Grpo.Cli;
+using Grpo.Native.Training;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Cli;
+
+/// <summary>
+/// <c>mpirun -np 2 grpo train</c> on this machine (loopback, two processes) against <c>grpo train</c>: the same metrics and
+/// the same final checkpoint, bit for bit. Needs Open MPI (scripts/test.sh installs it); without it these tests fail.
+/// </summary>
+public sealed class MpiTrainTests
+{
+    /// <summary>Metrics that measure time, or the run's shape, rather than the training.</summary>
+    private static readonly HashSet<string> NotCompared = ["step_time", "tokens/s", "world_size", "time/allreduce"];
+
+    private static string TempFolder() => Path.Combine(Path.GetTempPath(), "grpo-mpi-" + Guid.NewGuid().ToString("N"));
+
+    [Test]
+    public void TwoRanksGiveTheOneProcessRunsMetricsAndCheckpointBitForBit()
+    {
+        string one = TempFolder(), two = TempFolder(), resumed = TempFolder();
+        try
+        {
+            // The default run's options, cut to two steps, with a checkpoint after each.
+            string[] args = ["train", "--steps", "2", "--checkpoint-every", "1", "--device", "cpu"];
+            var (exit, _, error) = CliRun.Grpo([.. args, "--output", one]);
+            Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+            var (mpiExit, mpiOutput) = MpiRun(2, [.. args, "--output", two]);
+            Assert.That(mpiExit, Is.EqualTo(0), mpiOutput);
+
+            AssertSameRun(one, two, worldSize: 2);
+
+            // --resume with another rank count: the two-rank run's step-1 checkpoint, resumed by one process.
+            CopyFolder(two, resumed);
+            Directory.Delete(GrpoCheckpoint.FolderFor(resumed, 2), recursive: true);
+            (exit, _, error) = CliRun.Grpo("train", "--resume", "--output", resumed, "--device", "cpu");
+            Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+            AssertSameRun(one, resumed, worldSize: null);
+        }
+        finally
+        {
+            foreach (string folder in new[] { one, two, resumed })
+                if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
+    public void RanksStartedWithDifferentArgumentsAreRefused()
+    {
+        string folder = TempFolder();
+        try
+        {
+            // Two programs in one job (mpirun's A : B): the ranks' random initial models differ by --seed.
+            string[] rank0 = ["train", "--steps", "1", "--device", "cpu", "--output", folder, "--seed", "1"];
+            string[] rank1 = [.. rank0[..^1], "2"];
+            var (exit, output) = MpiRun(1, rank0, rank1);
+            Assert.That(exit, Is.Not.EqualTo(0), output);
+            Assert.That(output, Does.Contain("differ from rank 0"));
+            Assert.That(Directory.GetDirectories(folder, "checkpoint-*"), Is.Empty, "nothing trained, nothing saved");
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
+    public void ARankThatHangsStopsTheJobWithinTheRankTimeoutNamingIt()
+    {
+        string folder = TempFolder(), hanging = Path.Combine(folder, "model");
+        try
+        {
+            // Rank 1 hangs before its first step: its model folder's tokenizer.json is a named pipe nobody writes to.
+            Directory.CreateDirectory(hanging);
+            using (var mkfifo = Process.Start("mkfifo", Path.Combine(hanging, "tokenizer.json"))) mkfifo.WaitForExit();
+            string[] rank0 = ["train", "--steps", "1", "--device", "cpu", "--output", Path.Combine(folder, "run"), "--rank-timeout", "2"];
+            string[] rank1 = ["train", "--dataset", Path.Combine(folder, "none.jsonl"), "--reward", "accuracy", "--model", hanging,
+                "--output", Path.Combine(folder, "run1"), "--rank-timeout", "2"];
+            var (exit, output) = MpiRun(1, rank0, rank1);
+            Assert.That(exit, Is.Not.EqualTo(0), output);
+            Assert.That(output, Does.Contain("rank 1 did not answer rank 0 within 2 s (--rank-timeout)"));
+            Assert.That(Directory.GetDirectories(Path.Combine(folder, "run"), "checkpoint-*"), Is.Empty);
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
+    public void ARankCountThatDoesNotDivideThePromptsIsRefusedBeforeAnyWork()
+    {
+        string folder = TempFolder();
+        try
+        {
+            var (exit, output) = MpiRun(2, ["train", "--steps", "1", "--prompts", "3", "--device", "cpu", "--output", folder]);
+            Assert.That(exit, Is.Not.EqualTo(0), output);
+            Assert.That(output, Does.Contain("--prompts").And.Contain("2 ranks"));
+            Assert.That(File.Exists(Path.Combine(folder, "run.json")), Is.False, "refused before the run was set up");
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>The same metrics (but timings) and the same final checkpoint, bit for bit.</summary>
+    private static void AssertSameRun(string expectedFolder, string actualFolder, int? worldSize)
+    {
+        var expected = MetricsLog.Read(Path.Combine(expectedFolder, "metrics.jsonl"));
+        var actual = MetricsLog.Read(Path.Combine(actualFolder, "metrics.jsonl"));
+        Assert.That(actual, Has.Count.EqualTo(expected.Count), "rank 0 alone writes one row per step");
+        for (int i = 0; i < expected.Count; i++)
+        {
+            if (worldSize is { } k) Assert.That(actual[i]["world_size"], Is.EqualTo(k));
+            Assert.That(actual[i].Keys, Is.EquivalentTo(expected[i].Keys));
+            foreach (var (name, value) in expected[i].Where(kv => !NotCompared.Contains(kv.Key)))
+                Assert.That(actual[i][name], Is.EqualTo(value), $"step {i + 1}: {name}");
+        }
+        string checkpoint = Path.GetFileName(GrpoCheckpoint.FolderFor(expectedFolder, 2));
+        foreach (string file in new[] { "model/model.safetensors", "model/config.json", GrpoCheckpoint.OptimizerFileName, GrpoCheckpoint.StateFileName })
+            Assert.That(File.ReadAllBytes(Path.Combine(actualFolder, checkpoint, file)),
+                Is.EqualTo(File.ReadAllBytes(Path.Combine(expectedFolder, checkpoint, file))), $"{checkpoint}/{file}");
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        foreach (string directory in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(directory.Replace(from, to));
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, file.Replace(from, to));
+    }
+
+    /// <summary>
+    /// mpirun with <paramref name="ranks"/> copies of the built grpo (one more program per extra argument list, MPMD style);
+    /// its exit code and its output and errors together.
+    /// </summary>
+    private static (int Exit, string Output) MpiRun(int ranks, params string[][] programs)
+    {
+        string mpirun = FindMpirun() ?? throw new AssertionException(
+            "mpirun was not found: install Open MPI (apt-get install openmpi-bin libopenmpi-dev), which scripts/test.sh does.");
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+        string grpo = Path.Combine(AppContext.BaseDirectory, "grpo.dll");
+        var start = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true };
+        // Loopback on one machine; more ranks than cores is fine; containers often run the tests as root.
+        foreach (string a in new[] { "--oversubscribe", "--mca", "btl", "self,vader,tcp", "--mca", "btl_tcp_if_include", "lo" }) start.ArgumentList.Add(a);
+        if (Environment.UserName == "root") start.ArgumentList.Add("--allow-run-as-root");
+        for (int p = 0; p < programs.Length; p++)
+        {
+            if (p > 0) start.ArgumentList.Add(":");
+            foreach (string a in new[] { "-np", ranks.ToString(), dotnet, grpo }.Concat(programs[p])) start.ArgumentList.Add(a);
+        }
+        start.Environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1";
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        string output = process.StandardOutput.ReadToEnd();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"mpirun did not finish within 3 minutes:\n{output}");
+        }
+        string all = output + error.Result;
+        TestContext.Out.WriteLine($"mpirun {string.Join(' ', start.ArgumentList)} -> {process.ExitCode}\n{all}");
+        return (process.ExitCode, all);
+    }
+
+    private static string? FindMpirun() =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator).Select(dir => Path.Combine(dir, "mpirun")).FirstOrDefault(File.Exists);
+}
