@@ -41,7 +41,11 @@ function Invoke-Dotnet {
 switch ($Target) {
     'restore' { Invoke-Dotnet restore $solution }
     'build'   { Invoke-Dotnet build $solution -c $Configuration }
-    'test'    { Invoke-Dotnet test $solution -c $Configuration }
+    # On Linux the README's test command, which installs Open MPI for the data-parallel tests when mpirun is missing.
+    'test'    {
+        if ($IsLinux) { & bash scripts/test.sh; if ($LASTEXITCODE -ne 0) { throw "scripts/test.sh failed with exit code $LASTEXITCODE" } }
+        else { Invoke-Dotnet test $solution -c $Configuration }
+    }
     'bench'   { Invoke-Dotnet run -c Release --project benchmarks/Grpo.Native.Benchmarks -- --filter $Filter }
     'pack'    { Invoke-Dotnet pack src/Grpo.Native/Grpo.Native.csproj -c $Configuration -o $Output }
 }
