@@ -64,7 +64,7 @@ internal sealed partial class IlgpuOperations
         var lse = View(logSumExp, nameof(logSumExp)).BaseView;    // (M)
         // Without an entropy output the kernel gets the lse view and a flag telling it not to write.
         var ent = entropy is null ? lse : View(entropy, nameof(entropy)).BaseView; // (M)
-        LogSoftmaxGatherValidation.Targets(targets.ToArray(), v); // (M) ints: a tiny download
+        CheckIndexRange(targets, nameof(targets), values => LogSoftmaxGatherValidation.Targets(values, v));
         float invT = 1f / temperature;
         var rows = Device.Kernel(typeof(LogSoftmaxGatherKernels), nameof(LogSoftmaxGatherKernels.RowStatistics), accelerator =>
             accelerator.LoadStreamKernel<GatherRowArgs, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
@@ -102,7 +102,7 @@ internal sealed partial class IlgpuOperations
         var g = View(dLogprobs, nameof(dLogprobs)).BaseView;      // (M)
         var dh = View(dHidden, nameof(dHidden)).BaseView;         // (M, C)
         var dw = View(dLmHead, nameof(dLmHead)).BaseView;         // (V, C)
-        LogSoftmaxGatherValidation.Targets(targets.ToArray(), v); // (M) ints: a tiny download
+        CheckIndexRange(targets, nameof(targets), values => LogSoftmaxGatherValidation.Targets(values, v));
         float invT = 1f / temperature;
         var gradient = Device.Kernel(typeof(LogSoftmaxGatherKernels), nameof(LogSoftmaxGatherKernels.SoftmaxGradient), accelerator =>
             accelerator.LoadStreamKernel<GatherRowArgs, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
