@@ -9,7 +9,7 @@ namespace Grpo.Native.Ilgpu;
 /// </summary>
 public sealed class DeviceStats
 {
-    private long _launches, _uploads, _downloads, _synchronizations, _allocations, _frees, _bytesAllocated;
+    private long _launches, _uploads, _downloads, _synchronizations, _allocations, _frees, _bytesAllocated, _reuses;
 
     /// <summary>Kernels queued.</summary>
     public long KernelLaunches => Interlocked.Read(ref _launches);
@@ -29,6 +29,9 @@ public sealed class DeviceStats
     /// <summary>Device buffers freed (cuMemFree synchronises the device on CUDA).</summary>
     public long Frees => Interlocked.Read(ref _frees);
 
+    /// <summary>Tensors given a cached buffer instead of a new allocation (see <see cref="IlgpuDevice.CachedBytes"/>).</summary>
+    public long Reuses => Interlocked.Read(ref _reuses);
+
     /// <summary>Bytes of all device buffers allocated (not net of frees).</summary>
     public long BytesAllocated => Interlocked.Read(ref _bytesAllocated);
 
@@ -45,6 +48,7 @@ public sealed class DeviceStats
         Interlocked.Exchange(ref _allocations, 0);
         Interlocked.Exchange(ref _frees, 0);
         Interlocked.Exchange(ref _bytesAllocated, 0);
+        Interlocked.Exchange(ref _reuses, 0);
     }
 
     internal void CountLaunch() => Interlocked.Increment(ref _launches);
@@ -52,6 +56,7 @@ public sealed class DeviceStats
     internal void CountDownload() => Interlocked.Increment(ref _downloads);
     internal void CountSynchronization() => Interlocked.Increment(ref _synchronizations);
     internal void CountFree() => Interlocked.Increment(ref _frees);
+    internal void CountReuse() => Interlocked.Increment(ref _reuses);
 
     internal void CountAllocation(long bytes)
     {

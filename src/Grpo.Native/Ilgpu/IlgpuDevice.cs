@@ -148,6 +148,48 @@ public sealed class IlgpuDevice : Device
         return buffer;
     }
 
+    private readonly DeviceMemoryPool _pool = new();
+
+    /// <summary>
+    /// A buffer of at least <paramref name="length"/> elements for a tensor: a cached one of its size class when
+    /// one is free (counted as a reuse), else a new allocation; on running out of memory the cache is freed and the
+    /// allocation tried once more. Give it back with <see cref="Return{T}"/>.
+    /// </summary>
+    internal MemoryBuffer1D<T, Stride1D.Dense> Rent<T>(long length) where T : unmanaged
+    {
+        long size = DeviceMemoryPool.SizeClass(length);
+        var cached = _pool.TryTake<T>(size);
+        if (cached is not null)
+        {
+            Stats.CountReuse();
+            return cached;
+        }
+        try
+        {
+            return Allocate1D<T>(size);
+        }
+        catch (Exception e) when (IsDeviceOutOfMemory(e) && _pool.CachedBytes > 0)
+        {
+            ReleaseCachedMemory();
+            return Allocate1D<T>(size);
+        }
+    }
+
+    /// <summary>Takes back a buffer from <see cref="Rent{T}"/> for the next tensor of its size class (no free, so no device-wide wait on CUDA).</summary>
+    internal void Return<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer) where T : unmanaged => _pool.Give(buffer);
+
+    /// <summary>Frees every cached tensor buffer (after a synchronisation: queued kernels may still use them).</summary>
+    public void ReleaseCachedMemory()
+    {
+        var buffers = _pool.TakeAll();
+        if (buffers.Count == 0) return;
+        Synchronize();
+        foreach (var buffer in buffers) Free(buffer);
+    }
+
+    /// <summary>Bytes the cache of disposed tensors' buffers holds.</summary>
+    public long CachedBytes => _pool.CachedBytes;
+
     /// <summary>Frees a buffer from <see cref="Allocate1D{T}"/>, counted.</summary>
     internal void Free(MemoryBuffer buffer)
     {
@@ -192,7 +234,7 @@ public sealed class IlgpuDevice : Device
     }
 
     /// <inheritdoc />
-    public override long? AvailableBytes() => Accelerator is CudaAccelerator cuda ? cuda.GetFreeMemory() : null;
+    public override long? AvailableBytes() => Accelerator is CudaAccelerator cuda ? cuda.GetFreeMemory() + _pool.CachedBytes : null;
 
     // ILGPU reports a failed cudaMalloc as a CudaException; allocation is the only call this filter guards.
     private protected override bool IsDeviceOutOfMemory(Exception e) => e is CudaException;

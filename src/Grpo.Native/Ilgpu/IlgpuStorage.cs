@@ -14,7 +14,8 @@ internal sealed class IlgpuStorage<T> : TensorStorage<T> where T : unmanaged
     public IlgpuStorage(IlgpuDevice device, long length)
     {
         _device = device;
-        _buffer = device.Allocate1D<T>(length);
+        _buffer = device.Rent<T>(length); // a cached buffer of the size class when one is free
+        View = _buffer.View.SubView(0, length);
         if (typeof(T) == typeof(int)) Known = new KnownIndices(length);
     }
 
@@ -22,7 +23,7 @@ internal sealed class IlgpuStorage<T> : TensorStorage<T> where T : unmanaged
     public KnownIndices? Known { get; }
 
     /// <summary>The elements, row-major.</summary>
-    public ArrayView1D<T, Stride1D.Dense> View => _buffer.View;
+    public ArrayView1D<T, Stride1D.Dense> View { get; }
 
     public override void CopyFrom(long offset, ReadOnlySpan<T> source)
     {
@@ -49,5 +50,6 @@ internal sealed class IlgpuStorage<T> : TensorStorage<T> where T : unmanaged
         }
     }
 
-    public override void Dispose() => _device.Free(_buffer);
+    /// <summary>Gives the buffer back to the device's cache (the tensor calls this once).</summary>
+    public override void Dispose() => _device.Return(_buffer);
 }
