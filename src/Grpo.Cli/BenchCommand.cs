@@ -74,8 +74,10 @@ internal static class BenchCommand
         using var trainer = new GrpoTrainer(policy, new IdTokenizer(config.VocabSize), [reward], options, reference);
         var random = new Random(7);
         var timings = new List<GrpoStepMetrics>();
+        var counts = new BenchDeviceCounts(device);
         for (int step = 0; step <= steps; step++)
         {
+            if (step == 1) counts.StartTimedSteps();
             var prompts = Enumerable.Range(0, b).Select(_ => Enumerable.Range(0, p).Select(_ => random.Next(config.VocabSize)).ToArray()).ToArray();
             var m = trainer.TrainStep(prompts);
             if (step > 0) timings.Add(m); // the first step compiles kernels and warms caches
@@ -100,6 +102,7 @@ internal static class BenchCommand
         result["completion_tokens_per_s"] = b * g * t / step_s;
         result["sampled_tokens_per_s"] = b * g * t / (double)result["rollout_s"];
         result["trained_tokens_per_s"] = b * g * (p + t) / (double)result["policy_forward_backward_s"];
+        counts.AddTo(result, policy, steps, b, g, p);
         if (json)
         {
             output.WriteLine(JsonSerializer.Serialize(result));
