@@ -16,9 +16,9 @@ internal static class CudaDriverLibrary
     private static readonly List<string> Attempts = [];
     private static bool _installed;
 
-    /// <summary>The file names tried for a driver import of <paramref name="requested"/>, in order.</summary>
+    /// <summary>The file names tried for a driver import of <paramref name="requested"/> (ILGPU asks for "cuda"), in order.</summary>
     internal static IReadOnlyList<string> Candidates(string requested) =>
-        OperatingSystem.IsWindows() ? [requested] : requested == "libcuda.so.1" ? [requested] : [requested, "libcuda.so.1"];
+        OperatingSystem.IsWindows() ? [requested] : requested == "libcuda.so.1" ? [requested] : ["libcuda.so", "libcuda.so.1"];
 
     /// <summary>True for the names under which ILGPU imports the driver API (not the runtime, NVML or other CUDA libraries).</summary>
     internal static bool IsDriverImport(string name) =>

@@ -69,7 +69,13 @@ public sealed class IlgpuDevice : Device
             context.Dispose();
             throw new NotSupportedException(NoGpuMessage("the driver reports no CUDA GPU"));
         }
-        return new IlgpuDevice(context, context.CreateCudaAccelerator(0), DeviceKind.Cuda);
+        var device = new IlgpuDevice(context, context.CreateCudaAccelerator(0), DeviceKind.Cuda);
+        if (Environment.GetEnvironmentVariable(UseCuBlasVariable) != "0")
+        {
+            device.CuBlas = CuBlas.TryCreate((CudaAccelerator)device.Accelerator, out string message);
+            Device.DiagnosticLog?.WriteLine($"device cuda: {message}");
+        }
+        return device;
     }
 
     /// <summary>Why CUDA cannot run, with every driver library the loader was asked for.</summary>
@@ -113,6 +119,15 @@ public sealed class IlgpuDevice : Device
 
     /// <summary>The ILGPU accelerator the kernels run on.</summary>
     public Accelerator Accelerator { get; }
+
+    /// <summary>Environment variable: 0 keeps the GEMMs on the ILGPU kernel even where cuBLAS loads.</summary>
+    public const string UseCuBlasVariable = "GRPO_CUBLAS";
+
+    /// <summary>cuBLAS on this CUDA accelerator when it loaded (the GEMMs then go there); null on the simulator or without it.</summary>
+    internal CuBlas? CuBlas { get; private set; }
+
+    /// <summary>True when GEMMs run through cuBLAS.</summary>
+    public bool UsesCuBlas => CuBlas is not null;
 
     /// <summary>Threads in the group that reduces one row (a power of two).</summary>
     internal int RowGroupSize { get; }
@@ -243,6 +258,7 @@ public sealed class IlgpuDevice : Device
     /// <inheritdoc />
     public override void Dispose()
     {
+        CuBlas?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }

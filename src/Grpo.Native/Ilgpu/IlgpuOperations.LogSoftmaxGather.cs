@@ -33,10 +33,25 @@ internal sealed partial class IlgpuOperations
         }
     }
 
-    /// <summary>Queues C = alpha · A·B [+ C] with the shapes and strides in <paramref name="args"/>.</summary>
+    /// <summary>Queues C = alpha · A·B [+ C] with the shapes and strides in <paramref name="args"/>: through cuBLAS where it loaded, else the ILGPU kernel.</summary>
     internal void Matmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
         if (args.M == 0 || args.N == 0) return;
+        if (Device.CuBlas is { } blas && !ForceKernelGemm)
+        {
+            blas.Gemm(args, a, b, c);
+            Device.Stats.CountLaunch();
+            return;
+        }
+        KernelMatmul(args, a, b, c);
+    }
+
+    /// <summary>True to run the ILGPU GEMM kernel even where cuBLAS loaded (selfcheck compares the two).</summary>
+    internal bool ForceKernelGemm { get; set; }
+
+    /// <summary>Queues the product on the ILGPU tiled kernel.</summary>
+    private void KernelMatmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    {
         var kernel = Device.Kernel(typeof(MatmulKernels), nameof(MatmulKernels.Matmul), accelerator =>
             accelerator.LoadStreamKernel<MatmulArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(MatmulKernels.Matmul));
         int side = MatmulGroupSide, tile = MatmulKernels.RegisterTile * side;
