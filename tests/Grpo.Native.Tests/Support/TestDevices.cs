@@ -43,9 +43,6 @@ public sealed class TestDevices
     /// <summary><see cref="Kinds"/> without the ILGPU simulator: for sizes that take it minutes (CUDA joins when visible).</summary>
     public static IEnumerable<DeviceKind> KindsBesidesTheSimulator() => Kinds().Where(k => k != DeviceKind.IlgpuCpu);
 
-    /// <summary><see cref="Kinds"/> and the simulator with CUDA's launch shapes.</summary>
-    public static IEnumerable<DeviceKind> KindsWithCudaShapes() => Kinds().Append(DeviceKind.IlgpuCpuCudaShapes);
-
     private static readonly Lazy<bool> CudaVisible = new(IlgpuDevice.IsCudaAvailable);
 
     public static Device Get(DeviceKind kind)
