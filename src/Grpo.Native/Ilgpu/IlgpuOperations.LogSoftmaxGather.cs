@@ -37,7 +37,7 @@ internal sealed partial class IlgpuOperations
     internal void Matmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
         if (args.M == 0 || args.N == 0) return;
-        if (Device.CuBlas is { } blas && !ForceKernelGemm)
+        if (Device.CuBlas is { } blas)
         {
             blas.Gemm(args, a, b, c);
             Device.Stats.CountLaunch();
@@ -45,9 +45,6 @@ internal sealed partial class IlgpuOperations
         }
         KernelMatmul(args, a, b, c);
     }
-
-    /// <summary>True to run the ILGPU GEMM kernel even where cuBLAS loaded (selfcheck compares the two).</summary>
-    internal bool ForceKernelGemm { get; set; }
 
     /// <summary>Queues the product on the ILGPU tiled kernel.</summary>
     private void KernelMatmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
