@@ -11,7 +11,8 @@ namespace Grpo.Kernels;
 public static class EmbeddingKernels
 {
     /// <summary>output[m, c] = table[ids[m], c] (+ positionTable[positions[m], c] when <paramref name="learned"/> is 1).</summary>
-    /// <param name="index">X: channel c, Y: row m.</param>
+    /// <param name="index">Thread i of <paramref name="threads"/>: elements i, i + threads, … of the flat (M·C) output
+    /// (one flat dimension: CUDA's grid Y stops at 65,535, fewer rows than a packed batch can hold).</param>
     /// <param name="output">(M, C) output rows.</param>
     /// <param name="ids">(M) table row per output row, validated on the host.</param>
     /// <param name="table">(V, C) table.</param>
@@ -19,13 +20,18 @@ public static class EmbeddingKernels
     /// <param name="positionTable">(P, C) position table (any view when unused).</param>
     /// <param name="channels">C.</param>
     /// <param name="learned">1 to add the position rows, 0 to leave them out.</param>
-    public static void Forward(Index2D index, ArrayView<float> output, ArrayView<int> ids, ArrayView<float> table,
-        ArrayView<int> positions, ArrayView<float> positionTable, int channels, int learned)
+    /// <param name="elements">M·C.</param>
+    /// <param name="threads">Threads launched; each strides by it.</param>
+    public static void Forward(Index1D index, ArrayView<float> output, ArrayView<int> ids, ArrayView<float> table,
+        ArrayView<int> positions, ArrayView<float> positionTable, int channels, int learned, long elements, int threads)
     {
-        int c = index.X, m = index.Y;
-        float value = table[(long)ids[m] * channels + c];
-        if (learned != 0) value += positionTable[(long)positions[m] * channels + c];
-        output[(long)m * channels + c] = value;
+        for (long i = index; i < elements; i += threads)
+        {
+            int m = (int)(i / channels), c = (int)(i % channels);
+            float value = table[(long)ids[m] * channels + c];
+            if (learned != 0) value += positionTable[(long)positions[m] * channels + c];
+            output[i] = value;
+        }
     }
 
     /// <summary>

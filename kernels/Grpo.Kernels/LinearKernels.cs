@@ -14,14 +14,17 @@ public static class LinearKernels
     public const int BiasRowBlock = 64;
 
     /// <summary>output[m, n] = bias[n]: the starting value the forward's product is accumulated onto.</summary>
-    /// <param name="index">X: column n, Y: row m.</param>
+    /// <param name="index">Thread i of <paramref name="threads"/>: elements i, i + threads, … of the flat (M·N) output.
+    /// One flat dimension, not (N, M): CUDA's grid Y stops at 65,535, fewer rows than a packed batch can hold.</param>
     /// <param name="output">(M, N) rows to fill.</param>
     /// <param name="bias">(N) the bias.</param>
     /// <param name="columns">N.</param>
-    public static void BroadcastBias(Index2D index, ArrayView<float> output, ArrayView<float> bias, int columns)
+    /// <param name="elements">M·N.</param>
+    /// <param name="threads">Threads launched; each strides by it.</param>
+    public static void BroadcastBias(Index1D index, ArrayView<float> output, ArrayView<float> bias, int columns, long elements, int threads)
     {
-        int n = index.X, m = index.Y;
-        output[(long)m * columns + n] = bias[n];
+        for (long i = index; i < elements; i += threads)
+            output[i] = bias[(int)(i % columns)];
     }
 
     /// <summary>partial[b, n] = Σ_{m in block b, increasing} dOutput[m, n].</summary>

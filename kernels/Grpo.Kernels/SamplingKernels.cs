@@ -189,7 +189,14 @@ public static class SamplingKernels
             }
         }
         int token = GroupReduce.ArgMax(best, bestIndex);
-        if (t == 0)
+        if (t == 0 && token >= vocab)
+        {
+            // No column was a candidate (NaN logits): token 0 keeps every id inside the table, which the
+            // host relies on instead of reading ids back, and the NaN log-prob carries the fault into the loss.
+            tokens[row] = 0;
+            logprobs[row] = float.NaN;
+        }
+        else if (t == 0)
         {
             tokens[row] = token;
             // log(ties + rest) = log(ties) + log1p(rest / ties), log1p by Goldberg's exact-ratio trick.

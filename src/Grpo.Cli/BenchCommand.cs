@@ -95,8 +95,10 @@ internal static class BenchCommand
         using var trainer = new GrpoTrainer(policy, new IdTokenizer(config.VocabSize), [reward], options, reference);
         var random = new Random(7);
         var timings = new List<GrpoStepMetrics>();
+        var counts = new BenchDeviceCounts(device);
         for (int step = 0; step <= steps; step++)
         {
+            if (step == 1) counts.StartTimedSteps();
             var prompts = Enumerable.Range(0, b).Select(_ => Enumerable.Range(0, p).Select(_ => random.Next(config.VocabSize)).ToArray()).ToArray();
             var m = trainer.TrainStep(prompts);
             if (step > 0) timings.Add(m); // the first step compiles kernels and warms caches
@@ -125,6 +127,7 @@ internal static class BenchCommand
         // The most memory the process held at once (Linux: VmHWM), on the host: weights, gradients, AdamW moments, the
         // reference and activations on the CPU backends; on a GPU mostly the runtime and host-side copies.
         result["peak_working_set_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64;
+        counts.AddTo(result, policy, steps, b, g, p);
         if (json)
         {
             output.WriteLine(JsonSerializer.Serialize(result));

@@ -38,6 +38,8 @@ internal static partial class SelfCheck
         results.AddRange(Normalization(device, random, tolerance, gradientTolerance));
         results.AddRange(Linear(device, random, tolerance));
         results.AddRange(Embedding(device, random, tolerance));
+        results.AddRange(Attention(device, random, tolerance, gradientTolerance));
+        results.AddRange(Optimizer(device, random, tolerance));
         return results;
     }
 

@@ -70,23 +70,49 @@ public abstract class Device : IDisposable
     private TensorStorage<T> CreateStorage<T>(long length) where T : unmanaged => this switch
     {
         CpuDevice cpu => new CpuStorage<T>(cpu, length),
-        IlgpuDevice ilgpu => new IlgpuStorage<T>(ilgpu.Accelerator, length),
+        IlgpuDevice ilgpu => new IlgpuStorage<T>(ilgpu, length),
         _ => throw new NotSupportedException($"{GetType().Name} has no tensor storage."),
     };
 
     /// <summary>Frees the backend's resources.</summary>
     public abstract void Dispose();
 
+    /// <summary>Where <see cref="DeviceKind.Auto"/> says, once per process, which backend it chose and why (null: nowhere). The CLI sets standard error.</summary>
+    public static TextWriter? DiagnosticLog { get; set; }
+
+    private static int _autoChoiceLogged;
+
     /// <summary>Creates a device of the given kind.</summary>
     /// <exception cref="NotSupportedException">CUDA was asked for and no NVIDIA GPU is visible.</exception>
     public static Device Create(DeviceKind kind) => kind switch
     {
+        DeviceKind.Auto => CreateAuto(),
         DeviceKind.Cpu => new CpuDevice(),
         DeviceKind.IlgpuCpu => IlgpuDevice.CreateCpuSimulator(),
+        DeviceKind.IlgpuCpuCudaShapes => IlgpuDevice.CreateCpuSimulator(cudaLaunchShapes: true),
         DeviceKind.Cuda => IlgpuDevice.CreateCuda(),
-        DeviceKind.Auto => IlgpuDevice.IsCudaAvailable() ? IlgpuDevice.CreateCuda() : new CpuDevice(),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Use Auto, Cpu, Cuda or IlgpuCpu."),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Use Auto, Cpu, Cuda, IlgpuCpu or IlgpuCpuCudaShapes."),
     };
+
+    /// <summary>CUDA when a GPU is usable, else the managed CPU backend; logs the choice once.</summary>
+    private static Device CreateAuto()
+    {
+        Device device;
+        string why;
+        if (IlgpuDevice.IsCudaAvailable())
+        {
+            device = IlgpuDevice.CreateCuda();
+            why = "a CUDA GPU is visible";
+        }
+        else
+        {
+            device = new CpuDevice();
+            why = $"no usable CUDA GPU (looked for the driver as {CudaDriverLibrary.Describe()})";
+        }
+        if (Interlocked.Exchange(ref _autoChoiceLogged, 1) == 0)
+            DiagnosticLog?.WriteLine($"device auto: {device} ({why})");
+        return device;
+    }
 
     /// <summary>Creates a device named by text: auto, cpu, cuda or ilgpu-cpu (case-insensitive).</summary>
     public static Device Create(string name) => Create(ParseKind(name, nameof(name)));
@@ -107,8 +133,9 @@ public abstract class Device : IDisposable
             "cpu" => DeviceKind.Cpu,
             "cuda" => DeviceKind.Cuda,
             "ilgpu-cpu" => DeviceKind.IlgpuCpu,
+            "ilgpu-cpu-cuda" => DeviceKind.IlgpuCpuCudaShapes,
             _ => throw new ArgumentException(
-                $"'{name}' is not a device: use auto, cpu, cuda or ilgpu-cpu.", argumentName),
+                $"'{name}' is not a device: use auto, cpu, cuda or ilgpu-cpu (ilgpu-cpu-cuda: the simulator with CUDA's launch shapes).", argumentName),
         };
 
     /// <inheritdoc />

@@ -14,4 +14,10 @@ public enum DeviceKind
 
     /// <summary>The ILGPU kernels on ILGPU's CPU accelerator: a GPU simulator, slow, used to test the kernels without a GPU.</summary>
     IlgpuCpu,
+
+    /// <summary>
+    /// The ILGPU kernels on the CPU simulator with CUDA's launch shapes: 32-thread warps and 256-thread groups, so
+    /// row reductions run 256 threads and matrix products 16×16 groups, as on a GPU. Slower still; checks that configuration.
+    /// </summary>
+    IlgpuCpuCudaShapes,
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Linq.Expressions;
 using Grpo.Native.Devices;
 using Grpo.Native.Operations;
 using Grpo.Native.Tensors;
@@ -35,6 +36,7 @@ public sealed class IlgpuDevice : Device
     /// <summary>True when ILGPU can see an NVIDIA GPU with a CUDA driver.</summary>
     public static bool IsCudaAvailable()
     {
+        CudaDriverLibrary.Install();
         try
         {
             using var context = Context.Create(builder => builder.Cuda());
@@ -51,15 +53,38 @@ public sealed class IlgpuDevice : Device
     /// <exception cref="NotSupportedException">No NVIDIA GPU with a CUDA driver is visible.</exception>
     public static IlgpuDevice CreateCuda()
     {
-        var context = Context.Create(builder => ConfigureForCuda(builder).Cuda());
+        CudaDriverLibrary.Install();
+        Context context;
+        try
+        {
+            context = Context.Create(builder => ConfigureForCuda(builder).Cuda());
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or CudaException
+                                  or InvalidOperationException or NotSupportedException)
+        {
+            throw new NotSupportedException(NoGpuMessage($"the CUDA driver did not start ({e.GetBaseException().Message})"), e);
+        }
         if (context.GetCudaDevices().Count == 0)
         {
             context.Dispose();
-            throw new NotSupportedException(
-                "No CUDA GPU is visible. Use the managed CPU backend (GRPO_DEVICE=cpu) or install the NVIDIA driver.");
+            throw new NotSupportedException(NoGpuMessage("the driver reports no CUDA GPU"));
         }
-        return new IlgpuDevice(context, context.CreateCudaAccelerator(0), DeviceKind.Cuda);
+        var device = new IlgpuDevice(context, context.CreateCudaAccelerator(0), DeviceKind.Cuda);
+        // Opt-in until the device check has run it: the cuBLAS operand mapping is unit-tested, but no GEMM has gone
+        // through it on a GPU yet, and a wrong mapping would train silently wrong.
+        if (Environment.GetEnvironmentVariable(UseCuBlasVariable) == "1")
+        {
+            device.CuBlas = CuBlas.TryCreate((CudaAccelerator)device.Accelerator, out string message);
+            Device.DiagnosticLog?.WriteLine($"device cuda: {message}");
+        }
+        return device;
     }
+
+    /// <summary>Why CUDA cannot run, with every driver library the loader was asked for.</summary>
+    private static string NoGpuMessage(string reason) =>
+        $"No usable CUDA GPU: {reason}. Looked for the driver as {CudaDriverLibrary.Describe()} on the loader path " +
+        $"(LD_LIBRARY_PATH={Environment.GetEnvironmentVariable("LD_LIBRARY_PATH") ?? "unset"}). " +
+        "Install the NVIDIA driver, or use the managed CPU backend (--device cpu, GRPO_DEVICE=cpu).";
 
     /// <summary>
     /// The compiler settings of the CUDA context; the PTX compilation test uses the same ones.
@@ -70,16 +95,19 @@ public sealed class IlgpuDevice : Device
 
     /// <summary>
     /// The ILGPU kernels on ILGPU's CPU accelerator. It simulates a GPU with threads, so it is slow:
-    /// use it to check kernels, not to train. Four-thread warps, four warps per group and one
-    /// multiprocessor per core keep barrier traffic low while still exercising group reductions.
+    /// use it to check kernels, not to train. By default four-thread warps, four warps per group and one
+    /// multiprocessor per core keep barrier traffic low while still exercising group reductions; with
+    /// <paramref name="cudaLaunchShapes"/> it takes CUDA's shapes instead (32-thread warps, groups of up to
+    /// 256 threads, hence 256-thread row groups and 16×16 matmul groups), the configuration a GPU runs.
     /// </summary>
-    public static IlgpuDevice CreateCpuSimulator()
+    public static IlgpuDevice CreateCpuSimulator(bool cudaLaunchShapes = false)
     {
-        var simulated = new CPUDevice(
-            numThreadsPerWarp: 4, numWarpsPerMultiprocessor: 4,
-            numMultiprocessors: Math.Max(1, Environment.ProcessorCount));
+        var simulated = cudaLaunchShapes
+            ? new CPUDevice(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: Math.Max(1, Environment.ProcessorCount))
+            : new CPUDevice(numThreadsPerWarp: 4, numWarpsPerMultiprocessor: 4, numMultiprocessors: Math.Max(1, Environment.ProcessorCount));
         var context = Context.Create(builder => builder.CPU(simulated).EnableAlgorithms().Optimize(OptimizationLevel.O1));
-        return new IlgpuDevice(context, context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel), DeviceKind.IlgpuCpu);
+        return new IlgpuDevice(context, context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel),
+            cudaLaunchShapes ? DeviceKind.IlgpuCpuCudaShapes : DeviceKind.IlgpuCpu);
     }
 
     /// <inheritdoc />
@@ -94,21 +122,136 @@ public sealed class IlgpuDevice : Device
     /// <summary>The ILGPU accelerator the kernels run on.</summary>
     public Accelerator Accelerator { get; }
 
+    /// <summary>Environment variable: 1 sends the GEMMs to cuBLAS where it loads (opt-in until verified on a GPU); otherwise the ILGPU kernel.</summary>
+    public const string UseCuBlasVariable = "GRPO_CUBLAS";
+
+    /// <summary>cuBLAS on this CUDA accelerator when it loaded (the GEMMs then go there); null on the simulator or without it.</summary>
+    internal CuBlas? CuBlas { get; private set; }
+
+    /// <summary>True when GEMMs run through cuBLAS.</summary>
+    public bool UsesCuBlas => CuBlas is not null;
+
     /// <summary>Threads in the group that reduces one row (a power of two).</summary>
     internal int RowGroupSize { get; }
+
+    /// <summary>Launches, copies, synchronisations and allocations this device has done: every one in this folder is counted here.</summary>
+    public DeviceStats Stats { get; } = new();
 
     /// <summary>
     /// Returns the kernel <paramref name="name"/> of <paramref name="kernels"/>, compiling it on first use.
     /// The key is the declaring type and the name: kernel families reuse short names (two are called Scale).
+    /// The delegate returned counts each launch in <see cref="Stats"/> before queuing it.
     /// </summary>
     internal TKernel Kernel<TKernel>(Type kernels, string name, Func<Accelerator, TKernel> load) where TKernel : Delegate =>
-        (TKernel)_kernels.GetOrAdd($"{kernels.FullName}.{name}", _ => load(Accelerator));
+        (TKernel)_kernels.GetOrAdd($"{kernels.FullName}.{name}", _ => Counted(load(Accelerator)));
+
+    /// <summary>Wraps a loaded kernel in a delegate of the same type that counts the launch, then queues it.</summary>
+    private TKernel Counted<TKernel>(TKernel kernel) where TKernel : Delegate
+    {
+        var parameters = typeof(TKernel).GetMethod("Invoke")!.GetParameters()
+            .Select(p => Expression.Parameter(p.ParameterType, p.Name)).ToArray();
+        var body = Expression.Block(
+            Expression.Call(Expression.Constant(Stats), typeof(DeviceStats).GetMethod(nameof(DeviceStats.CountLaunch),
+                System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!),
+            Expression.Invoke(Expression.Constant(kernel), parameters));
+        return Expression.Lambda<TKernel>(body, parameters).Compile();
+    }
+
+    /// <summary>Allocates <paramref name="length"/> elements on the accelerator, counted.</summary>
+    internal unsafe MemoryBuffer1D<T, Stride1D.Dense> Allocate1D<T>(long length) where T : unmanaged
+    {
+        var buffer = Accelerator.Allocate1D<T>(length);
+        Stats.CountAllocation(length * sizeof(T));
+        return buffer;
+    }
+
+    private readonly DeviceMemoryPool _pool = new();
+
+    /// <summary>
+    /// A buffer of at least <paramref name="length"/> elements for a tensor: a cached one of its size class when
+    /// one is free (counted as a reuse), else a new allocation; on running out of memory the cache is freed and the
+    /// allocation tried once more. Give it back with <see cref="Return{T}"/>.
+    /// </summary>
+    internal MemoryBuffer1D<T, Stride1D.Dense> Rent<T>(long length) where T : unmanaged
+    {
+        long size = DeviceMemoryPool.SizeClass(length);
+        var cached = _pool.TryTake<T>(size);
+        if (cached is not null)
+        {
+            Stats.CountReuse();
+            return cached;
+        }
+        try
+        {
+            return Allocate1D<T>(size);
+        }
+        catch (Exception e) when (IsDeviceOutOfMemory(e) && _pool.CachedBytes > 0)
+        {
+            ReleaseCachedMemory();
+            return Allocate1D<T>(size);
+        }
+    }
+
+    /// <summary>Takes back a buffer from <see cref="Rent{T}"/> for the next tensor of its size class (no free, so no device-wide wait on CUDA).</summary>
+    internal void Return<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer) where T : unmanaged => _pool.Give(buffer);
+
+    /// <summary>Frees every cached tensor buffer (after a synchronisation: queued kernels may still use them).</summary>
+    public void ReleaseCachedMemory()
+    {
+        var buffers = _pool.TakeAll();
+        if (buffers.Count == 0) return;
+        Synchronize();
+        foreach (var buffer in buffers) Free(buffer);
+    }
+
+    /// <summary>Bytes the cache of disposed tensors' buffers holds.</summary>
+    public long CachedBytes => _pool.CachedBytes;
+
+    /// <summary>Frees a buffer from <see cref="Allocate1D{T}"/>, counted.</summary>
+    internal void Free(MemoryBuffer buffer)
+    {
+        buffer.Dispose();
+        Stats.CountFree();
+    }
+
+    /// <summary>Copies host data to the device, counted; queued on the default stream after the kernels before it.</summary>
+    internal void Upload<T>(ArrayView<T> destination, ReadOnlySpan<T> source) where T : unmanaged
+    {
+        destination.CopyFromCPU(source);
+        Stats.CountUpload();
+    }
+
+    /// <summary>Copies device data to the host, counted; waits for the kernels queued before it.</summary>
+    internal void Download<T>(ArrayView<T> source, Span<T> destination) where T : unmanaged
+    {
+        source.CopyToCPU(destination);
+        Stats.CountDownload();
+    }
+
+    /// <summary>A host array of the device data, counted as one download.</summary>
+    internal T[] Download<T>(ArrayView<T> source) where T : unmanaged
+    {
+        var host = new T[source.Length];
+        Download(source, host);
+        return host;
+    }
+
+    /// <summary>Queues a memset of the view to zero bits, counted as a launch (it is a device operation like one).</summary>
+    internal void Zero<T>(ArrayView<T> view) where T : unmanaged
+    {
+        view.MemSetToZero();
+        Stats.CountLaunch();
+    }
 
     /// <inheritdoc />
-    public override void Synchronize() => Accelerator.Synchronize();
+    public override void Synchronize()
+    {
+        Accelerator.Synchronize();
+        Stats.CountSynchronization();
+    }
 
     /// <inheritdoc />
-    public override long? AvailableBytes() => Accelerator is CudaAccelerator cuda ? cuda.GetFreeMemory() : null;
+    public override long? AvailableBytes() => Accelerator is CudaAccelerator cuda ? cuda.GetFreeMemory() + _pool.CachedBytes : null;
 
     // ILGPU reports a failed cudaMalloc as a CudaException; allocation is the only call this filter guards.
     private protected override bool IsDeviceOutOfMemory(Exception e) => e is CudaException;
@@ -117,6 +260,7 @@ public sealed class IlgpuDevice : Device
     /// <inheritdoc />
     public override void Dispose()
     {
+        CuBlas?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }

@@ -76,7 +76,7 @@ internal sealed partial class IlgpuOperations
         var (m, heads, d) = ActivationsValidation.Rope(values, positions, theta, scaling);
         var v = View(values, nameof(values)).BaseView;         // (M, heads, D)
         var pos = View(positions, nameof(positions)).BaseView; // (M)
-        int largest = ActivationsValidation.RopePositions(positions.ToArray()); // (M) ints: a tiny download
+        int largest = ActivationsValidation.RopePositions(HostIndices(positions, nameof(positions)));
         var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.Rope), a =>
             a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, RopeArgs>(ActivationKernels.Rope));
         // Launched under the lock: another call that grows the table cannot free it before this launch is queued.
@@ -97,9 +97,10 @@ internal sealed partial class IlgpuOperations
             if (entry.Device is not null)
             {
                 Device.Synchronize(); // queued kernels may still read the old table
-                entry.Device.Dispose();
+                Device.Free(entry.Device);
             }
-            var buffer = Device.Accelerator.Allocate1D(host.Values);
+            var buffer = Device.Allocate1D<float>(host.Values.Length);
+            Device.Upload(buffer.View.BaseView, host.Values);
             entry = (host, buffer);
             _ropeTables[(theta, d, scaling)] = entry;
         }

@@ -23,7 +23,7 @@ internal sealed partial class IlgpuOperations
         var k = View(key, nameof(key)).BaseView;                 // (M, KVH, D)
         var v = View(value, nameof(value)).BaseView;             // (M, KVH, D)
         var starts = View(seqStarts, nameof(seqStarts)).BaseView; // (B+1)
-        AttentionValidation.SeqStarts(seqStarts.ToArray(), m);    // (B+1) ints: a tiny download
+        AttentionValidation.SeqStarts(HostIndices(seqStarts, nameof(seqStarts)), m);
         var forward = Device.Kernel(typeof(AttentionKernels), nameof(AttentionKernels.AttentionForward), accelerator =>
             accelerator.LoadStreamKernel<AttentionArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
                 ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionForward));
@@ -46,7 +46,7 @@ internal sealed partial class IlgpuOperations
         var o = View(output, nameof(output)).BaseView;           // (M, H, D)
         var lse = View(logSumExp, nameof(logSumExp)).BaseView;   // (M, H)
         var starts = View(seqStarts, nameof(seqStarts)).BaseView; // (B+1)
-        AttentionValidation.SeqStarts(seqStarts.ToArray(), m);    // (B+1) ints: a tiny download
+        AttentionValidation.SeqStarts(HostIndices(seqStarts, nameof(seqStarts)), m);
         var args = new AttentionArgs(h, kvh, d, b, scale);
         var queryKernel = Device.Kernel(typeof(AttentionKernels), nameof(AttentionKernels.AttentionBackwardQuery), accelerator =>
             accelerator.LoadStreamKernel<AttentionArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,

@@ -20,16 +20,19 @@ internal sealed partial class IlgpuOperations
         var y = View(output, nameof(output)).BaseView;   // (M, C)
         var id = View(ids, nameof(ids)).BaseView;        // (M)
         var wte = View(table, nameof(table)).BaseView;   // (V, C)
-        EmbeddingValidation.Indices(ids.ToArray(), v, nameof(ids), nameof(table)); // (M) ints: a tiny download
+        CheckIndexRange(ids, nameof(ids), values => EmbeddingValidation.Indices(values, v, nameof(ids), nameof(table)));
         bool learned = positionTable is not null;
         // Without a position table the kernel gets the token views and a flag telling it not to read them.
         var pos = learned ? View(positions!, nameof(positions)).BaseView : id;                 // (M)
         var wpe = learned ? View(positionTable!, nameof(positionTable)).BaseView : wte;        // (P, C)
-        if (learned) EmbeddingValidation.Indices(positions!.ToArray(), p, nameof(positions), nameof(positionTable));
+        if (learned)
+            CheckIndexRange(positions!, nameof(positions), values => EmbeddingValidation.Indices(values, p, nameof(positions), nameof(positionTable)));
         var forward = Device.Kernel(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Forward), accelerator =>
-            accelerator.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<int>, ArrayView<float>,
-                ArrayView<int>, ArrayView<float>, int, int>(EmbeddingKernels.Forward));
-        forward(new Index2D(c, m), y, id, wte, pos, wpe, c, learned ? 1 : 0);
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>,
+                ArrayView<int>, ArrayView<float>, int, int, long, int>(EmbeddingKernels.Forward));
+        long elements = (long)m * c;
+        int threads = FlatThreads(elements);
+        if (threads > 0) forward(threads, y, id, wte, pos, wpe, c, learned ? 1 : 0, elements, threads);
     }
 
     public void EmbeddingBackward(Tensor<float> dTable, Tensor<float>? dPositionTable, Tensor<float> dOutput,
@@ -38,13 +41,13 @@ internal sealed partial class IlgpuOperations
         var (m, c, v, p) = EmbeddingValidation.Backward(dTable, dPositionTable, dOutput, ids, positions);
         var dWte = View(dTable, nameof(dTable)).BaseView;  // (V, C)
         var dO = View(dOutput, nameof(dOutput)).BaseView;  // (M, C)
-        int[] idHost = ids.ToArray();                      // (M) ints: a tiny download
+        var idHost = HostIndices(ids, nameof(ids));       // (M) what the host uploaded
         EmbeddingValidation.Indices(idHost, v, nameof(ids), nameof(dTable));
         var tokenLists = EmbeddingRowLists.Build(idHost);
         EmbeddingRowLists? positionLists = null;
         if (dPositionTable is not null)
         {
-            int[] posHost = positions!.ToArray(); // (M)
+            var posHost = HostIndices(positions!, nameof(positions)); // (M)
             EmbeddingValidation.Indices(posHost, p, nameof(positions), nameof(dPositionTable));
             positionLists = EmbeddingRowLists.Build(posHost);
         }
@@ -57,7 +60,7 @@ internal sealed partial class IlgpuOperations
             // One upload: [ids (D), offsets (D+1), rows (M)] for the tokens, then the same for the positions.
             int[] packed = Pack(tokenLists, positionLists);
             var lists = EmbeddingLists(packed.Length).Cast<int>(); // the same stream orders the copy after earlier kernels
-            lists.CopyFromCPU(packed);
+            Device.Upload(lists, packed);
             long at = Launch(dWte, tokenLists, 0);
             if (positionLists is not null) Launch(View(dPositionTable!, nameof(dPositionTable)).BaseView, positionLists, at);
 

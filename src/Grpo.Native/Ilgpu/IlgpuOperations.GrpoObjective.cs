@@ -8,6 +8,11 @@ namespace Grpo.Native.Ilgpu;
 
 internal sealed partial class IlgpuOperations
 {
+    private readonly object _objectiveGate = new();
+
+    /// <summary>The objective's scratch, [row stats (N, RowPrepareColumns) | row terms (N, RowTermColumns) | scalars], grown when a call needs more.</summary>
+    private ReusableDeviceBuffer? _objectiveScratch;
+
     public GrpoObjectiveResult GrpoObjective(
         Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
         Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
@@ -26,36 +31,49 @@ internal sealed partial class IlgpuOperations
         var dLogprobView = View(dLogprobs, nameof(dLogprobs)).BaseView;                              // (N, T)
         var dEntropyView = p.EntropyCoefficient != 0 ? View(dEntropy!, nameof(dEntropy)).BaseView : dLogprobView; // (N, T)
 
-        var accelerator = Device.Accelerator;
-        using var rowStats = accelerator.Allocate1D<float>((long)n * ObjectiveKernels.RowPrepareColumns); // (N, RowPrepareColumns)
-        using var rowTerms = accelerator.Allocate1D<float>((long)n * ObjectiveKernels.RowTermColumns);    // (N, RowTermColumns)
-        using var scalars = accelerator.Allocate1D<float>(ObjectiveKernels.ScalarCount);                 // (ScalarCount)
+        long statsLength = (long)n * ObjectiveKernels.RowPrepareColumns, termsLength = (long)n * ObjectiveKernels.RowTermColumns;
+        lock (_objectiveGate)
+        {
+            var scratch = (_objectiveScratch ??= new ReusableDeviceBuffer(Device)).Get(statsLength + termsLength + ObjectiveKernels.ScalarCount);
+            var rowStats = scratch.SubView(0, statsLength);                                  // (N, RowPrepareColumns)
+            var rowTerms = scratch.SubView(statsLength, termsLength);                        // (N, RowTermColumns)
+            var scalars = scratch.SubView(statsLength + termsLength, ObjectiveKernels.ScalarCount); // (ScalarCount)
+            return Objective(p, n, logp, old, reference, View(advantages, nameof(advantages)).BaseView, maskView,
+                dLogprobView, rowStats, rowTerms, scalars, entropyView, dEntropyView);
+        }
+    }
+
+    /// <summary>Queues the four objective kernels and reads the scalars back; call under the gate.</summary>
+    private GrpoObjectiveResult Objective(ObjectiveParameters p, int n, ArrayView<float> logp, ArrayView<float> old,
+        ArrayView<float> reference, ArrayView<float> advantages, ArrayView<float> maskView, ArrayView<float> dLogprobs,
+        ArrayView<float> rowStats, ArrayView<float> rowTerms, ArrayView<float> scalars,
+        ArrayView<float> entropyView, ArrayView<float> dEntropyView)
+    {
         var rows = new KernelConfig(n, Device.RowGroupSize);
         var single = new KernelConfig(1, Device.RowGroupSize);
 
         var rowPrepare = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.RowPrepare), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ObjectiveParameters, ArrayView<float>, ArrayView<float>>(
                 ObjectiveKernels.RowPrepare));
-        rowPrepare(rows, logp, old, maskView, p, rowStats.View.BaseView, entropyView);
+        rowPrepare(rows, logp, old, maskView, p, rowStats, entropyView);
 
         var totals = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.Totals), a =>
             a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(ObjectiveKernels.Totals));
-        totals(single, rowStats.View.BaseView, n, scalars.View.BaseView);
+        totals(single, rowStats, n, scalars);
 
         var tokenTerms = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.TokenTerms), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ObjectiveParameters, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>>(ObjectiveKernels.TokenTerms));
-        tokenTerms(rows, logp, old, reference, View(advantages, nameof(advantages)).BaseView, maskView,
-            rowStats.View.BaseView, scalars.View.BaseView, p, dLogprobView, rowTerms.View.BaseView, entropyView, dEntropyView);
+        tokenTerms(rows, logp, old, reference, advantages, maskView, rowStats, scalars, p, dLogprobs, rowTerms, entropyView, dEntropyView);
 
         var finish = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.Finish), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ObjectiveParameters, ArrayView<float>>(ObjectiveKernels.Finish));
-        finish(single, rowStats.View.BaseView, rowTerms.View.BaseView, p, scalars.View.BaseView);
+        finish(single, rowStats, rowTerms, p, scalars);
 
         // Reading the scalars back waits for the kernels. The mask is checked on the device, so a bad
         // one is reported here, after the kernels ran (dLogprobs is then unspecified).
-        var host = scalars.GetAsArray1D();
+        var host = Device.Download(scalars);
         if (host[ObjectiveKernels.TotalBadMask] > 0)
             throw GrpoObjectiveValidation.BadMask((long)host[ObjectiveKernels.TotalBadMask], (int)host[ObjectiveKernels.FirstBadRow]);
         return new GrpoObjectiveResult(host[ObjectiveKernels.ResultLoss], host[ObjectiveKernels.ResultLow],

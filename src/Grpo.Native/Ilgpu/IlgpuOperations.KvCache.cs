@@ -19,8 +19,9 @@ internal sealed partial class IlgpuOperations
         var rows = View(sourceRows, nameof(sourceRows)).BaseView;  // (W)
         var dst = View(slots, nameof(slots)).BaseView;             // (W)
         var at = View(positions, nameof(positions)).BaseView;      // (W)
-        // (W) ints each: a tiny download; an index out of range would write outside the cache.
-        KvCacheValidation.WriteIndices(sourceRows.ToArray(), slots.ToArray(), positions.ToArray(), shape);
+        // An index out of range would write outside the cache; the host checks what it uploaded.
+        KvCacheValidation.WriteIndices(HostIndices(sourceRows, nameof(sourceRows)), HostIndices(slots, nameof(slots)),
+            HostIndices(positions, nameof(positions)), shape);
         var write = Device.Kernel(typeof(KvCacheKernels), nameof(KvCacheKernels.KvCacheWrite), accelerator =>
             accelerator.LoadAutoGroupedStreamKernel<Index1D, KvCacheArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>>(KvCacheKernels.KvCacheWrite));
@@ -42,7 +43,7 @@ internal sealed partial class IlgpuOperations
         var vc = View(valueCache, nameof(valueCache)).BaseView;    // (S, L, KVH, D)
         var slot = View(slots, nameof(slots)).BaseView;            // (R)
         var len = View(lengths, nameof(lengths)).BaseView;         // (R)
-        KvCacheValidation.DecodeIndices(slots.ToArray(), lengths.ToArray(), shape); // (R) ints each: a tiny download
+        KvCacheValidation.DecodeIndices(HostIndices(slots, nameof(slots)), HostIndices(lengths, nameof(lengths)), shape);
         var decode = Device.Kernel(typeof(KvCacheKernels), nameof(KvCacheKernels.AttentionDecode), accelerator =>
             accelerator.LoadStreamKernel<KvCacheArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
                 ArrayView<int>, ArrayView<float>>(KvCacheKernels.AttentionDecode));

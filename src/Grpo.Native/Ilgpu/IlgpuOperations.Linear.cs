@@ -23,8 +23,10 @@ internal sealed partial class IlgpuOperations
         {
             // Rows start as the bias and the product is accumulated onto them: one pass over the output, not two.
             var broadcast = Device.Kernel(typeof(LinearKernels), nameof(LinearKernels.BroadcastBias), accelerator =>
-                accelerator.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, int>(LinearKernels.BroadcastBias));
-            broadcast(new Index2D(n, m), y, View(bias, nameof(bias)).BaseView, n);
+                accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, long, int>(LinearKernels.BroadcastBias));
+            long elements = (long)m * n;
+            int threads = FlatThreads(elements);
+            if (threads > 0) broadcast(threads, y, View(bias, nameof(bias)).BaseView, n, elements, threads);
         }
         // y (M, N) [+]= x (M, K) · w (N, K)ᵀ
         Matmul(MatmulArgs.TransposedB(m, n, k, k, k, n, 1f, accumulate: bias is not null), x, w, y);

@@ -33,10 +33,22 @@ internal sealed partial class IlgpuOperations
         }
     }
 
-    /// <summary>Queues C = alpha · A·B [+ C] with the shapes and strides in <paramref name="args"/>.</summary>
+    /// <summary>Queues C = alpha · A·B [+ C] with the shapes and strides in <paramref name="args"/>: through cuBLAS where it loaded, else the ILGPU kernel.</summary>
     internal void Matmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
         if (args.M == 0 || args.N == 0) return;
+        if (Device.CuBlas is { } blas)
+        {
+            blas.Gemm(args, a, b, c);
+            Device.Stats.CountLaunch();
+            return;
+        }
+        KernelMatmul(args, a, b, c);
+    }
+
+    /// <summary>Queues the product on the ILGPU tiled kernel.</summary>
+    private void KernelMatmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    {
         var kernel = Device.Kernel(typeof(MatmulKernels), nameof(MatmulKernels.Matmul), accelerator =>
             accelerator.LoadStreamKernel<MatmulArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(MatmulKernels.Matmul));
         int side = MatmulGroupSide, tile = MatmulKernels.RegisterTile * side;
@@ -64,7 +76,7 @@ internal sealed partial class IlgpuOperations
         var lse = View(logSumExp, nameof(logSumExp)).BaseView;    // (M)
         // Without an entropy output the kernel gets the lse view and a flag telling it not to write.
         var ent = entropy is null ? lse : View(entropy, nameof(entropy)).BaseView; // (M)
-        LogSoftmaxGatherValidation.Targets(targets.ToArray(), v); // (M) ints: a tiny download
+        CheckIndexRange(targets, nameof(targets), values => LogSoftmaxGatherValidation.Targets(values, v));
         float invT = 1f / temperature;
         var rows = Device.Kernel(typeof(LogSoftmaxGatherKernels), nameof(LogSoftmaxGatherKernels.RowStatistics), accelerator =>
             accelerator.LoadStreamKernel<GatherRowArgs, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
@@ -108,7 +120,7 @@ internal sealed partial class IlgpuOperations
         bool entropyGradient = entropy is not null;
         var ent = entropyGradient ? View(entropy!, nameof(entropy)).BaseView : lse;     // (M)
         var dEnt = entropyGradient ? View(dEntropy!, nameof(dEntropy)).BaseView : lse;  // (M)
-        LogSoftmaxGatherValidation.Targets(targets.ToArray(), v); // (M) ints: a tiny download
+        CheckIndexRange(targets, nameof(targets), values => LogSoftmaxGatherValidation.Targets(values, v));
         float invT = 1f / temperature;
         var gradient = Device.Kernel(typeof(LogSoftmaxGatherKernels), nameof(LogSoftmaxGatherKernels.SoftmaxGradient), accelerator =>
             accelerator.LoadStreamKernel<GatherRowArgs, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(

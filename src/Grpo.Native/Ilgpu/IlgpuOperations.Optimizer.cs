@@ -8,18 +8,28 @@ namespace Grpo.Native.Ilgpu;
 
 internal sealed partial class IlgpuOperations
 {
+    private readonly object _sumOfSquaresGate = new();
+
+    /// <summary>The (blocks) partial sums of SumOfSquares, allocated on first use and grown when a call needs more.</summary>
+    private ReusableDeviceBuffer? _sumOfSquaresPartials;
+
     public double SumOfSquares(Tensor<float> values)
     {
         int blocks = OptimizerValidation.SumOfSquares(Device, values);
         var view = View(values, nameof(values)).BaseView; // (P)
         if (blocks == 0) return 0;
-        using var partials = Device.Accelerator.Allocate1D<float>(blocks); // (blocks)
         var kernel = Device.Kernel(typeof(OptimizerKernels), nameof(OptimizerKernels.SumOfSquaresBlocks), a =>
             a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(OptimizerKernels.SumOfSquaresBlocks));
-        kernel(new KernelConfig(blocks, Device.RowGroupSize), view, OptimizerValidation.SumOfSquaresBlock, partials.View.BaseView);
-        // Reading back waits for the kernel; the blocks are added in order in double, as on the CPU.
+        float[] host;
+        lock (_sumOfSquaresGate)
+        {
+            var partials = (_sumOfSquaresPartials ??= new ReusableDeviceBuffer(Device)).Get(blocks); // (blocks)
+            kernel(new KernelConfig(blocks, Device.RowGroupSize), view, OptimizerValidation.SumOfSquaresBlock, partials);
+            host = Device.Download(partials); // waits for the kernel
+        }
+        // The blocks are added in order in double, as on the CPU.
         double total = 0;
-        foreach (float p in partials.GetAsArray1D()) total += p;
+        foreach (float p in host) total += p;
         return total;
     }
 

@@ -21,6 +21,7 @@ internal sealed partial class IlgpuOperations
             a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, SamplingParameters>(
                 SamplingKernels.SampleRows));
         // One group per row: the group reduces the row, so rows never share a reduction.
+        KernelWrites(tokens, nameof(tokens), 0, logits.Shape[1] - 1); // every sampled id is a column of the row
         kernel(new KernelConfig(rows, Device.RowGroupSize), x.BaseView, outTokens.BaseView, outLogprobs.BaseView, p);
     }
 }

@@ -20,9 +20,9 @@ internal sealed class ReusableDeviceBuffer(IlgpuDevice device)
             if (_buffer is not null)
             {
                 device.Synchronize(); // queued kernels may still read the old buffer
-                _buffer.Dispose();
+                device.Free(_buffer);
             }
-            _buffer = device.Accelerator.Allocate1D<float>(length);
+            _buffer = device.Allocate1D<float>(length);
         }
         return _buffer.View.BaseView.SubView(0, length);
     }

@@ -9,6 +9,8 @@ namespace Grpo.Native.Models;
 /// the G slots of its group; every <see cref="Step"/> then feeds one new token per slot and attends
 /// over that slot's cache, so a step costs O(slots × context) attention instead of a full forward.
 /// The logits it returns are exactly those a full forward gives at the same position (tested).
+/// Every index a prefill and the steps after it need (cache writes, positions, attended lengths) is
+/// uploaded once by <see cref="Prefill"/>, so a step copies nothing between host and device.
 /// </summary>
 public sealed class KvCacheDecoder : IDisposable
 {
@@ -20,10 +22,15 @@ public sealed class KvCacheDecoder : IDisposable
     private readonly Tensor<float> _logits;       // (S, V)
     private readonly Tensor<float> _lastHidden;   // (S, C)
     private readonly Tensor<int> _slotIds;        // (S) 0, 1, ..., S−1
-    private readonly Tensor<int> _positions;      // (S) the position each slot's next token takes
-    private readonly Tensor<int> _attendLengths;  // (S) positions each slot's new query attends to
+    // One upload per prefill: [source rows (W) | slots (W) | positions (W) | last rows (R) | step positions (L + 1, R)],
+    // where row k of the step positions holds each slot's prompt length + k: the position step k writes, and
+    // (row k + 1) the length it attends to. W ≤ S·(L − 1) as every prompt is shorter than the capacity.
+    private readonly Tensor<int> _indices;
+    private readonly int[] _hostIndices;                // the host staging of _indices, kept between prefills
     private readonly int[] _lengths;              // (S) tokens cached per slot
     private int _activeSlots;
+    private int _stepPositionsAt;                 // where the (L + 1, R) step positions start in _indices
+    private int _steps;                           // steps since the last prefill
 
     /// <summary>Allocates the caches and buffers.</summary>
     /// <param name="model">The model to decode with.</param>
@@ -58,8 +65,7 @@ public sealed class KvCacheDecoder : IDisposable
             _logits = device.Allocate<float>(maxSlots, config.VocabSize);
             _lastHidden = device.Allocate<float>(maxSlots, config.HiddenSize);
             _slotIds = device.FromArray<int>(Enumerable.Range(0, maxSlots).ToArray(), maxSlots);
-            _positions = device.Allocate<int>(maxSlots);
-            _attendLengths = device.Allocate<int>(maxSlots);
+            _indices = device.Allocate<int>(IndexCapacity(maxSlots, capacity));
         }
         catch
         {
@@ -67,7 +73,11 @@ public sealed class KvCacheDecoder : IDisposable
             throw;
         }
         _lengths = new int[maxSlots];
+        _hostIndices = new int[_indices.Length];
     }
+
+    /// <summary>Ints of the index buffer: three lists of at most S·(L − 1) cache writes, S last rows, (L + 1, S) step positions.</summary>
+    private static int IndexCapacity(int slots, int capacity) => checked(3 * slots * (capacity - 1) + slots + (capacity + 1) * slots);
 
     /// <summary>S: the most sequences decoded at once.</summary>
     public int MaxSlots { get; }
@@ -100,37 +110,47 @@ public sealed class KvCacheDecoder : IDisposable
         if (m > _activations.MaxTokens)
             throw new ArgumentException($"The prompts hold {m} tokens but the decoder was made for at most {_activations.MaxTokens}.", nameof(prompts));
 
-        // Each prompt row is written to the G slots of its group.
-        var source = new List<int>();
-        var slot = new List<int>();
-        var position = new List<int>();
-        var lastRow = new int[slots];
+        int writes = 0;
         for (int p = 0; p < b; p++)
         {
-            int start = prompts.HostStarts[p], length = prompts.HostStarts[p + 1] - start;
+            int length = prompts.HostStarts[p + 1] - prompts.HostStarts[p];
             if (length >= Capacity)
                 throw new ArgumentException(
                     $"Prompt {p} has {length} tokens but each slot holds {Capacity}: no room is left for a completion.", nameof(prompts));
+            writes += length * groupSize;
+        }
+
+        // Each prompt row is written to the G slots of its group.
+        var host = _hostIndices;
+        int sourceAt = 0, slotAt = writes, positionAt = 2 * writes, lastAt = 3 * writes, w = 0;
+        _stepPositionsAt = lastAt + slots;
+        for (int p = 0; p < b; p++)
+        {
+            int start = prompts.HostStarts[p], length = prompts.HostStarts[p + 1] - start;
             for (int g = 0; g < groupSize; g++)
             {
                 int s = p * groupSize + g;
                 _lengths[s] = length;
-                lastRow[s] = start + length - 1;
-                for (int t = 0; t < length; t++)
+                host[lastAt + s] = start + length - 1;
+                for (int t = 0; t < length; t++, w++)
                 {
-                    source.Add(start + t);
-                    slot.Add(s);
-                    position.Add(t);
+                    host[sourceAt + w] = start + t;
+                    host[slotAt + w] = s;
+                    host[positionAt + w] = t;
                 }
+                for (int k = 0; k <= Capacity; k++) host[_stepPositionsAt + k * slots + s] = length + k;
             }
         }
         _activeSlots = slots;
+        _steps = 0;
 
-        var device = _model.Device;
-        using var sourceRows = device.FromArray<int>(source.ToArray(), source.Count);     // (W)
-        using var writeSlots = device.FromArray<int>(slot.ToArray(), slot.Count);         // (W)
-        using var writePositions = device.FromArray<int>(position.ToArray(), position.Count); // (W)
-        using var lastRows = device.FromArray<int>(lastRow, slots);                       // (B·G)
+        int used = _stepPositionsAt + (Capacity + 1) * slots;
+        var indices = _indices.Slice(0, used);
+        indices.CopyFrom(host.AsSpan(0, used));                                   // the one upload until the next prefill
+        var sourceRows = _indices.Slice(sourceAt, writes);                        // (W)
+        var writeSlots = _indices.Slice(slotAt, writes);                          // (W)
+        var writePositions = _indices.Slice(positionAt, writes);                  // (W)
+        var lastRows = _indices.Slice(lastAt, slots);                             // (B·G)
         float scale = 1f / MathF.Sqrt(_model.Config.HeadDim);
         var hidden = _model.RunForward(prompts.Ids, prompts.Positions, m, _activations, (layer, q, k, v, att, lse) =>
         {
@@ -154,21 +174,16 @@ public sealed class KvCacheDecoder : IDisposable
         int r = _activeSlots;
         if (r == 0) throw new InvalidOperationException("Call Prefill before Step: no slot holds a prompt.");
         Guard.Shape(tokens, nameof(tokens), r);
-        var positions = new int[r];
-        var attend = new int[r];
         for (int s = 0; s < r; s++)
         {
             if (_lengths[s] >= Capacity)
                 throw new InvalidOperationException(
                     $"Slot {s} already holds {Capacity} tokens, the decoder's capacity; stop decoding or create it with a larger capacity.");
-            positions[s] = _lengths[s];
-            attend[s] = _lengths[s] + 1;
         }
-        var positionTensor = _positions.Slice(0, r);     // (R)
-        var attendTensor = _attendLengths.Slice(0, r);   // (R)
+        // Rows k and k + 1 of the step positions the prefill uploaded: no copy per step.
+        var positionTensor = _indices.Slice(_stepPositionsAt + _steps * r, r);      // (R) each slot's length
+        var attendTensor = _indices.Slice(_stepPositionsAt + (_steps + 1) * r, r);  // (R) that length + 1
         var slotTensor = _slotIds.Slice(0, r);           // (R)
-        positionTensor.CopyFrom(positions);
-        attendTensor.CopyFrom(attend);
         float scale = 1f / MathF.Sqrt(_model.Config.HeadDim);
         var hidden = _model.RunForward(tokens, positionTensor, r, _activations, (layer, q, k, v, att, _) =>
         {
@@ -176,6 +191,7 @@ public sealed class KvCacheDecoder : IDisposable
             _ops.AttentionDecode(att, q, _keyCache[layer], _valueCache[layer], slotTensor, attendTensor, scale);
         });
         for (int s = 0; s < r; s++) _lengths[s]++;
+        _steps++;
         return Logits(hidden, r);
     }
 
@@ -195,7 +211,6 @@ public sealed class KvCacheDecoder : IDisposable
         _logits?.Dispose();
         _lastHidden?.Dispose();
         _slotIds?.Dispose();
-        _positions?.Dispose();
-        _attendLengths?.Dispose();
+        _indices?.Dispose();
     }
 }

@@ -24,7 +24,8 @@ public partial interface IGrpoOperations
     /// i.e. exactly what the trainer computes from the same logits and temperature, so sampler
     /// and trainer never disagree about old log-probs.</para>
     /// <para>Logits must be finite. The managed CPU backend checks and throws naming the row; the
-    /// ILGPU backend does not pay for a scan, and a NaN or infinity gives an unspecified token.</para>
+    /// ILGPU backend does not pay for a scan, and a NaN or infinity gives an unspecified token id in [0, V)
+    /// (token 0 with a NaN log-prob when the row has no candidate at all).</para>
     /// </remarks>
     /// <param name="logits">(R, V) logits, one row per sequence being generated.</param>
     /// <param name="options">Temperature and filters; see <see cref="SamplingOptions"/>.</param>

@@ -14,10 +14,10 @@ public sealed class ActivationsTests
     // Odd sizes: none is a multiple of the 8-wide vectors, so every CPU call has a tail.
     private static readonly int[][] Shapes = [[1], [7], [3, 5, 7], [33, 17], [1001]];
 
-    public static IEnumerable<TestCaseData> Cases() =>
+    public static IEnumerable<TestCaseData> Cases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from shape in Shapes
-        select new TestCaseData(kind, shape).SetArgDisplayNames(kind.ToString(), string.Join("x", shape));
+        select new TestCaseData(kind, shape).SetArgDisplayNames(kind.ToString(), string.Join("x", shape)));
 
     private static int Count(int[] shape) => shape.Aggregate(1, (a, b) => a * b);
 
@@ -280,13 +280,13 @@ public sealed class ActivationsTests
         (6, 2, 34, 500000f, [9, 9, 300, 0, 5000, 4321]),
     ];
 
-    public static IEnumerable<TestCaseData> RopeCases() =>
+    public static IEnumerable<TestCaseData> RopeCases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from s in RopeShapes
         from inverse in new[] { false, true }
         select new TestCaseData(kind, s.M, s.Heads, s.D, s.Theta, s.Positions, inverse)
             .SetArgDisplayNames(kind.ToString(), $"{s.M}x{s.Heads}x{s.D}", $"theta={s.Theta}", $"max position {s.Positions.Max()}",
-                inverse ? "inverse" : "forward");
+                inverse ? "inverse" : "forward"));
 
     [TestCaseSource(nameof(RopeCases))]
     public void RopeMatchesReference(DeviceKind kind, int m, int heads, int d, float theta, int[] positions, bool inverse)

@@ -49,7 +49,7 @@ public sealed class AttentionTests
         ([17, 40, 16, 33, 20, 50, 5, 18, 25, 16], 8, 4, 9),
     ];
 
-    public static IEnumerable<TestCaseData> Cases() =>
+    public static IEnumerable<TestCaseData> Cases() => TestDevices.PlusCudaShapes(
         (from kind in TestDevices.Kinds()
          from s in Shapes
          select new TestCaseData(kind, s.Lengths, s.H, s.Kvh, s.D))
@@ -57,7 +57,7 @@ public sealed class AttentionTests
          from kind in TestDevices.Kinds()
          where kind != DeviceKind.IlgpuCpu
          from s in LongShapes
-         select new TestCaseData(kind, s.Lengths, s.H, s.Kvh, s.D));
+         select new TestCaseData(kind, s.Lengths, s.H, s.Kvh, s.D)));
 
     private static int[] Starts(int[] lengths)
     {

@@ -20,11 +20,11 @@ public sealed class EmbeddingTests
         (70, 17, 200, 70),
     ];
 
-    public static IEnumerable<TestCaseData> Cases() =>
+    public static IEnumerable<TestCaseData> Cases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from s in Shapes
         from learned in new[] { true, false }
-        select new TestCaseData(kind, s.M, s.C, s.V, s.P, learned);
+        select new TestCaseData(kind, s.M, s.C, s.V, s.P, learned));
 
     private sealed record Inputs(int M, int C, int V, int P, int[] Ids, int[] Positions, float[] Table, float[] PositionTable)
     {
@@ -295,4 +295,28 @@ public sealed class EmbeddingTests
         ops.EmbeddingBackward(buffer.Slice(0, 5, 3), buffer.Slice(15, 4, 3), s.DOutput, s.Ids, s.Positions);
         device.Synchronize();
     }
+
+    /// <summary>More rows than CUDA's grid Y allows (65,535): the lookup launches over one flat dimension. A lookup copies, so equality is the bound.</summary>
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.KindsBesidesTheSimulator))]
+    public void ForwardReachesEveryRowPastCudasGridYLimit(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        const int m = 65_600, c = 2, v = 5;
+        var random = TestRandom.Create();
+        float[] table = TestRandom.Normal(random, v * c);
+        int[] ids = Enumerable.Range(0, m).Select(_ => random.Next(v)).ToArray();
+        using var tableTensor = device.FromArray<float>(table, v, c);
+        using var idTensor = device.FromArray<int>(ids, m);
+        using var output = device.Allocate<float>(m, c);
+        output.Fill(float.NaN);
+        device.Operations.EmbeddingForward(output, idTensor, tableTensor, null, null);
+        float[] y = output.ToArray();
+        for (int row = 0; row < m; row++)
+            for (int j = 0; j < c; j++)
+                if (y[row * c + j] != table[ids[row] * c + j]) Assert.Fail($"output[{row}, {j}] is {y[row * c + j]}, not table[{ids[row]}, {j}]");
+    }
+
+    /// <summary>The same on the ILGPU simulator: a minute there (131,200 simulated threads), so run on request.</summary>
+    [Test, Explicit("about a minute on the ILGPU CPU simulator")]
+    public void ForwardReachesEveryRowPastCudasGridYLimitOnTheSimulator() => ForwardReachesEveryRowPastCudasGridYLimit(DeviceKind.IlgpuCpu);
 }

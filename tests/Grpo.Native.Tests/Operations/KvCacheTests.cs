@@ -30,10 +30,10 @@ public sealed class KvCacheTests
         ([40, 23], 40, 4, 2, 33),
     ];
 
-    public static IEnumerable<TestCaseData> DecodeCases() =>
+    public static IEnumerable<TestCaseData> DecodeCases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from s in DecodeShapes
-        select new TestCaseData(kind, s.Lengths, s.L, s.H, s.Kvh, s.D);
+        select new TestCaseData(kind, s.Lengths, s.L, s.H, s.Kvh, s.D));
 
     // Write shapes: source rows M, writes W, slots S, capacity L, KVH, D (W > M: rows fan out to several cells).
     private static readonly (int M, int W, int S, int L, int Kvh, int D)[] WriteShapes =
@@ -44,10 +44,10 @@ public sealed class KvCacheTests
         (5, 40, 6, 7, 4, 3),
     ];
 
-    public static IEnumerable<TestCaseData> WriteCases() =>
+    public static IEnumerable<TestCaseData> WriteCases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from s in WriteShapes
-        select new TestCaseData(kind, s.M, s.W, s.S, s.L, s.Kvh, s.D);
+        select new TestCaseData(kind, s.M, s.W, s.S, s.L, s.Kvh, s.D));
 
     // Sequence lengths of a packed batch, H, KVH, D.
     private static readonly (int[] Lengths, int H, int Kvh, int D)[] PackedShapes =

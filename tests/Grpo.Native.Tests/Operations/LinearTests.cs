@@ -24,17 +24,17 @@ public sealed class LinearTests
     // N the dBias column chunk.
     private static readonly (int M, int K, int N)[] CpuShapes = [(131, 300, 270)];
 
-    public static IEnumerable<TestCaseData> ForwardCases() =>
+    public static IEnumerable<TestCaseData> ForwardCases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from s in kind == DeviceKind.Cpu ? Shapes.Concat(CpuShapes) : Shapes
         from bias in new[] { true, false }
-        select new TestCaseData(kind, s.M, s.K, s.N, bias);
+        select new TestCaseData(kind, s.M, s.K, s.N, bias));
 
-    public static IEnumerable<TestCaseData> BackwardCases() =>
+    public static IEnumerable<TestCaseData> BackwardCases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from s in kind == DeviceKind.Cpu ? Shapes.Concat(CpuShapes) : Shapes
         from flags in new[] { (Bias: true, DInput: true), (Bias: false, DInput: true), (Bias: true, DInput: false), (Bias: false, DInput: false) }
-        select new TestCaseData(kind, s.M, s.K, s.N, flags.Bias, flags.DInput);
+        select new TestCaseData(kind, s.M, s.K, s.N, flags.Bias, flags.DInput));
 
     private sealed record Inputs(int M, int K, int N, float[] X, float[] W, float[] B)
     {
@@ -277,4 +277,32 @@ public sealed class LinearTests
         ops.LinearBackward(s.DInput, buffer.Slice(0, n, k), buffer.Slice(n * k, n), s.DOutput, s.Input, s.Weight);
         device.Synchronize();
     }
+
+    /// <summary>
+    /// More rows than CUDA's grid Y allows (65,535): the bias broadcast launches over one flat dimension.
+    /// With a zero input every output is the bias exactly (the product adds exact zeros), so equality is the bound.
+    /// </summary>
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.KindsBesidesTheSimulator))]
+    public void BiasReachesEveryRowPastCudasGridYLimit(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        const int m = 65_600, k = 1, n = 2;
+        var random = TestRandom.Create();
+        float[] bias = TestRandom.Normal(random, n);
+        using var input = device.Allocate<float>(m, k);
+        input.Fill(0f);
+        using var weight = device.FromArray<float>(TestRandom.Normal(random, n * k), n, k);
+        using var biasTensor = device.FromArray<float>(bias, n);
+        using var output = device.Allocate<float>(m, n);
+        output.Fill(float.NaN);
+        device.Operations.LinearForward(output, input, weight, biasTensor);
+        float[] y = output.ToArray();
+        for (int row = 0; row < m; row++)
+            for (int j = 0; j < n; j++)
+                if (y[row * n + j] != bias[j]) Assert.Fail($"output[{row}, {j}] is {y[row * n + j]}, not the bias {bias[j]}");
+    }
+
+    /// <summary>The same on the ILGPU simulator: a minute there (131,200 simulated threads), so run on request.</summary>
+    [Test, Explicit("about a minute on the ILGPU CPU simulator")]
+    public void BiasReachesEveryRowPastCudasGridYLimitOnTheSimulator() => BiasReachesEveryRowPastCudasGridYLimit(DeviceKind.IlgpuCpu);
 }

@@ -29,10 +29,10 @@ public sealed class LogSoftmaxGatherTests
         (67, 8, 7, 0.7f, 32),
     ];
 
-    public static IEnumerable<TestCaseData> Cases() =>
+    public static IEnumerable<TestCaseData> Cases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from s in Shapes
-        select new TestCaseData(kind, s.M, s.C, s.V, s.T, s.Chunk);
+        select new TestCaseData(kind, s.M, s.C, s.V, s.T, s.Chunk));
 
     private sealed record Inputs(float[] Hidden, float[] LmHead, int[] Targets);
 

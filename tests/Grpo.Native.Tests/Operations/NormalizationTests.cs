@@ -36,12 +36,12 @@ public sealed class NormalizationTests
     private static readonly int[] Rows = [1, 7, 64];
     private static readonly int[] Channels = [8, 33, 128];
 
-    public static IEnumerable<TestCaseData> Cases() =>
+    public static IEnumerable<TestCaseData> Cases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from norm in new[] { Norm.LayerNorm, Norm.RmsNorm }
         from m in Rows
         from c in Channels
-        select new TestCaseData(kind, norm, m, c).SetArgDisplayNames(kind.ToString(), norm.ToString(), $"M={m}", $"C={c}");
+        select new TestCaseData(kind, norm, m, c).SetArgDisplayNames(kind.ToString(), norm.ToString(), $"M={m}", $"C={c}"));
 
     public static IEnumerable<TestCaseData> KindsAndNorms() =>
         from kind in TestDevices.Kinds()

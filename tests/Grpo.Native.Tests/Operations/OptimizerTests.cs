@@ -13,10 +13,10 @@ public sealed class OptimizerTests
 {
     private static readonly int[] Sizes = [1, 7, 1000, 4099];
 
-    private static IEnumerable<TestCaseData> Cases() =>
+    private static IEnumerable<TestCaseData> Cases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from size in Sizes
-        select new TestCaseData(kind, size).SetArgDisplayNames(kind.ToString(), $"P={size}");
+        select new TestCaseData(kind, size).SetArgDisplayNames(kind.ToString(), $"P={size}"));
 
     [TestCaseSource(nameof(Cases))]
     public void AdamWMatchesTheReferenceOverFiveSteps(DeviceKind kind, int size)

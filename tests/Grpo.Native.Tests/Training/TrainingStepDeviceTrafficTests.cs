@@ -1,0 +1,53 @@
+using Grpo.Native.Devices;
+using Grpo.Native.Ilgpu;
+using Grpo.Native.Models;
+using Grpo.Native.Tests.Models;
+using Grpo.Native.Tests.Support;
+using Grpo.Native.Training;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Training;
+
+/// <summary>
+/// A GRPO step on the ILGPU simulator, counted: once the first step has sized every buffer, a step whose shapes
+/// repeat allocates no device memory (disposed tensors' buffers are reused) and frees none.
+/// </summary>
+public sealed class TrainingStepDeviceTrafficTests
+{
+    [Test]
+    public void AStepAfterTheFirstAllocatesAndFreesNoDeviceMemory()
+    {
+        var device = (IlgpuDevice)TestDevices.Get(DeviceKind.IlgpuCpu);
+        var random = TestRandom.Create();
+        var config = TinyModels.Config("llama", layers: 1);
+        using var policy = TransformerModel.CreateRandom(device, config, seed: random.Next());
+        // No stop tokens: every completion has the full length, so every step has the same shapes.
+        var options = new GrpoTrainerOptions
+        {
+            GroupSize = 2, PromptsPerStep = 2, MaxPromptLength = 4, MaxCompletionLength = 3, LearningRate = 1e-3f,
+            TotalSteps = 10, MicroBatchSize = 4, Seed = random.Next(),
+        };
+        var reward = RewardFunction.Create("varied", input => input.CompletionTokens.Sum() % 5);
+        using var trainer = new GrpoTrainer(policy, new DigitTokenizer(config.VocabSize), [reward], options);
+        for (int step = 1; step <= 3; step++)
+        {
+            int[][] prompts = TinyModels.Sequences(random, config.VocabSize, 4, 4);
+            var before = device.Stats.Snapshot();
+            long reuses = device.Stats.Reuses;
+            trainer.TrainStep(prompts);
+            var counted = device.Stats.Snapshot() - before;
+            TestContext.Out.WriteLine($"step {step}: {counted}, {device.Stats.Reuses - reuses} buffers reused");
+            if (step == 1) continue; // the first step sizes the buffers
+            Assert.That(counted.Allocations, Is.Zero, $"step {step} allocated device memory");
+            Assert.That(counted.Frees, Is.Zero, $"step {step} freed device memory");
+        }
+    }
+
+    /// <summary>Token ids as space-separated numbers: the reward reads ids only.</summary>
+    private sealed class DigitTokenizer(int vocabulary) : Grpo.Native.Tokenization.ITokenizer
+    {
+        public int VocabularySize => vocabulary;
+        public int[] Encode(string text) => text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
+        public string Decode(IReadOnlyList<int> tokens) => string.Join(' ', tokens);
+    }
+}
