@@ -15,7 +15,13 @@ public sealed class AttentionTests
     // dV_j = Σ_i p_ij dO_i adds dO rows of both signs. Each term carries the fp32 rounding of the scores
     // (an absolute error δ in s_ij is a relative error δ in p_ij, ~1e-7) and of the fp32 lse, so an
     // element that cancels to ~1e-3 of the tensor's largest shows up to ~2e-4 "relative" error (measured)
-    // while being right to fp32 precision.
+    // while being right to fp32 precision. A one-token sequence cancels completely (p = 1, so dS = dO·v − dO·o
+    // is rounding alone): its dK row is the starting value plus ~1e-7·|dO||v||q| of noise, which against a
+    // small starting element read 1.5e-3 element-wise (seed 124128831, CUDA's group shapes). So each gradient
+    // row (one token's D values of one head) is judged against its own largest value: the noise is ~1e-6 of
+    // the O(1) terms, and a row's largest value is O(0.1) at least (D ≥ 3 starting values of N(0, 0.1) and
+    // the gradient terms), leaving the 1e-3 bound 100× above the worst case. (The finite-difference test starts
+    // from zero, where a first token's dQ row is exactly 0: it keeps the tensor-scaled element-wise measure.)
     private const double GradientTolerance = 1e-3;
 
     // The forward output Σ_j p_ij v_j also adds values of both signs: an output near zero keeps the
@@ -163,9 +169,9 @@ public sealed class AttentionTests
         for (int i = 0; i < g.DQuery.Length; i++) g.DQuery[i] += dqStart[i];
         for (int i = 0; i < g.DKey.Length; i++) g.DKey[i] += dkStart[i];
         for (int i = 0; i < g.DValue.Length; i++) g.DValue[i] += dvStart[i];
-        Compare.WorstRelativeError("dQuery", g.DQuery, s.DQ.ToArray(), GradientTolerance);
-        Compare.WorstRelativeError("dKey", g.DKey, s.DK.ToArray(), GradientTolerance);
-        Compare.WorstRelativeError("dValue", g.DValue, s.DV.ToArray(), GradientTolerance);
+        Compare.WorstRowRelativeError("dQuery", g.DQuery, s.DQ.ToArray(), d, GradientTolerance);
+        Compare.WorstRowRelativeError("dKey", g.DKey, s.DK.ToArray(), d, GradientTolerance);
+        Compare.WorstRowRelativeError("dValue", g.DValue, s.DV.ToArray(), d, GradientTolerance);
     }
 
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]

@@ -60,12 +60,13 @@ public sealed class BuildScriptTests
     }
 
     [Test]
-    public void OnlyCallsDotnet()
+    public void CallsOnlyDotnetAndTheTestScript()
     {
         var commands = Parse().FindAll(n => n is CommandAst, searchNestedScriptBlocks: true).Cast<CommandAst>()
             .Select(c => c.GetCommandName()).Where(n => n is not null).Distinct().ToArray();
         TestContext.Out.WriteLine($"commands: {string.Join(", ", commands)}");
-        string[] allowed = ["dotnet", "Invoke-Dotnet", "Write-Host", "Set-Location"];
+        // bash only for scripts/test.sh, the README's test command (it installs Open MPI for the data-parallel tests).
+        string[] allowed = ["dotnet", "Invoke-Dotnet", "Write-Host", "Set-Location", "bash"];
         Assert.That(commands, Is.SubsetOf(allowed));
     }
 }
