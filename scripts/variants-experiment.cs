@@ -138,6 +138,12 @@ static class Variants
         new("dynamic-sampling", "dapo, eps_high 0.28, dynamic sampling (4 batches)", o => o with { EpsilonHigh = 0.28f, DynamicSampling = new DynamicSamplingOptions { MaxGenerationBatches = 4 } }),
         new("cispo", "loss cispo, eps_high 5", o => o with { LossType = LossType.Cispo, EpsilonHigh = 5f }),
         new("sapo", "loss sapo (tau 1.0 / 1.05)", o => o with { LossType = LossType.Sapo }),
+        // With one update per rollout (mu = 1) every ratio is exactly 1, so clipping never acts and clip-higher, cispo
+        // and sapo give dapo's/grpo's gradient; two updates per rollout let them differ.
+        new("dapo-mu2", "dapo, 2 updates per rollout", o => o with { NumIterations = 2 }),
+        new("clip-higher-mu2", "dapo, eps_high 0.28, 2 updates per rollout", o => o with { EpsilonHigh = 0.28f, NumIterations = 2 }),
+        new("cispo-mu2", "loss cispo, eps_high 5, 2 updates per rollout", o => o with { LossType = LossType.Cispo, EpsilonHigh = 5f, NumIterations = 2 }),
+        new("sapo-mu2", "loss sapo, 2 updates per rollout", o => o with { LossType = LossType.Sapo, NumIterations = 2 }),
     ];
 }
 
