@@ -18,13 +18,17 @@ public readonly struct GatherRowArgs
     /// <summary>1 when the forward should write the entropy.</summary>
     public readonly int WriteEntropy;
 
+    /// <summary>1 when the backward adds the entropy's gradient (the loss depends on the entropies).</summary>
+    public readonly int EntropyGradient;
+
     /// <summary>Creates the arguments.</summary>
-    public GatherRowArgs(int vocabulary, int firstRow, float inverseTemperature, bool writeEntropy)
+    public GatherRowArgs(int vocabulary, int firstRow, float inverseTemperature, bool writeEntropy, bool entropyGradient = false)
     {
         Vocabulary = vocabulary;
         FirstRow = firstRow;
         InverseTemperature = inverseTemperature;
         WriteEntropy = writeEntropy ? 1 : 0;
+        EntropyGradient = entropyGradient ? 1 : 0;
     }
 }
 
@@ -76,24 +80,30 @@ public static class LogSoftmaxGatherKernels
     }
 
     /// <summary>
-    /// Turns the logits chunk into (1/T)·dz in place: (g/T)(1[j = target] − exp(z_j − lse)), with
-    /// g = dLogprobs of the row's token.
+    /// Turns the logits chunk into (1/T)·dz in place: (g/T)(1[j = target] − p_j), p_j = exp(z_j − lse), with
+    /// g = dLogprobs of the row's token; with <see cref="GatherRowArgs.EntropyGradient"/> also
+    /// (g_H/T)·(−p_j (log p_j + H)), the entropy's gradient, with g_H = dEntropy and H = entropy of the row's token.
     /// </summary>
     /// <param name="p">Chunk scalars.</param>
     /// <param name="logits">(chunk, V) z of this chunk's tokens in, (1/T)·dz out.</param>
     /// <param name="targets">(M) target ids of all tokens.</param>
     /// <param name="logSumExp">(M) the forward's log-sum-exp.</param>
     /// <param name="dLogprobs">(M) gradient of the loss with respect to the log-probabilities.</param>
+    /// <param name="entropy">(M) the forward's entropies; read only with <see cref="GatherRowArgs.EntropyGradient"/>.</param>
+    /// <param name="dEntropy">(M) gradient of the loss with respect to the entropies; read only with <see cref="GatherRowArgs.EntropyGradient"/>.</param>
     public static void SoftmaxGradient(GatherRowArgs p, ArrayView<float> logits, ArrayView<int> targets,
-        ArrayView<float> logSumExp, ArrayView<float> dLogprobs)
+        ArrayView<float> logSumExp, ArrayView<float> dLogprobs, ArrayView<float> entropy, ArrayView<float> dEntropy)
     {
         int r = Grid.IdxX, v = p.Vocabulary, token = p.FirstRow + r;
         long rowStart = (long)r * v;
         float scale = dLogprobs[token] * p.InverseTemperature, lse = logSumExp[token];
+        float entropyScale = p.EntropyGradient != 0 ? dEntropy[token] * p.InverseTemperature : 0f;
+        float h = p.EntropyGradient != 0 ? entropy[token] : 0f;
         int target = targets[token];
         for (int j = Group.IdxX; j < v; j += Group.DimX)
         {
-            float dz = -scale * XMath.Exp(logits[rowStart + j] - lse);
+            float logProbability = logits[rowStart + j] - lse;
+            float dz = -XMath.Exp(logProbability) * (scale + entropyScale * (logProbability + h));
             logits[rowStart + j] = j == target ? dz + scale : dz;
         }
     }

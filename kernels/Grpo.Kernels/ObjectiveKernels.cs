@@ -18,9 +18,16 @@ namespace Grpo.Kernels;
 /// <param name="SapoTemperaturePositive">SAPO's τ for A &gt; 0.</param>
 /// <param name="SapoTemperatureNegative">SAPO's τ for A ≤ 0.</param>
 /// <param name="KlEstimator"><see cref="ObjectiveMath.K1"/>, <see cref="ObjectiveMath.K2"/> or <see cref="ObjectiveMath.K3"/>.</param>
+/// <param name="EntropyCoefficient">verl's <c>entropy_coeff</c>: ℓ_t −= c·H_t; 0 means the entropies are not read for the bonus.</param>
+/// <param name="EntropyThreshold">TRL's entropy mask: the policy term counts only where H_t ≥ this; −∞ when off (then the entropies are not read for it).</param>
 public readonly record struct ObjectiveParameters(
     int Completions, int Tokens, int LossType, int SequenceLevel, float Lower, float Upper, float Beta, int MaxCompletionLength,
-    float CispoBound, float Delta, float DualClip, float SapoTemperaturePositive, float SapoTemperatureNegative, int KlEstimator);
+    float CispoBound, float Delta, float DualClip, float SapoTemperaturePositive, float SapoTemperatureNegative, int KlEstimator,
+    float EntropyCoefficient, float EntropyThreshold)
+{
+    /// <summary>Whether the kernels read the (N, T) entropies: for the bonus or for the mask.</summary>
+    public bool ReadsEntropy => EntropyCoefficient != 0f || EntropyThreshold > float.NegativeInfinity;
+}
 
 /// <summary>One token's policy-loss term (before the KL penalty and the aggregation weight), as a function of ρ and logp.</summary>
 /// <param name="Loss">The variant's per-token loss.</param>
@@ -34,15 +41,16 @@ public readonly record struct PolicyTerm(
     float Loss, float DLossDRho, float DLossDLogp, float ClippedLow, float ClippedHigh, float DualClipped, float CispoClipped);
 
 /// <summary>One token's share of the objective (see <see cref="ObjectiveMath.Token"/>), before the aggregation weight.</summary>
-/// <param name="Loss">ℓ_t = the policy term + β·KL_t.</param>
+/// <param name="Loss">ℓ_t = the policy term (times the entropy mask) + β·KL_t − c·H_t.</param>
 /// <param name="DLossDLogp">dℓ_t/dlogp_t through ρ (token level; at sequence level the same value is each token's share), directly, and through the KL.</param>
 /// <param name="Kl">KL_t by the chosen estimator (0 when β = 0).</param>
 /// <param name="ClippedLow">1 when clipped below, else 0.</param>
 /// <param name="ClippedHigh">1 when clipped above, else 0.</param>
 /// <param name="DualClipped">1 when the dual clip decides the loss, else 0.</param>
 /// <param name="CispoClipped">1 when CISPO's weight is capped and A &gt; 0, else 0.</param>
+/// <param name="DLossDEntropy">dℓ_t/dH_t = −c, the entropy bonus's gradient (H_t's own gradient in the logits is the gather backward's).</param>
 public readonly record struct TokenTerm(
-    float Loss, float DLossDLogp, float Kl, float ClippedLow, float ClippedHigh, float DualClipped, float CispoClipped);
+    float Loss, float DLossDLogp, float Kl, float ClippedLow, float ClippedHigh, float DualClipped, float CispoClipped, float DLossDEntropy);
 
 /// <summary>
 /// The per-token arithmetic of the GRPO objective, shared by the ILGPU kernels and the managed CPU
@@ -68,18 +76,49 @@ public static class ObjectiveMath
     /// be read at all when β = 0. <paramref name="policyExponential"/> is exp(<see cref="PolicyExponent"/>)
     /// when <see cref="NeedsPolicyExponential"/>, else anything (1).
     /// </summary>
-    public static TokenTerm Token(ObjectiveParameters p, float rho, float advantage, float logp, float d, float e, float policyExponential)
+    /// <para>
+    /// <paramref name="entropy"/> = H_t, the entropy of the policy's distribution at the token (read only when
+    /// <see cref="ObjectiveParameters.ReadsEntropy"/>): TRL's entropy mask zeroes the policy term (not the KL, and
+    /// not the clip metrics, as TRL) where H_t &lt; <see cref="ObjectiveParameters.EntropyThreshold"/>, and verl's
+    /// entropy bonus adds −c·H_t, aggregated with the same weight as the rest (verl:
+    /// <c>policy_loss = pg_loss - entropy_coeff * agg_loss(entropy, ...)</c>).
+    /// </para>
+    /// <para>
+    /// <paramref name="rowKeptShare"/> is the fraction of the completion's tokens the entropy mask keeps (1 when it
+    /// is off). At sequence level every token's log-prob moves the row's one ratio, which only the kept tokens'
+    /// terms use, so the gradient through ρ that each token receives is that share of the unmasked one.
+    /// </para>
+    public static TokenTerm Token(ObjectiveParameters p, float rho, float advantage, float logp, float d, float e, float policyExponential,
+        float entropy, float rowKeptShare)
     {
         var policy = Policy(p, rho, advantage, logp, policyExponential);
-        float loss = policy.Loss, gradient = policy.DLossDRho * rho + policy.DLossDLogp, kl = 0f;
+        float kept = EntropyMask(p, entropy);
+        float ratioPath = p.SequenceLevel != 0 ? rowKeptShare : kept;
+        float loss = kept * policy.Loss, gradient = ratioPath * policy.DLossDRho * rho + kept * policy.DLossDLogp, kl = 0f;
         if (p.Beta > 0f)
         {
             kl = KlValue(p.KlEstimator, d, e);
             loss += p.Beta * kl;
             gradient += p.Beta * KlGradient(p.KlEstimator, d, kl);
         }
-        return new TokenTerm(loss, gradient, kl, policy.ClippedLow, policy.ClippedHigh, policy.DualClipped, policy.CispoClipped);
+        if (p.EntropyCoefficient != 0f) loss -= p.EntropyCoefficient * entropy;
+        return new TokenTerm(loss, gradient, kl, policy.ClippedLow, policy.ClippedHigh, policy.DualClipped, policy.CispoClipped,
+            -p.EntropyCoefficient);
     }
+
+    /// <summary>
+    /// The metric flags of a completion at sequence level (GSPO), where TRL's ratio has one column per completion
+    /// and its clip metrics are plain means over completions: the variant's flags for the row's ratio, any
+    /// completion included (an empty one has ρ = exp(0 / 1) = 1). The flags do not depend on logp or SAPO's gate.
+    /// </summary>
+    public static PolicyTerm SequenceFlags(ObjectiveParameters p, float rho, float advantage) =>
+        Policy(p, rho, advantage, 0f, 1f);
+
+    /// <summary>
+    /// TRL's <c>entropy_mask</c> for one loss token: 1 when its entropy is at or above the micro-batch's quantile
+    /// threshold (<c>masked_entropies &gt;= entropy_threshold</c>), else 0; always 1 when the mask is off (−∞).
+    /// </summary>
+    public static float EntropyMask(ObjectiveParameters p, float entropy) => entropy >= p.EntropyThreshold ? 1f : 0f;
 
     /// <summary>The policy-loss variant of <see cref="ObjectiveParameters.LossType"/> for one token.</summary>
     public static PolicyTerm Policy(ObjectiveParameters p, float rho, float advantage, float logp, float policyExponential)
@@ -238,7 +277,7 @@ public static class ObjectiveMath
 public static class ObjectiveKernels
 {
     /// <summary>Columns of the per-row statistics written by <see cref="RowPrepare"/>.</summary>
-    public const int RowTokens = 0, RowLogRatio = 1, RowBadMask = 2, RowPrepareColumns = 3;
+    public const int RowTokens = 0, RowLogRatio = 1, RowBadMask = 2, RowKeptShare = 3, RowPrepareColumns = 4;
 
     /// <summary>Columns of the per-row sums written by <see cref="TokenTerms"/>.</summary>
     public const int RowLoss = 0, RowLow = 1, RowHigh = 2, RowKl = 3, RowDual = 4, RowCispo = 5, RowTermColumns = 6;
@@ -249,19 +288,21 @@ public static class ObjectiveKernels
 
     /// <summary>
     /// One group per completion: |o_i| = Σ_t m_t, the number of mask values that are neither 0 nor 1,
-    /// and (sequence level only) the masked mean of logp − old. Padding values are not read.
+    /// (sequence level only) the masked mean of logp − old, and the share of the row's tokens the entropy
+    /// mask keeps (<see cref="ObjectiveMath.Token"/>'s rowKeptShare). Padding values are not read.
     /// </summary>
     /// <param name="logprobs">(N, T) current log-probs.</param>
     /// <param name="oldLogprobs">(N, T) old log-probs (the current ones again when μ = 1).</param>
     /// <param name="mask">(N, T) 1 = completion token, 0 = padding.</param>
     /// <param name="p">The scalar arguments.</param>
     /// <param name="rowStats">(N, RowPrepareColumns) output.</param>
+    /// <param name="entropy">(N, T) per-token entropies; read only when <see cref="ObjectiveParameters.ReadsEntropy"/>.</param>
     public static void RowPrepare(
         ArrayView<float> logprobs, ArrayView<float> oldLogprobs, ArrayView<float> mask, ObjectiveParameters p,
-        ArrayView<float> rowStats)
+        ArrayView<float> rowStats, ArrayView<float> entropy)
     {
         int row = Grid.IdxX, t = p.Tokens;
-        float tokens = 0, bad = 0, logRatio = 0;
+        float tokens = 0, bad = 0, logRatio = 0, kept = 0;
         for (int c = Group.IdxX; c < t; c += Group.DimX)
         {
             int k = row * t + c;
@@ -270,17 +311,21 @@ public static class ObjectiveKernels
             {
                 tokens += 1f;
                 if (p.SequenceLevel != 0) logRatio += logprobs[k] - oldLogprobs[k];
+                kept += ObjectiveMath.EntropyMask(p, p.ReadsEntropy ? entropy[k] : 0f);
             }
             else if (m != 0f) bad += 1f;
         }
         tokens = GroupReduce.Sum(tokens);
         bad = GroupReduce.Sum(bad);
         logRatio = GroupReduce.Sum(logRatio);
+        kept = GroupReduce.Sum(kept);
         if (Group.IdxX == 0)
         {
+            float denominator = tokens > 1f ? tokens : 1f;
             rowStats[row * RowPrepareColumns + RowTokens] = tokens;
-            rowStats[row * RowPrepareColumns + RowLogRatio] = logRatio / (tokens > 1f ? tokens : 1f);
+            rowStats[row * RowPrepareColumns + RowLogRatio] = logRatio / denominator;
             rowStats[row * RowPrepareColumns + RowBadMask] = bad;
+            rowStats[row * RowPrepareColumns + RowKeptShare] = kept / denominator;
         }
     }
 
@@ -314,7 +359,7 @@ public static class ObjectiveKernels
     /// c_i (dℓ/dρ · ρ + dℓ/dlogp directly + β dKL/dlogp) (<see cref="ObjectiveMath.Token"/>), written to
     /// <paramref name="dLogprobs"/> (0 at padding); then the row's sums of ℓ, KL and the metric flags. At sequence level ρ is
     /// the row's ratio and dρ/dlogp_t = ρ m_t / |o_i|; summed over the row's |o_i| tokens, each with
-    /// weight c_i, that gives the same c_i · dℓ/dρ · ρ per token.
+    /// weight c_i, that gives the same c_i · dℓ/dρ · ρ per token (times the row's kept share under entropy masking).
     /// </summary>
     /// <param name="logprobs">(N, T) current log-probs.</param>
     /// <param name="oldLogprobs">(N, T) old log-probs.</param>
@@ -326,16 +371,19 @@ public static class ObjectiveKernels
     /// <param name="p">The scalar arguments.</param>
     /// <param name="dLogprobs">(N, T) output gradient, overwritten.</param>
     /// <param name="rowTerms">(N, RowTermColumns) output row sums.</param>
+    /// <param name="entropy">(N, T) the policy's per-token entropies; read only when <see cref="ObjectiveParameters.ReadsEntropy"/>.</param>
+    /// <param name="dEntropy">(N, T) output d loss / d entropy (0 at padding); written only when the entropy coefficient is not 0.</param>
     public static void TokenTerms(
         ArrayView<float> logprobs, ArrayView<float> oldLogprobs, ArrayView<float> refLogprobs, ArrayView<float> advantages,
         ArrayView<float> mask, ArrayView<float> rowStats, ArrayView<float> scalars, ObjectiveParameters p,
-        ArrayView<float> dLogprobs, ArrayView<float> rowTerms)
+        ArrayView<float> dLogprobs, ArrayView<float> rowTerms, ArrayView<float> entropy, ArrayView<float> dEntropy)
     {
         int row = Grid.IdxX, t = p.Tokens;
         float rowTokens = rowStats[row * RowPrepareColumns + RowTokens];
         float weight = ObjectiveMath.RowWeight(p.LossType, rowTokens, scalars[TotalTokens], p.Completions, p.MaxCompletionLength);
         float advantage = advantages[row];
         float sequenceRho = XMath.Exp(rowStats[row * RowPrepareColumns + RowLogRatio]);
+        float keptShare = rowStats[row * RowPrepareColumns + RowKeptShare];
         bool policyExponential = ObjectiveMath.NeedsPolicyExponential(p);
         float loss = 0, low = 0, high = 0, kl = 0, dual = 0, cispo = 0;
         for (int c = Group.IdxX; c < t; c += Group.DimX)
@@ -344,20 +392,35 @@ public static class ObjectiveKernels
             if (mask[k] != 1f)
             {
                 dLogprobs[k] = 0f;
+                if (p.EntropyCoefficient != 0f) dEntropy[k] = 0f;
                 continue;
             }
             float logp = logprobs[k];
             float rho = p.SequenceLevel != 0 ? sequenceRho : XMath.Exp(logp - oldLogprobs[k]);
             float d = p.Beta > 0f ? refLogprobs[k] - logp : 0f;
             float gate = policyExponential ? XMath.Exp(ObjectiveMath.PolicyExponent(p, rho, advantage)) : 1f;
-            var term = ObjectiveMath.Token(p, rho, advantage, logp, d, p.Beta > 0f ? XMath.Exp(d) : 1f, gate);
+            var term = ObjectiveMath.Token(p, rho, advantage, logp, d, p.Beta > 0f ? XMath.Exp(d) : 1f, gate,
+                p.ReadsEntropy ? entropy[k] : 0f, keptShare);
             dLogprobs[k] = weight * term.DLossDLogp;
+            if (p.EntropyCoefficient != 0f) dEntropy[k] = weight * term.DLossDEntropy;
             loss += term.Loss;
             kl += term.Kl;
-            low += term.ClippedLow;
-            high += term.ClippedHigh;
-            dual += term.DualClipped;
-            cispo += term.CispoClipped;
+            if (p.SequenceLevel == 0)
+            {
+                low += term.ClippedLow;
+                high += term.ClippedHigh;
+                dual += term.DualClipped;
+                cispo += term.CispoClipped;
+            }
+        }
+        if (p.SequenceLevel != 0 && Group.IdxX == 0)
+        {
+            // GSPO: one ratio per completion, so TRL's metrics count completions (even an empty one, whose ρ is 1).
+            var flags = ObjectiveMath.SequenceFlags(p, sequenceRho, advantage);
+            low = flags.ClippedLow;
+            high = flags.ClippedHigh;
+            dual = flags.DualClipped;
+            cispo = flags.CispoClipped;
         }
         loss = GroupReduce.Sum(loss);
         low = GroupReduce.Sum(low);
@@ -378,7 +441,7 @@ public static class ObjectiveKernels
 
     /// <summary>
     /// Launched as one group: loss = Σ_i c_i · rowLoss_i, and the masked-mean metrics
-    /// (sums over the batch divided by max(Σ m, 1)). Writes slots <see cref="ResultLoss"/> .. <see cref="ResultCispo"/>.
+    /// (sums over the batch divided by max(Σ m, 1); the clip metrics at sequence level by N). Writes slots <see cref="ResultLoss"/> .. <see cref="ResultCispo"/>.
     /// </summary>
     /// <param name="rowStats">(N, RowPrepareColumns) from <see cref="RowPrepare"/>.</param>
     /// <param name="rowTerms">(N, RowTermColumns) from <see cref="TokenTerms"/>.</param>
@@ -407,12 +470,15 @@ public static class ObjectiveKernels
         cispo = GroupReduce.Sum(cispo);
         if (Group.IdxX == 0)
         {
-            float denominator = totalTokens > 1f ? totalTokens : 1f;
+            // Token level: fractions of the tokens. Sequence level: fractions of the completions (TRL's
+            // masked_batch_mean takes a plain mean when the ratio has one column).
+            float denominator = p.SequenceLevel != 0 ? p.Completions : totalTokens > 1f ? totalTokens : 1f;
+            float klDenominator = totalTokens > 1f ? totalTokens : 1f;
             scalars[ResultLoss] = loss;
             scalars[ResultLow] = low / denominator;
             scalars[ResultHigh] = high / denominator;
             scalars[ResultRegion] = (low + high) / denominator;
-            scalars[ResultKl] = kl / denominator;
+            scalars[ResultKl] = kl / klDenominator;
             scalars[ResultDual] = dual / denominator;
             scalars[ResultCispo] = cispo / denominator;
         }

@@ -17,10 +17,10 @@ internal static class BenchCommand
     {
         Option<int> Int(string name, string description, int fallback) =>
             new(name) { Description = description, DefaultValueFactory = _ => fallback };
-        var family = new Option<string>("--family") { Description = "gpt2 or llama", DefaultValueFactory = _ => "gpt2" };
+        var family = new Option<string>("--family") { Description = "gpt2, llama, qwen2 or qwen3", DefaultValueFactory = _ => "gpt2" };
         var vocab = Int("--vocab", "V: vocabulary size", 512);
         var layers = Int("--layers", "L: transformer blocks", 4);
-        var heads = Int("--heads", "H: attention heads (llama uses H/2 key-value heads when H is even)", 4);
+        var heads = Int("--heads", "H: attention heads (llama, qwen2 and qwen3 use H/2 key-value heads when H is even)", 4);
         var embd = Int("--embd", "C: model width", 128);
         var promptCount = Int("--prompts", "B: prompts per step", 8);
         var group = Int("--group", "G: completions per prompt", 8);
@@ -38,7 +38,8 @@ internal static class BenchCommand
         command.SetAction(parse => CliErrors.Guarded(error, "bench", () =>
         {
             string fam = parse.GetValue(family)!;
-            if (fam is not ("gpt2" or "llama")) throw new ArgumentException($"--family '{fam}' is unknown; use gpt2 or llama.");
+            if (!ModelConfig.SupportedModelTypes.Contains(fam))
+                throw new ArgumentException($"--family '{fam}' is unknown; use {string.Join(", ", ModelConfig.SupportedModelTypes)}.");
             int v = parse.GetValue(vocab), l = parse.GetValue(layers), h = parse.GetValue(heads), c = parse.GetValue(embd);
             int b = parse.GetValue(promptCount), g = parse.GetValue(group), p = parse.GetValue(promptLength), t = parse.GetValue(completionLength);
             int s = parse.GetValue(steps);
@@ -49,9 +50,9 @@ internal static class BenchCommand
             var config = new ModelConfig
             {
                 ModelType = fam, VocabSize = v, HiddenSize = c, NumLayers = l, NumHeads = h,
-                NumKeyValueHeads = fam == "llama" && h % 2 == 0 ? h / 2 : h,
+                NumKeyValueHeads = fam != "gpt2" && h % 2 == 0 ? h / 2 : h,
                 IntermediateSize = fam == "gpt2" ? 4 * c : (8 * c / 3 + 31) / 32 * 32,
-                MaxPositions = p + t, NormEpsilon = 1e-5, TieWordEmbeddings = true,
+                MaxPositions = p + t, NormEpsilon = 1e-5, TieWordEmbeddings = true, // qwen3: head_dim C / H
             };
             config.Validate();
             return Run(config, b, g, p, t, s, parse.GetValue(beta), parse.GetValue(device), parse.GetValue(json), output);

@@ -21,7 +21,7 @@ internal static class EvalCommand
 
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var model = new Option<string>("--model") { Description = "a Hugging Face model folder (gpt2, llama or qwen2) with its tokenizer, e.g. a checkpoint's model/ folder", Required = true };
+        var model = new Option<string>("--model") { Description = "a Hugging Face model folder (gpt2, llama, qwen2 or qwen3) with its tokenizer, e.g. a checkpoint's model/ folder", Required = true };
         var dataset = new Option<string>("--dataset") { Description = "the prompts: a JSONL or Parquet file, or a folder of shards; rows are taken in file order", Required = true };
         var promptColumn = new Option<string>("--prompt-column") { Description = "the column holding the prompt (text, or a list of {role, content} messages)", DefaultValueFactory = _ => "prompt" };
         var systemPrompt = new Option<string?>("--system-prompt") { Description = "a system message put first in every conversation that does not start with one" };

@@ -14,7 +14,7 @@ internal static class GradCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var model = new Option<string>("--model") { Description = "the policy: a Hugging Face model folder (gpt2, llama or qwen2)", Required = true };
+        var model = new Option<string>("--model") { Description = "the policy: a Hugging Face model folder (gpt2, llama, qwen2 or qwen3)", Required = true };
         var reference = new Option<string?>("--ref") { Description = "the reference model folder; required when the batch's beta > 0" };
         var batch = new Option<string>("--batch") { Description = "the batch JSON (group_size, prompts, completions, rewards, ... see the README)", Required = true };
         var outFile = new Option<string>("--out") { Description = "the output .safetensors: loss, advantages, logprobs and grad.NAME per model tensor", Required = true };

@@ -10,7 +10,7 @@ internal static class SampleCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var model = new Option<string>("--model") { Description = "a Hugging Face model folder (gpt2, llama or qwen2), e.g. a checkpoint's model/ folder", Required = true };
+        var model = new Option<string>("--model") { Description = "a Hugging Face model folder (gpt2, llama, qwen2 or qwen3), e.g. a checkpoint's model/ folder", Required = true };
         var prompt = new Option<string?>("--prompt") { Description = "prompt text, encoded with the folder's Hugging Face tokenizer (as one user message of its chat template, if it has one) or the grpo_tokenizer.json that grpo train saves; otherwise use --prompt-ids" };
         var noChatTemplate = new Option<bool>("--no-chat-template") { Description = "encode --prompt as plain text even when the tokenizer has a chat template" };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "prompt as comma-separated token ids" };

@@ -31,7 +31,7 @@ internal static class TrainCommand
         var seed = new Option<int>("--seed") { Description = "seed of the model's initial weights, the prompts and the sampling", DefaultValueFactory = _ => 1 };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or ilgpu-cpu (default: GRPO_DEVICE, else auto)" };
         var outputFolder = new Option<string>("--output") { Description = "run folder: metrics.jsonl, curves, checkpoints", DefaultValueFactory = _ => "grpo-run" };
-        var model = new Option<string?>("--model") { Description = "start from this Hugging Face model folder (gpt2, llama or qwen2) instead of a random tiny model" };
+        var model = new Option<string?>("--model") { Description = "start from this Hugging Face model folder (gpt2, llama, qwen2 or qwen3) instead of a random tiny model" };
         var resume = new Option<bool>("--resume") { Description = "continue the run in --output from its latest complete checkpoint" };
         var learningRate = new Option<float?>("--learning-rate") { Description = $"peak learning rate (default {ScratchLearningRate:0.###e0} from scratch, {PretrainedLearningRate:0e0} with --model)" };
         var groupSize = new Option<int>("--group-size") { Description = "G: completions per prompt", DefaultValueFactory = _ => DefaultGroupSize };

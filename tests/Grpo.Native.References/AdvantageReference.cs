@@ -78,6 +78,51 @@ public static class AdvantageReference
             (double)zeroStdGroups / groups, batchMean, batchStd);
     }
 
+    /// <summary>
+    /// TRL's <c>multi_objective_aggregation="normalize_then_sum"</c> in double:
+    /// <code>
+    /// grouped = rewards_per_func.view(-1, G, F)
+    /// mean_k = torch.nanmean(grouped, dim=1, keepdim=True); std_k = nanstd(grouped, dim=1, keepdim=True)
+    /// reward_k = ((grouped - mean_k) / (std_k + 1e-4)).view(-1, F)
+    /// rewards = (reward_k * reward_weights).nansum(dim=1)
+    /// advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-4)
+    /// </code>
+    /// nanstd is unbiased over the non-NaN values, so one score gives NaN (0 · ∞), dropped by nansum like a missing score.
+    /// The library's conventions on top (documented): a completion no function scored is left out of the batch statistics
+    /// with advantage 0 (TRL's nansum would make its reward 0), and when the batch's rewards are all equal every advantage is
+    /// exactly 0. Returns the summed rewards (NaN for unscored), the advantages and the batch std.
+    /// </summary>
+    public static (double[] Rewards, double[] Advantages, double BatchStd) NormalizeThenSum(
+        double[] rewardsPerFunction, double[] weights, int groupSize)
+    {
+        int f = weights.Length, n = rewardsPerFunction.Length / f;
+        var rewards = new double[n];
+        var anyScore = new bool[n];
+        for (int g = 0; g < n / groupSize; g++)
+            for (int j = 0; j < f; j++)
+            {
+                var values = Enumerable.Range(g * groupSize, groupSize).Select(i => rewardsPerFunction[i * f + j]).ToArray();
+                var present = values.Where(v => !double.IsNaN(v)).ToList();
+                double mean = present.Count == 0 ? double.NaN : present.Average();
+                double std = present.Count < 2 ? double.NaN : UnbiasedStd(present);
+                for (int k = 0; k < groupSize; k++)
+                {
+                    int i = g * groupSize + k;
+                    if (double.IsNaN(values[k])) continue;
+                    anyScore[i] = true;
+                    double z = (values[k] - mean) / (std + StdEpsilon);
+                    if (!double.IsNaN(z)) rewards[i] += weights[j] * z; // nansum
+                }
+            }
+        for (int i = 0; i < n; i++) if (!anyScore[i]) rewards[i] = double.NaN;
+        var scored = rewards.Where(v => !double.IsNaN(v)).ToList();
+        double batchMean = scored.Average();
+        double batchStd = scored.Count < 2 ? 0 : UnbiasedStd(scored);
+        bool flat = scored.All(v => v == scored[0]);
+        var advantages = rewards.Select(r => double.IsNaN(r) || flat ? 0 : (r - batchMean) / (batchStd + StdEpsilon)).ToArray();
+        return (rewards, advantages, flat ? 0 : batchStd);
+    }
+
     private static double UnbiasedStd(List<double> values)
     {
         double mean = values.Average();

@@ -6,7 +6,8 @@ public sealed record FusedGrpoLossReferenceResult(
 
 /// <summary>
 /// The GRPO loss from hidden states in double: the log-softmax-gather reference forward, the
-/// objective reference, then the gather reference backward with the objective's gradient.
+/// objective reference (given the forward's entropies, for the entropy bonus and mask), then the gather
+/// reference backward with the objective's gradients in the log-probs and the entropies.
 /// Nothing fused, nothing chunked: the (N·T, V) logits are built whole.
 /// </summary>
 public static class FusedGrpoLossReference
@@ -24,8 +25,9 @@ public static class FusedGrpoLossReference
     {
         int m = n * t;
         var forward = LogSoftmaxGatherReference.Forward(hidden, lmHead, tokens, m, c, v, temperature);
-        var objective = GrpoObjectiveReference.Compute(forward.Logprobs, old, reference, advantages, mask, n, t, options);
-        var (dHidden, dLmHead) = LogSoftmaxGatherReference.Backward(hidden, lmHead, tokens, m, c, v, temperature, objective.Gradient);
+        var objective = GrpoObjectiveReference.Compute(forward.Logprobs, old, reference, advantages, mask, n, t, options, forward.Entropy);
+        var (dHidden, dLmHead) = LogSoftmaxGatherReference.Backward(hidden, lmHead, tokens, m, c, v, temperature, objective.Gradient,
+            options.EntropyCoefficient != 0 ? objective.EntropyGradient : null);
         double entropySum = 0, count = 0;
         for (int i = 0; i < m; i++)
         {

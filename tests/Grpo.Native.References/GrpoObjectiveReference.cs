@@ -20,6 +20,12 @@ public sealed record GrpoReferenceOptions(
 
     /// <summary>"k1", "k2" or "k3" (verl's <c>kl_penalty</c> names; k3 without verl's clamp, as TRL).</summary>
     public string KlEstimator { get; init; } = "k3";
+
+    /// <summary>verl's <c>entropy_coeff</c>: loss = pg_loss − entropy_coeff · agg_loss(entropy); 0 is off.</summary>
+    public double EntropyCoefficient { get; init; }
+
+    /// <summary>TRL's <c>top_entropy_quantile</c>; 1 is off.</summary>
+    public double TopEntropyQuantile { get; init; } = 1;
 }
 
 /// <summary>What <see cref="GrpoObjectiveReference.Compute"/> returns.</summary>
@@ -30,7 +36,14 @@ public sealed record GrpoReferenceOptions(
 public sealed record GrpoReferenceResult(
     double Loss, double ClipRatioLow, double ClipRatioHigh, double ClipRatioRegion, double MeanKl,
     double AbsoluteLossScale, double[] Gradient, double DualClipRatio = 0, double CispoClipRatio = 0,
-    double LossTermScale = 0, double[]? GradientScale = null, double KlScale = 0);
+    double LossTermScale = 0, double[]? GradientScale = null, double KlScale = 0)
+{
+    /// <summary>(N, T) d loss / d entropy (the bonus's −c times the aggregation weight); null without entropies.</summary>
+    public double[]? EntropyGradient { get; init; }
+
+    /// <summary>TRL's entropy threshold (−∞ when masking is off).</summary>
+    public double EntropyThreshold { get; init; } = double.NegativeInfinity;
+}
 
 /// <summary>
 /// TRL's GRPO loss in double precision, written from the definitions, with the gradient PyTorch's
@@ -62,10 +75,25 @@ public static class GrpoObjectiveReference
     /// <param name="reference">(N, T) reference log-probs; only read when Beta &gt; 0.</param>
     /// <param name="advantages">(N).</param>
     /// <param name="mask">(N, T) 0 or 1.</param>
+    /// <param name="entropy">(N, T) the policy's entropies, needed for the entropy bonus and mask; null when both are off.</param>
     public static GrpoReferenceResult Compute(
         double[] logp, double[]? old, double[]? reference, double[] advantages, double[] mask, int n, int t,
-        GrpoReferenceOptions options)
+        GrpoReferenceOptions options, double[]? entropy = null)
     {
+        // TRL's get_high_entropy_mask: entropy_threshold = torch.quantile(entropies[mask], 1 − top_entropy_quantile)
+        // (linear interpolation); entropy_mask = (entropies * mask >= entropy_threshold) & mask; no loss token: all false.
+        double threshold = double.NegativeInfinity;
+        if (options.TopEntropyQuantile < 1)
+        {
+            var sorted = Enumerable.Range(0, n * t).Where(k => mask[k] != 0).Select(k => entropy![k]).OrderBy(x => x).ToArray();
+            if (sorted.Length == 0) threshold = double.PositiveInfinity;
+            else
+            {
+                double position = (1 - options.TopEntropyQuantile) * (sorted.Length - 1);
+                int lo = (int)Math.Floor(position), hi = (int)Math.Ceiling(position);
+                threshold = sorted[lo] + (position - lo) * (sorted[hi] - sorted[lo]);
+            }
+        }
         double lower = 1 - options.EpsilonLow, upper = 1 + options.EpsilonHigh;
         double Old(int k) => old is null ? logp[k] : old[k];
 
@@ -104,6 +132,7 @@ public static class GrpoObjectiveReference
         double loss = 0, absoluteScale = 0, termScale = 0, low = 0, high = 0, dual = 0, cispo = 0, kl = 0, absKl = 0;
         var dLossDRho = new double[n * t]; // weighted by the aggregation
         var gradient = new double[n * t];
+        double[]? entropyGradient = entropy is null ? null : new double[n * t];
         var gradientScale = new double[n * t];
         for (int i = 0; i < n; i++)
         {
@@ -161,8 +190,21 @@ public static class GrpoObjectiveReference
                         break;
                     }
                 }
+                // if entropy_mask is not None: per_token_loss = per_token_loss * entropy_mask (before the KL is added)
+                if (entropy is not null && !(entropy[k] >= threshold))
+                {
+                    tokenLoss = tokenLoss * 0.0;
+                    dLossDLogpDirect = 0;
+                }
                 double value = tokenLoss.Value;
                 termScale += Weight(i, c) * Math.Abs(value);
+                if (options.EntropyCoefficient != 0)
+                {
+                    // verl: policy_loss = pg_loss − entropy_coeff · agg_loss(entropy, response_mask, loss_agg_mode)
+                    value -= options.EntropyCoefficient * entropy![k];
+                    termScale += Weight(i, c) * Math.Abs(options.EntropyCoefficient * entropy[k]);
+                    entropyGradient![k] = -options.EntropyCoefficient * Weight(i, c);
+                }
                 dLossDRho[k] = tokenLoss.DRho * Weight(i, c);
                 gradient[k] += Weight(i, c) * dLossDLogpDirect;
                 gradientScale[k] += Math.Abs(Weight(i, c) * dLossDLogpDirect);
@@ -202,7 +244,42 @@ public static class GrpoObjectiveReference
                     }
 
         double denominator = Math.Max(totalTokens, 1);
-        return new GrpoReferenceResult(loss, low / denominator, high / denominator, (low + high) / denominator,
-            kl / denominator, absoluteScale, gradient, dual / denominator, cispo / denominator, termScale, gradientScale, absKl / denominator);
+        double clipDenominator = denominator;
+        if (options.SequenceLevel)
+        {
+            // GSPO: coef_1 has shape (B, 1), and TRL's masked_batch_mean(x) returns x.mean() when x.shape[1] == 1, so
+            // the clip metrics are fractions of the completions, each judged by its own ratio; an empty completion's
+            // log-ratio mean is 0 / clamp(0, min=1) = 0, so its ratio is 1.
+            low = high = dual = cispo = 0;
+            for (int i = 0; i < n; i++)
+            {
+                double logRatio = 0;
+                for (int c = 0; c < t; c++)
+                    if (mask[i * t + c] != 0) logRatio += logp[i * t + c] - Old(i * t + c);
+                double ratio = Math.Exp(logRatio / Math.Max(tokens[i], 1)), a = advantages[i];
+                switch (options.LossType)
+                {
+                    case "cispo":
+                        if (ratio > options.EpsilonHigh && a > 0) cispo++;
+                        break;
+                    case "sapo":
+                        break;
+                    default:
+                        double capped = options.Delta is { } delta ? Math.Min(ratio, delta) : ratio;
+                        if (capped < lower && a < 0) low++;
+                        if (capped > upper && a > 0) high++;
+                        double surrogate = -Math.Min(capped * a, Math.Clamp(ratio, lower, upper) * a);
+                        if (options.DualClip is { } clipC && a < 0 && surrogate > -a * clipC) dual++;
+                        break;
+                }
+            }
+            clipDenominator = n;
+        }
+        return new GrpoReferenceResult(loss, low / clipDenominator, high / clipDenominator, (low + high) / clipDenominator,
+            kl / denominator, absoluteScale, gradient, dual / clipDenominator, cispo / clipDenominator, termScale, gradientScale, absKl / denominator)
+        {
+            EntropyGradient = entropyGradient,
+            EntropyThreshold = threshold,
+        };
     }
 }

@@ -46,9 +46,13 @@ public static class LogSoftmaxGatherReference
         return new ForwardResult(logp, lse, entropy);
     }
 
-    /// <summary>Gradients (not accumulated) of a loss whose derivative with respect to logp is <paramref name="dLogprobs"/>.</summary>
+    /// <summary>
+    /// Gradients (not accumulated) of a loss whose derivative with respect to logp is <paramref name="dLogprobs"/> and,
+    /// when given, with respect to the entropy H is <paramref name="dEntropy"/>: with H = −Σ_j p_j log p_j and
+    /// dp_k/dz_j = p_k (1[j = k] − p_j), dH/dz_j = −p_j (log p_j + H).
+    /// </summary>
     public static (double[] DHidden, double[] DLmHead) Backward(double[] hidden, double[] lmHead, int[] targets,
-        int m, int c, int v, double temperature, double[] dLogprobs)
+        int m, int c, int v, double temperature, double[] dLogprobs, double[]? dEntropy = null)
     {
         var z = Logits(hidden, lmHead, m, c, v, temperature);
         var dHidden = new double[m * c];
@@ -56,10 +60,13 @@ public static class LogSoftmaxGatherReference
         for (int i = 0; i < m; i++)
         {
             double lse = ReferenceMath.LogSumExp(z[i]);
+            double entropy = 0;
+            for (int j = 0; j < v; j++) entropy -= Math.Exp(z[i][j] - lse) * (z[i][j] - lse);
             for (int j = 0; j < v; j++)
             {
                 double p = Math.Exp(z[i][j] - lse);
                 double dz = dLogprobs[i] * ((j == targets[i] ? 1.0 : 0.0) - p);
+                if (dEntropy is not null) dz += dEntropy[i] * -p * (z[i][j] - lse + entropy);
                 for (int k = 0; k < c; k++)
                 {
                     dHidden[i * c + k] += dz * lmHead[j * c + k] / temperature;

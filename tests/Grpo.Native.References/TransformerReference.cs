@@ -3,7 +3,7 @@ using Grpo.Native.Checkpoints;
 namespace Grpo.Native.References;
 
 /// <summary>
-/// The forward pass of a whole decoder-only transformer (Hugging Face gpt2, llama, qwen2), in double,
+/// The forward pass of a whole decoder-only transformer (Hugging Face gpt2, llama, qwen2, qwen3), in double,
 /// one token and one head at a time, straight from the Hugging Face modelling code. Parameters are
 /// keyed by their Hugging Face names in the on-disk layout (see <see cref="Layout"/>):
 /// <list type="bullet">
@@ -14,6 +14,9 @@ namespace Grpo.Native.References;
 /// with h = input_layernorm(x), then x += down_proj(silu(gate_proj h) ⊙ up_proj h) with h = post_attention_layernorm(x);
 /// hidden = norm(x). nn.Linear weights are (out, in): y = W·x (+ b, qwen2's q/k/v only). RMSNorm:
 /// x / sqrt(mean(x²) + eps) ⊙ w. Query head h reads key-value head h / (H / KVH).</item>
+/// <item>qwen3: as llama, with each head's q and k vector (D) RMS-normalised by q_norm / k_norm (weights (D),
+/// eps = rms_norm_eps) after the projection and before RoPE (Qwen3Attention); D is the config's head_dim,
+/// so q_proj is (H·D, C) and o_proj (C, H·D) whatever C is; q/k/v/o_proj biases when attention_bias is true.</item>
 /// </list>
 /// Attention is causal within the one sequence, positions count from 0, scores are scaled by 1/sqrt(D).
 /// A config's rope_scaling (Llama 3.x's) rescales the RoPE frequencies (<see cref="RopeFrequencies"/>).
@@ -107,7 +110,7 @@ public static class TransformerReference
                 layout.Add(("ln_f.weight", [c]));
                 layout.Add(("ln_f.bias", [c]));
                 break;
-            case "llama" or "qwen2":
+            case "llama" or "qwen2" or "qwen3":
                 int q = config.NumHeads * config.HeadDim, kv = config.NumKeyValueHeads * config.HeadDim;
                 layout.Add(("model.embed_tokens.weight", [v, c]));
                 for (int l = 0; l < config.NumLayers; l++)
@@ -115,12 +118,18 @@ public static class TransformerReference
                     string p = $"model.layers.{l}.";
                     layout.Add((p + "input_layernorm.weight", [c]));
                     layout.Add((p + "self_attn.q_proj.weight", [q, c]));
-                    if (config.HasQkvBias) layout.Add((p + "self_attn.q_proj.bias", [q]));
+                    if (HasQkvBias(config)) layout.Add((p + "self_attn.q_proj.bias", [q]));
                     layout.Add((p + "self_attn.k_proj.weight", [kv, c]));
-                    if (config.HasQkvBias) layout.Add((p + "self_attn.k_proj.bias", [kv]));
+                    if (HasQkvBias(config)) layout.Add((p + "self_attn.k_proj.bias", [kv]));
                     layout.Add((p + "self_attn.v_proj.weight", [kv, c]));
-                    if (config.HasQkvBias) layout.Add((p + "self_attn.v_proj.bias", [kv]));
+                    if (HasQkvBias(config)) layout.Add((p + "self_attn.v_proj.bias", [kv]));
                     layout.Add((p + "self_attn.o_proj.weight", [c, q]));
+                    if (config.ModelType == "qwen3" && config.AttentionBias) layout.Add((p + "self_attn.o_proj.bias", [c]));
+                    if (config.ModelType == "qwen3")
+                    {
+                        layout.Add((p + "self_attn.q_norm.weight", [config.HeadDim]));
+                        layout.Add((p + "self_attn.k_norm.weight", [config.HeadDim]));
+                    }
                     layout.Add((p + "post_attention_layernorm.weight", [c]));
                     layout.Add((p + "mlp.gate_proj.weight", [i, c]));
                     layout.Add((p + "mlp.up_proj.weight", [i, c]));
@@ -131,7 +140,7 @@ public static class TransformerReference
                 break;
             default:
                 throw new NotSupportedException(
-                    $"TransformerReference has no forward pass for model type '{config.ModelType}'; it knows gpt2, llama and qwen2.");
+                    $"TransformerReference has no forward pass for model type '{config.ModelType}'; it knows gpt2, llama, qwen2 and qwen3.");
         }
         return layout;
     }
@@ -148,7 +157,8 @@ public static class TransformerReference
             int count = 1;
             foreach (int n in shape) count *= n;
             bool normWeight = name.EndsWith(".weight", StringComparison.Ordinal)
-                && (name.Contains("ln_", StringComparison.Ordinal) || name.Contains("layernorm", StringComparison.Ordinal) || name == "model.norm.weight");
+                && (name.Contains("ln_", StringComparison.Ordinal) || name.Contains("layernorm", StringComparison.Ordinal)
+                    || name.EndsWith("_norm.weight", StringComparison.Ordinal) || name == "model.norm.weight");
             var values = new double[count];
             for (int k = 0; k < count; k++) values[k] = normWeight ? 1 + 0.1 * Normal(random) : scale * Normal(random);
             parameters[name] = values;
@@ -296,18 +306,24 @@ public static class TransformerReference
             var q = new double[tokens][];
             var key = new double[tokens][];
             var value = new double[tokens][];
+            bool qkNorm = config.ModelType == "qwen3";
             for (int t = 0; t < tokens; t++)
             {
                 var h = RmsNorm(x[t], w[p + "input_layernorm.weight"], eps);
-                q[t] = Rope(Linear(w[p + "self_attn.q_proj.weight"], Bias(config, w, p + "self_attn.q_proj.bias"), h, heads * d, c),
-                    heads, d, t, config.RopeTheta, config.RopeScaling);
-                key[t] = Rope(Linear(w[p + "self_attn.k_proj.weight"], Bias(config, w, p + "self_attn.k_proj.bias"), h, kvHeads * d, c),
-                    kvHeads, d, t, config.RopeTheta, config.RopeScaling);
+                var qProjected = Linear(w[p + "self_attn.q_proj.weight"], Bias(config, w, p + "self_attn.q_proj.bias"), h, heads * d, c);
+                var kProjected = Linear(w[p + "self_attn.k_proj.weight"], Bias(config, w, p + "self_attn.k_proj.bias"), h, kvHeads * d, c);
+                if (qkNorm)
+                {
+                    qProjected = PerHeadRmsNorm(qProjected, heads, d, w[p + "self_attn.q_norm.weight"], eps);
+                    kProjected = PerHeadRmsNorm(kProjected, kvHeads, d, w[p + "self_attn.k_norm.weight"], eps);
+                }
+                q[t] = Rope(qProjected, heads, d, t, config.RopeTheta, config.RopeScaling);
+                key[t] = Rope(kProjected, kvHeads, d, t, config.RopeTheta, config.RopeScaling);
                 value[t] = Linear(w[p + "self_attn.v_proj.weight"], Bias(config, w, p + "self_attn.v_proj.bias"), h, kvHeads * d, c);
             }
             var attention = CausalAttention(q, key, value, heads, kvHeads, d);
             for (int t = 0; t < tokens; t++)
-                Add(x[t], Linear(w[p + "self_attn.o_proj.weight"], null, attention[t], c, heads * d));
+                Add(x[t], Linear(w[p + "self_attn.o_proj.weight"], OutputBias(config, w, p + "self_attn.o_proj.bias"), attention[t], c, heads * d));
             for (int t = 0; t < tokens; t++)
             {
                 var h = RmsNorm(x[t], w[p + "post_attention_layernorm.weight"], eps);
@@ -322,8 +338,25 @@ public static class TransformerReference
         return x;
     }
 
+    /// <summary>A q/k/v_proj bias: qwen2 always, qwen3 when attention_bias is true.</summary>
     private static double[]? Bias(ModelConfig config, IReadOnlyDictionary<string, double[]> w, string name) =>
-        config.HasQkvBias ? w[name] : null;
+        HasQkvBias(config) ? w[name] : null;
+
+    private static bool HasQkvBias(ModelConfig config) =>
+        config.ModelType == "qwen2" || (config.ModelType == "qwen3" && config.AttentionBias);
+
+    /// <summary>o_proj's bias: qwen3 with attention_bias only.</summary>
+    private static double[]? OutputBias(ModelConfig config, IReadOnlyDictionary<string, double[]> w, string name) =>
+        config.ModelType == "qwen3" && config.AttentionBias ? w[name] : null;
+
+    /// <summary>Qwen3's q_norm / k_norm: RMSNorm of each of the <paramref name="heads"/> D-vectors of a (heads·D) row, with one (D) weight.</summary>
+    private static double[] PerHeadRmsNorm(double[] row, int heads, int d, double[] weight, double eps)
+    {
+        var result = new double[row.Length];
+        for (int head = 0; head < heads; head++)
+            RmsNorm(row[(head * d)..((head + 1) * d)], weight, eps).CopyTo(result, head * d);
+        return result;
+    }
 
     /// <summary>Per query head h (kv head h / (H / KVH)): o_i = Σ_{j ≤ i} softmax_j(q_i·k_j / sqrt(D)) v_j. Rows are (heads·D).</summary>
     private static double[][] CausalAttention(double[][] q, double[][] k, double[][] v, int heads, int kvHeads, int d)

@@ -4,15 +4,15 @@ using System.Text.Json.Nodes;
 namespace Grpo.Native.Checkpoints;
 
 /// <summary>
-/// The architecture of a Hugging Face causal language model (gpt2, llama or qwen2), read from its
+/// The architecture of a Hugging Face causal language model (gpt2, llama, qwen2 or qwen3), read from its
 /// <c>config.json</c>. Field names in error messages are the JSON names of that model type.
 /// </summary>
 public sealed record ModelConfig
 {
     /// <summary>The model types this library builds.</summary>
-    public static readonly IReadOnlyList<string> SupportedModelTypes = ["gpt2", "llama", "qwen2"];
+    public static readonly IReadOnlyList<string> SupportedModelTypes = ["gpt2", "llama", "qwen2", "qwen3"];
 
-    /// <summary><c>model_type</c>: gpt2, llama or qwen2.</summary>
+    /// <summary><c>model_type</c>: gpt2, llama, qwen2 or qwen3.</summary>
     public required string ModelType { get; init; }
     /// <summary><c>vocab_size</c>.</summary>
     public required int VocabSize { get; init; }
@@ -37,6 +37,26 @@ public sealed record ModelConfig
     /// <summary><c>tie_word_embeddings</c>: the LM head shares the token embedding (always true for gpt2).</summary>
     public required bool TieWordEmbeddings { get; init; }
 
+    private readonly int? _headDim;
+
+    /// <summary>
+    /// Head width D: qwen3's <c>head_dim</c> (transformers' default 128 when absent), which need not be
+    /// hidden size / heads (Qwen3-0.6B: 16 heads of 128 over a width of 1024); hidden size / heads for the
+    /// other families, and for a qwen3 config built in code without it. q_proj maps C to H·D, o_proj H·D to C.
+    /// </summary>
+    public int HeadDim
+    {
+        get => _headDim ?? (NumHeads > 0 ? HiddenSize / NumHeads : 0);
+        init => _headDim = value;
+    }
+
+    /// <summary>
+    /// qwen3's <c>attention_bias</c>: q/k/v_proj and o_proj carry biases (false by default, and in every
+    /// released Qwen3). Always false for the other families: qwen2's q/k/v biases are not configurable
+    /// (<see cref="HasQkvBias"/>) and llama's attention_bias true is refused.
+    /// </summary>
+    public bool AttentionBias { get; init; }
+
     /// <summary>The most parameters a model may have: they live in one buffer of at most 2^31 − 1 floats.</summary>
     public const long MaxParameters = int.MaxValue;
 
@@ -46,20 +66,26 @@ public sealed record ModelConfig
         get
         {
             double c = HiddenSize, v = VocabSize, i = IntermediateSize, layers = NumLayers;
-            double kv = NumHeads == 0 ? 0 : (double)NumKeyValueHeads * (HiddenSize / Math.Max(1, NumHeads));
+            double q = (double)NumHeads * HeadDim, kv = (double)NumKeyValueHeads * HeadDim;
             double perLayer = IsGpt2
                 ? 4 * c + 3 * c * c + 3 * c + c * c + c + 2 * c * i + i + c
-                : 2 * c + c * c + 2 * c * kv + c * c + 3 * c * i + (HasQkvBias ? c + 2 * kv : 0);
+                : 2 * c + c * q + 2 * c * kv + q * c + 3 * c * i + (HasQkvBias ? q + 2 * kv : 0)
+                  + (HasOutputBias ? c : 0) + (HasQkNorm ? 2.0 * HeadDim : 0);
             double embeddings = v * c + (IsGpt2 ? (double)MaxPositions * c : 0) + (TieWordEmbeddings ? 0 : v * c);
-            return embeddings + layers * perLayer + 2 * c;
+            return embeddings + layers * perLayer + (IsGpt2 ? 2 * c : c); // the final norm: LayerNorm weight and bias, or RMSNorm weight
         }
     }
 
-    /// <summary>Head width: hidden size / heads.</summary>
-    public int HeadDim => HiddenSize / NumHeads;
+    /// <summary>True when the q, k and v projections have biases (qwen2; gpt2's fused c_attn too; qwen3 with attention_bias).</summary>
+    public bool HasQkvBias => ModelType is "qwen2" or "gpt2" || (IsQwen3 && AttentionBias);
 
-    /// <summary>True when the q, k and v projections have biases (qwen2; gpt2's fused c_attn too).</summary>
-    public bool HasQkvBias => ModelType is "qwen2" or "gpt2";
+    /// <summary>True when llama-style o_proj has a bias (qwen3 with attention_bias; gpt2's c_proj bias is its own tensor).</summary>
+    public bool HasOutputBias => IsQwen3 && AttentionBias;
+
+    /// <summary>True when each head's q and k vectors are RMS-normalised before RoPE (qwen3's q_norm and k_norm, each (D)).</summary>
+    public bool HasQkNorm => IsQwen3;
+
+    private bool IsQwen3 => ModelType == "qwen3";
 
     private bool IsGpt2 => ModelType == "gpt2";
 
@@ -79,14 +105,16 @@ public sealed record ModelConfig
 
     // Which config.json fields are read, which are refused and which are ignored. Decided from
     // transformers' modeling code of each family (modeling_gpt2.py, modeling_llama.py, modeling_qwen2.py,
-    // modeling_rope_utils.py, activations.py): a field is refused when a value of it would change the
+    // modeling_qwen3.py, modeling_rope_utils.py, activations.py): a field is refused when a value of it would change the
     // forward pass in a way this library does not implement, so that such a model fails loudly here
     // instead of training on different math.
     //
     // Read: model_type, vocab_size; gpt2: n_embd, n_layer, n_head, n_inner, n_positions, layer_norm_epsilon;
     // llama/qwen2: hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
     // intermediate_size, max_position_embeddings, rms_norm_eps, rope_theta, tie_word_embeddings, and
-    // rope_scaling (transformers 5 writes it as rope_parameters, with rope_theta inside: read as well).
+    // rope_scaling (transformers 5 writes it as rope_parameters, with rope_theta inside: read as well);
+    // qwen3 also: head_dim (default 128, Qwen3Config's, any even width: H·D need not equal hidden_size) and
+    // attention_bias (q/k/v/o_proj biases when true, as Qwen3Attention builds them).
     //
     // Refused (CheckpointFormatException naming the field and its value):
     // - rope_scaling / rope_parameters of a type other than "default" and "llama3" (linear, dynamic,
@@ -100,12 +128,13 @@ public sealed record ModelConfig
     //   quick_gelu, relu, ... are refused.
     // - llama attention_bias: true (q/k/v/o_proj biases, which the llama layout does not hold) and
     //   mlp_bias: true (gate/up/down biases).
-    // - head_dim other than hidden_size / num_attention_heads (q/k/v widths and the 1/√D scale change).
+    // - llama/qwen2 head_dim other than hidden_size / num_attention_heads (implemented for qwen3 only, whose
+    //   checkpoints use it; the others are checked against the double reference with the derived width).
     // - partial_rotary_factor other than 1 (RoPE on part of each head), top-level or in the rope dict.
     // - attn_logit_softcapping, final_logit_softcapping non-null (Gemma-2's tanh soft-capping).
     //   transformers' llama and qwen2 code never reads them, but a config that sets them was written for
     //   a model trained with capped logits: refused rather than silently dropped.
-    // - qwen2 sliding-window attention that can bite: use_sliding_window true with a sliding_window below
+    // - qwen2/qwen3 sliding-window attention that can bite: use_sliding_window true with a sliding_window below
     //   max_position_embeddings on some layer (layer_types "sliding_attention", or layers at and past
     //   max_window_layers when layer_types is absent); layer_types entries other than full_attention /
     //   sliding_attention, or not one per layer.
@@ -122,7 +151,8 @@ public sealed record ModelConfig
     // - reorder_and_upcast_attn (gpt2): attention in fp32 with the scale applied before the matmul: the
     //   same math, and this library computes in fp32 anyway.
     // - sliding_window, max_window_layers when no layer slides; qwen2's attention_bias and mlp_bias
-    //   (Qwen2 hard-codes q/k/v biases and no others and never reads them); llama's layer_types (unread);
+    //   (Qwen2 hard-codes q/k/v biases and no others and never reads them); qwen3's mlp_bias (Qwen3MLP
+    //   hard-codes no biases); llama's layer_types (unread);
     //   rope dict keys unused by its type (attention_factor, beta_fast, ... for llama3).
     // - dropout rates (attn_pdrop, resid_pdrop, embd_pdrop, attention_dropout, summary_first_dropout):
     //   this library has no dropout; its forward pass is the eval-mode one.
@@ -175,8 +205,11 @@ public sealed record ModelConfig
             {
                 int heads = reader.Int("num_attention_heads");
                 var (theta, scaling) = ReadRope(reader, source);
+                bool qwen3 = modelType == "qwen3";
                 config = new ModelConfig
                 {
+                    // Qwen3Config's default attention_bias: false.
+                    AttentionBias = qwen3 && (reader.OptionalBool("attention_bias") ?? false),
                     ModelType = modelType,
                     VocabSize = reader.Int("vocab_size"),
                     HiddenSize = reader.Int("hidden_size"),
@@ -190,6 +223,8 @@ public sealed record ModelConfig
                     RopeScaling = scaling,
                     TieWordEmbeddings = reader.OptionalBool("tie_word_embeddings") ?? false,
                 };
+                // Qwen3Config's default head_dim is 128, not derived; the other families derive D from C / H.
+                if (qwen3) config = config with { HeadDim = reader.OptionalInt("head_dim") ?? 128 };
             }
             config.Validate(source);
             RefuseUnimplemented(reader, config, source);
@@ -291,10 +326,10 @@ public sealed record ModelConfig
         if (!Silus.Contains(hiddenAct))
             throw new CheckpointFormatException(
                 $"'{source}': hidden_act is '{hiddenAct}'; {config.ModelType} here implements SwiGLU with silu only (silu or swish).");
-        if (reader.OptionalInt("head_dim") is int headDim && headDim != config.HeadDim)
+        if (!config.IsQwen3 && reader.OptionalInt("head_dim") is int headDim && headDim != config.HeadDim)
             throw new CheckpointFormatException(
                 $"'{source}': head_dim is {headDim} but hidden_size / num_attention_heads is {config.HeadDim}; " +
-                "a head width other than hidden_size / num_attention_heads is not implemented.");
+                $"a head width other than hidden_size / num_attention_heads is implemented for qwen3 only, not {config.ModelType}.");
         if (reader.OptionalDouble("partial_rotary_factor") is double partial && partial != 1)
             throw new CheckpointFormatException(
                 $"'{source}': partial_rotary_factor is {partial}; RoPE on part of each head is not implemented (only 1).");
@@ -378,7 +413,13 @@ public sealed record ModelConfig
             throw new CheckpointFormatException($"'{source}': {eps} is {NormEpsilon}; it must be a finite positive number such as 1e-5.");
         if (!double.IsFinite(RopeTheta) || RopeTheta <= 0)
             throw new CheckpointFormatException($"'{source}': rope_theta is {RopeTheta}; it must be a finite positive number such as 10000.");
-        if (HiddenSize % NumHeads != 0)
+        if (IsQwen3)
+        {
+            if (HeadDim <= 0 || HeadDim % 2 != 0)
+                throw new CheckpointFormatException(
+                    $"'{source}': head_dim is {HeadDim}; it must be positive and even (RoPE rotates pairs of a head's channels), 128 for Qwen3.");
+        }
+        else if (HiddenSize % NumHeads != 0)
             throw new CheckpointFormatException(
                 $"'{source}': {(IsGpt2 ? "n_embd" : "hidden_size")} {HiddenSize} is not divisible by {(IsGpt2 ? "n_head" : "num_attention_heads")} {NumHeads}.");
         if (IsGpt2 && NumKeyValueHeads != NumHeads)
@@ -388,6 +429,12 @@ public sealed record ModelConfig
                 $"'{source}': num_attention_heads {NumHeads} is not divisible by num_key_value_heads {NumKeyValueHeads}.");
         if (IsGpt2 && !TieWordEmbeddings)
             throw new CheckpointFormatException($"'{source}': tie_word_embeddings is false but gpt2 always ties the LM head to wte.");
+        if (!IsGpt2 && HeadDim % 2 != 0)
+            throw new CheckpointFormatException(
+                $"'{source}': hidden_size / num_attention_heads is {HeadDim}, an odd head width; RoPE rotates pairs of channels, so it must be even.");
+        if (!IsQwen3 && (_headDim is int explicitWidth && explicitWidth != HiddenSize / NumHeads || AttentionBias))
+            throw new CheckpointFormatException(
+                $"'{source}': head_dim and attention_bias are qwen3 fields; a {ModelType} model's head width is {(IsGpt2 ? "n_embd / n_head" : "hidden_size / num_attention_heads")} and its biases are fixed.");
         if (IsGpt2 && RopeScaling is not null)
             throw new CheckpointFormatException($"'{source}': gpt2 has no rotary embeddings, so rope_scaling must be null.");
         if (RopeScaling?.FindProblem() is var (field, reason))
@@ -427,7 +474,12 @@ public sealed record ModelConfig
         }
         else
         {
-            o["architectures"] = new JsonArray(ModelType == "llama" ? "LlamaForCausalLM" : "Qwen2ForCausalLM");
+            o["architectures"] = new JsonArray(ModelType switch
+            {
+                "llama" => "LlamaForCausalLM",
+                "qwen2" => "Qwen2ForCausalLM",
+                _ => "Qwen3ForCausalLM",
+            });
             o["model_type"] = ModelType;
             o["hidden_act"] = "silu";
             o["vocab_size"] = VocabSize;
@@ -435,6 +487,7 @@ public sealed record ModelConfig
             o["num_hidden_layers"] = NumLayers;
             o["num_attention_heads"] = NumHeads;
             o["num_key_value_heads"] = NumKeyValueHeads;
+            if (IsQwen3) o["head_dim"] = HeadDim;
             o["intermediate_size"] = IntermediateSize;
             o["max_position_embeddings"] = MaxPositions;
             o["rms_norm_eps"] = NormEpsilon;
@@ -456,6 +509,7 @@ public sealed record ModelConfig
             }
             else
             {
+                if (IsQwen3) o["attention_bias"] = AttentionBias;
                 o["use_sliding_window"] = false;
             }
         }

@@ -9,9 +9,10 @@ internal sealed partial class CpuOperations
 {
     public GrpoObjectiveResult GrpoObjective(
         Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
-        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs)
+        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
+        Tensor<float>? entropy = null, Tensor<float>? dEntropy = null)
     {
-        var p = GrpoObjectiveValidation.Validate(Device, logprobs, oldLogprobs, refLogprobs, advantages, mask, options, dLogprobs);
+        var p = GrpoObjectiveValidation.Validate(Device, logprobs, oldLogprobs, refLogprobs, advantages, mask, options, dLogprobs, entropy, dEntropy);
         int n = p.Completions, t = p.Tokens;
         CpuBuffer<float> logp = Data(logprobs, nameof(logprobs));                                          // (N, T)
         // μ = 1: the old policy is the current one, detached, so ρ = exp(0) = 1 exactly.
@@ -21,15 +22,20 @@ internal sealed partial class CpuOperations
         CpuBuffer<float> adv = Data(advantages, nameof(advantages));                                      // (N)
         CpuBuffer<float> m = Data(mask, nameof(mask));                                                    // (N, T)
         CpuBuffer<float> grad = Data(dLogprobs, nameof(dLogprobs));                                       // (N, T)
+        // No entropy bonus and no entropy mask: the entropies are never read, nor dEntropy written.
+        CpuBuffer<float> ent = p.ReadsEntropy ? Data(entropy!, nameof(entropy)) : logp;                   // (N, T)
+        bool entropyBonus = p.EntropyCoefficient != 0;
+        CpuBuffer<float> dEnt = entropyBonus ? Data(dEntropy!, nameof(dEntropy)) : grad;                  // (N, T)
 
         // Pass 1, per row: token counts, mask check, GSPO's mean log-ratio. The batch token count
         // is needed before any gradient can be written (bnpo/dapo normalise by it).
         var rowTokens = new float[n];    // (N)
         var rowLogRatio = new float[n];  // (N)
         var rowBad = new int[n];         // (N)
+        var rowKeptShare = new float[n]; // (N) share of the row's tokens the entropy mask keeps
         Parallel.For(0, n, Device.Parallelism, i =>
         {
-            float tokens = 0, logRatio = 0;
+            float tokens = 0, logRatio = 0, kept = 0;
             int bad = 0;
             for (int c = i * t; c < (i + 1) * t; c++)
             {
@@ -37,12 +43,14 @@ internal sealed partial class CpuOperations
                 {
                     tokens += 1f;
                     if (p.SequenceLevel != 0) logRatio += logp[c] - old[c];
+                    kept += ObjectiveMath.EntropyMask(p, p.ReadsEntropy ? ent[c] : 0f);
                 }
                 else if (m[c] != 0f) bad++;
             }
             rowTokens[i] = tokens;
             rowLogRatio[i] = logRatio / MathF.Max(tokens, 1f);
             rowBad[i] = bad;
+            rowKeptShare[i] = kept / MathF.Max(tokens, 1f);
         });
         float totalTokens = 0;
         long totalBad = 0;
@@ -89,20 +97,26 @@ internal sealed partial class CpuOperations
                 if (maskRow[c] != 1f)
                 {
                     gradRow[c] = 0f;
+                    if (entropyBonus) dEnt[i * t + c] = 0f;
                     continue;
                 }
                 // At sequence level dρ/dlogp_c = ρ m_c / |o_i|, and the row's |o_i| tokens each pass
                 // c_i · dℓ/dρ, so token c gets c_i · dℓ/dρ · ρ: the token-level formula.
                 float d = p.Beta > 0 ? refRow[c] - logpRow[c] : 0f;
                 float gate = policyExponential ? MathF.Exp(ObjectiveMath.PolicyExponent(p, rho[c], advantage)) : 1f;
-                var term = ObjectiveMath.Token(p, rho[c], advantage, logpRow[c], d, p.Beta > 0 ? expKl[c] : 1f, gate);
+                var term = ObjectiveMath.Token(p, rho[c], advantage, logpRow[c], d, p.Beta > 0 ? expKl[c] : 1f, gate,
+                    p.ReadsEntropy ? ent[i * t + c] : 0f, rowKeptShare[i]);
                 gradRow[c] = weight * term.DLossDLogp;
+                if (entropyBonus) dEnt[i * t + c] = weight * term.DLossDEntropy;
                 sums[ObjectiveKernels.RowLoss] += term.Loss;
                 sums[ObjectiveKernels.RowKl] += term.Kl;
-                sums[ObjectiveKernels.RowLow] += term.ClippedLow;
-                sums[ObjectiveKernels.RowHigh] += term.ClippedHigh;
-                sums[ObjectiveKernels.RowDual] += term.DualClipped;
-                sums[ObjectiveKernels.RowCispo] += term.CispoClipped;
+                if (p.SequenceLevel == 0) AddFlags(sums, term.ClippedLow, term.ClippedHigh, term.DualClipped, term.CispoClipped);
+            }
+            if (p.SequenceLevel != 0)
+            {
+                // GSPO: one ratio per completion, so TRL's metrics count completions (even an empty one, whose ρ is 1).
+                var flags = ObjectiveMath.SequenceFlags(p, MathF.Exp(rowLogRatio[i]), advantage);
+                AddFlags(sums, flags.ClippedLow, flags.ClippedHigh, flags.DualClipped, flags.CispoClipped);
             }
             return scratch;
         }, _ => { });
@@ -114,10 +128,21 @@ internal sealed partial class CpuOperations
             totalLoss += ObjectiveMath.RowWeight(p.LossType, rowTokens[i], totalTokens, n, p.MaxCompletionLength) * rowSums[i * columns + ObjectiveKernels.RowLoss];
             for (int column = 0; column < columns; column++) totals[column] += rowSums[i * columns + column];
         }
-        double denominator = Math.Max(totalTokens, 1f);
+        // Token level: fractions of the tokens. Sequence level: the clip metrics are fractions of the completions
+        // (TRL's masked_batch_mean takes a plain mean when the ratio has one column); the KL stays per token.
+        double tokenDenominator = Math.Max(totalTokens, 1f);
+        double denominator = p.SequenceLevel != 0 ? n : tokenDenominator;
         float Mean(int column) => (float)(totals[column] / denominator);
         return new GrpoObjectiveResult((float)totalLoss, Mean(ObjectiveKernels.RowLow), Mean(ObjectiveKernels.RowHigh),
-            (float)((totals[ObjectiveKernels.RowLow] + totals[ObjectiveKernels.RowHigh]) / denominator), Mean(ObjectiveKernels.RowKl),
-            Mean(ObjectiveKernels.RowDual), Mean(ObjectiveKernels.RowCispo));
+            (float)((totals[ObjectiveKernels.RowLow] + totals[ObjectiveKernels.RowHigh]) / denominator),
+            (float)(totals[ObjectiveKernels.RowKl] / tokenDenominator), Mean(ObjectiveKernels.RowDual), Mean(ObjectiveKernels.RowCispo));
+    }
+
+    private static void AddFlags(Span<double> sums, float low, float high, float dual, float cispo)
+    {
+        sums[ObjectiveKernels.RowLow] += low;
+        sums[ObjectiveKernels.RowHigh] += high;
+        sums[ObjectiveKernels.RowDual] += dual;
+        sums[ObjectiveKernels.RowCispo] += cispo;
     }
 }

@@ -83,17 +83,19 @@ internal sealed partial class CpuOperations
     }
 
     public void LogSoftmaxGatherBackward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets, float temperature,
-        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead)
+        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead,
+        Tensor<float>? entropy = null, Tensor<float>? dEntropy = null)
     {
-        var (m, _, v) = LogSoftmaxGatherValidation.Backward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead);
-        LogSoftmaxGatherBackward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead, GatherChunkTokens(m, v));
+        var (m, _, v) = LogSoftmaxGatherValidation.Backward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead, entropy, dEntropy);
+        LogSoftmaxGatherBackward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead, GatherChunkTokens(m, v), entropy, dEntropy);
     }
 
     /// <summary>The backward with an explicit chunk size, so tests can force several chunks and a ragged last one.</summary>
     internal void LogSoftmaxGatherBackward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets, float temperature,
-        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead, int chunkTokens)
+        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead, int chunkTokens,
+        Tensor<float>? entropy = null, Tensor<float>? dEntropy = null)
     {
-        var (m, c, v) = LogSoftmaxGatherValidation.Backward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead);
+        var (m, c, v) = LogSoftmaxGatherValidation.Backward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead, entropy, dEntropy);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
         CpuBuffer<float> h = Data(hidden, nameof(hidden));           // (M, C)
         CpuBuffer<float> w = Data(lmHead, nameof(lmHead));           // (V, C)
@@ -102,6 +104,9 @@ internal sealed partial class CpuOperations
         CpuBuffer<float> g = Data(dLogprobs, nameof(dLogprobs));     // (M)
         CpuBuffer<float> dh = Data(dHidden, nameof(dHidden));        // (M, C)
         CpuBuffer<float> dw = Data(dLmHead, nameof(dLmHead));        // (V, C)
+        bool entropyGradient = entropy is not null;
+        CpuBuffer<float> ent = entropyGradient ? Data(entropy!, nameof(entropy)) : lse;     // (M), read only with the pair
+        CpuBuffer<float> dEnt = entropyGradient ? Data(dEntropy!, nameof(dEntropy)) : lse;  // (M), read only with the pair
         LogSoftmaxGatherValidation.Targets(y, v);
         float invT = 1f / temperature;
 
@@ -121,7 +126,8 @@ internal sealed partial class CpuOperations
                     var z = dz.AsSpan(r * v, v); // (V)
                     float scale = g[row] * invT;
                     // (1/T) dz_j = (g/T)(1[j = y] − exp(z_j/T − lse)).
-                    ScaledSoftmax(z, invT, lse[row], -scale);
+                    if (entropyGradient) EntropySoftmaxGradient(z, invT, lse[row], scale, dEnt[row] * invT, ent[row]);
+                    else ScaledSoftmax(z, invT, lse[row], -scale);
                     z[y[row]] += scale;
                 });
                 // dh (mc, C) += dz (mc, V) · W (V, C): parallel over tiles of dh.
@@ -175,6 +181,31 @@ internal sealed partial class CpuOperations
         for (; j + Vector256<float>.Count <= z.Length; j += Vector256<float>.Count)
             (Vector256.Exp(Vector256.LoadUnsafe(ref start, (nuint)j) * scale - offset) * multiplier).StoreUnsafe(ref start, (nuint)j);
         for (; j < z.Length; j++) z[j] = factor * MathF.Exp(z[j] * invT - lse);
+    }
+
+    /// <summary>
+    /// In one pass, with log p_j = z_j·invT − lse: z_j ← −p_j (scale + entropyScale (log p_j + entropy)), the
+    /// softmax part of the log-prob gradient plus the entropy's gradient −p_j (log p_j + H), each scaled.
+    /// </summary>
+    private static void EntropySoftmaxGradient(Span<float> z, float invT, float lse, float scale, float entropyScale, float entropy)
+    {
+        var inverse = Vector256.Create(invT);
+        var offset = Vector256.Create(lse);
+        var logScale = Vector256.Create(scale);
+        var bonus = Vector256.Create(entropyScale);
+        var h = Vector256.Create(entropy);
+        ref float start = ref MemoryMarshal.GetReference(z);
+        int j = 0;
+        for (; j + Vector256<float>.Count <= z.Length; j += Vector256<float>.Count)
+        {
+            var logProbability = Vector256.LoadUnsafe(ref start, (nuint)j) * inverse - offset;
+            (-Vector256.Exp(logProbability) * (logScale + bonus * (logProbability + h))).StoreUnsafe(ref start, (nuint)j);
+        }
+        for (; j < z.Length; j++)
+        {
+            float logProbability = z[j] * invT - lse;
+            z[j] = -MathF.Exp(logProbability) * (scale + entropyScale * (logProbability + entropy));
+        }
     }
 
     private float[] TakeGatherScratch(int length)

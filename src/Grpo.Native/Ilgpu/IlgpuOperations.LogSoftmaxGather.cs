@@ -83,17 +83,19 @@ internal sealed partial class IlgpuOperations
     }
 
     public void LogSoftmaxGatherBackward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets, float temperature,
-        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead)
+        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead,
+        Tensor<float>? entropy = null, Tensor<float>? dEntropy = null)
     {
-        var (m, _, v) = LogSoftmaxGatherValidation.Backward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead);
-        LogSoftmaxGatherBackward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead, GatherChunkTokens(m, v));
+        var (m, _, v) = LogSoftmaxGatherValidation.Backward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead, entropy, dEntropy);
+        LogSoftmaxGatherBackward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead, GatherChunkTokens(m, v), entropy, dEntropy);
     }
 
     /// <summary>The backward with an explicit chunk size, so tests can force several chunks and a ragged last one.</summary>
     internal void LogSoftmaxGatherBackward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets, float temperature,
-        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead, int chunkTokens)
+        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead, int chunkTokens,
+        Tensor<float>? entropy = null, Tensor<float>? dEntropy = null)
     {
-        var (m, c, v) = LogSoftmaxGatherValidation.Backward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead);
+        var (m, c, v) = LogSoftmaxGatherValidation.Backward(hidden, lmHead, targets, temperature, logSumExp, dLogprobs, dHidden, dLmHead, entropy, dEntropy);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkTokens, 1);
         var h = View(hidden, nameof(hidden)).BaseView;            // (M, C)
         var w = View(lmHead, nameof(lmHead)).BaseView;            // (V, C)
@@ -102,10 +104,14 @@ internal sealed partial class IlgpuOperations
         var g = View(dLogprobs, nameof(dLogprobs)).BaseView;      // (M)
         var dh = View(dHidden, nameof(dHidden)).BaseView;         // (M, C)
         var dw = View(dLmHead, nameof(dLmHead)).BaseView;         // (V, C)
+        // Without the entropy pair the kernel gets the lse view twice and a flag telling it not to read them.
+        bool entropyGradient = entropy is not null;
+        var ent = entropyGradient ? View(entropy!, nameof(entropy)).BaseView : lse;     // (M)
+        var dEnt = entropyGradient ? View(dEntropy!, nameof(dEntropy)).BaseView : lse;  // (M)
         LogSoftmaxGatherValidation.Targets(targets.ToArray(), v); // (M) ints: a tiny download
         float invT = 1f / temperature;
         var gradient = Device.Kernel(typeof(LogSoftmaxGatherKernels), nameof(LogSoftmaxGatherKernels.SoftmaxGradient), accelerator =>
-            accelerator.LoadStreamKernel<GatherRowArgs, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
+            accelerator.LoadStreamKernel<GatherRowArgs, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
                 LogSoftmaxGatherKernels.SoftmaxGradient));
 
         lock (_gatherGate)
@@ -116,7 +122,7 @@ internal sealed partial class IlgpuOperations
                 int mc = Math.Min(chunkTokens, m - m0);
                 var hChunk = h.SubView((long)m0 * c, (long)mc * c); // (mc, C)
                 Matmul(MatmulArgs.TransposedB(mc, v, c, c, c, v, invT, accumulate: false), hChunk, w, dz);
-                gradient(new KernelConfig(mc, Device.RowGroupSize), new GatherRowArgs(v, m0, invT, false), dz, y, lse, g);
+                gradient(new KernelConfig(mc, Device.RowGroupSize), new GatherRowArgs(v, m0, invT, false, entropyGradient), dz, y, lse, g, ent, dEnt);
                 // dh (mc, C) += dz (mc, V) · W (V, C)
                 Matmul(MatmulArgs.Plain(mc, c, v, v, c, c, 1f, accumulate: true), dz, w, dh.SubView((long)m0 * c, (long)mc * c));
                 // dW (V, C) += dzᵀ (V, mc) · h (mc, C): each element summed by one thread over the chunk's tokens, chunks in order.

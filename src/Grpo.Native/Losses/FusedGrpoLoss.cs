@@ -19,11 +19,12 @@ public sealed record FusedGrpoLossResult(
 
 /// <summary>
 /// The GRPO loss and its gradients straight from the policy's final hidden states:
-/// hidden → logits (chunk by chunk) → per-token log-probs → the GRPO objective (+ β·KL) → d hidden, d LM head.
+/// hidden → logits (chunk by chunk) → per-token log-probs and entropies → the GRPO objective (+ β·KL, − c·entropy,
+/// entropy masking) → d hidden, d LM head.
 /// Written once over <see cref="IGrpoOperations"/>, so it runs on every backend.
 /// <para>
-/// Memory: besides its inputs and gradients it holds four (N, T) buffers (log-probs, log-sum-exp,
-/// entropy, d log-probs) and the gather operation's O(chunk × V) scratch. The (N·T × V) logits are
+/// Memory: besides its inputs and gradients it holds five (N, T) buffers (log-probs, log-sum-exp,
+/// entropy, d log-probs, d entropy) and the gather operation's O(chunk × V) scratch. The (N·T × V) logits are
 /// never materialised: the backward recomputes each chunk of logits instead of storing it.
 /// </para>
 /// </summary>
@@ -34,6 +35,7 @@ public sealed class FusedGrpoLoss : IDisposable
     private readonly Tensor<float> _logSumExp;  // (N, T)
     private readonly Tensor<float> _entropy;    // (N, T)
     private readonly Tensor<float> _dLogprobs;  // (N, T)
+    private readonly Tensor<float> _dEntropy;   // (N, T) d loss / d entropy: the entropy bonus's gradient
 
     /// <summary>Allocates the per-token buffers for <paramref name="completions"/> × <paramref name="completionLength"/> tokens.</summary>
     public FusedGrpoLoss(Device device, int completions, int completionLength)
@@ -51,6 +53,7 @@ public sealed class FusedGrpoLoss : IDisposable
             _logSumExp = device.Allocate<float>(completions, completionLength);
             _entropy = device.Allocate<float>(completions, completionLength);
             _dLogprobs = device.Allocate<float>(completions, completionLength);
+            _dEntropy = device.Allocate<float>(completions, completionLength);
         }
         catch
         {
@@ -88,7 +91,7 @@ public sealed class FusedGrpoLoss : IDisposable
     /// <param name="oldLogprobs">(N, T) log-probs of the policy that sampled, or null when μ = 1 (then ρ = 1, but the gradient is not 0).</param>
     /// <param name="refLogprobs">(N, T) reference-model log-probs; required when β &gt; 0, unused when β = 0.</param>
     /// <param name="temperature">The sampling temperature: log-probs are of logits / temperature.</param>
-    /// <param name="options">Loss type, clipping, β and the KL estimator, importance-sampling level.</param>
+    /// <param name="options">Loss type, clipping, β and the KL estimator, importance-sampling level, the entropy bonus and mask.</param>
     /// <param name="dHidden">(N, T, C) += d loss / d hidden.</param>
     /// <param name="dLmHead">(V, C) += d loss / d LM head.</param>
     /// <param name="gradientScale">
@@ -117,11 +120,20 @@ public sealed class FusedGrpoLoss : IDisposable
         using var logSumExpRows = _logSumExp.Reshape(n * t);        // (N·T)
         using var entropyRows = _entropy.Reshape(n * t);            // (N·T)
         using var dLogprobRows = _dLogprobs.Reshape(n * t);         // (N·T)
+        using var dEntropyRows = _dEntropy.Reshape(n * t);          // (N·T)
 
         _operations.LogSoftmaxGatherForward(hiddenRows, lmHead, tokenRows, temperature, logprobRows, logSumExpRows, entropyRows);
-        var objective = _operations.GrpoObjective(_logprobs, oldLogprobs, refLogprobs, advantages, mask, options, _dLogprobs);
-        if (gradientScale != 1f) _operations.Scale(_dLogprobs, gradientScale);
-        _operations.LogSoftmaxGatherBackward(hiddenRows, lmHead, tokenRows, temperature, logSumExpRows, dLogprobRows, dHiddenRows, dLmHead);
+        bool entropyBonus = options.EntropyCoefficient != 0;
+        var objective = _operations.GrpoObjective(_logprobs, oldLogprobs, refLogprobs, advantages, mask, options, _dLogprobs,
+            _entropy, entropyBonus ? _dEntropy : null);
+        if (gradientScale != 1f)
+        {
+            _operations.Scale(_dLogprobs, gradientScale);
+            if (entropyBonus) _operations.Scale(_dEntropy, gradientScale);
+        }
+        // The entropy bonus's gradient flows through the softmax only when it is on.
+        _operations.LogSoftmaxGatherBackward(hiddenRows, lmHead, tokenRows, temperature, logSumExpRows, dLogprobRows, dHiddenRows, dLmHead,
+            entropyBonus ? entropyRows : null, entropyBonus ? dEntropyRows : null);
 
         return new FusedGrpoLossResult(objective.Loss, objective.ClipRatioLow, objective.ClipRatioHigh,
             objective.ClipRatioRegion, objective.MeanKl, MaskedMean(_entropy, mask), objective.DualClipRatio, objective.CispoClipRatio);
@@ -147,5 +159,6 @@ public sealed class FusedGrpoLoss : IDisposable
         _logSumExp?.Dispose();
         _entropy?.Dispose();
         _dLogprobs?.Dispose();
+        _dEntropy?.Dispose();
     }
 }

@@ -52,13 +52,13 @@ public sealed class TransformerActivations : IDisposable
         Mode = mode;
         int m = maxTokens, c = config.HiddenSize, h = config.NumHeads, d = config.HeadDim, kvh = config.NumKeyValueHeads;
         int i = config.IntermediateSize, layers = config.NumLayers;
-        bool layerNorm = config.ModelType == "gpt2", swiGlu = !layerNorm;
+        bool layerNorm = config.ModelType == "gpt2", swiGlu = !layerNorm, qkNorm = config.HasQkNorm;
         bool training = mode != ActivationMode.Inference;
         bool saveCheap = mode == ActivationMode.Training;
         try
         {
             (Residual, Blocks, Hidden, FinalMean, FinalRstd, Projection, Memory) = Plan(device, config, m, c, h, d, kvh, i, layers,
-                layerNorm, swiGlu, training, saveCheap);
+                layerNorm, swiGlu, qkNorm, training, saveCheap);
         }
         catch
         {
@@ -69,7 +69,7 @@ public sealed class TransformerActivations : IDisposable
 
     private (Tensor<float>[], BlockActivations[], Tensor<float>, Tensor<float>?, Tensor<float>, Tensor<float>, ActivationMemory) Plan(
         Device device, ModelConfig config, int m, int c, int h, int d, int kvh, int i, int layers,
-        bool layerNorm, bool swiGlu, bool training, bool saveCheap)
+        bool layerNorm, bool swiGlu, bool qkNorm, bool training, bool saveCheap)
     {
         long saved = 0, scratch = 0;
         Tensor<float> New(ref long counter, params int[] shape)
@@ -97,6 +97,10 @@ public sealed class TransformerActivations : IDisposable
                 Norm1: reuseCheap ? first!.Norm1 : New(ref saved, m, c),
                 Mean1: layerNorm ? New(ref saved, m) : null,
                 Rstd1: New(ref saved, m),
+                QueryProjection: qkNorm ? New(ref saved, m, h * d) : null,
+                KeyProjection: qkNorm ? New(ref saved, m, kvh * d) : null,
+                QueryRstd: qkNorm ? New(ref saved, m, h) : null,
+                KeyRstd: qkNorm ? New(ref saved, m, kvh) : null,
                 Query: New(ref saved, m, h * d),
                 Key: New(ref saved, m, kvh * d),
                 Value: New(ref saved, m, kvh * d),
@@ -122,6 +126,8 @@ public sealed class TransformerActivations : IDisposable
             DQuery = New(ref scratch, m, h * d);
             DKey = New(ref scratch, m, kvh * d);
             DValue = New(ref scratch, m, kvh * d);
+            DQueryProjection = qkNorm ? New(ref scratch, m, h * d) : null;
+            DKeyProjection = qkNorm ? New(ref scratch, m, kvh * d) : null;
             DAttention = New(ref scratch, m, h * d);
             DGate = swiGlu ? New(ref scratch, m, i) : null;
             DUp = New(ref scratch, m, i);
@@ -154,6 +160,8 @@ public sealed class TransformerActivations : IDisposable
     internal Tensor<float>? DQuery { get; private set; }             // (M, H·D)
     internal Tensor<float>? DKey { get; private set; }               // (M, KVH·D)
     internal Tensor<float>? DValue { get; private set; }             // (M, KVH·D)
+    internal Tensor<float>? DQueryProjection { get; private set; }   // (M, H·D) Qwen3: gradient before q_norm
+    internal Tensor<float>? DKeyProjection { get; private set; }     // (M, KVH·D) Qwen3: gradient before k_norm
     internal Tensor<float>? DAttention { get; private set; }         // (M, H·D)
     internal Tensor<float>? DGate { get; private set; }              // (M, I)
     internal Tensor<float>? DUp { get; private set; }                // (M, I)
@@ -181,8 +189,12 @@ internal sealed record BlockActivations(
     Tensor<float> Norm1,             // (M, C) output of the attention norm
     Tensor<float>? Mean1,            // (M) LayerNorm only
     Tensor<float> Rstd1,             // (M)
-    Tensor<float> Query,             // (M, H·D), rotated when the family uses RoPE
-    Tensor<float> Key,               // (M, KVH·D), rotated likewise
+    Tensor<float>? QueryProjection,  // (M, H·D) Qwen3 only: q_proj output, before q_norm
+    Tensor<float>? KeyProjection,    // (M, KVH·D) Qwen3 only: k_proj output, before k_norm
+    Tensor<float>? QueryRstd,        // (M, H) Qwen3 only: q_norm's rstd of each head's row
+    Tensor<float>? KeyRstd,          // (M, KVH) Qwen3 only: k_norm's rstd of each head's row
+    Tensor<float> Query,             // (M, H·D), normalised per head (Qwen3), then rotated when the family uses RoPE
+    Tensor<float> Key,               // (M, KVH·D), likewise
     Tensor<float> Value,             // (M, KVH·D)
     Tensor<float> Attention,         // (M, H·D) attention output before o_proj
     Tensor<float> LogSumExp,         // (M, H)

@@ -64,6 +64,12 @@ public static class TransformerLayout
             Add(p + "self_attn.v_proj.weight", false, kvDim, c);
             if (config.HasQkvBias) Add(p + "self_attn.v_proj.bias", false, kvDim);
             Add(p + "self_attn.o_proj.weight", false, c, qDim);
+            if (config.HasOutputBias) Add(p + "self_attn.o_proj.bias", false, c);
+            if (config.HasQkNorm)
+            {
+                Add(p + "self_attn.q_norm.weight", false, config.HeadDim);
+                Add(p + "self_attn.k_norm.weight", false, config.HeadDim);
+            }
             Add(p + "post_attention_layernorm.weight", false, c);
             Add(p + "mlp.gate_proj.weight", false, i, c);
             Add(p + "mlp.up_proj.weight", false, i, c);

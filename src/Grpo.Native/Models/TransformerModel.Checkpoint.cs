@@ -10,7 +10,7 @@ public sealed partial class TransformerModel
 
     /// <summary>
     /// Loads a Hugging Face model folder (config.json and model.safetensors, or a sharded
-    /// model.safetensors.index.json) of the gpt2, llama or qwen2 family: F32, F16 and BF16 weights
+    /// model.safetensors.index.json) of the gpt2, llama, qwen2 or qwen3 family: F32, F16 and BF16 weights
     /// become fp32; GPT-2's Conv1D weights are transposed into nn.Linear's layout.
     /// </summary>
     /// <exception cref="FileNotFoundException">config.json or the weights are missing.</exception>

@@ -36,15 +36,27 @@ public sealed partial class TransformerModel
         var xa = act.Rows(a.AttentionResidual, m);             // (m, C) x + attention
         var proj = act.Rows(act.Projection, m);                // (m, C)
 
-        // Attention half: x → norm → q, k, v → (RoPE) → attention → o_proj → + x.
+        // Attention half: x → norm → q, k, v → (per-head q/k norm) → (RoPE) → attention → o_proj → + x.
         var n1 = act.Rows(a.Norm1, m);                         // (m, C)
         NormForward(n1, Rows(act, a.Mean1, m), act.Rows(a.Rstd1, m), x, w.Norm1Weight, w.Norm1Bias);
         var q = act.Rows(a.Query, m);                          // (m, H·D)
         var k = act.Rows(a.Key, m);                            // (m, KVH·D)
         var v = act.Rows(a.Value, m);                          // (m, KVH·D)
-        _ops.LinearForward(q, n1, w.QueryWeight, w.QueryBias);
-        _ops.LinearForward(k, n1, w.KeyWeight, w.KeyBias);
+        bool qkNorm = w.QueryNormWeight is not null;
+        var qProjection = qkNorm ? act.Rows(a.QueryProjection!, m) : q; // (m, H·D)
+        var kProjection = qkNorm ? act.Rows(a.KeyProjection!, m) : k;   // (m, KVH·D)
+        _ops.LinearForward(qProjection, n1, w.QueryWeight, w.QueryBias);
+        _ops.LinearForward(kProjection, n1, w.KeyWeight, w.KeyBias);
         _ops.LinearForward(v, n1, w.ValueWeight, w.ValueBias);
+        if (qkNorm)
+        {
+            // Qwen3: RMSNorm of each head's D-vector (rows of D, m·H of them), before RoPE as Qwen3Attention does.
+            float eps = (float)Config.NormEpsilon;
+            _ops.RmsNormForward(q.Reshape(m * h, d), act.Rows(a.QueryRstd!, m).Reshape(m * h), qProjection.Reshape(m * h, d),
+                w.QueryNormWeight!, eps);
+            _ops.RmsNormForward(k.Reshape(m * kvh, d), act.Rows(a.KeyRstd!, m).Reshape(m * kvh), kProjection.Reshape(m * kvh, d),
+                w.KeyNormWeight!, eps);
+        }
         var q3 = q.Reshape(m, h, d);                           // (m, H, D)
         var k3 = k.Reshape(m, kvh, d);                         // (m, KVH, D)
         if (!IsGpt2)
@@ -81,7 +93,7 @@ public sealed partial class TransformerModel
         }
     }
 
-    /// <summary>LayerNorm (GPT-2, with mean and bias) or RMSNorm (Llama, Qwen2).</summary>
+    /// <summary>LayerNorm (GPT-2, with mean and bias) or RMSNorm (Llama, Qwen2, Qwen3).</summary>
     private void NormForward(Tensor<float> output, Tensor<float>? mean, Tensor<float> rstd, Tensor<float> input,
         Tensor<float> weight, Tensor<float>? bias)
     {
@@ -169,6 +181,20 @@ public sealed partial class TransformerModel
             // RoPE is a rotation: the gradient before it is the inverse rotation of the gradient after it.
             _ops.Rope(dq.Reshape(m, h, d), batch.Positions, (float)Config.RopeTheta, inverse: true, Config.RopeScaling);
             _ops.Rope(dk.Reshape(m, kvh, d), batch.Positions, (float)Config.RopeTheta, inverse: true, Config.RopeScaling);
+        }
+        if (w.QueryNormWeight is not null)
+        {
+            // Qwen3's per-head q/k norm: dq and dk become the gradients of the projections before it.
+            var dqProjection = act.Rows(act.DQueryProjection!, m); // (m, H·D)
+            var dkProjection = act.Rows(act.DKeyProjection!, m);   // (m, KVH·D)
+            dqProjection.Fill(0f);
+            dkProjection.Fill(0f);
+            _ops.RmsNormBackward(dqProjection.Reshape(m * h, d), gw.QueryNormWeight!, dq.Reshape(m * h, d),
+                act.Rows(a.QueryProjection!, m).Reshape(m * h, d), w.QueryNormWeight, act.Rows(a.QueryRstd!, m).Reshape(m * h));
+            _ops.RmsNormBackward(dkProjection.Reshape(m * kvh, d), gw.KeyNormWeight!, dk.Reshape(m * kvh, d),
+                act.Rows(a.KeyProjection!, m).Reshape(m * kvh, d), w.KeyNormWeight!, act.Rows(a.KeyRstd!, m).Reshape(m * kvh));
+            dq = dqProjection;
+            dk = dkProjection;
         }
         dNorm.Fill(0f);
         _ops.LinearBackward(dNorm, gw.QueryWeight, gw.QueryBias, dq, n1, w.QueryWeight);

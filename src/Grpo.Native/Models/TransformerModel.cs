@@ -6,7 +6,7 @@ using Grpo.Native.Tensors;
 namespace Grpo.Native.Models;
 
 /// <summary>
-/// A decoder-only transformer (GPT-2, Llama or Qwen2, configured by a Hugging Face config.json),
+/// A decoder-only transformer (GPT-2, Llama, Qwen2 or Qwen3, configured by a Hugging Face config.json),
 /// written by hand in llm.c's style over <see cref="IGrpoOperations"/>, so it runs on every backend.
 /// Parameters and gradients each live in one buffer (<see cref="ParameterSet"/>) with a named view per
 /// tensor. The forward runs over packed sequences of different lengths (<see cref="TokenBatch"/>) and

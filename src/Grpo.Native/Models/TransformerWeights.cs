@@ -17,8 +17,10 @@ internal sealed record BlockWeights(
     Tensor<float>? KeyBias,      // (KVH·D)
     Tensor<float> ValueWeight,   // (KVH·D, C)
     Tensor<float>? ValueBias,    // (KVH·D)
+    Tensor<float>? QueryNormWeight, // (D) Qwen3's per-head q_norm only
+    Tensor<float>? KeyNormWeight,   // (D) Qwen3's per-head k_norm only
     Tensor<float> OutputWeight,  // (C, H·D)
-    Tensor<float>? OutputBias,   // (C) GPT-2 only
+    Tensor<float>? OutputBias,   // (C) GPT-2, and Qwen3 with attention_bias
     Tensor<float> Norm2Weight,   // (C)
     Tensor<float>? Norm2Bias,    // (C) LayerNorm only
     Tensor<float>? GateWeight,   // (I, C) SwiGLU only
@@ -52,6 +54,7 @@ internal sealed record TransformerWeights(
                     qkv.Slice(0, c, c), qkvBias.Slice(0, c),
                     qkv.Slice((long)c * c, c, c), qkvBias.Slice(c, c),
                     qkv.Slice(2L * c * c, c, c), qkvBias.Slice(2 * c, c),
+                    null, null,
                     set[p + "attn.c_proj.weight"], set[p + "attn.c_proj.bias"],
                     set[p + "ln_2.weight"], set[p + "ln_2.bias"],
                     null, set[p + "mlp.c_fc.weight"], set[p + "mlp.c_fc.bias"],
@@ -65,12 +68,14 @@ internal sealed record TransformerWeights(
         {
             string p = $"model.layers.{l}.";
             Tensor<float>? Bias(string name) => config.HasQkvBias ? set[p + name] : null;
+            Tensor<float>? QkNorm(string name) => config.HasQkNorm ? set[p + name] : null;
             blocks[l] = new BlockWeights(
                 set[p + "input_layernorm.weight"], null,
                 set[p + "self_attn.q_proj.weight"], Bias("self_attn.q_proj.bias"),
                 set[p + "self_attn.k_proj.weight"], Bias("self_attn.k_proj.bias"),
                 set[p + "self_attn.v_proj.weight"], Bias("self_attn.v_proj.bias"),
-                set[p + "self_attn.o_proj.weight"], null,
+                QkNorm("self_attn.q_norm.weight"), QkNorm("self_attn.k_norm.weight"),
+                set[p + "self_attn.o_proj.weight"], config.HasOutputBias ? set[p + "self_attn.o_proj.bias"] : null,
                 set[p + "post_attention_layernorm.weight"], null,
                 set[p + "mlp.gate_proj.weight"], set[p + "mlp.up_proj.weight"], null,
                 set[p + "mlp.down_proj.weight"], null);

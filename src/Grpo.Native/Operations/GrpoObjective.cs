@@ -114,6 +114,24 @@ public sealed record GrpoObjectiveOptions
     /// <summary>SAPO's gate temperature τ for tokens with A ≤ 0 (TRL's <c>sapo_temperature_neg</c>). Finite, &gt; 0. Default 1.05.</summary>
     public float SapoTemperatureNegative { get; init; } = 1.05f;
 
+    /// <summary>
+    /// c, verl's entropy bonus (<c>entropy_coeff</c>): the loss becomes
+    /// <c>pg_loss − c · agg(H)</c>, with H_t the entropy of softmax(logits / temperature) at each completion
+    /// token, aggregated by <see cref="LossType"/> exactly as the per-token losses are, and its full
+    /// gradient through the softmax (dH/dz_j = −p_j (log p_j + H)). 0 (the default) is off. Finite. TRL has
+    /// no such option; verl's default is 0 (0.001 is a common setting).
+    /// </summary>
+    public float EntropyCoefficient { get; init; }
+
+    /// <summary>
+    /// TRL's entropy masking (<c>top_entropy_quantile</c>, "Beyond the 80/20 rule"): only completion tokens whose
+    /// entropy is at or above the q = 1 − top_entropy_quantile quantile (torch.quantile's linear interpolation)
+    /// of the entropies of the call's loss tokens — one forward micro-batch, as in TRL — keep their policy
+    /// term; the KL term, the normaliser and the clip metrics are unchanged, as in TRL. In [0, 1]; 1.0 (the
+    /// default) is off; 0.2 keeps the top 20 %.
+    /// </summary>
+    public float TopEntropyQuantile { get; init; } = 1f;
+
     /// <summary>Token-level ratios (the default) or GSPO's sequence-level ratio.</summary>
     public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; } = ImportanceSamplingLevel.Token;
 
@@ -155,6 +173,12 @@ public sealed record GrpoObjectiveOptions
         if (!(float.IsFinite(SapoTemperatureNegative) && SapoTemperatureNegative > 0))
             throw new ArgumentOutOfRangeException(nameof(SapoTemperatureNegative), SapoTemperatureNegative,
                 $"'{nameof(SapoTemperatureNegative)}' is {SapoTemperatureNegative}: SAPO's temperature must be finite and positive (1.05 is TRL's default).");
+        if (!float.IsFinite(EntropyCoefficient))
+            throw new ArgumentOutOfRangeException(nameof(EntropyCoefficient), EntropyCoefficient,
+                $"'{nameof(EntropyCoefficient)}' is {EntropyCoefficient}: the entropy bonus's coefficient must be finite (0 turns it off; verl's entropy_coeff, e.g. 0.001).");
+        if (!(TopEntropyQuantile >= 0 && TopEntropyQuantile <= 1))
+            throw new ArgumentOutOfRangeException(nameof(TopEntropyQuantile), TopEntropyQuantile,
+                $"'{nameof(TopEntropyQuantile)}' is {TopEntropyQuantile}: the fraction of highest-entropy tokens trained on must lie in [0, 1] (1 turns entropy masking off; TRL's paper setting is 0.2).");
         if (MaxCompletionLength < 0 || (LossType == LossType.DrGrpo && MaxCompletionLength == 0))
             throw new ArgumentOutOfRangeException(nameof(MaxCompletionLength), MaxCompletionLength,
                 $"'{nameof(MaxCompletionLength)}' must be positive for {nameof(LossType.DrGrpo)} (set it to the generation length limit), and never negative.");
@@ -169,6 +193,8 @@ public sealed record GrpoObjectiveOptions
 /// <param name="MeanKl">Masked mean of the per-token KL estimate (<see cref="GrpoObjectiveOptions.KlEstimator"/>) to the reference model; 0 when β = 0.</param>
 /// <param name="DualClipRatio">Masked fraction of tokens whose loss the dual clip decides (A &lt; 0 and −min(ρA, clamp(ρ)·A) &gt; −c·A; verl's <c>pg_clipfrac_lower</c>); 0 when <see cref="GrpoObjectiveOptions.DualClip"/> is off.</param>
 /// <param name="CispoClipRatio">Masked fraction of tokens with ρ &gt; ε_high and A &gt; 0 (TRL's <c>cispo_clip_ratio</c>); 0 unless the loss type is cispo.</param>
+/// <remarks>At <see cref="ImportanceSamplingLevel.Sequence"/> the four clip fractions are fractions of the N completions instead
+/// (each judged by its own ratio, an empty one by ρ = 1), as TRL's <c>masked_batch_mean</c> averages a (B, 1) ratio; the KL stays a token mean.</remarks>
 public sealed record GrpoObjectiveResult(
     float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl, float DualClipRatio = 0f, float CispoClipRatio = 0f);
 
@@ -197,11 +223,16 @@ public partial interface IGrpoOperations
     /// <param name="mask">(N, T) 1 for a completion token, 0 for padding; any other value is an error. The managed CPU backend checks before writing; the ILGPU backend checks on the device and reports after its kernels ran, leaving <paramref name="dLogprobs"/> unspecified.</param>
     /// <param name="options">Loss type, clipping, β, ratio level.</param>
     /// <param name="dLogprobs">(N, T) output: d loss / d logprobs. Overwritten (it starts the backward pass), 0 at padding.</param>
+    /// <param name="entropy">(N, T) the policy's per-token entropies (of softmax(logits / temperature), detached); required when
+    /// <see cref="GrpoObjectiveOptions.EntropyCoefficient"/> is not 0 or <see cref="GrpoObjectiveOptions.TopEntropyQuantile"/> &lt; 1, not read otherwise.</param>
+    /// <param name="dEntropy">(N, T) output: d loss / d entropy (the bonus's −c times the aggregation weight, 0 at padding), for the
+    /// gather backward; required when <see cref="GrpoObjectiveOptions.EntropyCoefficient"/> is not 0, not written otherwise.</param>
     /// <returns>The loss and the metrics.</returns>
     /// <exception cref="ArgumentException">A shape, an option or the mask is not acceptable; the message names it.</exception>
     GrpoObjectiveResult GrpoObjective(
         Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
-        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs);
+        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
+        Tensor<float>? entropy = null, Tensor<float>? dEntropy = null);
 }
 
 /// <summary>Argument checks for <see cref="IGrpoOperations.GrpoObjective"/>, shared by both backends.</summary>
@@ -210,7 +241,8 @@ internal static class GrpoObjectiveValidation
     /// <summary>Checks shapes, devices and options; returns the scalar arguments both backends compute with.</summary>
     public static ObjectiveParameters Validate(
         Device device, Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
-        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs)
+        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
+        Tensor<float>? entropy, Tensor<float>? dEntropy)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -239,7 +271,28 @@ internal static class GrpoObjectiveValidation
         if (options.LossType == LossType.DrGrpo && options.MaxCompletionLength < t)
             throw new ArgumentOutOfRangeException(nameof(options.MaxCompletionLength), options.MaxCompletionLength,
                 $"'{nameof(options.MaxCompletionLength)}' = {options.MaxCompletionLength} is shorter than the {t} tokens per completion in '{nameof(logprobs)}'; set it to the generation length limit.");
+        bool entropyMask = options.TopEntropyQuantile < 1;
+        if (options.EntropyCoefficient != 0 || entropyMask)
+        {
+            if (entropy is null)
+                throw new ArgumentNullException(nameof(entropy),
+                    $"'{nameof(entropy)}' is null but {(entropyMask ? $"TopEntropyQuantile = {options.TopEntropyQuantile}" : $"EntropyCoefficient = {options.EntropyCoefficient}")}: " +
+                    "pass the policy's per-token entropies (FusedGrpoLoss does), or turn the entropy options off.");
+            Guard.OnDevice(entropy, device, nameof(entropy));
+            Guard.Shape(entropy, nameof(entropy), n, t);
+        }
+        if (options.EntropyCoefficient != 0)
+        {
+            if (dEntropy is null)
+                throw new ArgumentNullException(nameof(dEntropy),
+                    $"'{nameof(dEntropy)}' is null but EntropyCoefficient = {options.EntropyCoefficient}: pass an (N, T) tensor for the entropy bonus's gradient.");
+            Guard.OnDevice(dEntropy, device, nameof(dEntropy));
+            Guard.Shape(dEntropy, nameof(dEntropy), n, t);
+        }
         FiniteInputs(oldLogprobs, advantages, mask, t);
+        float entropyThreshold = entropyMask
+            ? EntropyQuantile.Threshold(entropy!.ToArray(), mask.ToArray(), 1.0 - options.TopEntropyQuantile)
+            : float.NegativeInfinity; // −∞: every token keeps its policy term
         return new ObjectiveParameters(n, t, LossTypeId(options.LossType),
             options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence ? 1 : 0,
             1f - options.EpsilonLow, 1f + options.EffectiveEpsilonHigh, options.Beta, options.MaxCompletionLength,
@@ -247,7 +300,8 @@ internal static class GrpoObjectiveValidation
             Delta: options.Delta ?? float.PositiveInfinity,         // +∞: min(ρ, ∞) = ρ, the plain surrogate
             DualClip: options.DualClip ?? float.PositiveInfinity,   // +∞: −A·∞ never wins the min
             options.SapoTemperaturePositive, options.SapoTemperatureNegative,
-            options.KlEstimator switch { KlEstimator.K1 => ObjectiveMath.K1, KlEstimator.K2 => ObjectiveMath.K2, _ => ObjectiveMath.K3 });
+            options.KlEstimator switch { KlEstimator.K1 => ObjectiveMath.K1, KlEstimator.K2 => ObjectiveMath.K2, _ => ObjectiveMath.K3 },
+            options.EntropyCoefficient, entropyThreshold);
     }
 
     /// <summary>The kernels' id of a loss type (<see cref="ObjectiveMath.Grpo"/> ..).</summary>

@@ -29,6 +29,9 @@ public partial interface IGrpoOperations
     /// dHidden_m += (1/T) Σ_j dz_{m,j} lmHead_j and dLmHead_j += (1/T) Σ_m dz_{m,j} hidden_m with
     /// dz_{m,j} = g_m (1[j = y_m] − softmax(z_m)_j), recomputing each logits chunk instead of storing it.
     /// Callers zero the gradients first (llm.c convention).
+    /// With <paramref name="entropy"/> and <paramref name="dEntropy"/> (both or neither) the loss also depends on the
+    /// entropies H_m of the forward, and dz_{m,j} gains dEntropy_m · (−p_{m,j} (log p_{m,j} + H_m)), the entropy's
+    /// gradient in the logits z = hidden · lmHeadᵀ / temperature.
     /// </summary>
     /// <param name="hidden">(M, C) the hidden states the forward saw.</param>
     /// <param name="lmHead">(V, C) the LM head the forward saw.</param>
@@ -38,10 +41,13 @@ public partial interface IGrpoOperations
     /// <param name="dLogprobs">(M) gradient of the loss with respect to the log-probabilities.</param>
     /// <param name="dHidden">(M, C) gradient accumulated (+=) with respect to the hidden states.</param>
     /// <param name="dLmHead">(V, C) gradient accumulated (+=) with respect to the LM head.</param>
-    /// <exception cref="ArgumentException">A tensor has the wrong shape or lives on another device.</exception>
+    /// <param name="entropy">(M) optional: the forward's entropy output.</param>
+    /// <param name="dEntropy">(M) optional: gradient of the loss with respect to the entropies.</param>
+    /// <exception cref="ArgumentException">A tensor has the wrong shape or lives on another device, or only one of the entropy pair is given.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The temperature is not positive and finite, or a target is outside [0, V).</exception>
     void LogSoftmaxGatherBackward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets, float temperature,
-        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead);
+        Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead,
+        Tensor<float>? entropy = null, Tensor<float>? dEntropy = null);
 
     /// <summary>
     /// The most extra memory, in bytes, the fused log-softmax-gather uses on this device for
@@ -68,9 +74,16 @@ internal static class LogSoftmaxGatherValidation
 
     /// <summary>Checks shapes and the temperature; returns (M, C, V).</summary>
     public static (int M, int C, int V) Backward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets,
-        float temperature, Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead)
+        float temperature, Tensor<float> logSumExp, Tensor<float> dLogprobs, Tensor<float> dHidden, Tensor<float> dLmHead,
+        Tensor<float>? entropy, Tensor<float>? dEntropy)
     {
         var (m, c, v) = Common(hidden, lmHead, targets, temperature);
+        if ((entropy is null) != (dEntropy is null))
+            throw new ArgumentException(
+                $"'{(entropy is null ? nameof(entropy) : nameof(dEntropy))}' is null but the other is not: pass both the forward's entropies and d loss / d entropy, or neither.",
+                entropy is null ? nameof(entropy) : nameof(dEntropy));
+        if (entropy is not null) Guard.Shape(entropy, nameof(entropy), m);
+        if (dEntropy is not null) Guard.Shape(dEntropy, nameof(dEntropy), m);
         Guard.Shape(logSumExp, nameof(logSumExp), m);
         Guard.Shape(dLogprobs, nameof(dLogprobs), m);
         Guard.Shape(dHidden, nameof(dHidden), m, c);

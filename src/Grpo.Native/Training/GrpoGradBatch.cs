@@ -17,8 +17,14 @@ public sealed record GrpoGradBatch
     public required int[][] Prompts { get; init; }
     /// <summary><c>completions</c>: N = B·G token-id lists.</summary>
     public required int[][] Completions { get; init; }
-    /// <summary><c>rewards</c>: N numbers (NaN / null = no score).</summary>
-    public required float[] Rewards { get; init; }
+    /// <summary><c>rewards</c>: N numbers (NaN / null = no score); null when <see cref="RewardsPerFunction"/> is given instead.</summary>
+    public float[]? Rewards { get; init; }
+    /// <summary><c>rewards_per_function</c>: N lists of F numbers (NaN / null = that function gave no score), instead of <see cref="Rewards"/>.</summary>
+    public float[][]? RewardsPerFunction { get; init; }
+    /// <summary><c>reward_weights</c>: F weights of the reward functions (default all 1), with <see cref="RewardsPerFunction"/>.</summary>
+    public float[]? RewardWeights { get; init; }
+    /// <summary><c>multi_objective_aggregation</c>: sum_then_normalize (default) or normalize_then_sum (TRL's).</summary>
+    public MultiObjectiveAggregation MultiObjectiveAggregation { get; init; }
     /// <summary><c>old_logprobs</c>: optional N lists, lengths as the completions.</summary>
     public float[][]? OldLogprobs { get; init; }
     /// <summary>
@@ -79,7 +85,22 @@ public sealed record GrpoGradBatch
             int groupSize = Int(root, source, "group_size", null);
             var prompts = IntLists(root, source, "prompts");
             var completions = IntLists(root, source, "completions");
-            var rewards = Floats(Required(root, source, "rewards"), source, "rewards", allowNull: true);
+            bool perFunction = root.TryGetProperty("rewards_per_function", out var rpf) && rpf.ValueKind != JsonValueKind.Null;
+            if (perFunction && root.TryGetProperty("rewards", out var both) && both.ValueKind != JsonValueKind.Null)
+                throw new FormatException($"'{source}': both rewards and rewards_per_function are given; give one (rewards_per_function replaces rewards).");
+            float[]? rewards = perFunction ? null : Floats(Required(root, source, "rewards"), source, "rewards", allowNull: true);
+            float[][]? rewardsPerFunction = perFunction
+                ? (rpf.ValueKind == JsonValueKind.Array ? rpf.EnumerateArray().Select((row, i) => Floats(row, source, $"rewards_per_function[{i}]", allowNull: true)).ToArray()
+                    : throw new FormatException($"'{source}': 'rewards_per_function' must be a list of N lists of F numbers (null = no score)."))
+                : null;
+            float[]? rewardWeights = root.TryGetProperty("reward_weights", out var rw) && rw.ValueKind != JsonValueKind.Null
+                ? Floats(rw, source, "reward_weights", allowNull: false) : null;
+            var aggregation = Text(root, source, "multi_objective_aggregation", "sum_then_normalize") switch
+            {
+                "sum_then_normalize" => MultiObjectiveAggregation.SumThenNormalize,
+                "normalize_then_sum" => MultiObjectiveAggregation.NormalizeThenSum,
+                var other => throw new FormatException($"'{source}': multi_objective_aggregation '{other}' is unknown; use sum_then_normalize (the default) or normalize_then_sum."),
+            };
             float[][]? old = root.TryGetProperty("old_logprobs", out var o) && o.ValueKind != JsonValueKind.Null
                 ? o.EnumerateArray().Select((row, i) => Floats(row, source, $"old_logprobs[{i}]", allowNull: false)).ToArray()
                 : null;
@@ -127,10 +148,13 @@ public sealed record GrpoGradBatch
                 DualClip = NullableFloat(root, source, "dual_clip"),
                 SapoTemperaturePositive = Float(root, source, "sapo_temperature_pos", 1.0f),
                 SapoTemperatureNegative = Float(root, source, "sapo_temperature_neg", 1.05f),
+                EntropyCoefficient = Float(root, source, "entropy_coef", 0f),
+                TopEntropyQuantile = Float(root, source, "top_entropy_quantile", 1f),
             };
             var batch = new GrpoGradBatch
             {
                 GroupSize = groupSize, Prompts = prompts, Completions = completions, Rewards = rewards, OldLogprobs = old,
+                RewardsPerFunction = rewardsPerFunction, RewardWeights = rewardWeights, MultiObjectiveAggregation = aggregation,
                 Objective = objective, ScaleRewards = scale, Temperature = Float(root, source, "temperature", 1f),
                 MicroBatchCompletions = root.TryGetProperty("micro_batch_completions", out var mbc) && mbc.ValueKind != JsonValueKind.Null
                     ? Int(root, source, "micro_batch_completions", 0) : null,
@@ -147,6 +171,7 @@ public sealed record GrpoGradBatch
         "group_size", "prompts", "completions", "rewards", "old_logprobs", "loss_type", "beta", "epsilon_low", "epsilon_high",
         "scale_rewards", "temperature", "importance_sampling_level", "max_completion_length", "sapo_temperature_pos",
         "sapo_temperature_neg", "delta", "dual_clip", "kl_estimator", "micro_batch_completions", "mask_truncated_completions", "eos_token_id",
+        "entropy_coef", "top_entropy_quantile", "rewards_per_function", "reward_weights", "multi_objective_aggregation",
     ];
 
     /// <summary>The batch-file field of each <see cref="GrpoObjectiveOptions"/> property, for error messages.</summary>
@@ -163,7 +188,20 @@ public sealed record GrpoGradBatch
         [nameof(GrpoObjectiveOptions.DualClip)] = "dual_clip",
         [nameof(GrpoObjectiveOptions.SapoTemperaturePositive)] = "sapo_temperature_pos",
         [nameof(GrpoObjectiveOptions.SapoTemperatureNegative)] = "sapo_temperature_neg",
+        [nameof(GrpoObjectiveOptions.EntropyCoefficient)] = "entropy_coef",
+        [nameof(GrpoObjectiveOptions.TopEntropyQuantile)] = "top_entropy_quantile",
     };
+
+    /// <summary>The (N·F) scores, row-major, F and the F weights: <see cref="RewardsPerFunction"/> with <see cref="RewardWeights"/> (default 1 each), or <see cref="Rewards"/> as one function of weight 1.</summary>
+    public (float[] Scores, int Functions, float[] Weights) RewardMatrix()
+    {
+        if (RewardsPerFunction is { } perFunction)
+        {
+            int f = perFunction[0].Length;
+            return (perFunction.SelectMany(row => row).ToArray(), f, RewardWeights ?? Enumerable.Repeat(1f, f).ToArray());
+        }
+        return (Rewards!, 1, [1f]);
+    }
 
     /// <summary>Checks counts and ranges; the message names the JSON field.</summary>
     public void Validate(string source = "batch")
@@ -175,11 +213,38 @@ public sealed record GrpoGradBatch
         if (Completions.Length != Prompts.Length * GroupSize)
             throw new FormatException(
                 $"'{source}': completions has {Completions.Length} entries but prompts ({Prompts.Length}) × group_size ({GroupSize}) = {Prompts.Length * GroupSize}.");
-        if (Rewards.Length != Completions.Length)
-            throw new FormatException($"'{source}': rewards has {Rewards.Length} numbers but there are {Completions.Length} completions.");
-        for (int i = 0; i < Rewards.Length; i++)
-            if (float.IsInfinity(Rewards[i]))
-                throw new FormatException($"'{source}': rewards[{i}] is infinite; use a finite reward, or null / NaN for 'no score'.");
+        if ((Rewards is null) == (RewardsPerFunction is null))
+            throw new FormatException($"'{source}': give exactly one of rewards (N numbers) and rewards_per_function (N lists of F numbers).");
+        if (Rewards is { } rewards)
+        {
+            if (rewards.Length != Completions.Length)
+                throw new FormatException($"'{source}': rewards has {rewards.Length} numbers but there are {Completions.Length} completions.");
+            for (int i = 0; i < rewards.Length; i++)
+                if (float.IsInfinity(rewards[i]))
+                    throw new FormatException($"'{source}': rewards[{i}] is infinite; use a finite reward, or null / NaN for 'no score'.");
+            if (RewardWeights is not null)
+                throw new FormatException($"'{source}': reward_weights is given with rewards; it weighs the columns of rewards_per_function.");
+        }
+        if (RewardsPerFunction is { } perFunction)
+        {
+            if (perFunction.Length != Completions.Length)
+                throw new FormatException($"'{source}': rewards_per_function has {perFunction.Length} lists but there are {Completions.Length} completions.");
+            int f = perFunction.Length == 0 ? 0 : perFunction[0].Length;
+            if (f == 0)
+                throw new FormatException($"'{source}': rewards_per_function[0] is empty; give one score (or null) per reward function.");
+            for (int i = 0; i < perFunction.Length; i++)
+            {
+                if (perFunction[i].Length != f)
+                    throw new FormatException($"'{source}': rewards_per_function[{i}] has {perFunction[i].Length} scores but rewards_per_function[0] has {f}; every completion needs one per function.");
+                for (int j = 0; j < f; j++)
+                    if (float.IsInfinity(perFunction[i][j]))
+                        throw new FormatException($"'{source}': rewards_per_function[{i}][{j}] is infinite; use a finite score, or null for 'no score'.");
+            }
+            if (RewardWeights is { } weights && (weights.Length != f || weights.Any(w => !float.IsFinite(w))))
+                throw new FormatException($"'{source}': reward_weights must hold {f} finite numbers, one per column of rewards_per_function.");
+        }
+        if (!Enum.IsDefined(MultiObjectiveAggregation))
+            throw new FormatException($"'{source}': multi_objective_aggregation must be sum_then_normalize or normalize_then_sum.");
         if (Completions.All(c => c.Length == 0))
             throw new FormatException($"'{source}': every completion is empty; there is no token to compute a loss on.");
         if (OldLogprobs is { } old)

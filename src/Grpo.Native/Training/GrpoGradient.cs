@@ -1,5 +1,6 @@
 using Grpo.Native.Losses;
 using Grpo.Native.Models;
+using Grpo.Native.Operations;
 
 namespace Grpo.Native.Training;
 
@@ -42,12 +43,14 @@ public static class GrpoGradient
         int n = batch.Completions.Length, t = Math.Max(1, batch.Completions.Max(c => c.Length));
 
         // Advantages over the whole batch, before it is split (as TRL computes them on the whole generation batch).
-        using var rewards = device.FromArray<float>(batch.Rewards, n, 1);       // (N, F = 1)
+        var (scores, functions, weights) = batch.RewardMatrix();
+        using var rewards = device.FromArray<float>(scores, n, functions);     // (N, F)
         using var weighted = device.Allocate<float>(n);                         // (N)
         using var advantages = device.Allocate<float>(n);                       // (N)
         using var groupMean = device.Allocate<float>(n / batch.GroupSize);      // (N/G)
         using var groupStd = device.Allocate<float>(n / batch.GroupSize);       // (N/G)
-        ops.ComputeAdvantages(rewards, [1f], batch.GroupSize, batch.ScaleRewards, weighted, advantages, groupMean, groupStd);
+        RewardAggregation.ComputeAdvantages(device, rewards, weights, batch.GroupSize, batch.ScaleRewards, batch.MultiObjectiveAggregation,
+            weighted, advantages, groupMean, groupStd);
 
         int size = batch.MicroBatchCompletions ?? n, count = (n + size - 1) / size;
         bool[] excluded = batch.MaskTruncatedCompletions ? batch.Truncated() : new bool[n]; // TRL: no eos token → out of the loss

@@ -241,8 +241,8 @@ public sealed class GrpoTrainer : IDisposable
         using var advantages = device.Allocate<float>(n);                            // (N)
         using var groupMean = device.Allocate<float>(n / o.GroupSize);               // (B)
         using var groupStd = device.Allocate<float>(n / o.GroupSize);                // (B)
-        var stats = ops.ComputeAdvantages(rewardsPerFunction, _rewards.Select(r => r.Weight).ToArray(), o.GroupSize, o.ScaleRewards,
-            rewards, advantages, groupMean, groupStd);
+        var stats = RewardAggregation.ComputeAdvantages(device, rewardsPerFunction, _rewards.Select(r => r.Weight).ToArray(), o.GroupSize,
+            o.ScaleRewards, o.MultiObjectiveAggregation, rewards, advantages, groupMean, groupStd);
         double afterAdvantages = Lap(clock, device), rewardSeconds = scoringSeconds + afterAdvantages - beforeAdvantages;
         var stepCompletions = new GrpoStepCompletions(step, inputs, _rewards.Select(r => r.Name).ToArray(), scores.Scores, rewards.ToArray(), advantages.ToArray());
 

@@ -54,6 +54,15 @@ public sealed record GrpoTrainerOptions
     /// <summary>SAPO's temperature for A ≤ 0. Default 1.05.</summary>
     public float SapoTemperatureNegative { get; init; } = 1.05f;
 
+    /// <summary>verl's entropy bonus coefficient c (<c>entropy_coeff</c>): loss −= c · aggregated entropy. Default 0 (off).</summary>
+    public float EntropyCoefficient { get; init; }
+
+    /// <summary>TRL's <c>top_entropy_quantile</c>: only the highest-entropy fraction of each micro-batch's completion tokens keeps its policy term. Default 1.0 (off).</summary>
+    public float TopEntropyQuantile { get; init; } = 1f;
+
+    /// <summary>TRL's <c>multi_objective_aggregation</c>: sum the weighted rewards then normalise per group (default), or normalise each function per group, sum, then normalise over the batch.</summary>
+    public MultiObjectiveAggregation MultiObjectiveAggregation { get; init; } = MultiObjectiveAggregation.SumThenNormalize;
+
     /// <summary>How centred rewards are scaled. Default group.</summary>
     public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
 
@@ -128,6 +137,8 @@ public sealed record GrpoTrainerOptions
         Check(MaxConsecutiveSkippedSteps >= 1, nameof(MaxConsecutiveSkippedSteps), MaxConsecutiveSkippedSteps, "allow at least 1 skipped step.");
         ArgumentNullException.ThrowIfNull(AdamW, nameof(AdamW));
         AdamW.Validate();
+        Check(Enum.IsDefined(MultiObjectiveAggregation), nameof(MultiObjectiveAggregation), MultiObjectiveAggregation,
+            "it must be SumThenNormalize (TRL's default) or NormalizeThenSum.");
         Objective.Validate();
         DynamicSampling?.Validate();
         CreateSchedule().Validate();
@@ -146,6 +157,8 @@ public sealed record GrpoTrainerOptions
         DualClip = DualClip,
         SapoTemperaturePositive = SapoTemperaturePositive,
         SapoTemperatureNegative = SapoTemperatureNegative,
+        EntropyCoefficient = EntropyCoefficient,
+        TopEntropyQuantile = TopEntropyQuantile,
         ImportanceSamplingLevel = ImportanceSamplingLevel,
         MaxCompletionLength = MaxCompletionLength,
     };

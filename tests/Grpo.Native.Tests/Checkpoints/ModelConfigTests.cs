@@ -88,6 +88,38 @@ public sealed class ModelConfigTests
         }
         """;
 
+    // Qwen/Qwen3-0.6B's config.json: head_dim 128 while hidden_size / num_attention_heads is 64.
+    private const string Qwen3 = """
+        {
+          "architectures": ["Qwen3ForCausalLM"],
+          "attention_bias": false,
+          "attention_dropout": 0.0,
+          "bos_token_id": 151643,
+          "eos_token_id": 151645,
+          "head_dim": 128,
+          "hidden_act": "silu",
+          "hidden_size": 1024,
+          "initializer_range": 0.02,
+          "intermediate_size": 3072,
+          "max_position_embeddings": 40960,
+          "max_window_layers": 28,
+          "model_type": "qwen3",
+          "num_attention_heads": 16,
+          "num_hidden_layers": 28,
+          "num_key_value_heads": 8,
+          "rms_norm_eps": 1e-06,
+          "rope_scaling": null,
+          "rope_theta": 1000000,
+          "sliding_window": null,
+          "tie_word_embeddings": true,
+          "torch_dtype": "bfloat16",
+          "transformers_version": "4.51.0",
+          "use_cache": true,
+          "use_sliding_window": false,
+          "vocab_size": 151936
+        }
+        """;
+
     // Modelled on meta-llama/Llama-3.2-1B: Llama 3.x RoPE scaling.
     private const string Llama32 = """
         {
@@ -190,6 +222,29 @@ public sealed class ModelConfigTests
     }
 
     [Test]
+    public void Qwen3ConfigLoadsWithAHeadWidthOtherThanHiddenOverHeads()
+    {
+        var c = ModelConfig.Parse(Qwen3);
+        Assert.That((c.VocabSize, c.HiddenSize, c.NumLayers, c.NumHeads, c.NumKeyValueHeads), Is.EqualTo((151936, 1024, 28, 16, 8)));
+        Assert.That((c.IntermediateSize, c.MaxPositions, c.NormEpsilon, c.RopeTheta), Is.EqualTo((3072, 40960, 1e-6, 1e6)));
+        Assert.That(c.HeadDim, Is.EqualTo(128), "head_dim, not hidden_size / num_attention_heads = 64");
+        Assert.That((c.TieWordEmbeddings, c.HasQkNorm, c.HasQkvBias, c.HasOutputBias, c.AttentionBias), Is.EqualTo((true, true, false, false, false)));
+        // Qwen3-0.6B's published size, 0.6B parameters (596M: embeddings 156M, 28 layers of 15.7M each, q/k norms included).
+        Assert.That(c.ParameterCountEstimate, Is.EqualTo(596_049_920));
+
+        var node = JsonNode.Parse(Qwen3)!.AsObject();
+        node.Remove("head_dim"); node.Remove("attention_bias"); node.Remove("tie_word_embeddings");
+        var defaults = ModelConfig.Parse(node.ToJsonString());
+        Assert.That(defaults.HeadDim, Is.EqualTo(128), "Qwen3Config's default head_dim is 128, not derived");
+        Assert.That((defaults.AttentionBias, defaults.TieWordEmbeddings), Is.EqualTo((false, false)), "Qwen3Config's defaults");
+
+        var biased = ModelConfig.Parse(With(Qwen3, """{"attention_bias": true}"""));
+        Assert.That((biased.AttentionBias, biased.HasQkvBias, biased.HasOutputBias), Is.EqualTo((true, true, true)));
+        Assert.That(biased.ParameterCountEstimate - c.ParameterCountEstimate, Is.EqualTo(28 * (16 * 128 + 2 * 8 * 128 + 1024)),
+            "q, k, v and o_proj biases per layer");
+    }
+
+    [Test]
     public void DefaultsApplyWhenOptionalFieldsAreAbsent()
     {
         var node = JsonNode.Parse(Llama)!.AsObject();
@@ -207,7 +262,7 @@ public sealed class ModelConfigTests
     private static IEnumerable<TestCaseData> InvalidFields()
     {
         TestCaseData Case(string source, string field, JsonNode? value, string mentions) =>
-            new TestCaseData(source, field, value?.ToJsonString(), mentions).SetName($"Invalid_{(source == Gpt2 ? "gpt2" : source == Llama ? "llama" : "qwen2")}_{field}_{value?.ToJsonString() ?? "missing"}");
+            new TestCaseData(source, field, value?.ToJsonString(), mentions).SetName($"Invalid_{NameOf(source)}_{field}_{value?.ToJsonString() ?? "missing"}");
         foreach (string f in new[] { "vocab_size", "n_embd", "n_layer", "n_head", "n_positions" })
         {
             yield return Case(Gpt2, f, 0, f);
@@ -233,6 +288,11 @@ public sealed class ModelConfigTests
         yield return Case(Qwen2, "num_attention_heads", 15, "num_attention_heads");
         yield return Case(Qwen2, "model_type", "mistral", "mistral");
         yield return Case(Qwen2, "model_type", null, "model_type");
+        yield return Case(Qwen3, "head_dim", 0, "head_dim");
+        yield return Case(Qwen3, "head_dim", 127, "head_dim");
+        yield return Case(Qwen3, "head_dim", 64.5, "head_dim");
+        yield return Case(Qwen3, "attention_bias", "no", "attention_bias");
+        yield return Case(Qwen3, "num_key_value_heads", 6, "num_key_value_heads");
     }
 
     [TestCaseSource(nameof(InvalidFields))]
@@ -317,7 +377,7 @@ public sealed class ModelConfigTests
     }
 
     private static string NameOf(string source) =>
-        source == Gpt2 ? "gpt2" : source == Llama ? "llama" : source == Qwen2 ? "qwen2" : "llama32";
+        source == Gpt2 ? "gpt2" : source == Llama ? "llama" : source == Qwen2 ? "qwen2" : source == Qwen3 ? "qwen3" : "llama32";
 
     /// <summary>Fields whose values change the math in a way the library does not implement: refused, naming them.</summary>
     private static IEnumerable<TestCaseData> UnsupportedFields()
@@ -373,6 +433,16 @@ public sealed class ModelConfigTests
         yield return Case(Qwen2, $$"""{"use_sliding_window": true, "sliding_window": 4096, "layer_types": [{{layerTypes}}]}""", "use_sliding_window");
         yield return Case(Qwen2, """{"layer_types": ["full_attention"]}""", "layer_types", "1 entries");
         yield return Case(Qwen2, $$"""{"layer_types": [{{layerTypes.Replace("sliding_attention", "linear_attention")}}]}""", "layer_types", "linear_attention");
+        // Qwen3 shares Qwen2's and Llama's refusals: every field that would change its math.
+        yield return Case(Qwen3, """{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 0}""", "use_sliding_window", "sliding_window 4096");
+        string qwen3SlidingLayers = string.Join(", ", Enumerable.Range(0, 28).Select(i => i == 27 ? "\"sliding_attention\"" : "\"full_attention\""));
+        yield return Case(Qwen3, $$"""{"use_sliding_window": true, "sliding_window": 4096, "layer_types": [{{qwen3SlidingLayers}}]}""", "use_sliding_window");
+        yield return Case(Qwen3, """{"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}""", "rope_scaling.rope_type", "yarn");
+        yield return Case(Qwen3, """{"rope_scaling": {"type": "dynamic", "factor": 2.0}}""", "rope_scaling.type", "dynamic");
+        yield return Case(Qwen3, """{"hidden_act": "gelu"}""", "hidden_act", "gelu");
+        yield return Case(Qwen3, """{"partial_rotary_factor": 0.5}""", "partial_rotary_factor", "0.5");
+        yield return Case(Qwen3, """{"attn_logit_softcapping": 50.0}""", "attn_logit_softcapping", "50");
+        yield return Case(Qwen3, """{"quantization_config": {"quant_method": "fp8"}}""", "quantization_config", "fp8");
         yield return Case(Gpt2, """{"scale_attn_weights": false}""", "scale_attn_weights", "false");
         yield return Case(Gpt2, """{"scale_attn_by_inverse_layer_idx": true}""", "scale_attn_by_inverse_layer_idx", "true");
         yield return Case(Gpt2, """{"add_cross_attention": true}""", "add_cross_attention", "true");
@@ -403,6 +473,9 @@ public sealed class ModelConfigTests
         yield return Case(Llama, """{"rope_scaling": {"rope_type": "default"}}""");
         yield return Case(Llama32, """{"rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192, "rope_theta": 500000.0}, "original_max_position_embeddings": 8192}""");
         yield return Case(Qwen2, """{"attention_bias": true, "mlp_bias": true}""");
+        yield return Case(Qwen3, """{"mlp_bias": true, "use_sliding_window": false, "sliding_window": 16, "max_window_layers": 0}""");
+        yield return Case(Qwen3, """{"use_sliding_window": true, "max_window_layers": 28, "sliding_window": 4096}""");
+        yield return Case(Qwen3, """{"rope_scaling": {"rope_type": "default"}, "hidden_act": "swish", "attention_dropout": 0.1}""");
         yield return Case(Qwen2, """{"use_sliding_window": true, "max_window_layers": 24}""");
         yield return Case(Qwen2, """{"use_sliding_window": true, "max_window_layers": 0, "sliding_window": 131072}""");
         yield return Case(Qwen2, """{"use_sliding_window": true, "max_window_layers": 0, "sliding_window": null}""");
@@ -441,7 +514,7 @@ public sealed class ModelConfigTests
     public void UnsupportedModelTypeListsTheSupportedOnes()
     {
         var e = Assert.Throws<CheckpointFormatException>(() => ModelConfig.Parse(Llama.Replace("\"llama\"", "\"mistral\"")));
-        Assert.That(e!.Message, Does.Contain("mistral").And.Contain("gpt2").And.Contain("llama").And.Contain("qwen2"));
+        Assert.That(e!.Message, Does.Contain("mistral").And.Contain("gpt2").And.Contain("llama").And.Contain("qwen2").And.Contain("qwen3"));
     }
 
     [Test]
@@ -455,6 +528,15 @@ public sealed class ModelConfigTests
         var g = ModelConfig.Parse(Gpt2);
         e = Assert.Throws<CheckpointFormatException>(() => (g with { NumHeads = 7, NumKeyValueHeads = 7 }).Validate());
         Assert.That(e!.Message, Does.Contain("n_embd").And.Contain("n_head"));
+        var q3 = ModelConfig.Parse(Qwen3);
+        e = Assert.Throws<CheckpointFormatException>(() => (q3 with { HeadDim = 5 }).Validate());
+        Assert.That(e!.Message, Does.Contain("head_dim").And.Contain("5"));
+        Assert.That(() => (q3 with { NumHeads = 12, NumKeyValueHeads = 4 }).Validate(), Throws.Nothing, "a qwen3 width need not divide by its heads");
+        // head_dim and attention_bias are qwen3's: another family built in code with them is refused, not silently reshaped.
+        e = Assert.Throws<CheckpointFormatException>(() => (c with { HeadDim = 128 }).Validate());
+        Assert.That(e!.Message, Does.Contain("head_dim").And.Contain("qwen2"));
+        e = Assert.Throws<CheckpointFormatException>(() => (c with { AttentionBias = true }).Validate());
+        Assert.That(e!.Message, Does.Contain("attention_bias"));
     }
 
     [Test]
@@ -472,6 +554,7 @@ public sealed class ModelConfigTests
     [TestCase(Llama)]
     [TestCase(Qwen2)]
     [TestCase(Llama32)]
+    [TestCase(Qwen3)]
     public void ToJsonRoundTripsAndUsesHuggingFaceFieldNames(string source)
     {
         var c = ModelConfig.Parse(source);
@@ -482,9 +565,9 @@ public sealed class ModelConfigTests
         // Every architecture field the hub config states appears with the same value.
         foreach (string key in new[] { "model_type", "vocab_size", "n_embd", "n_layer", "n_head", "n_positions", "hidden_size",
                      "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size", "max_position_embeddings",
-                     "tie_word_embeddings", "architectures" })
+                     "tie_word_embeddings", "architectures", "head_dim", "attention_bias" })
         {
-            if (original.ContainsKey(key))
+            if (original.ContainsKey(key) && !(key == "head_dim" && c.ModelType != "qwen3")) // only qwen3 writes head_dim
                 Assert.That(node[key]?.ToJsonString(), Is.EqualTo(original[key]!.ToJsonString()), key);
         }
     }

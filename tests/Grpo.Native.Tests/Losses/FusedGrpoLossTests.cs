@@ -25,9 +25,12 @@ public sealed class FusedGrpoLossTests
         float[]? Old, float[]? Ref, float Temperature, GrpoObjectiveOptions Options);
 
     private static Case MakeCase(Random random, int n, int t, int c, int v, bool withOld, float beta,
-        LossType lossType, ImportanceSamplingLevel level, float temperature)
+        LossType lossType, ImportanceSamplingLevel level, float temperature, bool separatedEntropies = false)
     {
         float[] hidden = TestRandom.Normal(random, n * t * c, 0.5);   // (N, T, C)
+        // See WithSeparatedEntropies: even completions' states are 0 (entropy log V), odd ones scaled up.
+        if (separatedEntropies)
+            for (int k = 0; k < hidden.Length; k++) hidden[k] *= k / (t * c) % 2 == 0 ? 0f : 3f;
         float[] lmHead = TestRandom.Normal(random, v * c, 0.5);       // (V, C)
         var tokens = new int[n * t];                                  // (N, T)
         var mask = new float[n * t];                                  // (N, T)
@@ -68,7 +71,28 @@ public sealed class FusedGrpoLossTests
         Delta = k.Options.Delta,
         DualClip = k.Options.DualClip,
         KlEstimator = k.Options.KlEstimator switch { KlEstimator.K1 => "k1", KlEstimator.K2 => "k2", _ => "k3" },
+        EntropyCoefficient = k.Options.EntropyCoefficient,
+        TopEntropyQuantile = k.Options.TopEntropyQuantile,
     };
+
+    /// <summary>
+    /// Entropy masking whose threshold no rounding can move across a token, on a case made with
+    /// <c>separatedEntropies</c>: every even completion's hidden states are 0, so its logits are all 0 and each of
+    /// its tokens has entropy exactly log V; the odd ones are scaled up (logits of standard deviation ~5), far
+    /// below log V. top_entropy_quantile is set so that q·(n − 1) = n_low − ½ over the n loss tokens, n_low of
+    /// them in odd rows: the threshold is the midpoint between the largest low entropy and log V, which keeps
+    /// exactly the even rows' tokens, with a margin of O(1) against fp32 errors of ~1e-6 (asserted by the
+    /// callers). Plus an entropy bonus, so both entropy paths run together.
+    /// </summary>
+    private static Case WithSeparatedEntropies(Case k)
+    {
+        int lowTokens = 0, tokens = 0;
+        for (int i = 0; i < k.N; i++)
+            for (int s = 0; s < k.T; s++)
+                if (k.Mask[i * k.T + s] == 1) { tokens++; if (i % 2 == 1) lowTokens++; }
+        float top = (float)(1 - (lowTokens - 0.5) / (tokens - 1));
+        return k with { Options = k.Options with { TopEntropyQuantile = top, EntropyCoefficient = 0.03f } };
+    }
 
     /// <summary>
     /// The newer options on top of a case's. Old log-probs are within ±0.1 of the current ones, so ratios lie in
@@ -81,6 +105,8 @@ public sealed class FusedGrpoLossTests
         "cispo" => options with { EpsilonHigh = 5f, KlEstimator = KlEstimator.K2 },
         "sapo" => options with { SapoTemperaturePositive = 1.5f, SapoTemperatureNegative = 0.7f, KlEstimator = KlEstimator.K1 },
         "delta, dual clip" => options with { Delta = 1.5f, DualClip = 2f },
+        "entropy bonus" => options with { EntropyCoefficient = 0.05f },
+        "entropy bonus and mask" => options, // WithSeparatedEntropies sets both, with the inputs they need
         _ => throw new ArgumentOutOfRangeException(nameof(extra), extra, "unknown extra"),
     };
 
@@ -101,6 +127,8 @@ public sealed class FusedGrpoLossTests
             yield return new TestCaseData(kind, LossType.Cispo, ImportanceSamplingLevel.Token, 0.04f, true, 0.8f, "cispo");
             yield return new TestCaseData(kind, LossType.Sapo, ImportanceSamplingLevel.Sequence, 0.04f, true, 1f, "sapo");
             yield return new TestCaseData(kind, LossType.Dapo, ImportanceSamplingLevel.Token, 0f, true, 1f, "delta, dual clip");
+            yield return new TestCaseData(kind, LossType.Dapo, ImportanceSamplingLevel.Token, 0.04f, true, 0.8f, "entropy bonus");
+            yield return new TestCaseData(kind, LossType.Grpo, ImportanceSamplingLevel.Sequence, 0f, true, 1f, "entropy bonus and mask");
         }
     }
 
@@ -111,9 +139,13 @@ public sealed class FusedGrpoLossTests
         var device = TestDevices.Get(kind);
         var random = TestRandom.Create();
         const int n = 6, t = 7, c = 24, v = 53;
-        var k = MakeCase(random, n, t, c, v, withOld, beta, lossType, level, temperature);
+        bool separated = extra == "entropy bonus and mask";
+        var k = MakeCase(random, n, t, c, v, withOld, beta, lossType, level, temperature, separated);
         k = k with { Options = WithExtra(k.Options, extra) };
+        if (separated) k = WithSeparatedEntropies(k);
         var expected = Reference(k, TestRandom.ToDouble(k.Hidden), TestRandom.ToDouble(k.LmHead));
+        if (k.Options.TopEntropyQuantile < 1)
+            Assert.That(expected.Objective.EntropyThreshold, Is.LessThan(Math.Log(v) - 0.1), "the threshold sits well below the kept tokens' log V");
 
         using var hidden = device.FromArray<float>(k.Hidden, n, t, c);
         using var lmHead = device.FromArray<float>(k.LmHead, v, c);
@@ -181,6 +213,30 @@ public sealed class FusedGrpoLossTests
         // occur: old log-probs are within ±0.1 of the current ones, so every ratio lies in [e^-0.1, e^0.1] =
         // [0.905, 1.105], inside the clip range (0.8, 1.28) with a margin that a 1e-5 probe cannot cross.
         Assert.That(analytic.Objective.ClipRatioRegion, Is.EqualTo(0), "no ratio may reach a clip boundary");
+        Compare.WorstRelativeError("d hidden, analytic vs finite differences", numericHidden, analytic.DHidden, 1e-5);
+        Compare.WorstRelativeError("d lm head, analytic vs finite differences", numericLmHead, analytic.DLmHead, 1e-5);
+    }
+
+    /// <summary>
+    /// The entropy bonus's chain (objective → dEntropy → dH/dz → d hidden, d LM head) in the reference against
+    /// finite differences of its loss, with the entropy mask on (its threshold is O(1) from every token, so no
+    /// probe moves a token across it). Bound as in <see cref="ChainedReferenceGradientMatchesFiniteDifferences"/>.
+    /// </summary>
+    [Test]
+    public void EntropyTermsReferenceGradientMatchesFiniteDifferences()
+    {
+        var random = TestRandom.Create();
+        const int n = 4, t = 3, c = 6, v = 11;
+        var k = WithSeparatedEntropies(MakeCase(random, n, t, c, v, withOld: true, beta: 0.04f, LossType.Dapo, ImportanceSamplingLevel.Token, 0.8f,
+            separatedEntropies: true));
+        k = k with { Options = k.Options with { EntropyCoefficient = 0.3f } };
+        double[] hidden = TestRandom.ToDouble(k.Hidden), lmHead = TestRandom.ToDouble(k.LmHead);
+        var analytic = Reference(k, hidden, lmHead);
+        Assert.That(analytic.Objective.ClipRatioRegion, Is.EqualTo(0), "no ratio may reach a clip boundary");
+        Assert.That(analytic.Objective.EntropyThreshold, Is.LessThan(Math.Log(v) - 0.1), "the threshold sits well below the kept tokens' log V");
+
+        double Loss() => Reference(k, hidden, lmHead).Objective.Loss;
+        double[] numericHidden = FiniteDifferences.Central(Loss, hidden), numericLmHead = FiniteDifferences.Central(Loss, lmHead);
         Compare.WorstRelativeError("d hidden, analytic vs finite differences", numericHidden, analytic.DHidden, 1e-5);
         Compare.WorstRelativeError("d lm head, analytic vs finite differences", numericLmHead, analytic.DLmHead, 1e-5);
     }

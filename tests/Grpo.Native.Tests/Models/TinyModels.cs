@@ -6,8 +6,11 @@ namespace Grpo.Native.Tests.Models;
 /// <summary>Tiny configurations of each family and model folders written from reference parameters.</summary>
 public static class TinyModels
 {
-    /// <summary>The families the model tests run: GPT-2, Llama with GQA (tied and untied), Qwen2 with q/k/v biases and GQA.</summary>
-    public static readonly string[] Names = ["gpt2", "llama", "llama-untied", "qwen2"];
+    /// <summary>
+    /// The families the model tests run: GPT-2, Llama with GQA (tied and untied), Qwen2 with q/k/v biases and GQA,
+    /// Qwen3 with per-head q/k norms and a head width other than C / H (tied; and untied with attention_bias).
+    /// </summary>
+    public static readonly string[] Names = ["gpt2", "llama", "llama-untied", "qwen2", "qwen3", "qwen3-bias"];
 
     /// <summary><see cref="Names"/> and "llama3": Llama with Llama 3.x's RoPE scaling (rope_scaling of type llama3).</summary>
     public static readonly string[] NamesWithRopeScaling = [.. Names, "llama3"];
@@ -39,6 +42,20 @@ public static class TinyModels
         {
             ModelType = "qwen2", VocabSize = vocab, HiddenSize = 24, NumLayers = layers, NumHeads = 6, NumKeyValueHeads = 2,
             IntermediateSize = 40, MaxPositions = 32, NormEpsilon = 1e-6, RopeTheta = 1000000, TieWordEmbeddings = false,
+        },
+        // Qwen3's shape at toy size: H·D = 24 query channels over a width of 16 (as Qwen3-0.6B's 16 × 128 over 1024),
+        // so q_proj widens and o_proj narrows; tied like Qwen3-0.6B.
+        "qwen3" => new ModelConfig
+        {
+            ModelType = "qwen3", VocabSize = vocab, HiddenSize = 16, NumLayers = layers, NumHeads = 4, NumKeyValueHeads = 2, HeadDim = 6,
+            IntermediateSize = 24, MaxPositions = 32, NormEpsilon = 1e-6, RopeTheta = 1000000, TieWordEmbeddings = true,
+        },
+        // attention_bias true: q/k/v_proj and o_proj biases; H·D = 16 below a width of 20; untied.
+        "qwen3-bias" => new ModelConfig
+        {
+            ModelType = "qwen3", VocabSize = vocab, HiddenSize = 20, NumLayers = layers, NumHeads = 2, NumKeyValueHeads = 1, HeadDim = 8,
+            IntermediateSize = 24, MaxPositions = 32, NormEpsilon = 1e-6, RopeTheta = 1000000, TieWordEmbeddings = false,
+            AttentionBias = true,
         },
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no such tiny model"),
     };

@@ -44,6 +44,56 @@ public sealed class TransformerCheckpointTests
         }
     }
 
+    [Test]
+    public void AQwen3FolderIsWrittenUnderTransformersNamesAndAHeadWidthMismatchIsNamed()
+    {
+        var device = TestDevices.Get(DeviceKind.Cpu);
+        var config = TinyModels.Config("qwen3");
+        Assert.That(config.NumHeads * config.HeadDim, Is.Not.EqualTo(config.HiddenSize), "the tiny qwen3 must have H·D ≠ C");
+        string folder = TinyModels.WriteFolder(config, TinyModels.Parameters(config, TestRandom.Create()));
+        string saved = folder + "-saved";
+        try
+        {
+            using (var model = TransformerModel.Load(device, folder))
+                model.Save(saved);
+            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(saved, "config.json")))!.AsObject();
+            Assert.That(json["architectures"]!.ToJsonString(), Is.EqualTo("[\"Qwen3ForCausalLM\"]"));
+            Assert.That((string?)json["model_type"], Is.EqualTo("qwen3"));
+            Assert.That((int?)json["head_dim"], Is.EqualTo(config.HeadDim));
+            Assert.That((bool?)json["attention_bias"], Is.False);
+            Assert.That((bool?)json["tie_word_embeddings"], Is.True);
+            using (var file = SafetensorsFile.OpenFolder(saved))
+            {
+                int c = config.HiddenSize, q = config.NumHeads * config.HeadDim;
+                Assert.That(file.Get("model.layers.1.self_attn.q_norm.weight").Shape, Is.EqualTo(new[] { config.HeadDim }));
+                Assert.That(file.Get("model.layers.1.self_attn.k_norm.weight").Shape, Is.EqualTo(new[] { config.HeadDim }));
+                Assert.That(file.Get("model.layers.0.self_attn.q_proj.weight").Shape, Is.EqualTo(new[] { q, c }));
+                Assert.That(file.Get("model.layers.0.self_attn.o_proj.weight").Shape, Is.EqualTo(new[] { c, q }));
+                Assert.That(file.ParameterNames.Where(n => n.EndsWith(".bias", StringComparison.Ordinal) || n == "lm_head.weight"), Is.Empty,
+                    "no attention_bias, tied");
+            }
+
+            // A config whose head_dim disagrees with the weights fails on the first projection it reshapes.
+            File.WriteAllText(Path.Combine(folder, "config.json"), (config with { HeadDim = 4 }).ToJson());
+            var e = Assert.Throws<CheckpointFormatException>(() => TransformerModel.Load(device, folder));
+            TestContext.Out.WriteLine(e!.Message);
+            Assert.That(e.Message, Does.Contain("q_proj").And.Contain("disagrees"));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+            if (Directory.Exists(saved)) Directory.Delete(saved, recursive: true);
+        }
+    }
+
+    [TestCaseSource(typeof(TinyModels), nameof(TinyModels.NamesWithRopeScaling))]
+    public void TheConfigsParameterCountIsTheLayoutsSize(string name)
+    {
+        // The count the config checks against the one-buffer cap before anything is allocated is exact.
+        var config = TinyModels.Config(name);
+        Assert.That(config.ParameterCountEstimate, Is.EqualTo(TransformerLayout.For(config).Sum(p => p.Length)));
+    }
+
     [TestCase("h.3.attn.bias")]
     [TestCase("transformer.h.0.attn.masked_bias")]
     [TestCase("model.layers.0.self_attn.rotary_emb.inv_freq")]

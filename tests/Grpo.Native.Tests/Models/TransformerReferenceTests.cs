@@ -11,7 +11,7 @@ namespace Grpo.Native.Tests.Models;
 /// </summary>
 public sealed class TransformerReferenceTests
 {
-    private static readonly string[] Families = ["gpt2", "llama", "qwen2"];
+    private static readonly string[] Families = ["gpt2", "llama", "qwen2", "qwen3"];
 
     private static ModelConfig Tiny(string modelType, int hidden = 8, int heads = 2, int kvHeads = 2, bool tied = true) => new()
     {
@@ -56,6 +56,7 @@ public sealed class TransformerReferenceTests
     [TestCase("gpt2")]
     [TestCase("llama")]
     [TestCase("qwen2")]
+    [TestCase("qwen3")]
     public void TheFirstRowDependsOnlyOnTheFirstToken(string family)
     {
         // A one-token sequence and the first row of a longer one are the same computation: position 0
@@ -76,6 +77,7 @@ public sealed class TransformerReferenceTests
     [TestCase("qwen2", 8, 2, 1)]
     [TestCase("llama", 16, 4, 2)]
     [TestCase("qwen2", 16, 4, 2)]
+    [TestCase("qwen3", 16, 4, 2)]
     public void GroupedQueryAttentionEqualsRepeatedKeyValueHeads(string family, int hidden, int heads, int kvHeads)
     {
         // Hugging Face's repeat_kv: query head h reads kv head h / (H / KVH), i.e. kv head g serves
@@ -152,6 +154,7 @@ public sealed class TransformerReferenceTests
 
     [TestCase("llama")]
     [TestCase("qwen2")]
+    [TestCase("qwen3")]
     public void AnUntiedHeadEqualToTheEmbeddingMatchesTheTiedModel(string family)
     {
         var random = TestRandom.Create();
@@ -211,7 +214,8 @@ public sealed class TransformerReferenceTests
         Assert.That(parameters.Keys, Is.EquivalentTo(layout.Select(entry => entry.Name)));
         foreach (var (name, shape) in layout)
             Assert.That(parameters[name], Has.Length.EqualTo(shape.Aggregate(1, (a, b) => a * b)), name);
-        Assert.That(layout.Any(entry => entry.Name.EndsWith(".bias", StringComparison.Ordinal)), Is.EqualTo(family != "llama"));
+        Assert.That(layout.Any(entry => entry.Name.EndsWith(".bias", StringComparison.Ordinal)), Is.EqualTo(family is "gpt2" or "qwen2"));
+        Assert.That(layout.Any(entry => entry.Name.EndsWith("q_norm.weight", StringComparison.Ordinal)), Is.EqualTo(family == "qwen3"));
         Assert.That(layout.Any(entry => entry.Name == "lm_head.weight"), Is.EqualTo(family != "gpt2"));
     }
 

@@ -13,7 +13,7 @@ public sealed class TransformerTrainingTests
 {
     public static IEnumerable<TestCaseData> Cases() =>
         from kind in TestDevices.Kinds()
-        from name in new[] { "gpt2", "llama", "qwen2" }
+        from name in new[] { "gpt2", "llama", "qwen2", "qwen3" }
         select new TestCaseData(kind, name);
 
     [TestCaseSource(nameof(Cases))]

@@ -297,7 +297,8 @@ public sealed partial class GrpoObjectiveTests
     /// Four completions of three tokens, ε = 0.2: row 0 has A = +1 and ρ = 1.5 on two masked tokens
     /// (clipped high); row 1 A = −1, ρ = 0.5 on three (clipped low); row 2 A = +1, ρ = 0.5 on one
     /// (not clipped: the ratio still moves it); row 3 A = −1, ρ = 1.5 on three (not clipped).
-    /// Nine masked tokens: low 3/9, high 2/9, region 5/9. With ε_high = 0.6, ρ = 1.5 is inside.
+    /// Nine masked tokens: low 3/9, high 2/9, region 5/9. At sequence level (GSPO) TRL's clip metrics count
+    /// completions: low 1/4, high 1/4, region 2/4. With ε_high = 0.6, ρ = 1.5 is inside.
     /// The reference is 2 nats above the policy everywhere, so KL_t = 1 − ln 2.
     /// </summary>
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
@@ -316,13 +317,14 @@ public sealed partial class GrpoObjectiveTests
             reference[k] = logp[k] + MathF.Log(2);
         }
         var x = new Inputs(n, t, logp, old, reference, [1, -1, 1, -1], mask);
-        foreach (var level in Levels) // every row's tokens share one ratio, so both levels agree
+        foreach (var level in Levels) // every row's tokens share one ratio, so both levels agree on the loss
         {
+            bool sequence = level == ImportanceSamplingLevel.Sequence;
             var options = new GrpoObjectiveOptions { ImportanceSamplingLevel = level, Beta = 0.04f };
             var (result, _) = Run(device, x, withOld: true, passRef: true, options);
-            Assert.That(result.ClipRatioLow, Is.EqualTo(3f / 9).Within(1e-6), $"{level}");
-            Assert.That(result.ClipRatioHigh, Is.EqualTo(2f / 9).Within(1e-6), $"{level}");
-            Assert.That(result.ClipRatioRegion, Is.EqualTo(5f / 9).Within(1e-6), $"{level}");
+            Assert.That(result.ClipRatioLow, Is.EqualTo(sequence ? 1f / 4 : 3f / 9).Within(1e-6), $"{level}");
+            Assert.That(result.ClipRatioHigh, Is.EqualTo(sequence ? 1f / 4 : 2f / 9).Within(1e-6), $"{level}");
+            Assert.That(result.ClipRatioRegion, Is.EqualTo(sequence ? 2f / 4 : 5f / 9).Within(1e-6), $"{level}");
             Assert.That(result.MeanKl, Is.EqualTo(1 - Math.Log(2)).Within(1e-6), $"{level}");
             // dapo: per-token losses −1.2 (row 0), +0.8 (row 1), −0.5 (row 2), +1.5 (row 3), over 9 tokens.
             double expectedLoss = (2 * -1.2 + 3 * 0.8 + 1 * -0.5 + 3 * 1.5) / 9 + 0.04 * (1 - Math.Log(2));
@@ -331,7 +333,7 @@ public sealed partial class GrpoObjectiveTests
             var wide = options with { EpsilonHigh = 0.6f };
             var (wideResult, _) = Run(device, x, withOld: true, passRef: true, wide);
             Assert.That(wideResult.ClipRatioHigh, Is.EqualTo(0f), $"{level}: ρ = 1.5 < 1 + 0.6");
-            Assert.That(wideResult.ClipRatioLow, Is.EqualTo(3f / 9).Within(1e-6));
+            Assert.That(wideResult.ClipRatioLow, Is.EqualTo(sequence ? 1f / 4 : 3f / 9).Within(1e-6));
         }
     }
 

@@ -306,6 +306,8 @@ public sealed class GrpoGradientTests
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"dual_clip\": 0.5}", "dual_clip is out of range")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"sapo_temperature_neg\": -1}", "sapo_temperature_neg is out of range")]
     [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"sapo_temperature_pos\": 0}", "sapo_temperature_pos is out of range")]
+    [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"top_entropy_quantile\": 1.5}", "top_entropy_quantile is out of range")]
+    [TestCase("{\"group_size\": 2, \"prompts\": [[1]], \"completions\": [[2], [3]], \"rewards\": [1, 2], \"entropy_coef\": \"0.1\"}", "'entropy_coef' must be a number")]
     public void BadBatchesAreNamed(string json, string expected)
     {
         var error = Assert.Throws<FormatException>(() => GrpoGradBatch.Parse(json))!;
@@ -328,6 +330,8 @@ public sealed class GrpoGradientTests
             Is.EqualTo((Grpo.Native.Operations.LossType.Sapo, 2f, 0.5f, Grpo.Native.Operations.KlEstimator.K2)));
         var clipped = GrpoGradBatch.Parse(head + ", \"delta\": 4, \"dual_clip\": 3, \"kl_estimator\": \"k3\"}").Objective;
         Assert.That((clipped.Delta, clipped.DualClip, clipped.KlEstimator), Is.EqualTo(((float?)4f, (float?)3f, Grpo.Native.Operations.KlEstimator.K3)));
+        var entropy = GrpoGradBatch.Parse(head + ", \"entropy_coef\": 0.01, \"top_entropy_quantile\": 0.2}").Objective;
+        Assert.That((entropy.EntropyCoefficient, entropy.TopEntropyQuantile), Is.EqualTo((0.01f, 0.2f)));
         var off = GrpoGradBatch.Parse(head + ", \"delta\": null, \"dual_clip\": null}").Objective;
         Assert.That((off.Delta, off.DualClip), Is.EqualTo(((float?)null, (float?)null)));
     }
