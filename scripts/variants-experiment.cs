@@ -144,6 +144,8 @@ static class Variants
         new("clip-higher-mu2", "dapo, eps_high 0.28, 2 updates per rollout", o => o with { EpsilonHigh = 0.28f, NumIterations = 2 }),
         new("cispo-mu2", "loss cispo, eps_high 5, 2 updates per rollout", o => o with { LossType = LossType.Cispo, EpsilonHigh = 5f, NumIterations = 2 }),
         new("sapo-mu2", "loss sapo, 2 updates per rollout", o => o with { LossType = LossType.Sapo, NumIterations = 2 }),
+        new("entropy-mask", "dapo, top 20 % entropy tokens only", o => o with { TopEntropyQuantile = 0.2f }),
+        new("entropy-mask-mu2", "dapo, top 20 % entropy tokens only, 2 updates per rollout", o => o with { TopEntropyQuantile = 0.2f, NumIterations = 2 }),
     ];
 }
 
