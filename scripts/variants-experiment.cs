@@ -185,13 +185,16 @@ static class Figure
             var runs = results.Where(r => r.Variant == variant.Name).ToList();
             int length = runs.Min(r => r.Rows.Count);
             double[] steps = Enumerable.Range(1, length).Select(s => (double)s).ToArray();
-            var color = reward.Add.Palette.GetColor(variants.ToList().IndexOf(variant));
+            // Twenty colours so that no two variants share one; two updates per rollout dashed.
+            var color = new ScottPlot.Palettes.Category20().GetColor(variants.ToList().IndexOf(variant));
             foreach (var (plot, value) in new[] { (reward, (Func<StepRow, double>)(r => r.Reward)), (entropy, r => r.Entropy) })
             {
                 double[] mean = Enumerable.Range(0, length).Select(i => runs.Average(r => value(r.Rows[i]))).ToArray();
                 var line = plot.Add.ScatterLine(steps, Smooth(mean));
                 line.Color = color;
-                line.LegendText = variant.Name;
+                line.LineWidth = 2;
+                if (variant.Name.EndsWith("-mu2", StringComparison.Ordinal)) line.LinePattern = LinePattern.Dashed;
+                if (plot == reward) line.LegendText = variant.Name; // one legend, on the reward panel
             }
         }
         reward.Title("training reward (mean of seeds, moving average of 25 steps)");
@@ -200,7 +203,8 @@ static class Figure
         entropy.Title("policy entropy per token (nats)");
         entropy.XLabel("step");
         entropy.YLabel("entropy");
-        reward.ShowLegend(ScottPlot.Alignment.LowerRight);
+        reward.ShowLegend(Alignment.UpperLeft);
+        entropy.HideLegend();
         multiplot.SavePng(path, 1600, 600);
     }
 
