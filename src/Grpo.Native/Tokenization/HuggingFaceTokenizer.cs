@@ -94,12 +94,20 @@ public sealed partial class HuggingFaceTokenizer : ITokenizer, IDisposable
         return addSpecialTokens ? _postProcessor.Apply(ids) : ids;
     }
 
-    /// <summary>Text without special tokens, as <c>tokenizer.decode(ids, skip_special_tokens=True)</c>: what reward functions read.</summary>
-    public string Decode(IReadOnlyList<int> tokens) => Decode(tokens, skipSpecialTokens: true);
+    /// <summary>
+    /// A completion's text without special tokens, as <c>tokenizer.decode(ids, skip_special_tokens=True)</c>: what
+    /// reward functions read. Ids past the tokenizer's vocabulary decode to nothing, as in transformers: a model's
+    /// embedding often has padding rows without a token (Qwen2.5: 151,936 rows for 151,665 tokens), and a policy
+    /// can sample them (a randomly initialised one often does), which must not stop a run.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An id is negative.</exception>
+    public string Decode(IReadOnlyList<int> tokens) => Decode(tokens, skipSpecialTokens: true, idsPastTheVocabularyAreEmpty: true);
 
     /// <summary>As <c>tokenizer.decode(ids, skip_special_tokens=...)</c>; special tokens appear as their text unless skipped.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An id is outside [0, <see cref="VocabularySize"/>); the message names its position.</exception>
-    public string Decode(IReadOnlyList<int> tokens, bool skipSpecialTokens)
+    public string Decode(IReadOnlyList<int> tokens, bool skipSpecialTokens) => Decode(tokens, skipSpecialTokens, idsPastTheVocabularyAreEmpty: false);
+
+    private string Decode(IReadOnlyList<int> tokens, bool skipSpecialTokens, bool idsPastTheVocabularyAreEmpty)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -107,6 +115,7 @@ public sealed partial class HuggingFaceTokenizer : ITokenizer, IDisposable
         for (int i = 0; i < tokens.Count; i++)
         {
             int id = tokens[i];
+            if (idsPastTheVocabularyAreEmpty && id >= VocabularySize) continue;
             if (id < 0 || id >= VocabularySize)
                 throw new ArgumentOutOfRangeException(nameof(tokens), id, $"Token id {id} (at {i}) is outside the tokenizer's vocabulary [0, {VocabularySize}).");
             if (!(skipSpecialTokens && _specialIds.Contains(id))) kept.Add((uint)id);

@@ -96,6 +96,18 @@ public sealed class HuggingFaceTokenizerTests
     }
 
     [Test]
+    public void ACompletionsIdsPastTheTokenizerDecodeToNothingAsInTransformers()
+    {
+        // Qwen's embedding has padding rows past the tokenizer (151,936 against 151,669 here) that a policy can sample;
+        // the reward text leaves them out, as transformers' decode does, while an explicit decode still names them.
+        using var tokenizer = HuggingFaceTokenizer.Load(TokenizerTestData.Folder("qwen3"));
+        int[] hello = tokenizer.Encode("Hello world", addSpecialTokens: false);
+        int[] sampled = [hello[0], 151720, .. hello[1..], 151935];
+        Assert.That(tokenizer.Decode(sampled), Is.EqualTo("Hello world"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => tokenizer.Decode(sampled, skipSpecialTokens: true));
+    }
+
+    [Test]
     public void MissingTruncatedOrCorruptFilesAreNamed()
     {
         Assert.Throws<DirectoryNotFoundException>(() => HuggingFaceTokenizer.Load("/no/such/folder"));
