@@ -156,7 +156,8 @@ def main():
         if step > 0:  # the first step warms up
             for name, seconds in zip(times, (t1 - start, t2 - t1, t3 - t2, t4 - t3, t4 - start)):
                 times[name].append(seconds)
-        print(f"step {step}: {t4 - start:.1f} s")
+        print(f"step {step}{' (warm-up)' if step == 0 else ''}: rollout {t1 - start:.1f} s, reference {t2 - t1:.1f} s, "
+              f"forward+backward {t3 - t2:.1f} s, optimizer {t4 - t3:.1f} s, whole step {t4 - start:.1f} s", flush=True)
     print(f"medians over {args.steps} steps after one warm-up step:")
     for name, values in times.items():
         print(f"  {name:<28} {statistics.median(values) * 1000:10.1f} ms")
