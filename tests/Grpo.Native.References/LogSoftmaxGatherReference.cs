@@ -77,6 +77,38 @@ public static class LogSoftmaxGatherReference
         return (dHidden, dLmHead);
     }
 
+    /// <summary>
+    /// The scales of <see cref="Backward"/>'s sums, Σ |term| of each output element, for an error bound that holds
+    /// however much the terms cancel (an fp32 sum of n terms is within n·2^-24 of Σ |term|). Each dz term is taken at
+    /// the size of the pieces an fp32 evaluation rounds: |g| (1[j = y] + p_j) for the log-prob part and
+    /// |e| p_j (|z_j| + 2 |lse| + Σ_k p_k |z_k|) for the entropy part, whose log p_j + H cancels.
+    /// </summary>
+    public static (double[] DHidden, double[] DLmHead) BackwardScales(double[] hidden, double[] lmHead, int[] targets,
+        int m, int c, int v, double temperature, double[] dLogprobs, double[]? dEntropy = null)
+    {
+        var z = Logits(hidden, lmHead, m, c, v, temperature);
+        var dHidden = new double[m * c];
+        var dLmHead = new double[v * c];
+        for (int i = 0; i < m; i++)
+        {
+            double lse = ReferenceMath.LogSumExp(z[i]);
+            double expectedMagnitude = 0;
+            for (int j = 0; j < v; j++) expectedMagnitude += Math.Exp(z[i][j] - lse) * Math.Abs(z[i][j]);
+            for (int j = 0; j < v; j++)
+            {
+                double p = Math.Exp(z[i][j] - lse);
+                double dz = Math.Abs(dLogprobs[i]) * ((j == targets[i] ? 1.0 : 0.0) + p);
+                if (dEntropy is not null) dz += Math.Abs(dEntropy[i]) * p * (Math.Abs(z[i][j]) + 2 * Math.Abs(lse) + expectedMagnitude);
+                for (int k = 0; k < c; k++)
+                {
+                    dHidden[i * c + k] += dz * Math.Abs(lmHead[j * c + k]) / temperature;
+                    dLmHead[j * c + k] += dz * Math.Abs(hidden[i * c + k]) / temperature;
+                }
+            }
+        }
+        return (dHidden, dLmHead);
+    }
+
     /// <summary>L = Σ_m weights_m · logp_m, the loss the finite-difference checks differentiate.</summary>
     public static double WeightedLoss(double[] hidden, double[] lmHead, int[] targets, int m, int c, int v,
         double temperature, double[] weights)
