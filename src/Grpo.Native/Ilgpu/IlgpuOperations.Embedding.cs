@@ -59,8 +59,11 @@ internal sealed partial class IlgpuOperations
         {
             // One upload: [ids (D), offsets (D+1), rows (M)] for the tokens, then the same for the positions.
             int[] packed = Pack(tokenLists, positionLists);
-            var lists = EmbeddingLists(packed.Length).Cast<int>(); // the same stream orders the copy after earlier kernels
-            Device.Upload(lists, packed);
+            // Sized for the most distinct ids M rows can hold (D <= min(M, V)), not for this batch's D: the buffer then
+            // depends on the shape alone, so a later step with more distinct tokens does not reallocate it (and sync).
+            long bound = 2L * Math.Min(m, v) + 1 + m + (positionLists is null ? 0 : 2L * Math.Min(m, p) + 1 + m);
+            var lists = EmbeddingLists(bound).Cast<int>(); // the same stream orders the copy after earlier kernels
+            Device.Upload(lists.SubView(0, packed.Length), packed);
             long at = Launch(dWte, tokenLists, 0);
             if (positionLists is not null) Launch(View(dPositionTable!, nameof(dPositionTable)).BaseView, positionLists, at);
 
