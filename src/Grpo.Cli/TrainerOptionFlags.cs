@@ -126,7 +126,8 @@ internal sealed class TrainerOptionFlags
     /// <summary>The flags given on one command line.</summary>
     public Values Read(ParseResult parse)
     {
-        var given = flags.Where(f => parse.GetResult(f.Option) is not null).ToList();
+        // Not Implicit: a bool option reports a result (its implicit false) even when it was not given.
+        var given = flags.Where(f => parse.GetResult(f.Option) is { Implicit: false }).ToList();
         foreach (var (one, other) in new[] { ("--warmup-ratio", "--warmup-steps"), ("--gradient-accumulation-steps", "--micro-batch-size") })
             if (given.Any(f => f.Name == one) && given.Any(f => f.Name == other))
                 throw new ArgumentException($"{one} and {other} set the same option; pass one of them.");
