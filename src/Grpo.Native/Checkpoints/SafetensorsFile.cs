@@ -354,11 +354,24 @@ public sealed class SafetensorsFile : IDisposable
             throw new ArgumentException(
                 $"'{nameof(destination)}' has {destination.Length} elements but tensor '{name}' has {info.ElementCount}; size it from Get(name).ElementCount.",
                 nameof(destination));
+        ReadInto(name, destination, firstElement: 0);
+    }
+
+    /// <summary>
+    /// Reads elements [<paramref name="firstElement"/>, firstElement + destination.Length) of tensor <paramref name="name"/>
+    /// (row-major, as stored) converted to fp32: a large tensor is loaded piece by piece without a host copy of all of it.
+    /// </summary>
+    public void ReadInto(string name, Span<float> destination, long firstElement)
+    {
+        var info = Get(name);
+        if (firstElement < 0 || firstElement + destination.Length > info.ElementCount)
+            throw new ArgumentOutOfRangeException(nameof(firstElement), firstElement,
+                $"Elements [{firstElement}, {firstElement + destination.Length}) are not inside tensor '{name}' of {info.ElementCount} elements.");
         var shard = _shards[info.ShardPath];
         int size = info.DType.Size();
         const int ChunkElements = 1 << 18;
         var buffer = new byte[Math.Min(ChunkElements, Math.Max(1, destination.Length)) * size];
-        long offset = shard.DataStart + info.DataBegin;
+        long offset = shard.DataStart + info.DataBegin + firstElement * size;
         for (int done = 0; done < destination.Length;)
         {
             int n = Math.Min(ChunkElements, destination.Length - done);

@@ -24,6 +24,20 @@ public static class SafetensorsWriter
         IReadOnlyDictionary<string, string>? metadata = null,
         SafetensorsDType dtype = SafetensorsDType.F32)
     {
+        ArgumentNullException.ThrowIfNull(tensors);
+        Write(path, tensors.Select(t => FromMemory(t.name, t.shape, t.data)), metadata, dtype);
+    }
+
+    /// <summary>
+    /// The same for tensors read piece by piece while the file is written (from a device, say), so that saving never
+    /// holds a host copy of all of them: each source is asked for consecutive pieces of its row-major values.
+    /// </summary>
+    public static void Write(
+        string path,
+        IEnumerable<SafetensorsTensorSource> tensors,
+        IReadOnlyDictionary<string, string>? metadata = null,
+        SafetensorsDType dtype = SafetensorsDType.F32)
+    {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(tensors);
         _ = dtype.Size();
@@ -36,52 +50,56 @@ public static class SafetensorsWriter
             BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
             stream.Write(prefix);
             stream.Write(header);
-            const int ChunkElements = 1 << 16;
-            var buffer = new byte[ChunkElements * dtype.Size()];
-            foreach (var (_, _, data) in list)
+            const int ChunkElements = 1 << 20;
+            long largest = list.Count == 0 ? 0 : list.Max(t => t.ElementCount);
+            var values = new float[Math.Min(ChunkElements, Math.Max(1, largest))];
+            var buffer = new byte[values.Length * dtype.Size()];
+            foreach (var tensor in list)
             {
-                for (int done = 0; done < data.Length; done += ChunkElements)
+                for (long done = 0; done < tensor.ElementCount; done += values.Length)
                 {
-                    int n = Math.Min(ChunkElements, data.Length - done);
+                    int n = (int)Math.Min(values.Length, tensor.ElementCount - done);
+                    tensor.Read(values.AsSpan(0, n), done);
                     var bytes = buffer.AsSpan(0, n * dtype.Size());
-                    SafetensorsDTypes.Encode(data.Span.Slice(done, n), dtype, bytes);
+                    SafetensorsDTypes.Encode(values.AsSpan(0, n), dtype, bytes);
                     stream.Write(bytes);
                 }
             }
         });
     }
 
-    private static List<(string name, int[] shape, ReadOnlyMemory<float> data)> Collect(
-        IEnumerable<(string name, int[] shape, ReadOnlyMemory<float> data)> tensors)
+    /// <summary>A source over values already in memory; their count must be product(shape).</summary>
+    private static SafetensorsTensorSource FromMemory(string name, int[] shape, ReadOnlyMemory<float> data)
     {
-        var list = new List<(string name, int[] shape, ReadOnlyMemory<float> data)>();
+        ArgumentNullException.ThrowIfNull(shape, "tensors");
+        long count = SafetensorsTensorSource.CountOf(name, shape);
+        if (count != data.Length)
+            throw new ArgumentException(
+                $"Tensor '{name}' has shape [{string.Join(", ", shape)}] ({count} elements) but {data.Length} values; pass product(shape) values.",
+                "tensors");
+        return new SafetensorsTensorSource(name, shape, (piece, start) => data.Span.Slice((int)start, piece.Length).CopyTo(piece));
+    }
+
+    private static List<SafetensorsTensorSource> Collect(IEnumerable<SafetensorsTensorSource> tensors)
+    {
+        var list = new List<SafetensorsTensorSource>();
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (name, shape, data) in tensors)
+        foreach (var tensor in tensors)
         {
+            ArgumentNullException.ThrowIfNull(tensor, nameof(tensors));
+            string name = tensor.Name;
             if (string.IsNullOrEmpty(name) || name == "__metadata__")
                 throw new ArgumentException($"Tensor name '{name}' is empty or reserved; give every tensor a distinct name.", nameof(tensors));
             if (!names.Add(name))
                 throw new ArgumentException($"Tensor '{name}' appears twice in '{nameof(tensors)}'; names must be unique.", nameof(tensors));
-            ArgumentNullException.ThrowIfNull(shape, nameof(tensors));
-            long count = 1;
-            foreach (int dim in shape)
-            {
-                if (dim < 0)
-                    throw new ArgumentException($"Tensor '{name}' has shape [{string.Join(", ", shape)}] with a negative dimension.", nameof(tensors));
-                count = checked(count * dim);
-            }
-            if (count != data.Length)
-                throw new ArgumentException(
-                    $"Tensor '{name}' has shape [{string.Join(", ", shape)}] ({count} elements) but {data.Length} values; pass product(shape) values.",
-                    nameof(tensors));
-            list.Add((name, (int[])shape.Clone(), data));
+            list.Add(tensor with { Shape = (int[])tensor.Shape.Clone() });
         }
-        list.Sort((a, b) => string.CompareOrdinal(a.name, b.name));
+        list.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
         return list;
     }
 
     private static byte[] BuildHeader(
-        List<(string name, int[] shape, ReadOnlyMemory<float> data)> list,
+        List<SafetensorsTensorSource> list,
         IReadOnlyDictionary<string, string>? metadata, SafetensorsDType dtype)
     {
         using var json = new MemoryStream();
@@ -96,9 +114,9 @@ public static class SafetensorsWriter
                 writer.WriteEndObject();
             }
             long offset = 0;
-            foreach (var (name, shape, data) in list)
+            foreach (var (name, shape, _) in list)
             {
-                long end = checked(offset + (long)data.Length * dtype.Size());
+                long end = checked(offset + SafetensorsTensorSource.CountOf(name, shape) * dtype.Size());
                 writer.WriteStartObject(name);
                 writer.WriteString("dtype", dtype.HeaderName());
                 writer.WriteStartArray("shape");

@@ -68,17 +68,21 @@ public sealed partial class TransformerModel
 
     private void LoadWeights(SafetensorsFile file)
     {
-        var host = new float[Parameters.Count];
+        // Piece by piece: never a host copy of the whole model (2 GB at 0.5 B parameters) beside the device's.
+        var staging = new float[Math.Min(ParameterSet.PieceElements, Parameters.Count)];
         foreach (var p in Parameters.Layout)
         {
             string stored = file.Resolve(p.Name);
-            var destination = host.AsSpan((int)p.Offset, (int)p.Length);
             if (p.TransposedOnDisk)
-                Transpose(file.ReadFloat32(stored), p.DiskShape[0], p.DiskShape[1], destination);
+            {
+                // GPT-2's Conv1D weights (at most a few million elements): transposed whole on the host.
+                var transposed = new float[p.Length];
+                Transpose(file.ReadFloat32(stored), p.DiskShape[0], p.DiskShape[1], transposed);
+                Parameters.WriteInPieces(p, staging, (piece, start) => transposed.AsSpan((int)start, piece.Length).CopyTo(piece));
+            }
             else
-                file.ReadInto(stored, destination);
+                Parameters.WriteInPieces(p, staging, (piece, start) => file.ReadInto(stored, piece, start));
         }
-        Parameters.Buffer.CopyFrom(host);
     }
 
     /// <summary>
@@ -92,7 +96,7 @@ public sealed partial class TransformerModel
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         Directory.CreateDirectory(folder);
-        SafetensorsWriter.Write(Path.Combine(folder, WeightsFileName), ToHuggingFace(Parameters.Buffer.ToArray()),
+        SafetensorsWriter.Write(Path.Combine(folder, WeightsFileName), HuggingFaceSources(),
             new Dictionary<string, string> { ["format"] = "pt" }, dtype);
         AtomicFile.WriteAllText(Path.Combine(folder, "config.json"), Config.ToJson());
     }
@@ -118,6 +122,33 @@ public sealed partial class TransformerModel
                 values = disk;
             }
             yield return (prefix + p.Name, p.DiskShape, values);
+        }
+    }
+
+    /// <summary>
+    /// The parameters under their Hugging Face names and on-disk shapes, read from the device piece by piece while a
+    /// file is written (no host copy of the whole model); GPT-2's transposed Conv1D weights are read whole.
+    /// </summary>
+    private IEnumerable<SafetensorsTensorSource> HuggingFaceSources()
+    {
+        foreach (var p in Parameters.Layout)
+        {
+            var view = Parameters[p.Name];
+            if (p.TransposedOnDisk)
+            {
+                float[]? disk = null; // transposed once, on the first piece
+                yield return new SafetensorsTensorSource(p.Name, p.DiskShape, (piece, start) =>
+                {
+                    if (disk is null)
+                    {
+                        disk = new float[p.Length];
+                        Transpose(view.ToArray(), p.Shape[0], p.Shape[1], disk);
+                    }
+                    disk.AsSpan((int)start, piece.Length).CopyTo(piece);
+                });
+            }
+            else
+                yield return new SafetensorsTensorSource(p.Name, p.DiskShape, (piece, start) => view.CopyTo(start, piece));
         }
     }
 

@@ -67,23 +67,28 @@ public sealed partial class TransformerModel : IDisposable
         try
         {
             var random = new Random(seed);
-            var host = new float[model.Parameters.Count];
+            var staging = new float[Math.Min(ParameterSet.PieceElements, model.Parameters.Count)];
             float projectionStd = 0.02f / MathF.Sqrt(2 * config.NumLayers);
             foreach (var p in model.Parameters.Layout)
             {
-                var span = host.AsSpan((int)p.Offset, (int)p.Length);
                 if (p.Shape.Length == 1)
-                    span.Fill(p.Name.EndsWith(".bias", StringComparison.Ordinal) ? 0f : 1f);
+                {
+                    float value = p.Name.EndsWith(".bias", StringComparison.Ordinal) ? 0f : 1f;
+                    model.Parameters.WriteInPieces(p, staging, (piece, _) => piece.Fill(value));
+                }
                 else
                 {
                     bool outputProjection = p.Name.EndsWith("c_proj.weight", StringComparison.Ordinal)
                         || p.Name.EndsWith("o_proj.weight", StringComparison.Ordinal)
                         || p.Name.EndsWith("down_proj.weight", StringComparison.Ordinal);
                     float std = outputProjection ? projectionStd : 0.02f;
-                    for (int i = 0; i < span.Length; i++) span[i] = std * Gaussian(random);
+                    // Pieces come in element order, so the draws are those of one pass over the tensor.
+                    model.Parameters.WriteInPieces(p, staging, (piece, _) =>
+                    {
+                        for (int i = 0; i < piece.Length; i++) piece[i] = std * Gaussian(random);
+                    });
                 }
             }
-            model.Parameters.Buffer.CopyFrom(host);
             return model;
         }
         catch

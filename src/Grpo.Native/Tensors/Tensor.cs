@@ -100,6 +100,30 @@ public sealed class Tensor<T> : IDisposable where T : unmanaged
         Storage.CopyTo(Offset, destination);
     }
 
+    /// <summary>
+    /// Copies host data into the elements [<paramref name="start"/>, start + source.Length), read row-major: a large tensor
+    /// written piece by piece through a small staging array.
+    /// </summary>
+    public void CopyFrom(long start, ReadOnlySpan<T> source)
+    {
+        CheckRange(start, source.Length);
+        Storage.CopyFrom(Offset + start, source);
+    }
+
+    /// <summary>Copies the elements [<paramref name="start"/>, start + destination.Length), read row-major, to host memory.</summary>
+    public void CopyTo(long start, Span<T> destination)
+    {
+        CheckRange(start, destination.Length);
+        Storage.CopyTo(Offset + start, destination);
+    }
+
+    private void CheckRange(long start, int count)
+    {
+        if (start < 0 || start + count > Length)
+            throw new ArgumentOutOfRangeException(nameof(start), start,
+                $"Elements [{start}, {start + count}) are not inside the tensor of shape {Shape} ({Length} elements).");
+    }
+
     /// <summary>Returns a host copy of the elements.</summary>
     public T[] ToArray()
     {

@@ -49,8 +49,11 @@ public static class GrpoCheckpoint
         var optimizer = trainer.Optimizer;
         SafetensorsWriter.Write(Path.Combine(folder, OptimizerFileName),
         [
-            ("exp_avg", [(int)optimizer.FirstMoment.Length], optimizer.FirstMoment.ToArray()),
-            ("exp_avg_sq", [(int)optimizer.SecondMoment.Length], optimizer.SecondMoment.ToArray()),
+            // Read piece by piece as the file is written: a host copy of each moment would be 2 GB at 0.5 B parameters.
+            new SafetensorsTensorSource("exp_avg", [(int)optimizer.FirstMoment.Length],
+                (piece, start) => optimizer.FirstMoment.CopyTo(start, piece)),
+            new SafetensorsTensorSource("exp_avg_sq", [(int)optimizer.SecondMoment.Length],
+                (piece, start) => optimizer.SecondMoment.CopyTo(start, piece)),
         ]);
         var state = new GrpoCheckpointState(trainer.Step, optimizer.StepCount, trainer.Options);
         AtomicFile.WriteAllText(stateFile, JsonSerializer.Serialize(state, Json));

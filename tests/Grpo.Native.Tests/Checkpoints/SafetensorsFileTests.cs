@@ -84,6 +84,52 @@ public sealed class SafetensorsFileTests
             Assert.That(file.Get(ordered[i]).DataBegin, Is.EqualTo(file.Get(ordered[i - 1]).DataEnd));
     }
 
+    /// <summary>
+    /// Tensors handed over as sources are asked for consecutive pieces and written like in-memory ones; a tensor
+    /// longer than the writer's 2^20-element piece is read in several, and read back in arbitrary ranges.
+    /// </summary>
+    [TestCase(SafetensorsDType.F32)]
+    [TestCase(SafetensorsDType.BF16)]
+    public void PieceSourcesWriteTheSameFileAndRangesReadBack(SafetensorsDType dtype)
+    {
+        var random = TestRandom.Create();
+        float[] big = TestRandom.Normal(random, (1 << 20) + 12_345), small = TestRandom.Normal(random, 6);
+        var pieces = new List<(long Start, int Length)>();
+        SafetensorsTensorSource Source(string name, int[] shape, float[] data, bool record) => new(name, shape, (piece, start) =>
+        {
+            if (record) pieces.Add((start, piece.Length));
+            data.AsSpan((int)start, piece.Length).CopyTo(piece);
+        });
+        string fromSources = Path.Combine(_dir, "sources.safetensors"), fromMemory = Path.Combine(_dir, "memory.safetensors");
+        SafetensorsWriter.Write(fromSources, [Source("z.big", [big.Length], big, record: true), Source("a.small", [2, 3], small, record: false)],
+            dtype: dtype);
+        SafetensorsWriter.Write(fromMemory, [T("z.big", [big.Length], big), T("a.small", [2, 3], small)], dtype: dtype);
+        Assert.That(File.ReadAllBytes(fromSources), Is.EqualTo(File.ReadAllBytes(fromMemory)));
+        Assert.That(pieces, Is.EqualTo(new[] { (0L, 1 << 20), ((long)(1 << 20), 12_345) }), "consecutive pieces in order");
+
+        using var file = SafetensorsFile.Open(fromSources);
+        float[] whole = file.ReadFloat32("z.big");
+        foreach (var (start, length) in new[] { (0, 1), (1_000_003, 50_000), (big.Length - 5, 5), (77, 0) })
+        {
+            var range = new float[length];
+            file.ReadInto("z.big", range, start);
+            Assert.That(range, Is.EqualTo(whole.AsSpan(start, length).ToArray()), $"elements [{start}, {start + length})");
+        }
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => file.ReadInto("z.big", new float[6], big.Length - 5));
+        Assert.That(error!.ParamName, Is.EqualTo("firstElement"));
+        Assert.That(error.Message, Does.Contain("z.big"));
+    }
+
+    [Test]
+    public void ASourceWithANegativeDimensionIsRefusedBeforeAnyFile()
+    {
+        string path = Path.Combine(_dir, "bad.safetensors");
+        var error = Assert.Throws<ArgumentException>(() =>
+            SafetensorsWriter.Write(path, [new SafetensorsTensorSource("w", [2, -1], (_, _) => { })]));
+        Assert.That(error!.Message, Does.Contain("'w'").And.Contain("negative"));
+        Assert.That(File.Exists(path), Is.False);
+    }
+
     [TestCase(SafetensorsDType.F16)]
     [TestCase(SafetensorsDType.BF16)]
     public void ReducedPrecisionWriteReadsBackRounded(SafetensorsDType dtype)
