@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Grpo.Native.Checkpoints;
+using Grpo.Native.Cpu;
 using Grpo.Native.Models;
 using Grpo.Native.Tokenization;
 using Grpo.Native.Training;
@@ -34,11 +35,15 @@ internal static class BenchCommand
         var beta = new Option<float>("--beta") { Description = "KL weight; > 0 adds the reference model's forward", DefaultValueFactory = _ => 0f };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or ilgpu-cpu (default: GRPO_DEVICE, else auto)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of a table" };
+        var recompute = new Option<bool>("--recompute-activations")
+        {
+            Description = "recompute norm outputs and MLP activations in the backward (the trainer's default, true)", DefaultValueFactory = _ => true,
+        };
         var command = new Command("bench",
             "Times the phases of a GRPO step (rollout, rewards, reference log-probs, policy forward+backward, optimizer, whole step) on a " +
             "synthetic model (--family and sizes, or --model DIR's config.json) and batch, and prints the medians over --steps after a warm-up, " +
             "plus tokens/s and the peak working set.");
-        foreach (var option in new Option[] { model, family, vocab, layers, heads, embd, promptCount, group, promptLength, completionLength, steps, beta, device, json })
+        foreach (var option in new Option[] { model, family, vocab, layers, heads, embd, promptCount, group, promptLength, completionLength, steps, beta, device, json, recompute })
             command.Options.Add(option);
         command.SetAction(parse => CliErrors.Guarded(error, "bench", () =>
         {
@@ -75,12 +80,13 @@ internal static class BenchCommand
                 };
                 config.Validate();
             }
-            return Run(config, b, g, p, t, s, parse.GetValue(beta), parse.GetValue(device), parse.GetValue(json), output);
+            return Run(config, b, g, p, t, s, parse.GetValue(beta), parse.GetValue(recompute), parse.GetValue(device), parse.GetValue(json), output);
         }));
         return command;
     }
 
-    private static int Run(ModelConfig config, int b, int g, int p, int t, int steps, float beta, string? deviceName, bool json, TextWriter output)
+    private static int Run(ModelConfig config, int b, int g, int p, int t, int steps, float beta, bool recompute, string? deviceName, bool json,
+        TextWriter output)
     {
         using var device = CliErrors.CreateDevice(deviceName);
         using var policy = TransformerModel.CreateRandom(device, config, seed: 1);
@@ -88,7 +94,7 @@ internal static class BenchCommand
         var options = new GrpoTrainerOptions
         {
             GroupSize = g, PromptsPerStep = b, MaxPromptLength = p, MaxCompletionLength = t, Beta = beta,
-            LearningRate = 1e-5f, TotalSteps = steps + 1, MicroBatchSize = b * g,
+            LearningRate = 1e-5f, TotalSteps = steps + 1, MicroBatchSize = b * g, RecomputeActivations = recompute,
         };
         // A reward that varies between completions, so advantages are not all zero and the whole backward runs.
         var reward = RewardFunction.Create("synthetic", input => input.CompletionTokens.Sum() % 7 / 7f);
@@ -113,6 +119,7 @@ internal static class BenchCommand
             ["device"] = device.ToString(),
             ["family"] = config.ModelType, ["parameters"] = policy.Parameters.Count,
             ["prompts"] = b, ["group"] = g, ["prompt_len"] = p, ["completion_len"] = t, ["beta"] = beta, ["steps"] = steps,
+            ["recompute_activations"] = recompute,
             ["rollout_s"] = Median(m => m.Phases.Rollout),
             ["rewards_s"] = Median(m => m.Phases.Rewards),
             ["reference_logprobs_s"] = Median(m => m.Phases.ReferenceLogprobs),
@@ -127,6 +134,7 @@ internal static class BenchCommand
         // The most memory the process held at once (Linux: VmHWM), on the host: weights, gradients, AdamW moments, the
         // reference and activations on the CPU backends; on a GPU mostly the runtime and host-side copies.
         result["peak_working_set_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64;
+        if (device is CpuDevice cpu) result["peak_tensor_bytes"] = cpu.PeakAllocatedBytes;
         counts.AddTo(result, policy, steps, b, g, p);
         if (json)
         {
@@ -141,6 +149,8 @@ internal static class BenchCommand
         output.WriteLine($"  sampled tokens/s (rollout)         {result["sampled_tokens_per_s"]:F0}");
         output.WriteLine($"  trained tokens/s (forward+backward) {result["trained_tokens_per_s"]:F0}");
         output.WriteLine($"  peak working set                   {(long)result["peak_working_set_bytes"] / (double)(1 << 30):F2} GiB");
+        if (result.TryGetValue("peak_tensor_bytes", out var tensorBytes))
+            output.WriteLine($"  peak tensor bytes                  {(long)tensorBytes / (double)(1 << 30):F2} GiB");
         return GrpoCommand.Success;
     }
 

@@ -97,6 +97,8 @@ internal sealed class TrainerOptionFlags
             (o, v) => o with { MaxGradNorm = v == 0 ? null : v });
         Add<int>("--micro-batch-size", "completions per forward/backward pass; gradients accumulate over the step's B x G completions",
             nameof(GrpoTrainerOptions.MicroBatchSize), null, "3", (o, v) => o with { MicroBatchSize = v });
+        Add<bool>("--recompute-activations", "recompute norm outputs and MLP activations in the backward instead of saving them (same gradients, less memory; default true)",
+            nameof(GrpoTrainerOptions.RecomputeActivations), null, "false", (o, v) => o with { RecomputeActivations = v });
         Add<int>("--max-consecutive-skipped-steps", "steps in a row with a non-finite loss or gradient (no update) before the run stops",
             nameof(GrpoTrainerOptions.MaxConsecutiveSkippedSteps), null, "2", (o, v) => o with { MaxConsecutiveSkippedSteps = v });
         Add<bool>("--dynamic-sampling", "DAPO's dynamic sampling (--dataset only): drop groups whose rewards are all equal and generate more prompts",

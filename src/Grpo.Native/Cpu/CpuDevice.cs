@@ -11,8 +11,11 @@ namespace Grpo.Native.Cpu;
 public sealed class CpuDevice : Device
 {
     private readonly CpuOperations _operations;
+    private readonly CpuArrayCache _cache = new();
 
     private long _allocatedBytes;
+    private long _peakAllocatedBytes;
+    private long _arrayAllocations;
 
     /// <summary>Creates the managed CPU backend.</summary>
     /// <param name="maxDegreeOfParallelism">Threads per operation; -1 uses every core.</param>
@@ -50,6 +53,12 @@ public sealed class CpuDevice : Device
     /// <summary>Bytes of tensors allocated on this device and not yet disposed.</summary>
     public long AllocatedBytes => Interlocked.Read(ref _allocatedBytes);
 
+    /// <summary>The most bytes of tensors this device held at once since it was created or <see cref="ResetPeakAllocatedBytes"/>.</summary>
+    public long PeakAllocatedBytes => Interlocked.Read(ref _peakAllocatedBytes);
+
+    /// <summary>Starts a new high-water mark at the bytes held now.</summary>
+    public void ResetPeakAllocatedBytes() => Interlocked.Exchange(ref _peakAllocatedBytes, AllocatedBytes);
+
     /// <inheritdoc />
     public override long? AvailableBytes()
     {
@@ -65,9 +74,44 @@ public sealed class CpuDevice : Device
             Interlocked.Add(ref _allocatedBytes, -bytes);
             throw new OutOfMemoryException($"The managed CPU device's memory limit of {limit} bytes would be exceeded.");
         }
+        for (long peak = Interlocked.Read(ref _peakAllocatedBytes); after > peak; peak = Interlocked.Read(ref _peakAllocatedBytes))
+            if (Interlocked.CompareExchange(ref _peakAllocatedBytes, after, peak) == peak) break;
     }
 
     internal void Release(long bytes) => Interlocked.Add(ref _allocatedBytes, -bytes);
+
+    /// <summary>
+    /// An array for a tensor of <paramref name="length"/> elements: a cached one of that length when one is free,
+    /// else a new uninitialised one; when the process is out of memory, the cache is dropped, the GC runs and the
+    /// allocation is tried once more.
+    /// </summary>
+    internal T[] RentArray<T>(int length) where T : unmanaged
+    {
+        if (_cache.TryTake<T>(length) is { } cached) return cached;
+        Interlocked.Increment(ref _arrayAllocations);
+        try
+        {
+            return GC.AllocateUninitializedArray<T>(length);
+        }
+        catch (OutOfMemoryException) when (_cache.CachedBytes > 0)
+        {
+            _cache.Clear();
+            GC.Collect();
+            return GC.AllocateUninitializedArray<T>(length);
+        }
+    }
+
+    /// <summary>Keeps a disposed tensor's array for the next tensor of its length.</summary>
+    internal void ReturnArray<T>(T[] array) where T : unmanaged => _cache.Give(array);
+
+    /// <summary>Arrays allocated for tensors so far (a tensor that reuses a cached array does not count).</summary>
+    public long ArrayAllocations => Interlocked.Read(ref _arrayAllocations);
+
+    /// <summary>Bytes held in the arrays of disposed tensors, kept for reuse.</summary>
+    public long CachedBytes => _cache.CachedBytes;
+
+    /// <summary>Drops the arrays kept for reuse (the GC reclaims them at its next full collection).</summary>
+    public void ClearCache() => _cache.Clear();
 
     private static string SimdDescription =>
         System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512"

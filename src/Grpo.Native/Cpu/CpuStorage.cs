@@ -6,7 +6,8 @@ namespace Grpo.Native.Cpu;
 internal sealed class CpuStorage<T> : TensorStorage<T> where T : unmanaged
 {
     private readonly CpuDevice _device;
-    private long _bytes;
+    private readonly long _bytes;
+    private bool _disposed;
 
     public unsafe CpuStorage(CpuDevice device, long length)
     {
@@ -18,7 +19,7 @@ internal sealed class CpuStorage<T> : TensorStorage<T> where T : unmanaged
         device.Reserve(_bytes); // throws OutOfMemoryException past the device's memory limit
         try
         {
-            Data = GC.AllocateUninitializedArray<T>((int)length);
+            Data = device.RentArray<T>((int)length);
         }
         catch
         {
@@ -33,9 +34,12 @@ internal sealed class CpuStorage<T> : TensorStorage<T> where T : unmanaged
     public override void CopyFrom(long offset, ReadOnlySpan<T> source) => source.CopyTo(Data.AsSpan((int)offset));
     public override void CopyTo(long offset, Span<T> destination) => Data.AsSpan((int)offset, destination.Length).CopyTo(destination);
     public override void Fill(long offset, long length, T value) => Data.AsSpan((int)offset, (int)length).Fill(value);
+    /// <summary>Gives the array back to the device's cache (once: a second Dispose does nothing).</summary>
     public override void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _device.Release(_bytes);
-        _bytes = 0; // a second Dispose releases nothing
+        _device.ReturnArray(Data);
     }
 }

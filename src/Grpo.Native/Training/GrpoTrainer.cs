@@ -304,7 +304,8 @@ public sealed partial class GrpoTrainer : IDisposable
             float lossSum = 0, gradNorm = 0, learningRate = 0;
             double klSum = 0, entropySum = 0, lowSum = 0, highSum = 0, regionSum = 0, dualSum = 0, cispoSum = 0;
             int updates = 0, iterationsRun = 0;
-            using var training = _policy.CreateActivations(activationRows);
+            using var training = _policy.CreateActivations(activationRows,
+                o.RecomputeActivations ? ActivationMode.TrainingWithRecompute : ActivationMode.Training);
             var results = new FusedGrpoLossResult?[microBatches.Count]; // null: the micro-batch had no share
             for (int iteration = 0; iteration < o.NumIterations; iteration++)
             {

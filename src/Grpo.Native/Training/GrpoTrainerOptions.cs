@@ -97,6 +97,15 @@ public sealed record GrpoTrainerOptions
     public int MicroBatchSize { get; init; } = 16;
 
     /// <summary>
+    /// When true (default), the policy's cheap activations (norm outputs, the SwiGLU or GELU output) are recomputed in
+    /// the backward instead of saved per layer (<see cref="Models.ActivationMode.TrainingWithRecompute"/>): gradients are
+    /// bit for bit the same, the extra work is two norms and one activation function per layer (elementwise, well under
+    /// 1 % of a step's GEMM work), and the saved activations shrink by about a third (0.6 GiB at Qwen2.5-0.5B's shape with
+    /// 1,024 tokens per micro-batch). Not TRL's gradient_checkpointing, which recomputes whole layers.
+    /// </summary>
+    public bool RecomputeActivations { get; init; } = true;
+
+    /// <summary>
     /// A step whose loss or gradient norm is not finite makes no update (weights and optimizer state
     /// untouched, the metrics say Skipped); after this many such steps in a row the run stops with an
     /// error instead of wasting compute on a broken model. Default 5.

@@ -115,6 +115,27 @@ public sealed class TrainerOptionFlagsTests
             "only the fields the flags name change");
     }
 
+    /// <summary>
+    /// A bool flag left out is not given (System.CommandLine still reports its implicit false): a run stored with
+    /// true bools resumes without repeating them, and an explicit different value is refused, naming the flag.
+    /// </summary>
+    [Test]
+    public void ResumingKeepsStoredBoolsUnlessAFlagChangesThem()
+    {
+        var stored = new GrpoTrainerOptions { MaskTruncatedCompletions = true, RecomputeActivations = false };
+        TrainerOptionFlags.Values Read(params string[] args)
+        {
+            var command = new Command("train");
+            Flags.AddTo(command);
+            return Flags.Read(command.Parse(args));
+        }
+        Assert.That(Read().Given, Is.Empty);
+        Assert.DoesNotThrow(() => Read().CheckResumed(stored, "run"));
+        Assert.DoesNotThrow(() => Read("--mask-truncated-completions", "true").CheckResumed(stored, "run"));
+        var error = Assert.Throws<ArgumentException>(() => Read("--mask-truncated-completions", "false").CheckResumed(stored, "run"));
+        Assert.That(error!.Message, Does.Contain("--mask-truncated-completions").And.Not.Contain("--recompute-activations"));
+    }
+
     [Test]
     public void ARunKindsDefaultsStandUnlessAFlagIsGivenAndFollowTheFlagsTheyDependOn()
     {

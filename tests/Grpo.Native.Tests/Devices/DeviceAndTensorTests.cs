@@ -28,6 +28,52 @@ public sealed class DeviceAndTensorTests
     }
 
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void RangeCopiesTouchOnlyTheirElements(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        float[] data = TestRandom.Normal(random, 4 * 9);
+        using var tensor = device.FromArray<float>(data, 4, 9);
+        using var view = tensor.Slice(9, 3, 9); // rows 1..3: ranges are relative to the view
+        float[] piece = TestRandom.Normal(random, 5);
+        view.CopyFrom(7, piece);
+        piece.CopyTo(data, 9 + 7);
+        Assert.That(tensor.ToArray(), Is.EqualTo(data));
+        var read = new float[6];
+        view.CopyTo(20, read);
+        Assert.That(read, Is.EqualTo(data[29..35]));
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => view.CopyTo(25, read));
+        Assert.That(error!.ParamName, Is.EqualTo("start"));
+        Assert.That(error.Message, Does.Contain("[25, 31)").And.Contain("27 elements"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => view.CopyFrom(-1, piece));
+    }
+
+    [Test]
+    public void TheCpuBackendReusesTheArraysOfDisposedTensors()
+    {
+        using var device = new Grpo.Native.Cpu.CpuDevice();
+        using (var first = device.Allocate<float>(3, 4)) { }
+        Assert.That(device.CachedBytes, Is.EqualTo(48), "a disposed tensor's array is kept");
+        long allocations = device.ArrayAllocations;
+        using (var same = device.Allocate<float>(12))
+        {
+            Assert.That(device.ArrayAllocations, Is.EqualTo(allocations), "the same length reuses the array");
+            Assert.That(device.CachedBytes, Is.Zero);
+            Assert.That(device.AllocatedBytes, Is.EqualTo(48));
+            using var other = device.Allocate<float>(13);
+            using var ints = device.Allocate<int>(12);
+            Assert.That(device.ArrayAllocations, Is.EqualTo(allocations + 2), "another length or element type needs a new array");
+            Assert.That(device.PeakAllocatedBytes, Is.EqualTo(48 + 52 + 48));
+        }
+        Assert.That(device.AllocatedBytes, Is.Zero);
+        Assert.That(device.CachedBytes, Is.EqualTo(48 + 52 + 48));
+        device.ResetPeakAllocatedBytes();
+        Assert.That(device.PeakAllocatedBytes, Is.Zero);
+        device.ClearCache();
+        Assert.That(device.CachedBytes, Is.Zero);
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
     public void ReshapeSharesMemoryAndOwnsNothing(DeviceKind kind)
     {
         var device = TestDevices.Get(kind);

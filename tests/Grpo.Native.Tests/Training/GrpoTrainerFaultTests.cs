@@ -155,11 +155,13 @@ public sealed class GrpoTrainerFaultTests
             using var device = new CpuDevice(memoryLimitBytes: needed + 400_000 + extra); // + the lazily allocated gradients
             using var model = TransformerModel.CreateRandom(device, Reverse.DefaultModel(), seed: 1);
             using var grpo = new GrpoTrainer(model, Reverse.Tokenizer, [Varied], options);
+            // The gradients are allocated on first use and kept: allocate them first, so that whatever the step leaves
+            // allocated after an out-of-memory error is a leak (an OOM after their lazy allocation read as one).
+            _ = model.Gradients;
             long before = device.AllocatedBytes;
             try
             {
                 grpo.TrainStep(Prompts(options, 1));
-                before = device.AllocatedBytes; // a step that succeeds may keep the gradients it allocated lazily
             }
             catch (DeviceOutOfMemoryException)
             {

@@ -10,7 +10,8 @@ namespace Grpo.Native.Tests.Training;
 
 /// <summary>
 /// A GRPO step on the ILGPU simulator, counted: once the first step has sized every buffer, a step whose shapes
-/// repeat allocates no device memory (disposed tensors' buffers are reused) and frees none.
+/// repeat allocates no device memory (disposed tensors' buffers are reused) and frees none; the managed CPU
+/// backend reuses its arrays the same way.
 /// </summary>
 public sealed class TrainingStepDeviceTrafficTests
 {
@@ -40,6 +41,38 @@ public sealed class TrainingStepDeviceTrafficTests
             if (step == 1) continue; // the first step sizes the buffers
             Assert.That(counted.Allocations, Is.Zero, $"step {step} allocated device memory");
             Assert.That(counted.Frees, Is.Zero, $"step {step} freed device memory");
+        }
+    }
+
+    /// <summary>
+    /// The same on the managed CPU backend: after the first step every tensor reuses the array of one disposed in an
+    /// earlier step, so the process does not pile up dead activation arrays between full garbage collections.
+    /// </summary>
+    [Test]
+    public void AStepAfterTheFirstAllocatesNoArraysOnTheCpuBackend()
+    {
+        using var device = new Grpo.Native.Cpu.CpuDevice();
+        var random = TestRandom.Create();
+        var config = TinyModels.Config("qwen2", layers: 2);
+        using var policy = TransformerModel.CreateRandom(device, config, seed: random.Next());
+        using var reference = TransformerModel.CreateRandom(device, config, seed: random.Next());
+        var options = new GrpoTrainerOptions
+        {
+            GroupSize = 2, PromptsPerStep = 2, MaxPromptLength = 4, MaxCompletionLength = 3, LearningRate = 1e-3f,
+            TotalSteps = 10, MicroBatchSize = 2, Beta = 0.04f, Seed = random.Next(),
+        };
+        var reward = RewardFunction.Create("varied", input => input.CompletionTokens.Sum() % 5);
+        using var trainer = new GrpoTrainer(policy, new DigitTokenizer(config.VocabSize), [reward], options, reference);
+        for (int step = 1; step <= 3; step++)
+        {
+            int[][] prompts = TinyModels.Sequences(random, config.VocabSize, 4, 4);
+            long before = device.ArrayAllocations;
+            trainer.TrainStep(prompts);
+            long allocated = device.ArrayAllocations - before;
+            TestContext.Out.WriteLine($"step {step}: {allocated} arrays allocated, {device.CachedBytes} bytes cached, " +
+                $"{device.AllocatedBytes} bytes live (peak {device.PeakAllocatedBytes})");
+            if (step == 1) continue;
+            Assert.That(allocated, Is.Zero, $"step {step} allocated new arrays");
         }
     }
 
