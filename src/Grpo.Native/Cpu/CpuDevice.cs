@@ -101,8 +101,18 @@ public sealed class CpuDevice : Device
         }
     }
 
-    /// <summary>Keeps a disposed tensor's array for the next tensor of its length.</summary>
-    internal void ReturnArray<T>(T[] array) where T : unmanaged => _cache.Give(array);
+    /// <summary>
+    /// Keeps a disposed tensor's array for the next tensor of its length, then bounds the cache so that live and cached
+    /// arrays together stay within 1.25 × the most bytes of tensors ever live at once: a run whose shapes repeat keeps
+    /// every array it reuses (the rollout's beside the training step's), and one whose shapes change from step to step
+    /// (prompts of other lengths) drops the arrays of old shapes instead of collecting a set per shape.
+    /// </summary>
+    internal void ReturnArray<T>(T[] array) where T : unmanaged
+    {
+        _cache.Give(array);
+        long peak = PeakAllocatedBytes;
+        _cache.TrimTo(Math.Max(0, peak + peak / 4 - AllocatedBytes));
+    }
 
     /// <summary>Arrays allocated for tensors so far (a tensor that reuses a cached array does not count).</summary>
     public long ArrayAllocations => Interlocked.Read(ref _arrayAllocations);

@@ -73,6 +73,29 @@ public sealed class DeviceAndTensorTests
         Assert.That(device.CachedBytes, Is.Zero);
     }
 
+    /// <summary>
+    /// Shapes that change every step (prompts of other lengths) must not collect a set of arrays per shape: live and
+    /// cached arrays stay within 1.25 × the peak of live tensors, the least recently returned dropped first.
+    /// </summary>
+    [Test]
+    public void TheCpuBackendsCacheStaysBoundedWhenShapesKeepChanging()
+    {
+        using var device = new Grpo.Native.Cpu.CpuDevice();
+        using var resident = device.Allocate<float>(4000);                 // 16,000 bytes live throughout
+        for (int step = 0; step < 200; step++)
+        {
+            using var a = device.Allocate<float>(1000 + step);            // a "step" of two tensors of a new shape
+            using var b = device.Allocate<float>(500 + step);
+        }
+        long peak = device.PeakAllocatedBytes;
+        TestContext.Out.WriteLine($"peak {peak} bytes live, {device.CachedBytes} cached after 200 shapes");
+        Assert.That(peak, Is.EqualTo(16_000 + 4 * (1199 + 699)));
+        Assert.That(device.AllocatedBytes + device.CachedBytes, Is.LessThanOrEqualTo(peak + peak / 4));
+        long allocations = device.ArrayAllocations;
+        using (device.Allocate<float>(1199)) { }
+        Assert.That(device.ArrayAllocations, Is.EqualTo(allocations), "the most recently returned array is still cached");
+    }
+
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
     public void ReshapeSharesMemoryAndOwnsNothing(DeviceKind kind)
     {
