@@ -32,7 +32,9 @@ public sealed class MultiObjectiveAggregationTests
     /// <summary>
     /// Tolerance: each z-score is an fp32 mean and unbiased std over ≤ G = 4 values (≤ 10u relative to the z-score scale),
     /// the weighted sum adds F = 3 terms, and the batch stage repeats the mean and std over N = 20 values (≤ 30u); with the
-    /// divisions, ≤ 100u ≈ 6e-6 of the largest advantage, judged at 2e-5.
+    /// divisions, ≤ 100u ≈ 6e-6 of the largest advantage, judged at 2e-5 against the largest value (Compare's row measure
+    /// over the whole vector), as derived: an element-relative measure failed on an advantage that cancelled to 1.1e-3
+    /// (seed 1087862792, 3.4e-5 "relative").
     /// </summary>
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
     public void NormalizeThenSumMatchesTheReference(DeviceKind kind)
@@ -52,11 +54,11 @@ public sealed class MultiObjectiveAggregationTests
         {
             var stats = RewardAggregation.ComputeAdvantages(device, perFunction, weights, G, scaling, MultiObjectiveAggregation.NormalizeThenSum,
                 rewards, advantages, groupMean, groupStd);
-            Compare.WorstRelativeError($"{scaling}: advantages", expected.Advantages, advantages.ToArray(), 2e-5);
+            Compare.WorstRowRelativeError($"{scaling}: advantages", expected.Advantages, advantages.ToArray(), N, 2e-5);
             float[] r = rewards.ToArray();
             Assert.That(float.IsNaN(r[2 * G + 1]), "the unscored completion stays unscored");
-            Compare.WorstRelativeError($"{scaling}: summed z-scores", expected.Rewards.Where(v => !double.IsNaN(v)).ToArray(),
-                r.Where(v => !float.IsNaN(v)).ToArray(), 2e-5);
+            Compare.WorstRowRelativeError($"{scaling}: summed z-scores", expected.Rewards.Where(v => !double.IsNaN(v)).ToArray(),
+                r.Where(v => !float.IsNaN(v)).ToArray(), N - 1, 2e-5);
             Compare.WorstRelativeError($"{scaling}: batch std", expected.BatchStd, stats.BatchStd, 2e-5);
             Assert.That(groupStd.ToArray(), Is.All.EqualTo(stats.BatchStd), "every group reports the one std the advantages were divided by");
             Assert.That(stats.MissingRewards, Is.EqualTo(1));
@@ -80,7 +82,8 @@ public sealed class MultiObjectiveAggregationTests
         RewardAggregation.ComputeAdvantages(device, perFunction, weights, G, RewardScaling.Group, MultiObjectiveAggregation.SumThenNormalize,
             rewards, advantages, groupMean, groupStd);
         var expected = AdvantageReference.Compute(TestRandom.ToDouble(scores), TestRandom.ToDouble(weights), G, "group");
-        Compare.WorstRelativeError("sum_then_normalize advantages", expected.Advantages, advantages.ToArray(), 2e-5);
+        // Each group's advantages have Σ a² = G − 1, so the largest is ≥ √(3/4): errors of ~30u of it, judged as above.
+        Compare.WorstRowRelativeError("sum_then_normalize advantages", expected.Advantages, advantages.ToArray(), N, 2e-5);
         var error = Assert.Throws<ArgumentOutOfRangeException>(() => RewardAggregation.ComputeAdvantages(device, perFunction, weights, G,
             RewardScaling.Group, (MultiObjectiveAggregation)5, rewards, advantages, groupMean, groupStd))!;
         Assert.That(error.ParamName, Is.EqualTo("aggregation"));
