@@ -38,6 +38,28 @@ public static class Compare
         return worst;
     }
 
+    /// <summary>
+    /// ‖actual − expected‖₂ / ‖expected‖₂, for a whole gradient whose elements are cancelling sums: a bound on the
+    /// rounding of such a computation holds for the vector's norm, which no near-zero element can inflate. Prints it
+    /// and the bound.
+    /// </summary>
+    public static double NormwiseRelativeError(string what, ReadOnlySpan<double> expected, ReadOnlySpan<float> actual, double tolerance)
+    {
+        Assert.That(actual.Length, Is.EqualTo(expected.Length), $"{what}: length");
+        double difference = 0, norm = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double d = actual[i] - expected[i];
+            difference += d * d;
+            norm += expected[i] * expected[i];
+        }
+        double error = norm > 0 ? Math.Sqrt(difference / norm) : difference == 0 ? 0 : double.PositiveInfinity;
+        if (double.IsNaN(error)) error = double.PositiveInfinity;
+        TestContext.Out.WriteLine($"{what}: normwise relative error {error:E2} (bound {tolerance:E2}) over {expected.Length} values");
+        Assert.That(error, Is.LessThanOrEqualTo(tolerance), $"{what}: normwise relative error {error:E2}");
+        return error;
+    }
+
     public static double WorstRelativeError(string what, ReadOnlySpan<double> expected, ReadOnlySpan<double> actual,
         double tolerance)
     {

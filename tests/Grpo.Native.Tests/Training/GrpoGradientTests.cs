@@ -179,9 +179,10 @@ public sealed class GrpoGradientTests
     /// micro_batch_completions composes the micro-batches' losses the TRL way: three micro-batches of one group each,
     /// of different token counts; the result must be Σ_mb share_mb · (that micro-batch alone), with share = its tokens /
     /// all tokens for dapo and cispo (TRL's num_items_in_batch) and 1/3 for the others (TRL's division by the
-    /// accumulation steps). Each side carries the model gradient's own fp32 rounding, whose bound against the double
-    /// reference is 1e-3 of the scaled measure (TransformerModelTests); the two sides round differently only in where
-    /// the share is applied, so the same bound holds between them.
+    /// accumulation steps). Each side carries the model gradient's own fp32 rounding, within 5.5e-4 normwise of the exact
+    /// gradient (TransformerModelTests derives it); the two sides round differently only in where the share is applied,
+    /// so they differ by at most 1.1e-3 normwise. (Element by element, a cancelled element read 5.2e-4 against an
+    /// element-relative 1e-3 in the stress run: that measure has no bound.)
     /// </summary>
     [TestCase("dapo")]
     [TestCase("bnpo")]
@@ -225,7 +226,7 @@ public sealed class GrpoGradientTests
             // Both sides add the same fp32 micro-batch losses, in float and in double: three roundings of the terms' sizes.
             TestContext.Out.WriteLine($"loss {whole.Loss:G9} vs {expectedLoss:G9} (term scale {lossScale:G3})");
             Assert.That(Math.Abs(whole.Loss - expectedLoss), Is.LessThanOrEqualTo(4.0 / (1 << 24) * lossScale));
-            Compare.WorstRelativeError($"{lossType}: gradient of three micro-batches", expected, whole.Gradient, 1e-3);
+            Compare.NormwiseRelativeError($"{lossType}: gradient of three micro-batches", expected, whole.Gradient, 1.1e-3);
 
             // bnpo is not dapo once micro-batches hold different numbers of tokens (TRL normalises each by its own).
             if (lossType == "bnpo")

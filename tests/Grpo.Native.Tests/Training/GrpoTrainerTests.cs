@@ -131,9 +131,9 @@ public sealed class GrpoTrainerTests
             return policy.Gradients.Buffer.ToArray();
         }
         float[] whole = Run(16);
-        // Not bitwise: attention and the gather block their sums by the batch's shape. The gradients carry the
-        // gather's cancelling sums, hence its documented 1e-3 bound (measured up to 1.1e-4).
-        Compare.WorstRelativeError($"{lossType}: gradient of four micro-batches vs one batch", Array.ConvertAll(whole, v => (double)v), Run(4), 1e-3);
+        // Not bitwise: attention and the gather block their sums by the batch's shape. Each side is within 5.5e-4
+        // normwise of the exact gradient (TransformerModelTests derives it), so they differ by at most 1.1e-3 normwise.
+        Compare.NormwiseRelativeError($"{lossType}: gradient of four micro-batches vs one batch", Array.ConvertAll(whole, v => (double)v), Run(4), 1.1e-3);
         Assert.That(whole.Any(v => v != 0), "the gradient is not zero");
     }
 
