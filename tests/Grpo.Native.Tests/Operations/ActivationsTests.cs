@@ -41,8 +41,17 @@ public sealed class ActivationsTests
         using var input = device.FromArray<float>(x, shape);
         using var output = Poison.Fill(device.Allocate<float>(shape));
         device.Operations.GeluForward(output, input);
-        Compare.WorstRelativeError("gelu", R.GeluForward(D(x)), output.ToArray());
+        CompareGelu("gelu", x, output.ToArray());
     }
+
+    /// <summary>
+    /// GELU (tanh form) against the size of its terms, |x| ≥ 0.5|x|(1 + tanh(·)): deep in the negative tail 1 + tanh(·)
+    /// cancels to ~1e-12 (seed 1919122441: x ≈ −7 read 3.2e-4 element-relative), which no fp32 evaluation of the formula
+    /// keeps to relative precision. Against |x| the output is within ~10 ulps (the inner polynomial moves tanh by at most
+    /// sech²(z)·|z|·4u ≤ 2u, tanh and the products a few more): 10·2^-24 = 6e-7 < 1e-5.
+    /// </summary>
+    private static void CompareGelu(string what, float[] x, float[] actual) =>
+        Compare.WorstScaledError(what, R.GeluForward(D(x)), Array.ConvertAll(D(x), Math.Abs), actual, 1e-5);
 
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
     public void GeluForwardInPlace(DeviceKind kind)
@@ -51,7 +60,7 @@ public sealed class ActivationsTests
         float[] x = TestRandom.Normal(TestRandom.Create(), 37, 3.0);
         using var values = device.FromArray<float>(x, 37);
         device.Operations.GeluForward(values, values);
-        Compare.WorstRelativeError("gelu in place", R.GeluForward(D(x)), values.ToArray());
+        CompareGelu("gelu in place", x, values.ToArray());
     }
 
     [TestCaseSource(nameof(Cases))]
