@@ -16,8 +16,13 @@ public sealed class MpiTrainTests
 
     private static string TempFolder() => Path.Combine(Path.GetTempPath(), "grpo-mpi-" + Guid.NewGuid().ToString("N"));
 
-    [Test]
-    public void TwoRanksGiveTheOneProcessRunsMetricsAndCheckpointBitForBit()
+    /// <summary>
+    /// Two ranks, and four: with the default 2 micro-batches per step, two of the four ranks own none and add exact zeros
+    /// into the tree (<see cref="Grpo.Native.Distributed.FixedOrderSum.RangeOfRank"/>), and the result is still one process's.
+    /// </summary>
+    [TestCase(2)]
+    [TestCase(4)]
+    public void RanksGiveTheOneProcessRunsMetricsAndCheckpointBitForBit(int ranks)
     {
         string one = TempFolder(), two = TempFolder(), resumed = TempFolder();
         try
@@ -26,12 +31,12 @@ public sealed class MpiTrainTests
             string[] args = ["train", "--steps", "2", "--checkpoint-every", "1", "--device", "cpu"];
             var (exit, _, error) = CliRun.Grpo([.. args, "--output", one]);
             Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
-            var (mpiExit, mpiOutput) = MpiRun(2, [.. args, "--output", two]);
+            var (mpiExit, mpiOutput) = MpiRun(ranks, [.. args, "--output", two]);
             Assert.That(mpiExit, Is.EqualTo(0), mpiOutput);
 
-            AssertSameRun(one, two, worldSize: 2);
+            AssertSameRun(one, two, worldSize: ranks);
 
-            // --resume with another rank count: the two-rank run's step-1 checkpoint, resumed by one process.
+            // --resume with another rank count: the K-rank run's step-1 checkpoint, resumed by one process.
             CopyFolder(two, resumed);
             Directory.Delete(GrpoCheckpoint.FolderFor(resumed, 2), recursive: true);
             (exit, _, error) = CliRun.Grpo("train", "--resume", "--output", resumed, "--device", "cpu");
@@ -81,6 +86,51 @@ public sealed class MpiTrainTests
             Assert.That(exit, Is.Not.EqualTo(0), output);
             Assert.That(output, Does.Contain("rank 1 did not answer rank 0 within 2 s (--rank-timeout)"));
             Assert.That(Directory.GetDirectories(Path.Combine(folder, "run"), "checkpoint-*"), Is.Empty);
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// A rank killed (SIGKILL) in the middle of a run: mpirun stops the job within a bounded time and names the rank, and
+    /// the newest checkpoint is complete and loads. The run is long (1,000 steps, about a minute) so that the kill, sent
+    /// as soon as the first checkpoint exists, lands mid-run whatever the machine's speed.
+    /// </summary>
+    [Test]
+    public void ARankKilledMidRunStopsTheJobAndLeavesTheNewestCheckpointIntact()
+    {
+        string folder = TempFolder();
+        try
+        {
+            const int steps = 1000;
+            string marker = Guid.NewGuid().ToString("N");
+            string[] args = ["train", "--steps", steps.ToString(), "--checkpoint-every", "5", "--device", "cpu", "--output", folder];
+            using var job = StartMpi(2, new Dictionary<string, string> { ["GRPO_TEST_JOB"] = marker }, args);
+            var clock = Stopwatch.StartNew();
+            while (GrpoCheckpoint.FindLatest(folder) is null)
+            {
+                if (job.Process.HasExited) Assert.Fail($"the job ended before its first checkpoint:\n{job.Output()}");
+                Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromMinutes(2)), "no checkpoint within 2 minutes");
+                Thread.Sleep(20);
+            }
+            int victim = RankProcess(marker, rank: 1) ?? throw new AssertionException("rank 1's process was not found");
+            using (var kill = Process.Start("kill", ["-9", victim.ToString()])) kill.WaitForExit();
+            var killedAt = Stopwatch.StartNew();
+            Assert.That(job.Process.WaitForExit(TimeSpan.FromMinutes(1)), Is.True, "the job did not stop within a minute of losing rank 1");
+            string output = job.Output();
+            TestContext.Out.WriteLine($"stopped {killedAt.Elapsed.TotalSeconds:F1} s after the kill, exit {job.Process.ExitCode}:\n{output}");
+            Assert.That(job.Process.ExitCode, Is.Not.EqualTo(0));
+            Assert.That(output, Does.Contain("rank 1"), "mpirun names the rank that died");
+
+            string latest = GrpoCheckpoint.FindLatest(folder) ?? throw new AssertionException("no complete checkpoint left");
+            var state = GrpoCheckpoint.ReadState(latest);
+            Assert.That(latest, Is.EqualTo(GrpoCheckpoint.FolderFor(folder, state.Step)));
+            Assert.That(state.Step, Is.LessThan(steps), "killed mid-run");
+            using var device = new Grpo.Native.Cpu.CpuDevice();
+            using var policy = GrpoCheckpoint.LoadPolicy(device, latest);
+            Assert.That(policy.Parameters.Buffer.ToArray().All(float.IsFinite));
         }
         finally
         {
@@ -139,6 +189,36 @@ public sealed class MpiTrainTests
     /// </summary>
     private static (int Exit, string Output) MpiRun(int ranks, params string[][] programs)
     {
+        using var job = StartMpi(ranks, new Dictionary<string, string>(), programs);
+        if (!job.Process.WaitForExit(TimeSpan.FromMinutes(3)))
+        {
+            job.Process.Kill(entireProcessTree: true);
+            Assert.Fail($"mpirun did not finish within 3 minutes:\n{job.Output()}");
+        }
+        string all = job.Output();
+        TestContext.Out.WriteLine($"mpirun {string.Join(' ', job.Process.StartInfo.ArgumentList)} -> {job.Process.ExitCode}\n{all}");
+        return (job.Process.ExitCode, all);
+    }
+
+    /// <summary>A running mpirun, its output and errors read as they come (so neither pipe fills and blocks it).</summary>
+    private sealed class MpiJob(Process process) : IDisposable
+    {
+        private readonly Task<string> _output = process.StandardOutput.ReadToEndAsync(), _error = process.StandardError.ReadToEndAsync();
+
+        public Process Process => process;
+
+        /// <summary>Everything it printed (waits for it to exit).</summary>
+        public string Output() => _output.Result + _error.Result;
+
+        public void Dispose()
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.Dispose();
+        }
+    }
+
+    private static MpiJob StartMpi(int ranks, IReadOnlyDictionary<string, string> environment, params string[][] programs)
+    {
         string mpirun = FindMpirun() ?? throw new AssertionException(
             "mpirun was not found: install Open MPI (apt-get install openmpi-bin libopenmpi-dev), which scripts/test.sh does.");
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
@@ -153,17 +233,22 @@ public sealed class MpiTrainTests
             foreach (string a in new[] { "-np", ranks.ToString(), dotnet, grpo }.Concat(programs[p])) start.ArgumentList.Add(a);
         }
         start.Environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1";
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        string output = process.StandardOutput.ReadToEnd();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
+        foreach (var (name, value) in environment) start.Environment[name] = value;
+        return new MpiJob(Process.Start(start)!);
+    }
+
+    /// <summary>The process id of <paramref name="rank"/> of the job whose environment holds GRPO_TEST_JOB=<paramref name="marker"/>.</summary>
+    private static int? RankProcess(string marker, int rank)
+    {
+        foreach (string folder in Directory.GetDirectories("/proc"))
         {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"mpirun did not finish within 3 minutes:\n{output}");
+            if (!int.TryParse(Path.GetFileName(folder), out int pid)) continue;
+            string[] variables;
+            try { variables = File.ReadAllText(Path.Combine(folder, "environ")).Split('\0'); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; } // gone, or not ours
+            if (variables.Contains($"GRPO_TEST_JOB={marker}") && variables.Contains($"OMPI_COMM_WORLD_RANK={rank}")) return pid;
         }
-        string all = output + error.Result;
-        TestContext.Out.WriteLine($"mpirun {string.Join(' ', start.ArgumentList)} -> {process.ExitCode}\n{all}");
-        return (process.ExitCode, all);
+        return null;
     }
 
     private static string? FindMpirun() =>
