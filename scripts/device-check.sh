@@ -3,9 +3,11 @@
 # (made by ../shared/scripts/pack-for-device.sh, or `dotnet publish src/Grpo.Cli -c Release -r linux-x64
 # --self-contained` then tar), then runs selfcheck, bench at two model shapes and a short train on CUDA,
 # writing every output, exit code and the device's counters into the folder given. A few minutes in all.
+# selfcheck on CUDA also runs NCCL's all-reduce over a one-rank communicator (the most one GPU can show of the
+# data-parallel transport); its line says `skip` with where it looked when libnccl.so.2 is absent.
 #
 # Usage:  scripts/device-check.sh RESULTS_DIR [APP_ARCHIVE (default .device/app.tar.xz)]
-# Environment passed through: GRPO_CUDA_LIBS (folder with libcublas.so.N), GRPO_TF32=1. GRPO_CUBLAS=1 (cuBLAS GEMMs) is set here for the runs that check cuBLAS.
+# Environment passed through: GRPO_CUDA_LIBS (folder with libcublas.so.N and libnccl.so.2), GRPO_TF32=1. GRPO_CUBLAS=1 (cuBLAS GEMMs) is set here for the runs that check cuBLAS.
 set -u
 out=${1:?usage: scripts/device-check.sh RESULTS_DIR [APP_ARCHIVE]}
 archive=${2:-.device/app.tar.xz}
@@ -36,5 +38,6 @@ GRPO_CUBLAS=1 run bench-qwen-0.5b "$grpo" bench --device cuda --json --family ll
 GRPO_CUBLAS=1 run train-reverse "$grpo" train --device cuda --task reverse --steps 20 --output "$out/train-reverse"
 # The same selfcheck on the ILGPU kernel alone, so cuBLAS and the kernel are both checked.
 run selfcheck-ilgpu-gemm "$grpo" selfcheck --device cuda
+grep -h "nccl" "$out/selfcheck.out" | tee -a "$out/summary.txt"
 rm -rf "$app"
 echo "results in $out (summary.txt lists each command's exit code)"

@@ -69,7 +69,7 @@ internal static class GrpoCommand
             output.WriteLine($"selfcheck on {device} (seed {seed})");
             var results = SelfCheck.Run(device, seed);
             foreach (var r in results)
-                output.WriteLine($"  {(r.Passed ? "ok  " : "FAIL")} {r.Operation,-50} worst {r.WorstError,9:E2} (limit {r.Tolerance:E0})  {r.Detail}");
+                output.WriteLine($"  {(r.Skipped ? "skip" : r.Passed ? "ok  " : "FAIL")} {r.Operation,-50} worst {r.WorstError,9:E2} (limit {r.Tolerance:E0})  {r.Detail}");
             int failed = results.Count(r => !r.Passed);
             output.WriteLine(failed == 0 ? $"all {results.Count} checks passed" : $"{failed} of {results.Count} checks FAILED");
             return failed == 0 ? Success : Failure;

@@ -55,7 +55,7 @@ internal sealed unsafe class CuBlas : IDisposable
         if (!CuBlasLibrary.TryLoad(out var library, out string from, out var tried))
         {
             message = $"cuBLAS not found (tried {string.Join(", ", tried)}); GEMMs use the ILGPU kernel. " +
-                      $"Set {CuBlasLibrary.FolderVariable} to the folder holding libcublas.so.N.";
+                      $"Set {CudaLibrarySearch.FolderVariable} to the folder holding libcublas.so.N.";
             return null;
         }
         bool tf32 = Environment.GetEnvironmentVariable(Tf32Variable) == "1";

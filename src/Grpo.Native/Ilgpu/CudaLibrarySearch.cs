@@ -3,30 +3,29 @@ using System.Runtime.InteropServices;
 namespace Grpo.Native.Ilgpu;
 
 /// <summary>
-/// Where cuBLAS is looked for at run time, newest major version first: a folder named by <c>GRPO_CUDA_LIBS</c>,
-/// then the loader path (LD_LIBRARY_PATH, ldconfig), then the <c>nvidia/*/lib</c> folders of Python installations'
-/// site-packages, where PyTorch's CUDA wheels put it (GPU machines often carry CUDA only that way).
+/// Where CUDA libraries the project binds at run time (cuBLAS, NCCL) are looked for, in order: a folder named by
+/// <c>GRPO_CUDA_LIBS</c>, then the loader path (LD_LIBRARY_PATH, ldconfig), then the <c>nvidia/*/lib</c> folders of Python
+/// installations' site-packages, where PyTorch's CUDA wheels put them (GPU machines often carry CUDA only that way).
 /// The search is a pure function of its inputs so tests can check the order without loading anything.
 /// </summary>
-internal static class CuBlasLibrary
+internal static class CudaLibrarySearch
 {
-    /// <summary>Environment variable naming a folder that holds libcublas.so.N (and libcublasLt.so.N).</summary>
+    /// <summary>Environment variable naming a folder that holds the libraries (libcublas.so.N, libcublasLt.so.N, libnccl.so.2).</summary>
     public const string FolderVariable = "GRPO_CUDA_LIBS";
 
-    /// <summary>Major versions tried, newest first.</summary>
-    public static readonly int[] MajorVersions = [13, 12, 11];
-
     /// <summary>
-    /// The paths or names tried, in order: <paramref name="folder"/>'s libcublas.so.13, .12, .11; the bare names
-    /// for the loader path; each <paramref name="nvidiaLibFolders"/> entry's libcublas.so.13, .12, .11.
+    /// The paths or names tried, in order: <paramref name="folder"/>'s <paramref name="fileNames"/>; the bare names for
+    /// the loader path; each <paramref name="nvidiaLibFolders"/> entry's <paramref name="fileNames"/>.
     /// </summary>
-    public static IReadOnlyList<string> Candidates(string? folder, IEnumerable<string> nvidiaLibFolders)
+    /// <param name="fileNames">The library's file names, preferred first (newest major version first).</param>
+    /// <param name="folder">GRPO_CUDA_LIBS's folder, or null.</param>
+    /// <param name="nvidiaLibFolders">Wheel folders (<see cref="NvidiaLibFolders"/>).</param>
+    public static IReadOnlyList<string> Candidates(IReadOnlyList<string> fileNames, string? folder, IEnumerable<string> nvidiaLibFolders)
     {
-        var names = MajorVersions.Select(v => $"libcublas.so.{v}").ToArray();
         var result = new List<string>();
-        if (!string.IsNullOrWhiteSpace(folder)) result.AddRange(names.Select(n => Path.Combine(folder, n)));
-        result.AddRange(names);
-        foreach (string lib in nvidiaLibFolders) result.AddRange(names.Select(n => Path.Combine(lib, n)));
+        if (!string.IsNullOrWhiteSpace(folder)) result.AddRange(fileNames.Select(n => Path.Combine(folder, n)));
+        result.AddRange(fileNames);
+        foreach (string lib in nvidiaLibFolders) result.AddRange(fileNames.Select(n => Path.Combine(lib, n)));
         return result;
     }
 
@@ -63,19 +62,23 @@ internal static class CuBlasLibrary
         yield return "/usr/lib/python3/dist-packages";
     }
 
-    /// <summary>Loads the first candidate that loads; <paramref name="tried"/> lists every attempt for messages.</summary>
-    public static bool TryLoad(out IntPtr handle, out string loadedFrom, out IReadOnlyList<string> tried)
+    /// <summary>Loads the first candidate of <paramref name="fileNames"/> that loads.</summary>
+    /// <param name="fileNames">The library's file names, preferred first.</param>
+    /// <param name="handle">The loaded library.</param>
+    /// <param name="loadedFrom">The candidate that loaded.</param>
+    /// <param name="tried">Every candidate, for messages.</param>
+    /// <param name="beforeLoad">Called with a file that exists in a folder before it is loaded (to load its siblings first).</param>
+    public static bool TryLoad(IReadOnlyList<string> fileNames, out IntPtr handle, out string loadedFrom, out IReadOnlyList<string> tried,
+        Action<string>? beforeLoad = null)
     {
-        var candidates = Candidates(Environment.GetEnvironmentVariable(FolderVariable), NvidiaLibFolders(SitePackages()));
+        var candidates = Candidates(fileNames, Environment.GetEnvironmentVariable(FolderVariable), NvidiaLibFolders(SitePackages()));
         tried = candidates;
         foreach (string candidate in candidates)
         {
-            // A file in a wheel folder needs its siblings (libcublasLt) first: load it from there so the loader finds them.
-            if (Path.IsPathRooted(candidate) && !File.Exists(candidate)) continue;
             if (Path.IsPathRooted(candidate))
             {
-                string lt = Path.Combine(Path.GetDirectoryName(candidate)!, Path.GetFileName(candidate).Replace("libcublas", "libcublasLt"));
-                if (File.Exists(lt)) NativeLibrary.TryLoad(lt, out _);
+                if (!File.Exists(candidate)) continue;
+                beforeLoad?.Invoke(candidate);
             }
             if (NativeLibrary.TryLoad(candidate, out handle))
             {

@@ -49,7 +49,7 @@ public sealed class IlgpuDevice : Device
         }
     }
 
-    /// <summary>The ILGPU kernels on the first CUDA GPU.</summary>
+    /// <summary>The ILGPU kernels on the first CUDA GPU (a data-parallel rank: the GPU of its local rank).</summary>
     /// <exception cref="NotSupportedException">No NVIDIA GPU with a CUDA driver is visible.</exception>
     public static IlgpuDevice CreateCuda()
     {
@@ -69,7 +69,9 @@ public sealed class IlgpuDevice : Device
             context.Dispose();
             throw new NotSupportedException(NoGpuMessage("the driver reports no CUDA GPU"));
         }
-        var device = new IlgpuDevice(context, context.CreateCudaAccelerator(0), DeviceKind.Cuda);
+        // Ranks of an mpirun job on one machine each take their own GPU (one process: the first).
+        int ordinal = Distributed.Communicators.LocalRank() % context.GetCudaDevices().Count;
+        var device = new IlgpuDevice(context, context.CreateCudaAccelerator(ordinal), DeviceKind.Cuda);
         // Opt-in until the device check has run it: the cuBLAS operand mapping is unit-tested, but no GEMM has gone
         // through it on a GPU yet, and a wrong mapping would train silently wrong.
         if (Environment.GetEnvironmentVariable(UseCuBlasVariable) == "1")

@@ -25,6 +25,7 @@ public sealed partial class GrpoTrainer
 {
     private readonly ICommunicator _communicator;
     private readonly List<Tensor<float>> _treeSums = []; // (P) per tree depth: a left subtree's gradient while the right one runs
+    private GradientAllReduce? _gradientAllReduce;      // chosen at the first all-reduce, by every rank together
     private bool _ranksAgreed;
 
     /// <summary>The ranks this trainer runs with (<see cref="SingleProcess"/> when none was given).</summary>
@@ -99,14 +100,18 @@ public sealed partial class GrpoTrainer
         _policy.Device.Operations.Add(gradients, left, gradients);
     }
 
-    /// <summary>Every rank's gradient replaced by the sum over ranks (the tree over ranks, through host memory).</summary>
+    /// <summary>
+    /// Every rank's gradient replaced by the sum over ranks: NCCL on CUDA GPUs where every rank has it, else the tree over
+    /// ranks through host memory (<see cref="GradientAllReduce.For"/>).
+    /// </summary>
     private void SumGradientsAcrossRanks()
     {
-        var gradients = _policy.Gradients.Buffer; // (P)
-        var host = gradients.ToArray();
-        _communicator.AllReduceSum(host);
-        gradients.CopyFrom(host);
+        _gradientAllReduce ??= GradientAllReduce.For(_communicator, _policy.Device);
+        _gradientAllReduce.Sum(_policy.Gradients.Buffer); // (P)
     }
+
+    /// <summary>Seconds in collectives: the communicator's waits plus a device all-reduce's own time.</summary>
+    private double CommunicationSeconds => _communicator.CommunicationSeconds + (_gradientAllReduce?.Seconds ?? 0);
 
     /// <summary>Fills the other ranks' entries of <paramref name="results"/> (this rank's are [first, end)).</summary>
     private void GatherResults(FusedGrpoLossResult?[] results, int first, int end)
@@ -182,5 +187,6 @@ public sealed partial class GrpoTrainer
     {
         foreach (var sum in _treeSums) sum.Dispose();
         _treeSums.Clear();
+        _gradientAllReduce?.Dispose();
     }
 }

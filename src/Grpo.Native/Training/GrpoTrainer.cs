@@ -216,7 +216,7 @@ public sealed partial class GrpoTrainer : IDisposable
         var device = _policy.Device;
         var ops = device.Operations;
         int step = Step + 1;
-        double communicationBefore = _communicator.CommunicationSeconds;
+        double communicationBefore = CommunicationSeconds;
         if (!_ranksAgreed) CheckRanksAgree(); // once, before the first step's work
 
         // 1-2. Rollouts and rewards; the seed depends on the step (and the generation batch), so a resumed run samples the same.
@@ -390,7 +390,7 @@ public sealed partial class GrpoTrainer : IDisposable
                 DroppedGroups = o.DynamicSampling is null ? null : dropped,
                 Phases = new GrpoPhaseTimes(rolloutSeconds, rewardSeconds, referenceSeconds, policySeconds, optimizerSeconds),
                 WorldSize = _communicator.Size,
-                CommunicationTime = _communicator.CommunicationSeconds - communicationBefore,
+                CommunicationTime = CommunicationSeconds - communicationBefore,
             };
             LastStepCompletions = stepCompletions;
             StepCompleted?.Invoke(this, new GrpoStepEventArgs(metrics));

@@ -24,14 +24,14 @@ public sealed class CudaLibrarySearchTests
     [Test]
     public void CuBlasIsTriedInTheNamedFolderThenOnTheLoaderPathThenInWheelFolders()
     {
-        var tried = CuBlasLibrary.Candidates("/opt/cuda-libs", ["/site/nvidia/cublas/lib"]);
+        var tried = CudaLibrarySearch.Candidates(CuBlasLibrary.FileNames, "/opt/cuda-libs", ["/site/nvidia/cublas/lib"]);
         Assert.That(tried, Is.EqualTo(new[]
         {
             "/opt/cuda-libs/libcublas.so.13", "/opt/cuda-libs/libcublas.so.12", "/opt/cuda-libs/libcublas.so.11",
             "libcublas.so.13", "libcublas.so.12", "libcublas.so.11",
             "/site/nvidia/cublas/lib/libcublas.so.13", "/site/nvidia/cublas/lib/libcublas.so.12", "/site/nvidia/cublas/lib/libcublas.so.11",
         }));
-        Assert.That(CuBlasLibrary.Candidates(null, []), Is.EqualTo(new[] { "libcublas.so.13", "libcublas.so.12", "libcublas.so.11" }));
+        Assert.That(CudaLibrarySearch.Candidates(CuBlasLibrary.FileNames, null, []), Is.EqualTo(new[] { "libcublas.so.13", "libcublas.so.12", "libcublas.so.11" }));
     }
 
     [Test]
@@ -43,7 +43,7 @@ public sealed class CudaLibrarySearchTests
             foreach (string package in new[] { "cublas", "cu13", "cuda_runtime" })
                 Directory.CreateDirectory(Path.Combine(root, "nvidia", package, "lib"));
             Directory.CreateDirectory(Path.Combine(root, "nvidia", "no_lib_here"));
-            var folders = CuBlasLibrary.NvidiaLibFolders([Path.Combine(root, "missing"), root]);
+            var folders = CudaLibrarySearch.NvidiaLibFolders([Path.Combine(root, "missing"), root]);
             Assert.That(folders, Is.EqualTo(new[] { "cu13", "cublas", "cuda_runtime" }.Select(p => Path.Combine(root, "nvidia", p, "lib"))));
         }
         finally

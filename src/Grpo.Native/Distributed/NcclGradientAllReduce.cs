@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using Grpo.Native.Ilgpu;
+using Grpo.Native.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+
+namespace Grpo.Native.Distributed;
+
+/// <summary>
+/// The gradient summed by NCCL in place on the GPU, queued on the accelerator's own stream after the backward kernels
+/// that wrote it and before the optimizer's: the gradient never passes through host memory. Rank 0 draws the NCCL id and
+/// the communicator (MPI) hands it to every rank. NCCL picks its own reduction order (a ring or a tree): with two ranks
+/// every element is a + b, which IEEE addition makes the same bits as one process's sum; with more ranks the sum equals
+/// one process's within rounding, not bit for bit (the host path keeps the fixed order; <c>GRPO_NCCL=0</c> selects it).
+/// </summary>
+internal sealed unsafe class NcclGradientAllReduce : GradientAllReduce
+{
+    private readonly NcclLibrary _nccl;
+    private readonly IlgpuDevice _device;
+    private readonly nint _comm;
+    private readonly Stopwatch _busy = new();
+    private bool _disposed;
+
+    private NcclGradientAllReduce(NcclLibrary nccl, IlgpuDevice device, int size, int rank, NcclUniqueId id)
+    {
+        _nccl = nccl;
+        _device = device;
+        device.Accelerator.Bind(); // NCCL takes the calling thread's current context: the accelerator's
+        nint comm;
+        nccl.Check(nccl.CommInitRank(&comm, size, id, rank), "ncclCommInitRank");
+        _comm = comm;
+        Transport = $"NCCL {nccl.Version} ({nccl.LoadedFrom}), {size} rank(s)";
+    }
+
+    public override string Transport { get; }
+
+    public override double Seconds => _busy.Elapsed.TotalSeconds;
+
+    /// <summary>Joins every rank of <paramref name="ranks"/> into one NCCL communicator (a collective call).</summary>
+    public static NcclGradientAllReduce Create(NcclLibrary nccl, ICommunicator ranks, IlgpuDevice device)
+    {
+        var id = new NcclUniqueId();
+        if (ranks.Rank == 0) nccl.Check(nccl.GetUniqueId(&id), "ncclGetUniqueId");
+        var ids = ranks.AllGather(ranks.Rank == 0 ? (ReadOnlySpan<byte>)id : []);
+        ids[0].CopyTo((Span<byte>)id);
+        return new NcclGradientAllReduce(nccl, device, ranks.Size, ranks.Rank, id);
+    }
+
+    /// <summary>A communicator of this process alone: what one GPU can check of the binding (the device check runs it).</summary>
+    public static NcclGradientAllReduce CreateSingleRank(NcclLibrary nccl, IlgpuDevice device)
+    {
+        var id = new NcclUniqueId();
+        nccl.Check(nccl.GetUniqueId(&id), "ncclGetUniqueId");
+        return new NcclGradientAllReduce(nccl, device, 1, 0, id);
+    }
+
+    public override void Sum(Tensor<float> gradients) => Sum(gradients, gradients);
+
+    /// <summary>
+    /// <paramref name="destination"/> = the sum over ranks of <paramref name="source"/> (the same tensor for in place);
+    /// out of place only for the device check, which can then tell a wrong pointer from a right one on one rank.
+    /// </summary>
+    internal void Sum(Tensor<float> source, Tensor<float> destination)
+    {
+        var operations = (IlgpuOperations)_device.Operations;
+        var send = operations.View(source, nameof(source));                // (P)
+        var receive = operations.View(destination, nameof(destination));   // (P)
+        if (send.Length != receive.Length)
+            throw new ArgumentException($"The all-reduce's destination holds {receive.Length} values, its source {send.Length}.", nameof(destination));
+        var stream = ((CudaStream)_device.Accelerator.DefaultStream).StreamPtr;
+        _busy.Start();
+        try
+        {
+            _device.Accelerator.Bind();
+            _nccl.Check(_nccl.AllReduce((void*)send.BaseView.LoadEffectiveAddressAsPtr(), (void*)receive.BaseView.LoadEffectiveAddressAsPtr(), (nuint)send.Length,
+                NcclLibrary.Float32, NcclLibrary.Sum, _comm, stream), "ncclAllReduce");
+            _device.Synchronize(); // so the step's communication time is the all-reduce's, not the next kernel's wait
+        }
+        finally { _busy.Stop(); }
+    }
+
+    public override void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _nccl.CommDestroy(_comm);
+    }
+}
