@@ -15,8 +15,11 @@ public readonly record struct AdvantageSizes(int Completions, int Functions, int
 /// </summary>
 public static class AdvantageKernels
 {
-    /// <summary>Slots of the statistics buffer that <see cref="BatchStatistics"/> writes.</summary>
-    public const int StatMean = 0, StatStd = 1, StatZeroStdGroups = 2, StatMissing = 3, StatCount = 4;
+    /// <summary>
+    /// Slots of the statistics buffer that <see cref="BatchStatistics"/> writes; <see cref="StatFirstInfinite"/> is the flat
+    /// (N, F) index of the first infinite raw reward, +∞ when there is none (the host raises the error from it).
+    /// </summary>
+    public const int StatMean = 0, StatStd = 1, StatZeroStdGroups = 2, StatMissing = 3, StatFirstInfinite = 4, StatCount = 5;
 
     /// <summary>
     /// One thread per group: weighted rewards (nansum; NaN when every function gave NaN), the
@@ -94,8 +97,9 @@ public static class AdvantageKernels
     /// </summary>
     /// <param name="rewards">(N) weighted rewards, NaN = unscored.</param>
     /// <param name="zeroStd">(N/G) 1 for a zero-std group.</param>
+    /// <param name="rewardsPerFunction">(N, F) raw rewards, searched for an infinite one (NaN means unscored and is allowed).</param>
     /// <param name="stats">(StatCount) output.</param>
-    public static void BatchStatistics(ArrayView<float> rewards, ArrayView<int> zeroStd, ArrayView<float> stats)
+    public static void BatchStatistics(ArrayView<float> rewards, ArrayView<int> zeroStd, ArrayView<float> rewardsPerFunction, ArrayView<float> stats)
     {
         int t = Group.IdxX, stride = Group.DimX, n = (int)rewards.Length;
         // Counts travel as floats through the float reduction: exact below 2^24.
@@ -115,6 +119,9 @@ public static class AdvantageKernels
         }
         float zero = 0;
         for (int g = t; g < zeroStd.Length; g += stride) zero += zeroStd[g];
+        float negFirstInfinite = float.NegativeInfinity; // flat indices travel as floats: exact below 2^24
+        for (int k = t; k < rewardsPerFunction.Length; k += stride)
+            if (XMath.IsInfinity(rewardsPerFunction[k])) negFirstInfinite = XMath.Max(negFirstInfinite, -k);
 
         count = GroupReduce.Sum(count);
         sum = GroupReduce.Sum(sum);
@@ -122,6 +129,7 @@ public static class AdvantageKernels
         zero = GroupReduce.Sum(zero);
         max = GroupReduce.Max(max);
         negMin = GroupReduce.Max(negMin);
+        negFirstInfinite = GroupReduce.Max(negFirstInfinite);
 
         float mean = count == 0 ? float.NaN : sum / count;
         bool degenerate = count < 2 || max == -negMin;
@@ -142,6 +150,7 @@ public static class AdvantageKernels
             stats[StatStd] = degenerate ? 0f : XMath.Sqrt(squares / (count - 1));
             stats[StatZeroStdGroups] = zero;
             stats[StatMissing] = missing;
+            stats[StatFirstInfinite] = -negFirstInfinite;
         }
     }
 

@@ -276,33 +276,49 @@ public static class ObjectiveMath
 /// </summary>
 public static class ObjectiveKernels
 {
-    /// <summary>Columns of the per-row statistics written by <see cref="RowPrepare"/>.</summary>
-    public const int RowTokens = 0, RowLogRatio = 1, RowBadMask = 2, RowKeptShare = 3, RowPrepareColumns = 4;
+    /// <summary>
+    /// Columns of the per-row statistics written by <see cref="RowPrepare"/>: the row's tokens, GSPO's mean log-ratio,
+    /// its mask values other than 0 and 1, the entropy mask's kept share, its non-finite old log-probs at completion
+    /// tokens and the first one's column (−1: none), 1 when its advantage is not finite, and Σ m·entropy.
+    /// </summary>
+    public const int RowTokens = 0, RowLogRatio = 1, RowBadMask = 2, RowKeptShare = 3, RowBadOld = 4, RowFirstBadOld = 5,
+        RowBadAdvantage = 6, RowEntropySum = 7, RowPrepareColumns = 8;
 
     /// <summary>Columns of the per-row sums written by <see cref="TokenTerms"/>.</summary>
     public const int RowLoss = 0, RowLow = 1, RowHigh = 2, RowKl = 3, RowDual = 4, RowCispo = 5, RowTermColumns = 6;
 
-    /// <summary>Slots of the scalar buffer: batch totals (from <see cref="Totals"/>) then the results (from <see cref="Finish"/>).</summary>
+    /// <summary>
+    /// Slots of the scalar buffer: batch totals (from <see cref="Totals"/>), the results (from <see cref="Finish"/>), then the
+    /// input checks and the entropy sum (from <see cref="Totals"/>). A "first" row or column is +∞ when there is none.
+    /// All of them come back to the host in one read.
+    /// </summary>
     public const int TotalTokens = 0, TotalBadMask = 1, FirstBadRow = 2,
-        ResultLoss = 3, ResultLow = 4, ResultHigh = 5, ResultRegion = 6, ResultKl = 7, ResultDual = 8, ResultCispo = 9, ScalarCount = 10;
+        ResultLoss = 3, ResultLow = 4, ResultHigh = 5, ResultRegion = 6, ResultKl = 7, ResultDual = 8, ResultCispo = 9,
+        TotalBadOld = 10, FirstBadOldRow = 11, FirstBadOldColumn = 12, FirstBadAdvantageRow = 13, TotalEntropy = 14, ScalarCount = 15;
 
     /// <summary>
     /// One group per completion: |o_i| = Σ_t m_t, the number of mask values that are neither 0 nor 1,
-    /// (sequence level only) the masked mean of logp − old, and the share of the row's tokens the entropy
-    /// mask keeps (<see cref="ObjectiveMath.Token"/>'s rowKeptShare). Padding values are not read.
+    /// (sequence level only) the masked mean of logp − old, the share of the row's tokens the entropy
+    /// mask keeps (<see cref="ObjectiveMath.Token"/>'s rowKeptShare), and the input checks the host would
+    /// otherwise make on a download: old log-probs that are not finite at completion tokens, an advantage that
+    /// is not finite; and Σ m·entropy for the entropy metric. Padding values are not read.
     /// </summary>
     /// <param name="logprobs">(N, T) current log-probs.</param>
     /// <param name="oldLogprobs">(N, T) old log-probs (the current ones again when μ = 1).</param>
     /// <param name="mask">(N, T) 1 = completion token, 0 = padding.</param>
     /// <param name="p">The scalar arguments.</param>
     /// <param name="rowStats">(N, RowPrepareColumns) output.</param>
-    /// <param name="entropy">(N, T) per-token entropies; read only when <see cref="ObjectiveParameters.ReadsEntropy"/>.</param>
+    /// <param name="entropy">(N, T) per-token entropies; read when <see cref="ObjectiveParameters.ReadsEntropy"/> or <paramref name="sumEntropy"/>.</param>
+    /// <param name="advantages">(N) advantages.</param>
+    /// <param name="checkOld">1 when <paramref name="oldLogprobs"/> are the caller's (μ &gt; 1), 0 when they stand for the current ones.</param>
+    /// <param name="sumEntropy">1 to sum the entropies of the completion tokens (the caller passed them), 0 otherwise.</param>
     public static void RowPrepare(
         ArrayView<float> logprobs, ArrayView<float> oldLogprobs, ArrayView<float> mask, ObjectiveParameters p,
-        ArrayView<float> rowStats, ArrayView<float> entropy)
+        ArrayView<float> rowStats, ArrayView<float> entropy, ArrayView<float> advantages, int checkOld, int sumEntropy)
     {
         int row = Grid.IdxX, t = p.Tokens;
-        float tokens = 0, bad = 0, logRatio = 0, kept = 0;
+        float tokens = 0, bad = 0, logRatio = 0, kept = 0, badOld = 0, entropySum = 0;
+        float negFirstBadOld = float.NegativeInfinity;
         for (int c = Group.IdxX; c < t; c += Group.DimX)
         {
             int k = row * t + c;
@@ -312,6 +328,12 @@ public static class ObjectiveKernels
                 tokens += 1f;
                 if (p.SequenceLevel != 0) logRatio += logprobs[k] - oldLogprobs[k];
                 kept += ObjectiveMath.EntropyMask(p, p.ReadsEntropy ? entropy[k] : 0f);
+                if (checkOld != 0 && !IsFinite(oldLogprobs[k]))
+                {
+                    badOld += 1f;
+                    negFirstBadOld = XMath.Max(negFirstBadOld, -c);
+                }
+                if (sumEntropy != 0) entropySum += entropy[k];
             }
             else if (m != 0f) bad += 1f;
         }
@@ -319,38 +341,67 @@ public static class ObjectiveKernels
         bad = GroupReduce.Sum(bad);
         logRatio = GroupReduce.Sum(logRatio);
         kept = GroupReduce.Sum(kept);
+        badOld = GroupReduce.Sum(badOld);
+        negFirstBadOld = GroupReduce.Max(negFirstBadOld);
+        entropySum = GroupReduce.Sum(entropySum);
         if (Group.IdxX == 0)
         {
             float denominator = tokens > 1f ? tokens : 1f;
-            rowStats[row * RowPrepareColumns + RowTokens] = tokens;
-            rowStats[row * RowPrepareColumns + RowLogRatio] = logRatio / denominator;
-            rowStats[row * RowPrepareColumns + RowBadMask] = bad;
-            rowStats[row * RowPrepareColumns + RowKeptShare] = kept / denominator;
+            int at = row * RowPrepareColumns;
+            rowStats[at + RowTokens] = tokens;
+            rowStats[at + RowLogRatio] = logRatio / denominator;
+            rowStats[at + RowBadMask] = bad;
+            rowStats[at + RowKeptShare] = kept / denominator;
+            rowStats[at + RowBadOld] = badOld;
+            rowStats[at + RowFirstBadOld] = -negFirstBadOld;
+            rowStats[at + RowBadAdvantage] = IsFinite(advantages[row]) ? 0f : 1f;
+            rowStats[at + RowEntropySum] = entropySum;
         }
     }
 
-    /// <summary>Launched as one group: total tokens, total bad mask values and the first row holding one.</summary>
+    private static bool IsFinite(float value) => !XMath.IsNaN(value) && !XMath.IsInfinity(value);
+
+    /// <summary>
+    /// Launched as one group: total tokens, total bad mask values and the first row holding one; total non-finite old
+    /// log-probs with the first one's row and column; the first row whose advantage is not finite; Σ m·entropy.
+    /// </summary>
     /// <param name="rowStats">(N, RowPrepareColumns) from <see cref="RowPrepare"/>.</param>
     /// <param name="completions">N.</param>
-    /// <param name="scalars">(ScalarCount) output slots <see cref="TotalTokens"/> .. <see cref="FirstBadRow"/>.</param>
+    /// <param name="scalars">(ScalarCount) output slots <see cref="TotalTokens"/> .. <see cref="FirstBadRow"/> and <see cref="TotalBadOld"/> .. <see cref="TotalEntropy"/>.</param>
     public static void Totals(ArrayView<float> rowStats, int completions, ArrayView<float> scalars)
     {
-        float tokens = 0, bad = 0, negFirstBad = float.NegativeInfinity;
+        float tokens = 0, bad = 0, badOld = 0, entropy = 0;
+        float negFirstBad = float.NegativeInfinity, negFirstBadOld = float.NegativeInfinity, negFirstBadAdvantage = float.NegativeInfinity;
         for (int row = Group.IdxX; row < completions; row += Group.DimX)
         {
-            tokens += rowStats[row * RowPrepareColumns + RowTokens];
-            float rowBad = rowStats[row * RowPrepareColumns + RowBadMask];
+            int at = row * RowPrepareColumns;
+            tokens += rowStats[at + RowTokens];
+            float rowBad = rowStats[at + RowBadMask];
             bad += rowBad;
             if (rowBad > 0f) negFirstBad = XMath.Max(negFirstBad, -row);
+            float rowBadOld = rowStats[at + RowBadOld];
+            badOld += rowBadOld;
+            if (rowBadOld > 0f) negFirstBadOld = XMath.Max(negFirstBadOld, -row);
+            if (rowStats[at + RowBadAdvantage] > 0f) negFirstBadAdvantage = XMath.Max(negFirstBadAdvantage, -row);
+            entropy += rowStats[at + RowEntropySum];
         }
         tokens = GroupReduce.Sum(tokens);
         bad = GroupReduce.Sum(bad);
         negFirstBad = GroupReduce.Max(negFirstBad);
+        badOld = GroupReduce.Sum(badOld);
+        negFirstBadOld = GroupReduce.Max(negFirstBadOld);
+        negFirstBadAdvantage = GroupReduce.Max(negFirstBadAdvantage);
+        entropy = GroupReduce.Sum(entropy);
         if (Group.IdxX == 0)
         {
             scalars[TotalTokens] = tokens;
             scalars[TotalBadMask] = bad;
             scalars[FirstBadRow] = -negFirstBad;
+            scalars[TotalBadOld] = badOld;
+            scalars[FirstBadOldRow] = -negFirstBadOld;
+            scalars[FirstBadOldColumn] = badOld > 0f ? rowStats[(int)-negFirstBadOld * RowPrepareColumns + RowFirstBadOld] : float.PositiveInfinity;
+            scalars[FirstBadAdvantageRow] = -negFirstBadAdvantage;
+            scalars[TotalEntropy] = entropy;
         }
     }
 

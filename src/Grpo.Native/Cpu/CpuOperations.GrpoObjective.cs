@@ -22,8 +22,9 @@ internal sealed partial class CpuOperations
         CpuBuffer<float> adv = Data(advantages, nameof(advantages));                                      // (N)
         CpuBuffer<float> m = Data(mask, nameof(mask));                                                    // (N, T)
         CpuBuffer<float> grad = Data(dLogprobs, nameof(dLogprobs));                                       // (N, T)
-        // No entropy bonus and no entropy mask: the entropies are never read, nor dEntropy written.
-        CpuBuffer<float> ent = p.ReadsEntropy ? Data(entropy!, nameof(entropy)) : logp;                   // (N, T)
+        // No entropies given (no bonus, no mask, no metric): they are never read, nor dEntropy written.
+        CpuBuffer<float> ent = entropy is not null ? Data(entropy, nameof(entropy)) : logp;               // (N, T)
+        bool sumEntropy = entropy is not null;
         bool entropyBonus = p.EntropyCoefficient != 0;
         CpuBuffer<float> dEnt = entropyBonus ? Data(dEntropy!, nameof(dEntropy)) : grad;                  // (N, T)
 
@@ -33,9 +34,11 @@ internal sealed partial class CpuOperations
         var rowLogRatio = new float[n];  // (N)
         var rowBad = new int[n];         // (N)
         var rowKeptShare = new float[n]; // (N) share of the row's tokens the entropy mask keeps
+        var rowEntropy = new double[n];  // (N) Σ m·entropy, for the entropy metric
         Parallel.For(0, n, Device.Parallelism, i =>
         {
             float tokens = 0, logRatio = 0, kept = 0;
+            double entropySum = 0;
             int bad = 0;
             for (int c = i * t; c < (i + 1) * t; c++)
             {
@@ -44,20 +47,24 @@ internal sealed partial class CpuOperations
                     tokens += 1f;
                     if (p.SequenceLevel != 0) logRatio += logp[c] - old[c];
                     kept += ObjectiveMath.EntropyMask(p, p.ReadsEntropy ? ent[c] : 0f);
+                    if (sumEntropy) entropySum += ent[c];
                 }
                 else if (m[c] != 0f) bad++;
             }
+            rowEntropy[i] = entropySum;
             rowTokens[i] = tokens;
             rowLogRatio[i] = logRatio / MathF.Max(tokens, 1f);
             rowBad[i] = bad;
             rowKeptShare[i] = kept / MathF.Max(tokens, 1f);
         });
         float totalTokens = 0;
+        double totalEntropy = 0;
         long totalBad = 0;
         int firstBad = -1;
         for (int i = 0; i < n; i++)
         {
             totalTokens += rowTokens[i];
+            totalEntropy += rowEntropy[i];
             totalBad += rowBad[i];
             if (rowBad[i] > 0 && firstBad < 0) firstBad = i;
         }
@@ -135,7 +142,8 @@ internal sealed partial class CpuOperations
         float Mean(int column) => (float)(totals[column] / denominator);
         return new GrpoObjectiveResult((float)totalLoss, Mean(ObjectiveKernels.RowLow), Mean(ObjectiveKernels.RowHigh),
             (float)((totals[ObjectiveKernels.RowLow] + totals[ObjectiveKernels.RowHigh]) / denominator),
-            (float)(totals[ObjectiveKernels.RowKl] / tokenDenominator), Mean(ObjectiveKernels.RowDual), Mean(ObjectiveKernels.RowCispo));
+            (float)(totals[ObjectiveKernels.RowKl] / tokenDenominator), Mean(ObjectiveKernels.RowDual), Mean(ObjectiveKernels.RowCispo),
+            sumEntropy ? (float)(totalEntropy / tokenDenominator) : float.NaN);
     }
 
     private static void AddFlags(Span<double> sums, float low, float high, float dual, float cispo)

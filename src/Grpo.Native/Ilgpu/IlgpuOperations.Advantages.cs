@@ -19,8 +19,6 @@ internal sealed partial class IlgpuOperations
     {
         var (n, f, groups) = AdvantageValidation.Validate(
             Device, rewardsPerFunction, weights, groupSize, scaling, rewards, advantages, groupMean, groupStd);
-        // The (N, F) input is tiny; checking it on the host keeps the error the same as on the CPU backend.
-        AdvantageValidation.RewardsAreFiniteOrMissing(rewardsPerFunction.ToArray(), f);
         lock (_advantageGate)
         {
             var scratch = (_advantageScratch ??= new ReusableDeviceBuffer(Device)).Get(f + groups + AdvantageKernels.StatCount);
@@ -52,8 +50,8 @@ internal sealed partial class IlgpuOperations
             View(groupMean, nameof(groupMean)).BaseView, stdView, zeroStd);
 
         var batchStatistics = Device.Kernel(typeof(AdvantageKernels), nameof(AdvantageKernels.BatchStatistics), a =>
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>>(AdvantageKernels.BatchStatistics));
-        batchStatistics(new KernelConfig(1, Device.RowGroupSize), rewardView, zeroStd, stats);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(AdvantageKernels.BatchStatistics));
+        batchStatistics(new KernelConfig(1, Device.RowGroupSize), rewardView, zeroStd, View(rewardsPerFunction, nameof(rewardsPerFunction)).BaseView, stats);
 
         if (scaling != RewardScaling.None)
         {
@@ -64,8 +62,11 @@ internal sealed partial class IlgpuOperations
                 scaling == RewardScaling.Batch ? 1 : 0, AdvantageValidation.StdEpsilon);
         }
 
-        // Reading the statistics back waits for the kernels above.
+        // Reading the statistics back waits for the kernels above. An infinite reward was found on the device (the outputs
+        // are then unspecified); the error, the managed backend's, reads the (N, F) rewards only then.
         var host = Device.Download(stats);
+        if (float.IsFinite(host[AdvantageKernels.StatFirstInfinite]))
+            AdvantageValidation.RewardsAreFiniteOrMissing(rewardsPerFunction.ToArray(), f);
         return AdvantageValidation.Statistics(groups, (int)host[AdvantageKernels.StatZeroStdGroups],
             (int)host[AdvantageKernels.StatMissing], host[AdvantageKernels.StatMean], host[AdvantageKernels.StatStd]);
     }

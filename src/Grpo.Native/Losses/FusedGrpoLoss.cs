@@ -136,20 +136,7 @@ public sealed class FusedGrpoLoss : IDisposable
             entropyBonus ? entropyRows : null, entropyBonus ? dEntropyRows : null);
 
         return new FusedGrpoLossResult(objective.Loss, objective.ClipRatioLow, objective.ClipRatioHigh,
-            objective.ClipRatioRegion, objective.MeanKl, MaskedMean(_entropy, mask), objective.DualClipRatio, objective.CispoClipRatio);
-    }
-
-    // The entropy metric on the host: one (N, T) download, far smaller than the step's work.
-    private static float MaskedMean(Tensor<float> values, Tensor<float> mask)
-    {
-        float[] v = values.ToArray(), m = mask.ToArray();
-        double sum = 0, count = 0;
-        for (int i = 0; i < v.Length; i++)
-        {
-            sum += (double)v[i] * m[i];
-            count += m[i];
-        }
-        return (float)(sum / Math.Max(count, 1));
+            objective.ClipRatioRegion, objective.MeanKl, objective.MeanEntropy, objective.DualClipRatio, objective.CispoClipRatio);
     }
 
     /// <summary>Frees the per-token buffers.</summary>

@@ -195,8 +195,10 @@ public sealed record GrpoObjectiveOptions
 /// <param name="CispoClipRatio">Masked fraction of tokens with ρ &gt; ε_high and A &gt; 0 (TRL's <c>cispo_clip_ratio</c>); 0 unless the loss type is cispo.</param>
 /// <remarks>At <see cref="ImportanceSamplingLevel.Sequence"/> the four clip fractions are fractions of the N completions instead
 /// (each judged by its own ratio, an empty one by ρ = 1), as TRL's <c>masked_batch_mean</c> averages a (B, 1) ratio; the KL stays a token mean.</remarks>
+/// <param name="MeanEntropy">Masked mean of the given per-token entropies (the <c>entropy</c> metric); NaN when none were passed.</param>
 public sealed record GrpoObjectiveResult(
-    float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl, float DualClipRatio = 0f, float CispoClipRatio = 0f);
+    float Loss, float ClipRatioLow, float ClipRatioHigh, float ClipRatioRegion, float MeanKl, float DualClipRatio = 0f, float CispoClipRatio = 0f,
+    float MeanEntropy = float.NaN);
 
 public partial interface IGrpoOperations
 {
@@ -220,11 +222,12 @@ public partial interface IGrpoOperations
     /// <param name="oldLogprobs">(N, T) log-probs under the policy that sampled them, or null to use <paramref name="logprobs"/> detached (ρ = 1).</param>
     /// <param name="refLogprobs">(N, T) log-probs under the reference model; required when β &gt; 0, not read when β = 0.</param>
     /// <param name="advantages">(N) one advantage per completion.</param>
-    /// <param name="mask">(N, T) 1 for a completion token, 0 for padding; any other value is an error. The managed CPU backend checks before writing; the ILGPU backend checks on the device and reports after its kernels ran, leaving <paramref name="dLogprobs"/> unspecified.</param>
+    /// <param name="mask">(N, T) 1 for a completion token, 0 for padding; any other value is an error. The managed CPU backend checks the mask, the advantages and the old log-probs before writing; the ILGPU backend checks them on the device and reports after its kernels ran (with the same messages), leaving <paramref name="dLogprobs"/> unspecified.</param>
     /// <param name="options">Loss type, clipping, β, ratio level.</param>
     /// <param name="dLogprobs">(N, T) output: d loss / d logprobs. Overwritten (it starts the backward pass), 0 at padding.</param>
     /// <param name="entropy">(N, T) the policy's per-token entropies (of softmax(logits / temperature), detached); required when
-    /// <see cref="GrpoObjectiveOptions.EntropyCoefficient"/> is not 0 or <see cref="GrpoObjectiveOptions.TopEntropyQuantile"/> &lt; 1, not read otherwise.</param>
+    /// <see cref="GrpoObjectiveOptions.EntropyCoefficient"/> is not 0 or <see cref="GrpoObjectiveOptions.TopEntropyQuantile"/> &lt; 1;
+    /// when given, their masked mean is returned as <see cref="GrpoObjectiveResult.MeanEntropy"/> (padding is never read).</param>
     /// <param name="dEntropy">(N, T) output: d loss / d entropy (the bonus's −c times the aggregation weight, 0 at padding), for the
     /// gather backward; required when <see cref="GrpoObjectiveOptions.EntropyCoefficient"/> is not 0, not written otherwise.</param>
     /// <returns>The loss and the metrics.</returns>
@@ -242,7 +245,7 @@ internal static class GrpoObjectiveValidation
     public static ObjectiveParameters Validate(
         Device device, Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
         Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
-        Tensor<float>? entropy, Tensor<float>? dEntropy)
+        Tensor<float>? entropy, Tensor<float>? dEntropy, bool checkFiniteInputs = true)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -278,8 +281,6 @@ internal static class GrpoObjectiveValidation
                 throw new ArgumentNullException(nameof(entropy),
                     $"'{nameof(entropy)}' is null but {(entropyMask ? $"TopEntropyQuantile = {options.TopEntropyQuantile}" : $"EntropyCoefficient = {options.EntropyCoefficient}")}: " +
                     "pass the policy's per-token entropies (FusedGrpoLoss does), or turn the entropy options off.");
-            Guard.OnDevice(entropy, device, nameof(entropy));
-            Guard.Shape(entropy, nameof(entropy), n, t);
         }
         if (options.EntropyCoefficient != 0)
         {
@@ -289,7 +290,12 @@ internal static class GrpoObjectiveValidation
             Guard.OnDevice(dEntropy, device, nameof(dEntropy));
             Guard.Shape(dEntropy, nameof(dEntropy), n, t);
         }
-        FiniteInputs(oldLogprobs, advantages, mask, t);
+        if (entropy is not null)
+        {
+            Guard.OnDevice(entropy, device, nameof(entropy));
+            Guard.Shape(entropy, nameof(entropy), n, t);
+        }
+        if (checkFiniteInputs) FiniteInputs(oldLogprobs, advantages, mask, t);
         float entropyThreshold = entropyMask
             ? EntropyQuantile.Threshold(entropy!.ToArray(), mask.ToArray(), 1.0 - options.TopEntropyQuantile)
             : float.NegativeInfinity; // −∞: every token keeps its policy term
@@ -319,25 +325,28 @@ internal static class GrpoObjectiveValidation
     /// <summary>
     /// Refuses NaN or infinite advantages, and old log-probs that are not finite at completion tokens
     /// (padding is never read): they would turn the whole loss into NaN. Reads the (N) and (N, T)
-    /// tensors back to the host, a small copy beside the step's work.
+    /// tensors on the host: free on the managed backend; the ILGPU backend counts them on the device instead.
     /// </summary>
     private static void FiniteInputs(Tensor<float>? oldLogprobs, Tensor<float> advantages, Tensor<float> mask, int t)
     {
         float[] a = advantages.ToArray();
         for (int i = 0; i < a.Length; i++)
-            if (!float.IsFinite(a[i]))
-                throw new ArgumentException(
-                    $"'{nameof(advantages)}'[{i}] is {a[i]}; advantages must be finite (a missing reward gets advantage 0, see ComputeAdvantages).",
-                    nameof(advantages));
+            if (!float.IsFinite(a[i])) throw NonFiniteAdvantage(i, a[i]);
         if (oldLogprobs is null) return;
         float[] old = oldLogprobs.ToArray(), m = mask.ToArray();
         for (int k = 0; k < old.Length; k++)
             if (m[k] == 1 && !float.IsFinite(old[k])) // a mask value other than 0 or 1 is reported by the mask check
-                throw new ArgumentException(
-                    $"'{nameof(oldLogprobs)}'[{k / t}, {k % t}] is {old[k]}; log-probs must be finite. " +
-                    "Pass the sampling policy's log-probs, or null when each rollout is used for one update.",
-                    nameof(oldLogprobs));
+                throw NonFiniteOldLogprob(k / t, k % t, old[k]);
     }
+
+    /// <summary>The error for advantage <paramref name="index"/> holding <paramref name="value"/> (both backends raise it).</summary>
+    public static ArgumentException NonFiniteAdvantage(int index, float value) =>
+        new($"'advantages'[{index}] is {value}; advantages must be finite (a missing reward gets advantage 0, see ComputeAdvantages).", "advantages");
+
+    /// <summary>The error for an old log-prob at a completion token that is not finite (both backends raise it).</summary>
+    public static ArgumentException NonFiniteOldLogprob(int row, int column, float value) =>
+        new($"'oldLogprobs'[{row}, {column}] is {value}; log-probs must be finite. " +
+            "Pass the sampling policy's log-probs, or null when each rollout is used for one update.", "oldLogprobs");
 
     /// <summary>The error for a mask that holds values other than 0 and 1 (both backends count them the same way).</summary>
     public static ArgumentException BadMask(long badValues, int firstBadRow) =>

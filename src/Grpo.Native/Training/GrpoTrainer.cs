@@ -259,15 +259,21 @@ public sealed partial class GrpoTrainer : IDisposable
 
         // 3. Group-relative advantages.
         int f = _rewards.Count;
+        int groups = n / o.GroupSize;
         using var rewardsPerFunction = device.FromArray<float>(scores.Scores, n, f);   // (N, F)
-        using var rewards = device.Allocate<float>(n);                               // (N)
-        using var advantages = device.Allocate<float>(n);                            // (N)
-        using var groupMean = device.Allocate<float>(n / o.GroupSize);               // (B)
-        using var groupStd = device.Allocate<float>(n / o.GroupSize);                // (B)
+        // The outputs are windows of one buffer, so the host reads them back in one copy.
+        using var advantageOutputs = device.Allocate<float>(2 * n + groups);         // [rewards (N) | advantages (N) | group std (B)]
+        using var rewards = advantageOutputs.Slice(0, n);                            // (N)
+        using var advantages = advantageOutputs.Slice(n, n);                         // (N)
+        using var groupStd = advantageOutputs.Slice(2 * n, groups);                  // (B)
+        using var groupMean = device.Allocate<float>(groups);                        // (B)
         var stats = RewardAggregation.ComputeAdvantages(device, rewardsPerFunction, _rewards.Select(r => r.Weight).ToArray(), o.GroupSize,
             o.ScaleRewards, o.MultiObjectiveAggregation, rewards, advantages, groupMean, groupStd);
+        float[] hostAdvantageOutputs = advantageOutputs.ToArray();
+        float[] hostGroupStd = hostAdvantageOutputs[(2 * n)..];
         double afterAdvantages = Lap(clock, device), rewardSeconds = scoringSeconds + afterAdvantages - beforeAdvantages;
-        var stepCompletions = new GrpoStepCompletions(step, inputs, _rewards.Select(r => r.Name).ToArray(), scores.Scores, rewards.ToArray(), advantages.ToArray());
+        var stepCompletions = new GrpoStepCompletions(step, inputs, _rewards.Select(r => r.Name).ToArray(), scores.Scores,
+            hostAdvantageOutputs[..n], hostAdvantageOutputs[n..(2 * n)]);
 
         // 4. Micro-batches of completions, each with its prompt; reference (β > 0) and old (μ > 1) log-probs before any update.
         // All are built (their token counts weigh the loss), but a rank runs only its own [firstLocal, endLocal).
@@ -363,11 +369,11 @@ public sealed partial class GrpoTrainer : IDisposable
             {
                 Step = step,
                 Reward = stats.BatchMean,
-                RewardStd = RewardStd(stats, groupStd.ToArray(), o.ScaleRewards),
+                RewardStd = RewardStd(stats, hostGroupStd, o.ScaleRewards),
                 RewardsPerFunction = _rewards.Select((r, j) => (r.Name, Stats: NanMeanStd(scores.Scores, j, f)))
                     .ToDictionary(x => x.Name, x => x.Stats),
                 RewardFailures = _rewards.Select((r, j) => (r.Name, scores.Failures[j])).ToDictionary(x => x.Name, x => x.Item2),
-                FracRewardZeroStd = FracRewardZeroStd(stats, groupStd.ToArray(), o.ScaleRewards),
+                FracRewardZeroStd = FracRewardZeroStd(stats, hostGroupStd, o.ScaleRewards),
                 Kl = (float)(klSum / iterationsRun),
                 Entropy = (float)(entropySum / iterationsRun),
                 ClipRatioLow = (float)(lowSum / iterationsRun),
