@@ -34,6 +34,30 @@ public sealed partial class GrpoObjectiveTests
     private static float[] RandomEntropies(Random random, Inputs x) =>
         Enumerable.Range(0, x.N * x.T).Select(k => x.Mask[k] == 1 ? (float)(0.05 + 2.95 * random.NextDouble()) : float.NaN).ToArray();
 
+    /// <summary>
+    /// The entropy metric: the masked mean of the entropies when they are passed (padding, NaN here, never read), NaN when
+    /// not. Bound: a sum of N·T positive fp32 terms in any order is within (N·T)u of the exact sum, and the division adds
+    /// one more u; (N·T + 2)·2⁻²⁴.
+    /// </summary>
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void MeanEntropyIsTheMaskedMeanOfTheGivenEntropies(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        (int n, int t) = kind == DeviceKind.Cpu ? (12, 23) : (5, 9);
+        var x = RandomInputs(random, n, t);
+        float[] entropy = RandomEntropies(random, x);
+        double sum = 0, tokens = 0;
+        for (int k = 0; k < n * t; k++)
+            if (x.Mask[k] == 1) { sum += entropy[k]; tokens++; }
+        foreach (bool withOld in new[] { false, true })
+        {
+            var (result, _, _) = RunWithEntropy(device, x, entropy, withOld, new GrpoObjectiveOptions());
+            Compare.WorstRelativeError($"mean entropy (old log-probs: {withOld})", sum / Math.Max(tokens, 1), result.MeanEntropy, (n * t + 2) * Math.Pow(2, -24));
+        }
+        Assert.That(Run(device, x, true, false, new GrpoObjectiveOptions()).Result.MeanEntropy, Is.NaN, "no entropies passed, no metric");
+    }
+
     private static readonly (float Coefficient, float TopQuantile)[] EntropySettings = [(0.05f, 1f), (0f, 0.3f), (0.02f, 0.6f), (-0.01f, 0f)];
 
     private static readonly GrpoObjectiveOptions[] EntropyLossTypes =
