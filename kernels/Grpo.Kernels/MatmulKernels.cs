@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Algorithms;
 
 namespace Grpo.Kernels;
 
@@ -39,12 +40,31 @@ public readonly struct MatmulArgs
     /// <summary>1 to add into C, 0 to overwrite it.</summary>
     public readonly int Accumulate;
 
-    private MatmulArgs(int m, int n, int k, int rsA, int csA, int rsB, int csB, int ldc, float alpha, bool accumulate)
+    /// <summary>The k values one slice of the grid's Z axis sums (K when K is not split).</summary>
+    public readonly int KChunk;
+
+    /// <summary>Elements between the outputs of consecutive K slices (0 when K is not split: one output).</summary>
+    public readonly long SplitStride;
+
+    private MatmulArgs(int m, int n, int k, int rsA, int csA, int rsB, int csB, int ldc, float alpha, bool accumulate,
+        int kChunk, long splitStride)
     {
         M = m; N = n; K = k;
         RowStrideA = rsA; ColumnStrideA = csA; RowStrideB = rsB; ColumnStrideB = csB;
         Ldc = ldc; Alpha = alpha; Accumulate = accumulate ? 1 : 0;
+        KChunk = kChunk; SplitStride = splitStride;
     }
+
+    private MatmulArgs(int m, int n, int k, int rsA, int csA, int rsB, int csB, int ldc, float alpha, bool accumulate)
+        : this(m, n, k, rsA, csA, rsB, csB, ldc, alpha, accumulate, k, 0) { }
+
+    /// <summary>
+    /// The same product cut into slices of <paramref name="kChunk"/> k values (a multiple of <see cref="MatmulKernels.KTile"/>),
+    /// slice z writing its plain partial sum (alpha 1, no accumulation) to a dense (M, N) block at z·M·N of the kernel's
+    /// output; <see cref="MatmulKernels.SumSplits"/> then adds the slices in z order into C with this product's alpha.
+    /// </summary>
+    public MatmulArgs SplitK(int kChunk) =>
+        new(M, N, K, RowStrideA, ColumnStrideA, RowStrideB, ColumnStrideB, N, 1f, accumulate: false, kChunk, (long)M * N);
 
     /// <summary>C (M, N) = alpha · A (M, K) · B (N, K)ᵀ [+ C].</summary>
     public static MatmulArgs TransposedB(int m, int n, int k, int lda, int ldb, int ldc, float alpha, bool accumulate) =>
@@ -65,7 +85,12 @@ public readonly struct MatmulArgs
 /// each thread a 4 x 4 register block, staging <see cref="KTile"/>-wide slices of A and B in shared
 /// memory. S = 4 fits the CPU simulator's 16-thread groups; S = 16 (256 threads, 64 x 64 tiles) is
 /// the CUDA shape. Each element of C is summed in k order by one thread, so results are deterministic.
-/// Launch with a grid of (⌈N / 4S⌉, ⌈M / 4S⌉) groups.
+/// Launch with a grid of (⌈N / 4S⌉, ⌈M / 4S⌉, 1) groups; or, when the tiles are too few to fill the GPU (decode: M is the
+/// number of sequences), with Z = the K slices of <see cref="MatmulArgs.SplitK"/> and then <see cref="SumSplits"/>.
+/// Shared tiles are padded so that a warp's stores land in distinct banks (32 banks of 4 bytes): A's rows are
+/// <see cref="KTile"/> + 1 = 17 words apart, so 32 consecutive i of one k (the Aᵀ·B form) hit 32 banks; B's rows are
+/// 64 + 2 = 66 words apart, so the 16 k × 2 j a warp stores in the A·Bᵀ form (every projection and the LM head) hit
+/// banks 2k + j, all distinct. Unpadded, both were 16-way conflicts.
 /// </summary>
 public static class MatmulKernels
 {
@@ -79,6 +104,7 @@ public static class MatmulKernels
     public const int KTile = 16;
 
     private const int MaxTile = RegisterTile * MaxGroupSide;
+    private const int AStride = KTile + 1, BStride = MaxTile + 2; // padded row lengths of the shared tiles (see above)
 
     /// <summary>C = alpha · A·B [+ C] for the strides in <paramref name="p"/>; see <see cref="MatmulKernels"/> for the launch shape.</summary>
     /// <param name="p">Sizes, strides, alpha and the accumulate flag.</param>
@@ -87,15 +113,17 @@ public static class MatmulKernels
     /// <param name="c">(M, Ldc) row-major output.</param>
     public static void Matmul(MatmulArgs p, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
-        var aTile = SharedMemory.Allocate<float>(MaxTile * KTile); // (tileM, KTile)
-        var bTile = SharedMemory.Allocate<float>(KTile * MaxTile); // (KTile, MaxTile)
+        var aTile = SharedMemory.Allocate<float>(MaxTile * AStride); // (tileM, KTile) in rows of AStride
+        var bTile = SharedMemory.Allocate<float>(KTile * BStride);   // (KTile, MaxTile) in rows of BStride
         int tx = Group.IdxX, ty = Group.IdxY, side = Group.DimX;
         int tile = RegisterTile * side, threads = side * side, tid = ty * side + tx;
         int i0 = Grid.IdxY * tile, j0 = Grid.IdxX * tile;
+        int kBegin = Grid.IdxZ * p.KChunk, kEnd = XMath.Min(p.K, kBegin + p.KChunk);
+        long outputOffset = Grid.IdxZ * p.SplitStride;
 
         float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
         float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
-        for (int k0 = 0; k0 < p.K; k0 += KTile)
+        for (int k0 = kBegin; k0 < kEnd; k0 += KTile)
         {
             // Consecutive threads read consecutive addresses whichever way A and B are stored.
             for (int e = tid; e < tile * KTile; e += threads)
@@ -103,22 +131,22 @@ public static class MatmulKernels
                 int i = p.ColumnStrideA == 1 ? e / KTile : e % tile;
                 int kk = p.ColumnStrideA == 1 ? e % KTile : e / tile;
                 int gi = i0 + i, gk = k0 + kk;
-                aTile[i * KTile + kk] = gi < p.M && gk < p.K ? a[(long)gi * p.RowStrideA + (long)gk * p.ColumnStrideA] : 0f;
+                aTile[i * AStride + kk] = gi < p.M && gk < kEnd ? a[(long)gi * p.RowStrideA + (long)gk * p.ColumnStrideA] : 0f;
             }
             for (int e = tid; e < tile * KTile; e += threads)
             {
                 int j = p.ColumnStrideB == 1 ? e % tile : e / KTile;
                 int kk = p.ColumnStrideB == 1 ? e / tile : e % KTile;
                 int gj = j0 + j, gk = k0 + kk;
-                bTile[kk * MaxTile + j] = gj < p.N && gk < p.K ? b[(long)gk * p.RowStrideB + (long)gj * p.ColumnStrideB] : 0f;
+                bTile[kk * BStride + j] = gj < p.N && gk < kEnd ? b[(long)gk * p.RowStrideB + (long)gj * p.ColumnStrideB] : 0f;
             }
             Group.Barrier();
             for (int kk = 0; kk < KTile; kk++)
             {
                 // Rows ty + r·S and columns tx + s·S: neighbouring threads touch neighbouring shared words.
-                float a0 = aTile[ty * KTile + kk], a1 = aTile[(ty + side) * KTile + kk];
-                float a2 = aTile[(ty + 2 * side) * KTile + kk], a3 = aTile[(ty + 3 * side) * KTile + kk];
-                int bRow = kk * MaxTile + tx;
+                float a0 = aTile[ty * AStride + kk], a1 = aTile[(ty + side) * AStride + kk];
+                float a2 = aTile[(ty + 2 * side) * AStride + kk], a3 = aTile[(ty + 3 * side) * AStride + kk];
+                int bRow = kk * BStride + tx;
                 float b0 = bTile[bRow], b1 = bTile[bRow + side], b2 = bTile[bRow + 2 * side], b3 = bTile[bRow + 3 * side];
                 c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
                 c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
@@ -129,10 +157,30 @@ public static class MatmulKernels
         }
 
         int row = i0 + ty, column = j0 + tx;
-        Write(p, c, row, column, side, c00, c01, c02, c03);
-        Write(p, c, row + side, column, side, c10, c11, c12, c13);
-        Write(p, c, row + 2 * side, column, side, c20, c21, c22, c23);
-        Write(p, c, row + 3 * side, column, side, c30, c31, c32, c33);
+        var output = c.SubView(outputOffset, c.Length - outputOffset);
+        Write(p, output, row, column, side, c00, c01, c02, c03);
+        Write(p, output, row + side, column, side, c10, c11, c12, c13);
+        Write(p, output, row + 2 * side, column, side, c20, c21, c22, c23);
+        Write(p, output, row + 3 * side, column, side, c30, c31, c32, c33);
+    }
+
+    /// <summary>
+    /// C(i, j) = alpha · Σ_z partials[z](i, j) [+ C(i, j)], the slices added in z order (deterministic), for the product
+    /// <paramref name="p"/> whose K was split into <paramref name="splits"/> slices by <see cref="MatmulArgs.SplitK"/>.
+    /// </summary>
+    /// <param name="index">Flat element of C, i·N + j.</param>
+    /// <param name="p">The product as the caller asked for it (its alpha, accumulate flag and Ldc).</param>
+    /// <param name="splits">Number of K slices.</param>
+    /// <param name="partials">(splits, M, N) the slices' partial products.</param>
+    /// <param name="c">(M, Ldc) output.</param>
+    public static void SumSplits(Index1D index, MatmulArgs p, int splits, ArrayView<float> partials, ArrayView<float> c)
+    {
+        long element = index, block = (long)p.M * p.N;
+        float sum = 0f;
+        for (int z = 0; z < splits; z++) sum += partials[z * block + element];
+        long i = element / p.N, j = element % p.N, at = i * p.Ldc + j;
+        float scaled = p.Alpha * sum;
+        c[at] = p.Accumulate != 0 ? c[at] + scaled : scaled;
     }
 
     // One register row: columns j, j + S, j + 2S, j + 3S of C row i.

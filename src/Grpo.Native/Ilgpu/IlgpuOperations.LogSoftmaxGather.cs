@@ -22,40 +22,6 @@ internal sealed partial class IlgpuOperations
     /// <summary>Extra device bytes the fused log-softmax-gather uses for M tokens, vocabulary V and C channels (one logits chunk); compare with M · V · 4.</summary>
     public long LogSoftmaxGatherScratchBytes(int m, int v, int c) => 4L * GatherChunkTokens(m, v) * v;
 
-    /// <summary>Side of the square matmul thread group: the largest power of two whose square the device allows, at most 16.</summary>
-    internal int MatmulGroupSide
-    {
-        get
-        {
-            int side = 1;
-            while (side * 2 <= MatmulKernels.MaxGroupSide && (side * 2) * (side * 2) <= Device.Accelerator.MaxNumThreadsPerGroup) side *= 2;
-            return side;
-        }
-    }
-
-    /// <summary>Queues C = alpha · A·B [+ C] with the shapes and strides in <paramref name="args"/>: through cuBLAS where it loaded, else the ILGPU kernel.</summary>
-    internal void Matmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
-    {
-        if (args.M == 0 || args.N == 0) return;
-        if (Device.CuBlas is { } blas)
-        {
-            blas.Gemm(args, a, b, c);
-            Device.Stats.CountLaunch();
-            return;
-        }
-        KernelMatmul(args, a, b, c);
-    }
-
-    /// <summary>Queues the product on the ILGPU tiled kernel.</summary>
-    private void KernelMatmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
-    {
-        var kernel = Device.Kernel(typeof(MatmulKernels), nameof(MatmulKernels.Matmul), accelerator =>
-            accelerator.LoadStreamKernel<MatmulArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(MatmulKernels.Matmul));
-        int side = MatmulGroupSide, tile = MatmulKernels.RegisterTile * side;
-        var grid = new Index2D((args.N + tile - 1) / tile, (args.M + tile - 1) / tile);
-        kernel(new KernelConfig(grid, new Index2D(side, side)), args, a, b, c);
-    }
-
     public void LogSoftmaxGatherForward(Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> targets, float temperature,
         Tensor<float> logprobs, Tensor<float> logSumExp, Tensor<float>? entropy)
     {

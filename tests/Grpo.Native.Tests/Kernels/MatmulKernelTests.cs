@@ -19,7 +19,43 @@ public sealed class MatmulKernelTests
         select new TestCaseData(kind, form, size.Item1, size.Item2, size.Item3, accumulate);
 
     [TestCaseSource(nameof(Cases))]
-    public void MatchesNaiveLoop(DeviceKind kind, Form form, int m, int n, int k, bool accumulate)
+    public void MatchesNaiveLoop(DeviceKind kind, Form form, int m, int n, int k, bool accumulate) =>
+        Check(kind, form, m, n, k, accumulate, splits: 1, chunk: k);
+
+    /// <summary>
+    /// Split-K: K cut into slices (the last one short) whose partial products are added in slice order; the first size in
+    /// every form also with CUDA's 16 × 16 groups. The bound is the unsplit kernel's: each slice and the sum of slices add
+    /// fewer terms in sequence than one K-long loop.
+    /// </summary>
+    public static IEnumerable<TestCaseData> SplitCases() => TestDevices.PlusCudaShapes(
+        from split in new[] { (5, 17, 70, 3, 32), (19, 3, 40, 2, 32), (4, 130, 200, 4, 64) }
+        from kind in TestDevices.Kinds().Where(k => k != DeviceKind.Cpu)
+        from form in Enum.GetValues<Form>()
+        from accumulate in new[] { false, true }
+        select new TestCaseData(kind, form, split.Item1, split.Item2, split.Item3, accumulate, split.Item4, split.Item5), count: 6);
+
+    [TestCaseSource(nameof(SplitCases))]
+    public void SplitKMatchesNaiveLoop(DeviceKind kind, Form form, int m, int n, int k, bool accumulate, int splits, int chunk) =>
+        Check(kind, form, m, n, k, accumulate, splits, chunk);
+
+    /// <summary>Decode's projections on an H100 (132 multiprocessors) are split; training's and the LM head's are not.</summary>
+    [Test]
+    public void OnlyProductsWithTooFewTilesAreSplit()
+    {
+        Assert.That(MatmulSplitPlan.For(8, 896, 896, 64, 132), Is.EqualTo((14, 64)), "Qwen2.5-0.5B decode, 8 sequences: 14 tiles");
+        Assert.That(MatmulSplitPlan.For(64, 4864, 896, 64, 132), Is.EqualTo((4, 224)), "its MLP, 64 sequences: 76 tiles");
+        Assert.That(MatmulSplitPlan.For(8, 151936, 896, 64, 132), Is.EqualTo((1, 896)), "the LM head: 2,374 tiles");
+        Assert.That(MatmulSplitPlan.For(1024, 896, 896, 64, 132), Is.EqualTo((1, 896)), "a training micro-batch: 224 tiles");
+        Assert.That(MatmulSplitPlan.For(8, 64, 100, 64, 132), Is.EqualTo((1, 100)), "K too short to cut");
+        Assert.That(MatmulSplitPlan.For(1, 1, 100000, 64, 132).Splits, Is.EqualTo(MatmulSplitPlan.MaxSplits));
+        for (int k = 128; k < 5000; k += 37)
+        {
+            var (splits, chunk) = MatmulSplitPlan.For(8, 256, k, 64, 132);
+            Assert.That(chunk % MatmulKernels.KTile == 0 && (splits - 1) * chunk < k && splits * chunk >= k, $"K = {k}: {splits} x {chunk}");
+        }
+    }
+
+    private static void Check(DeviceKind kind, Form form, int m, int n, int k, bool accumulate, int splits, int chunk)
     {
         var device = (IlgpuDevice)TestDevices.Get(kind);
         var ops = (IlgpuOperations)device.Operations;
@@ -35,9 +71,9 @@ public sealed class MatmulKernelTests
         using var aTensor = device.FromArray<float>(a, a.Length);
         using var bTensor = device.FromArray<float>(b, b.Length);
         using var cTensor = device.FromArray<float>(start, start.Length);
-        ops.Matmul(args, ops.View(aTensor, "a").BaseView, ops.View(bTensor, "b").BaseView, ops.View(cTensor, "c").BaseView);
+        ops.KernelMatmul(args, ops.View(aTensor, "a").BaseView, ops.View(bTensor, "b").BaseView, ops.View(cTensor, "c").BaseView, splits, chunk);
         device.Synchronize();
-        TestContext.Out.WriteLine($"group side {ops.MatmulGroupSide}");
+        TestContext.Out.WriteLine($"group side {ops.MatmulGroupSide}, {splits} K slice(s) of {chunk}");
         Compare.WorstRelativeError($"{form} {m}x{n}x{k}", expected, cTensor.ToArray());
     }
 }
