@@ -43,6 +43,7 @@ internal static partial class SelfCheck
         results.AddRange(Embedding(device, random, tolerance));
         results.AddRange(Attention(device, random, tolerance, gradientTolerance));
         results.AddRange(Optimizer(device, random, tolerance));
+        results.AddRange(Models(device, random, tolerance, gradientTolerance));
         results.AddRange(Nccl(device, random));
         return results;
     }

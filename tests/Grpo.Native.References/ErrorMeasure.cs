@@ -17,6 +17,25 @@ public static class ErrorMeasure
         return WorstRelativeErrorAgainstScale(expected, actual, floorFraction: 1e-3);
     }
 
+    /// <summary>
+    /// ‖actual − expected‖₂ / ‖expected‖₂: for a whole gradient whose elements are cancelling sums, a rounding bound holds
+    /// for the vector's norm, which no near-zero element can inflate. Infinite when a value is NaN or infinite.
+    /// </summary>
+    public static double NormwiseRelativeError(ReadOnlySpan<double> expected, ReadOnlySpan<float> actual)
+    {
+        if (actual.Length != expected.Length)
+            throw new ArgumentException($"{actual.Length} values were compared with {expected.Length} expected.", nameof(actual));
+        double difference = 0, norm = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double d = actual[i] - expected[i];
+            difference += d * d;
+            norm += expected[i] * expected[i];
+        }
+        double error = norm > 0 ? Math.Sqrt(difference / norm) : difference == 0 ? 0 : double.PositiveInfinity;
+        return double.IsNaN(error) ? double.PositiveInfinity : error;
+    }
+
     /// <summary>Each error relative to max(|expected_i|, floorFraction · max_j |expected_j|).</summary>
     private static (double Worst, int Index) WorstRelativeErrorAgainstScale(ReadOnlySpan<double> expected, ReadOnlySpan<float> actual,
         double floorFraction)

@@ -33,6 +33,8 @@ public sealed class GrpoCommandTests
         Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
         Assert.That(output, Does.Contain("checks passed").And.Not.Contain("FAIL"));
         Assert.That(output, Does.Contain("sample").And.Contain("advantages").And.Contain("gather").And.Contain("fused loss"));
+        // Whole models against the managed backend: on every device but the managed backend itself.
+        Assert.That(output.Contains("model qwen2"), Is.EqualTo(device != "cpu"), output);
     }
 
     [Test]

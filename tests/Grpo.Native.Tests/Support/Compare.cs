@@ -46,15 +46,7 @@ public static class Compare
     public static double NormwiseRelativeError(string what, ReadOnlySpan<double> expected, ReadOnlySpan<float> actual, double tolerance)
     {
         Assert.That(actual.Length, Is.EqualTo(expected.Length), $"{what}: length");
-        double difference = 0, norm = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double d = actual[i] - expected[i];
-            difference += d * d;
-            norm += expected[i] * expected[i];
-        }
-        double error = norm > 0 ? Math.Sqrt(difference / norm) : difference == 0 ? 0 : double.PositiveInfinity;
-        if (double.IsNaN(error)) error = double.PositiveInfinity;
+        double error = ErrorMeasure.NormwiseRelativeError(expected, actual);
         TestContext.Out.WriteLine($"{what}: normwise relative error {error:E2} (bound {tolerance:E2}) over {expected.Length} values");
         Assert.That(error, Is.LessThanOrEqualTo(tolerance), $"{what}: normwise relative error {error:E2}");
         return error;

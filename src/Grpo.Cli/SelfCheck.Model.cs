@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using Grpo.Native.Checkpoints;
+using Grpo.Native.Cpu;
+using Grpo.Native.Devices;
+using Grpo.Native.Models;
+using Grpo.Native.Operations;
+using Grpo.Native.References;
+using Grpo.Native.Training;
+
+namespace Grpo.Cli;
+
+internal static partial class SelfCheck
+{
+    /// <summary>
+    /// Whole models on the device against the managed CPU backend (which the test suite holds to double-precision
+    /// references): a GRPO loss and gradient, as <c>grpo grad</c> computes them, of a small random model of each family
+    /// with a reference model (β = 0.04) and two micro-batches, so every kernel of a training step runs in sequence on the
+    /// device's own launch shapes and GEMM path (cuBLAS where enabled). Log-probs and gradients are compared normwise:
+    /// two fp32 computations of the same sums in different orders, bounded as the suite bounds one backward (1e-3;
+    /// log-probs 1e-4). Also prints each family's time on the device, the compile-and-run cost a first step pays.
+    /// Not run on the managed CPU backend itself (it would compare it with itself).
+    /// </summary>
+    private static IEnumerable<CheckResult> Models(Device device, Random random, double tolerance, double gradientTolerance)
+    {
+        if (device.Kind == DeviceKind.Cpu) yield break;
+        using var cpu = new CpuDevice();
+        bool onSimulator = device.Kind != DeviceKind.Cuda;
+        // The simulator runs every kernel on threads, seconds per model; the suite's model tests cover it family by family.
+        foreach (string family in onSimulator ? ["qwen2"] : new[] { "gpt2", "llama", "qwen2", "qwen3" })
+        {
+            var config = SmallModel(family, onSimulator);
+            int seed = random.Next();
+            var batch = RandomBatch(random, config.VocabSize);
+            var (expected, _) = GradientOn(cpu, config, seed, batch);
+            var (actual, seconds) = GradientOn(device, config, seed, batch);
+            string shape = $"{family} L={config.NumLayers} C={config.HiddenSize} V={config.VocabSize}";
+            yield return new CheckResult($"model {shape} log-probs",
+                ErrorMeasure.NormwiseRelativeError(ToDouble(expected.Logprobs), actual.Logprobs), tolerance, $"normwise; {seconds * 1e3:F0} ms on the device");
+            yield return new CheckResult($"model {shape} gradient",
+                ErrorMeasure.NormwiseRelativeError(ToDouble(expected.Gradient), actual.Gradient), gradientTolerance, $"normwise over {actual.Gradient.Length} parameters");
+            yield return new CheckResult($"model {shape} loss",
+                ErrorMeasure.WorstRelativeError([expected.Loss, Math.Abs(expected.Loss) + 1e-3], [actual.Loss, Math.Abs(expected.Loss) + 1e-3f]).Worst,
+                tolerance, $"loss {actual.Loss:G6}");
+        }
+    }
+
+    private static (GrpoGradResult Result, double Seconds) GradientOn(Device device, ModelConfig config, int seed, GrpoGradBatch batch)
+    {
+        var clock = Stopwatch.StartNew();
+        using var policy = TransformerModel.CreateRandom(device, config, seed);
+        using var reference = TransformerModel.CreateRandom(device, config, seed + 1);
+        var result = GrpoGradient.Compute(policy, reference, batch);
+        return (result, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// On a GPU: two layers, 4 heads (2 key-value heads but GPT-2's), width 64, vocabulary 301, Qwen2 untied (with its
+    /// q/k/v biases): small, yet past one 64-wide GEMM tile. On the simulator, which runs kernels on threads: one layer,
+    /// width 32, vocabulary 67, so the check stays a few seconds.
+    /// </summary>
+    private static ModelConfig SmallModel(string family, bool onSimulator) => new()
+    {
+        ModelType = family, VocabSize = onSimulator ? 67 : 301, HiddenSize = onSimulator ? 32 : 64, NumLayers = onSimulator ? 1 : 2,
+        NumHeads = 4, NumKeyValueHeads = family == "gpt2" ? 4 : 2, IntermediateSize = (family == "gpt2" ? 4 : 3) * (onSimulator ? 32 : 64),
+        MaxPositions = 64, NormEpsilon = 1e-5, RopeTheta = 10000, TieWordEmbeddings = family != "qwen2",
+    };
+
+    /// <summary>2 prompts × 4 completions of 3 to 20 tokens, varied rewards, in two micro-batches.</summary>
+    private static GrpoGradBatch RandomBatch(Random random, int vocab)
+    {
+        int[] Tokens(int length) => Enumerable.Range(0, length).Select(_ => random.Next(vocab)).ToArray(); // prompts + completions ≤ 32 < 64 positions
+        return new GrpoGradBatch
+        {
+            GroupSize = 4,
+            Prompts = [Tokens(7), Tokens(12)],
+            Completions = Enumerable.Range(0, 8).Select(_ => Tokens(3 + random.Next(18))).ToArray(),
+            Rewards = Enumerable.Range(0, 8).Select(_ => (float)random.NextDouble()).ToArray(),
+            Objective = new GrpoObjectiveOptions { Beta = 0.04f },
+            MicroBatchCompletions = 4,
+        };
+    }
+}
