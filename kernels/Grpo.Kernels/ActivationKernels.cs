@@ -127,7 +127,7 @@ public static class ActivationKernels
     /// </summary>
     private static float Sigmoid(float z, out float slope)
     {
-        float a = XMath.Exp(-XMath.Abs(z));
+        float a = KernelMath.Exp(-XMath.Abs(z));
         float r = 1 / (1 + a);
         slope = a * r * r;
         return z >= 0 ? r : a * r;

@@ -94,14 +94,14 @@ public static class KvCacheKernels
             float s = p.Scale * Dot(query, qRow, keyCache, CacheRow(p, slotStart + u, kvHead), d);
             if (s > max)
             {
-                sum = (sum == 0 ? 0 : sum * XMath.Exp(max - s)) + 1;
+                sum = (sum == 0 ? 0 : sum * KernelMath.Exp(max - s)) + 1;
                 max = s;
             }
-            else sum += XMath.Exp(s - max);
+            else sum += KernelMath.Exp(s - max);
         }
         float groupMax = GroupReduce.Max(max);
-        float total = GroupReduce.Sum(sum == 0 ? 0 : sum * XMath.Exp(max - groupMax));
-        float lse = groupMax + XMath.Log(total);
+        float total = GroupReduce.Sum(sum == 0 ? 0 : sum * KernelMath.Exp(max - groupMax));
+        float lse = groupMax + KernelMath.Log(total);
 
         // Pass 2: tiles of one key per thread; the probabilities go through shared memory and the
         // owner of each output element adds the tile's Σ p_j v_j to it, tile after tile.
@@ -110,7 +110,7 @@ public static class KvCacheKernels
         for (int tile = 0; tile < keys; tile += threads)
         {
             int u = tile + t;
-            probs[t] = u < keys ? XMath.Exp(p.Scale * Dot(query, qRow, keyCache, CacheRow(p, slotStart + u, kvHead), d) - lse) : 0;
+            probs[t] = u < keys ? KernelMath.Exp(p.Scale * Dot(query, qRow, keyCache, CacheRow(p, slotStart + u, kvHead), d) - lse) : 0;
             Group.Barrier();
             int count = XMath.Min(threads, keys - tile);
             for (int e = t; e < d; e += threads)

@@ -63,7 +63,7 @@ public static class LogSoftmaxGatherKernels
         for (int j = Group.IdxX; j < v; j += Group.DimX)
         {
             float shifted = logits[rowStart + j] - max;
-            float e = XMath.Exp(shifted);
+            float e = KernelMath.Exp(shifted);
             sum += e;
             weighted += e * shifted;
         }
@@ -72,7 +72,7 @@ public static class LogSoftmaxGatherKernels
         if (Group.IdxX == 0)
         {
             int token = p.FirstRow + r;
-            float logSum = XMath.Log(sum);
+            float logSum = KernelMath.Log(sum);
             logSumExp[token] = max + logSum;
             logprobs[token] = logits[rowStart + targets[token]] - max - logSum;
             if (p.WriteEntropy != 0) entropy[token] = logSum - weighted / sum;
@@ -103,7 +103,7 @@ public static class LogSoftmaxGatherKernels
         for (int j = Group.IdxX; j < v; j += Group.DimX)
         {
             float logProbability = logits[rowStart + j] - lse;
-            float dz = -XMath.Exp(logProbability) * (scale + entropyScale * (logProbability + h));
+            float dz = -KernelMath.Exp(logProbability) * (scale + entropyScale * (logProbability + h));
             logits[rowStart + j] = j == target ? dz + scale : dz;
         }
     }

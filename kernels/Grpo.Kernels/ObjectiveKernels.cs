@@ -433,7 +433,7 @@ public static class ObjectiveKernels
         float rowTokens = rowStats[row * RowPrepareColumns + RowTokens];
         float weight = ObjectiveMath.RowWeight(p.LossType, rowTokens, scalars[TotalTokens], p.Completions, p.MaxCompletionLength);
         float advantage = advantages[row];
-        float sequenceRho = XMath.Exp(rowStats[row * RowPrepareColumns + RowLogRatio]);
+        float sequenceRho = KernelMath.Exp(rowStats[row * RowPrepareColumns + RowLogRatio]);
         float keptShare = rowStats[row * RowPrepareColumns + RowKeptShare];
         bool policyExponential = ObjectiveMath.NeedsPolicyExponential(p);
         float loss = 0, low = 0, high = 0, kl = 0, dual = 0, cispo = 0;
@@ -447,10 +447,10 @@ public static class ObjectiveKernels
                 continue;
             }
             float logp = logprobs[k];
-            float rho = p.SequenceLevel != 0 ? sequenceRho : XMath.Exp(logp - oldLogprobs[k]);
+            float rho = p.SequenceLevel != 0 ? sequenceRho : KernelMath.Exp(logp - oldLogprobs[k]);
             float d = p.Beta > 0f ? refLogprobs[k] - logp : 0f;
-            float gate = policyExponential ? XMath.Exp(ObjectiveMath.PolicyExponent(p, rho, advantage)) : 1f;
-            var term = ObjectiveMath.Token(p, rho, advantage, logp, d, p.Beta > 0f ? XMath.Exp(d) : 1f, gate,
+            float gate = policyExponential ? KernelMath.Exp(ObjectiveMath.PolicyExponent(p, rho, advantage)) : 1f;
+            var term = ObjectiveMath.Token(p, rho, advantage, logp, d, p.Beta > 0f ? KernelMath.Exp(d) : 1f, gate,
                 p.ReadsEntropy ? entropy[k] : 0f, keptShare);
             dLogprobs[k] = weight * term.DLossDLogp;
             if (p.EntropyCoefficient != 0f) dEntropy[k] = weight * term.DLossDEntropy;

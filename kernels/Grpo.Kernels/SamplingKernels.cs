@@ -113,7 +113,7 @@ public static class SamplingKernels
         for (int j = t; j < vocab; j += stride)
         {
             float z = logits[offset + j] * inverseT;
-            if (z < zmax) rest += XMath.Exp(z - zmax);
+            if (z < zmax) rest += KernelMath.Exp(z - zmax);
             else ties++;
         }
         rest = GroupReduce.Sum(rest);
@@ -181,7 +181,7 @@ public static class SamplingKernels
             if (z < threshold) continue;
             float score = z;
             if (p.Greedy == 0)
-                score -= XMath.Log(-XMath.Log(CounterRng.Uniform(rowKey, j)));
+                score -= KernelMath.Log(-KernelMath.Log(CounterRng.Uniform(rowKey, j)));
             if (score > best)
             {
                 best = score;
@@ -201,7 +201,7 @@ public static class SamplingKernels
             tokens[row] = token;
             // log(ties + rest) = log(ties) + log1p(rest / ties), log1p by Goldberg's exact-ratio trick.
             float r = rest / ties, onePlus = 1f + r;
-            float logTotal = XMath.Log((float)ties) + (onePlus == 1f ? r : XMath.Log(onePlus) * r / (onePlus - 1f));
+            float logTotal = KernelMath.Log((float)ties) + (onePlus == 1f ? r : KernelMath.Log(onePlus) * r / (onePlus - 1f));
             logprobs[row] = (logits[offset + token] * inverseT - zmax) - logTotal;
         }
     }
@@ -217,7 +217,7 @@ public static class SamplingKernels
             float z = logits[offset + j] * inverseT;
             if (z >= threshold)
             {
-                mass += XMath.Exp(z - zmax);
+                mass += KernelMath.Exp(z - zmax);
                 least = XMath.Min(least, z);
             }
             else below = XMath.Max(below, z);

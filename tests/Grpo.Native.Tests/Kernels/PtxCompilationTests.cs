@@ -45,5 +45,8 @@ public sealed class PtxCompilationTests
         var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
         TestContext.Out.WriteLine($"{kernel.DeclaringType!.Name}.{kernel.Name}: {compiled.PTXAssembly.Length} characters of PTX for {architecture}");
         Assert.That(compiled.PTXAssembly, Does.Contain(".entry"));
+        // XMath.Exp/Log become these approximations on CUDA (see KernelMath); kernels use KernelMath instead.
+        Assert.That(compiled.PTXAssembly, Does.Not.Contain("ex2.approx").And.Not.Contain("lg2.approx"),
+            "an approximate exp or log: use KernelMath.Exp/Log, which the simulator and the GPU compute alike");
     }
 }
