@@ -28,6 +28,10 @@ internal static class DataParallelRun
         {
             throw new NotSupportedException(e.Message, e);
         }
+        catch (InvalidOperationException e) when (e.InnerException is null)
+        {
+            throw new ArgumentException(e.Message, e); // the launcher's environment is unusable: a user error, exit 2
+        }
         using (communicator)
         {
             if (communicator.Size == 1) return body(communicator, output);

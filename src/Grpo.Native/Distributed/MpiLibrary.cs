@@ -10,7 +10,11 @@ namespace Grpo.Native.Distributed;
 /// </summary>
 internal sealed unsafe class MpiLibrary
 {
-    private const string FileName = "libmpi.so.40";
+    /// <summary>Open MPI 4's library, found on the loader path.</summary>
+    public const string DefaultFileName = "libmpi.so.40";
+
+    /// <summary>Environment variable naming another file for it (an Open MPI installed outside the loader path).</summary>
+    public const string FileVariable = "GRPO_MPI_LIBRARY";
     private const int RtldNow = 2, RtldGlobal = 0x100;
 
     public readonly nint CommWorld, Byte;
@@ -49,13 +53,16 @@ internal sealed unsafe class MpiLibrary
     /// <exception cref="DllNotFoundException">It is not installed; the message says how to install it.</exception>
     public static MpiLibrary Load()
     {
-        nint handle = OperatingSystem.IsLinux() ? DlOpen(FileName, RtldNow | RtldGlobal) : 0;
+        string file = Environment.GetEnvironmentVariable(FileVariable) is { Length: > 0 } named ? named : DefaultFileName;
+        // Bind dlerror before dlopen: binding it on first use looks symbols up, which would clear dlopen's error.
+        if (OperatingSystem.IsLinux()) DlError();
+        nint handle = OperatingSystem.IsLinux() ? DlOpen(file, RtldNow | RtldGlobal) : 0;
         if (handle == 0)
         {
             string why = OperatingSystem.IsLinux() ? Marshal.PtrToStringUTF8(DlError()) ?? "not found" : "MPI runs are supported on Linux only";
             throw new DllNotFoundException(
-                $"This process was started by an MPI launcher but Open MPI's {FileName} could not be loaded ({why}); " +
-                "install Open MPI 4 (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev), or run without mpirun.");
+                $"This process was started by an MPI launcher but Open MPI's {file} could not be loaded ({why}); " +
+                $"install Open MPI 4 (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev), set {FileVariable} to its libmpi.so.40, or run without mpirun.");
         }
         return new MpiLibrary(handle);
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Grpo.Cli;
+using Grpo.Native.Distributed;
 using Grpo.Native.Training;
 using NUnit.Framework;
 
@@ -148,6 +149,42 @@ public sealed class MpiTrainTests
             Assert.That(exit, Is.Not.EqualTo(0), output);
             Assert.That(output, Does.Contain("--prompts").And.Contain("2 ranks"));
             Assert.That(File.Exists(Path.Combine(folder, "run.json")), Is.False, "refused before the run was set up");
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// A process that a launcher announced (OMPI_COMM_WORLD_SIZE = 2) but whose Open MPI library cannot be loaded, and a
+    /// launcher variable that is not a count: one line each naming the cause and the fix, exit 2, nothing written. Run as
+    /// child processes, as mpirun starts them; GRPO_MPI_LIBRARY points at a file that does not exist.
+    /// </summary>
+    [TestCase("OMPI_COMM_WORLD_SIZE", "2", "libmpi-missing.so.40", "could not be loaded")]
+    [TestCase("PMI_SIZE", "two", null, "PMI_SIZE")]
+    public void ALaunchedRankWithoutItsMpiLibraryOrWithABadSizeStopsWithOneLine(string variable, string value, string? library, string expected)
+    {
+        string folder = TempFolder();
+        try
+        {
+            string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+            var start = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "grpo.dll"), "train", "--steps", "1", "--device", "cpu", "--output", folder })
+                start.ArgumentList.Add(a);
+            start.Environment[variable] = value;
+            if (library is not null) start.Environment[MpiLibrary.FileVariable] = Path.Combine(folder, library);
+            using var process = Process.Start(start)!;
+            var errorTask = process.StandardError.ReadToEndAsync();
+            string output = process.StandardOutput.ReadToEnd();
+            Assert.That(process.WaitForExit(TimeSpan.FromMinutes(1)), Is.True, "it did not stop");
+            string error = errorTask.Result.Trim();
+            TestContext.Out.WriteLine($"exit {process.ExitCode}\n{output}\n{error}");
+            Assert.That(process.ExitCode, Is.EqualTo(GrpoCommand.BadArguments));
+            Assert.That(error.Split('\n'), Has.Length.EqualTo(1), "one line");
+            Assert.That(error, Does.Contain(expected));
+            if (library is not null) Assert.That(error, Does.Contain("apt-get install openmpi-bin").And.Contain(MpiLibrary.FileVariable));
+            Assert.That(File.Exists(Path.Combine(folder, "run.json")), Is.False, "nothing written");
         }
         finally
         {
