@@ -71,6 +71,13 @@ internal static class GrpoCommand
             foreach (var r in results)
                 output.WriteLine($"  {(r.Skipped ? "skip" : r.Passed ? "ok  " : "FAIL")} {r.Operation,-50} worst {r.WorstError,9:E2} (limit {r.Tolerance:E0})  {r.Detail}");
             int failed = results.Count(r => !r.Passed);
+            if (device.Kind != DeviceKind.Cpu)
+            {
+                output.WriteLine($"GEMM timings on {device} (forward y = x·Wᵀ; backward dX and dW):");
+                output.WriteLine($"  {"shape",-40} {"M",6} {"N",7} {"K",5} {"fwd ms",9} {"TFLOP/s",8} {"bwd ms",9} {"TFLOP/s",8}");
+                foreach (var t in SelfCheck.GemmTimings(device))
+                    output.WriteLine($"  {t.Shape,-40} {t.M,6} {t.N,7} {t.K,5} {t.ForwardSeconds * 1e3,9:F3} {t.ForwardTflops,8:F2} {t.BackwardSeconds * 1e3,9:F3} {t.BackwardTflops,8:F2}");
+            }
             output.WriteLine(failed == 0 ? $"all {results.Count} checks passed" : $"{failed} of {results.Count} checks FAILED");
             return failed == 0 ? Success : Failure;
         }

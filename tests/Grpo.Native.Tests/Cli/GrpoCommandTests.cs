@@ -35,6 +35,8 @@ public sealed class GrpoCommandTests
         Assert.That(output, Does.Contain("sample").And.Contain("advantages").And.Contain("gather").And.Contain("fused loss"));
         // Whole models against the managed backend: on every device but the managed backend itself.
         Assert.That(output.Contains("model qwen2"), Is.EqualTo(device != "cpu"), output);
+        // The GEMM timing table, at shapes divided by 64 on the simulator.
+        Assert.That(output.Contains("GEMM timings") && output.Contains("qwen2.5-0.5b decode q"), Is.EqualTo(device != "cpu"), output);
     }
 
     [Test]
