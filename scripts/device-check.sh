@@ -38,6 +38,16 @@ GRPO_CUBLAS=1 run bench-qwen-0.5b "$grpo" bench --device cuda --json --family ll
 GRPO_CUBLAS=1 run train-reverse "$grpo" train --device cuda --task reverse --steps 20 --output "$out/train-reverse"
 # The same selfcheck on the ILGPU kernel alone, so cuBLAS and the kernel are both checked.
 run selfcheck-ilgpu-gemm "$grpo" selfcheck --device cuda
+# The PyTorch eager twins of the two bench steps on the same GPU (PyTorch with CUDA, when this machine's python3 has it),
+# so the GPU figures come as ratios from one run. The llama-family bench above has KVH = H/2 and MLP 8C/3 rounded up to 32.
+if python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    run twin-gpt2-small python3 "$(dirname "$0")/pytorch-twin.py" --device cuda --family gpt2 --vocab 50257 --layers 12 --heads 12 --embd 768 \
+        --prompts 8 --group 8 --prompt-len 64 --completion-len 128 --beta 0 --steps 3
+    run twin-qwen-0.5b python3 "$(dirname "$0")/pytorch-twin.py" --device cuda --family qwen2 --vocab 151936 --layers 24 --heads 14 --kv-heads 7 \
+        --embd 896 --mlp 2400 --prompts 4 --group 8 --prompt-len 64 --completion-len 128 --beta 0 --steps 2
+else
+    echo "twins skipped: python3 has no PyTorch with CUDA" | tee -a "$out/summary.txt"
+fi
 grep -h "nccl" "$out/selfcheck.out" | tee -a "$out/summary.txt"
 rm -rf "$app"
 echo "results in $out (summary.txt lists each command's exit code)"
