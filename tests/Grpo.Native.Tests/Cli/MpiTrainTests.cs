@@ -117,7 +117,7 @@ public sealed class MpiTrainTests
                 Thread.Sleep(20);
             }
             int victim = RankProcess(marker, rank: 1) ?? throw new AssertionException("rank 1's process was not found");
-            using (var kill = Process.Start("kill", ["-9", victim.ToString()])) kill.WaitForExit();
+            using (var rank1 = Process.GetProcessById(victim)) rank1.Kill(); // SIGKILL on Linux; no kill(1) needed
             var killedAt = Stopwatch.StartNew();
             Assert.That(job.Process.WaitForExit(TimeSpan.FromMinutes(1)), Is.True, "the job did not stop within a minute of losing rank 1");
             string output = job.Output();
