@@ -289,12 +289,20 @@ public static class ObjectiveKernels
 
     /// <summary>
     /// Slots of the scalar buffer: batch totals (from <see cref="Totals"/>), the results (from <see cref="Finish"/>), then the
-    /// input checks and the entropy sum (from <see cref="Totals"/>). A "first" row or column is +∞ when there is none.
-    /// All of them come back to the host in one read.
+    /// input checks and the entropy sum (from <see cref="Totals"/>), and the entropy mean (from <see cref="Finish"/>). A "first"
+    /// row or column is +∞ when there is none. All of them come back to the host in one read, or stay on the device for
+    /// <see cref="OptimizerKernels.UpdateGate"/> and a read at the end of a training step.
     /// </summary>
     public const int TotalTokens = 0, TotalBadMask = 1, FirstBadRow = 2,
         ResultLoss = 3, ResultLow = 4, ResultHigh = 5, ResultRegion = 6, ResultKl = 7, ResultDual = 8, ResultCispo = 9,
-        TotalBadOld = 10, FirstBadOldRow = 11, FirstBadOldColumn = 12, FirstBadAdvantageRow = 13, TotalEntropy = 14, ScalarCount = 15;
+        TotalBadOld = 10, FirstBadOldRow = 11, FirstBadOldColumn = 12, FirstBadAdvantageRow = 13, TotalEntropy = 14,
+        ResultEntropy = 15, ScalarCount = 16;
+
+    /// <summary>True when the scalars report an input the objective refuses (a bad mask value, old log-prob or advantage).</summary>
+    /// <param name="scalars">The scalars of one call.</param>
+    /// <param name="at">Where they start.</param>
+    public static bool ReportsBadInput(ArrayView<float> scalars, long at) =>
+        scalars[at + TotalBadMask] > 0f || scalars[at + TotalBadOld] > 0f || IsFinite(scalars[at + FirstBadAdvantageRow]);
 
     /// <summary>
     /// One group per completion: |o_i| = Σ_t m_t, the number of mask values that are neither 0 nor 1,
@@ -492,13 +500,15 @@ public static class ObjectiveKernels
 
     /// <summary>
     /// Launched as one group: loss = Σ_i c_i · rowLoss_i, and the masked-mean metrics
-    /// (sums over the batch divided by max(Σ m, 1); the clip metrics at sequence level by N). Writes slots <see cref="ResultLoss"/> .. <see cref="ResultCispo"/>.
+    /// (sums over the batch divided by max(Σ m, 1); the clip metrics at sequence level by N). Writes slots <see cref="ResultLoss"/> .. <see cref="ResultCispo"/>
+    /// and <see cref="ResultEntropy"/> (NaN when no entropies were summed).
     /// </summary>
     /// <param name="rowStats">(N, RowPrepareColumns) from <see cref="RowPrepare"/>.</param>
     /// <param name="rowTerms">(N, RowTermColumns) from <see cref="TokenTerms"/>.</param>
     /// <param name="p">The scalar arguments.</param>
     /// <param name="scalars">(ScalarCount) totals in, results out.</param>
-    public static void Finish(ArrayView<float> rowStats, ArrayView<float> rowTerms, ObjectiveParameters p, ArrayView<float> scalars)
+    /// <param name="sumEntropy">1 when <see cref="RowPrepare"/> summed the entropies, 0 otherwise.</param>
+    public static void Finish(ArrayView<float> rowStats, ArrayView<float> rowTerms, ObjectiveParameters p, ArrayView<float> scalars, int sumEntropy)
     {
         float totalTokens = scalars[TotalTokens];
         float loss = 0, low = 0, high = 0, kl = 0, dual = 0, cispo = 0;
@@ -532,6 +542,7 @@ public static class ObjectiveKernels
             scalars[ResultKl] = kl / klDenominator;
             scalars[ResultDual] = dual / denominator;
             scalars[ResultCispo] = cispo / denominator;
+            scalars[ResultEntropy] = sumEntropy != 0 ? scalars[TotalEntropy] / klDenominator : float.NaN;
         }
     }
 }

@@ -7,6 +7,19 @@ namespace Grpo.Native.Cpu;
 
 internal sealed partial class CpuOperations
 {
+    public void GrpoObjectiveToDevice(
+        Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
+        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
+        Tensor<float>? entropy, Tensor<float>? dEntropy, Tensor<float> scalars)
+    {
+        Guard.OnDevice(scalars, Device, nameof(scalars));
+        Guard.Shape(scalars, nameof(scalars), ObjectiveScalars.Count);
+        // Reading is free here, so the objective runs as GrpoObjective does (a bad input raises its error now) and its
+        // result is written in the device layout.
+        var result = GrpoObjective(logprobs, oldLogprobs, refLogprobs, advantages, mask, options, dLogprobs, entropy, dEntropy);
+        ObjectiveScalars.Encode(result, Data(scalars, nameof(scalars)).AsSpan(0, ObjectiveScalars.Count));
+    }
+
     public GrpoObjectiveResult GrpoObjective(
         Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
         Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,

@@ -12,7 +12,14 @@ internal sealed partial class CpuOperations
 
     public double SumOfSquares(Tensor<float> values)
     {
-        int blocks = OptimizerValidation.SumOfSquares(Device, values);
+        OptimizerValidation.SumOfSquares(Device, values);
+        return SumOfSquaresInOrder(values);
+    }
+
+    /// <summary>Σ x² as fp32 block sums over fixed ranges, added in order in double: the same bits for any thread count.</summary>
+    private double SumOfSquaresInOrder(Tensor<float> values)
+    {
+        int blocks = (int)((values.Length + OptimizerValidation.SumOfSquaresBlock - 1) / OptimizerValidation.SumOfSquaresBlock);
         CpuBuffer<float> x = Data(values, nameof(values)); // (P)
         int n = (int)values.Length;
         var partials = new float[blocks];          // (blocks)
@@ -40,10 +47,39 @@ internal sealed partial class CpuOperations
         });
     }
 
-    public void AdamWStep(Tensor<float> parameters, Tensor<float> gradients, Tensor<float> firstMoment, Tensor<float> secondMoment,
-        int step, float learningRate, AdamWOptions options)
+    public void UpdateGate(Tensor<float> gradients, Tensor<float> objectiveScalars, Tensor<float> shares, float maxNorm,
+        Tensor<float>? previousGate, Tensor<float> gate)
     {
-        var s = OptimizerValidation.AdamW(Device, parameters, gradients, firstMoment, secondMoment, step, learningRate, options);
+        int calls = OptimizerValidation.UpdateGate(Device, gradients, objectiveScalars, shares, maxNorm, previousGate, gate);
+        CpuBuffer<float> scalars = Data(objectiveScalars, nameof(objectiveScalars)); // (M, ObjectiveScalars.Count)
+        CpuBuffer<float> share = Data(shares, nameof(shares));                       // (M)
+        CpuBuffer<float> output = Data(gate, nameof(gate));                          // (UpdateGateSlots.Count)
+        double squared = SumOfSquaresInOrder(gradients);
+        float norm = (float)Math.Sqrt(squared);
+        float loss = 0;
+        bool badInput = false;
+        for (int k = 0; k < calls; k++)
+        {
+            if (share[k] == 0f) continue;
+            var row = scalars.AsSpan(k * ObjectiveScalars.Count, ObjectiveScalars.Count);
+            loss += share[k] * row[Grpo.Kernels.ObjectiveKernels.ResultLoss];
+            badInput |= row[Grpo.Kernels.ObjectiveKernels.TotalBadMask] > 0 || row[Grpo.Kernels.ObjectiveKernels.TotalBadOld] > 0
+                || float.IsFinite(row[Grpo.Kernels.ObjectiveKernels.FirstBadAdvantageRow]);
+        }
+        bool previousApplied = previousGate is null || Data(previousGate, nameof(previousGate))[UpdateGateSlots.Apply] != 0f;
+        output[UpdateGateSlots.Scale] = norm > maxNorm ? (float)(maxNorm / ((double)norm + 1e-6)) : 1f;
+        output[UpdateGateSlots.Apply] = previousApplied && !badInput && float.IsFinite(loss) && double.IsFinite(squared) ? 1f : 0f;
+        output[UpdateGateSlots.Norm] = norm;
+        output[UpdateGateSlots.Loss] = loss;
+    }
+
+    public void AdamWStep(Tensor<float> parameters, Tensor<float> gradients, Tensor<float> firstMoment, Tensor<float> secondMoment,
+        int step, float learningRate, AdamWOptions options, Tensor<float>? gate = null)
+    {
+        var s = OptimizerValidation.AdamW(Device, parameters, gradients, firstMoment, secondMoment, step, learningRate, options, gate);
+        // The gate is read here, on the host: the managed backend's memory is the host's.
+        if (gate is not null && Data(gate, nameof(gate))[UpdateGateSlots.Apply] == 0f) return;
+        float gradientScale = gate is null ? 1f : Data(gate, nameof(gate))[UpdateGateSlots.Scale]; // g·1 = g exactly
         CpuBuffer<float> p = Data(parameters, nameof(parameters));     // (P)
         CpuBuffer<float> g = Data(gradients, nameof(gradients));       // (P)
         CpuBuffer<float> m = Data(firstMoment, nameof(firstMoment));   // (P)
@@ -60,11 +96,12 @@ internal sealed partial class CpuOperations
                 var b2 = Vector256.Create(oneMinusBeta2);
                 var bc2 = Vector256.Create(s.BiasCorrection2Sqrt);
                 var eps = Vector256.Create(s.Epsilon);
+                var clip = Vector256.Create(gradientScale);
                 var decay = Vector256.Create(s.DecayFactor);
                 var stepSize = Vector256.Create(s.StepSize);
                 for (; i <= end - Vector256<float>.Count; i += Vector256<float>.Count)
                 {
-                    var gi = Vector256.LoadUnsafe(ref g[0], (nuint)i);
+                    var gi = Vector256.LoadUnsafe(ref g[0], (nuint)i) * clip;
                     var m0 = Vector256.LoadUnsafe(ref m[0], (nuint)i);
                     var mi = m0 + b1 * (gi - m0);
                     var vi = beta2 * Vector256.LoadUnsafe(ref v[0], (nuint)i) + b2 * gi * gi;
@@ -77,7 +114,7 @@ internal sealed partial class CpuOperations
             }
             for (; i < end; i++)
             {
-                float gi = g[i];
+                float gi = g[i] * gradientScale;
                 float mi = m[i] + oneMinusBeta1 * (gi - m[i]); // PyTorch's m.lerp_(g, 1 − β1)
                 float vi = s.Beta2 * v[i] + oneMinusBeta2 * gi * gi;
                 m[i] = mi;

@@ -10,13 +10,49 @@ internal sealed partial class IlgpuOperations
 {
     private readonly object _objectiveGate = new();
 
-    /// <summary>The objective's scratch, [row stats (N, RowPrepareColumns) | row terms (N, RowTermColumns) | scalars], grown when a call needs more.</summary>
+    /// <summary>The objective's scratch, [row stats (N, RowPrepareColumns) | row terms (N, RowTermColumns)], grown when a call needs more.</summary>
     private ReusableDeviceBuffer? _objectiveScratch;
+
+    /// <summary>(ScalarCount) the scalars <see cref="GrpoObjective"/> reads back.</summary>
+    private ReusableDeviceBuffer? _objectiveScalars;
 
     public GrpoObjectiveResult GrpoObjective(
         Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
         Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
         Tensor<float>? entropy = null, Tensor<float>? dEntropy = null)
+    {
+        float[] host;
+        int tokens;
+        lock (_objectiveGate)
+        {
+            var scalars = (_objectiveScalars ??= new ReusableDeviceBuffer(Device)).Get(ObjectiveScalars.Count); // (ScalarCount)
+            tokens = QueueObjective(logprobs, oldLogprobs, refLogprobs, advantages, mask, options, dLogprobs, entropy, dEntropy, scalars);
+            // Reading the scalars back waits for the kernels; the input checks ran on the device and come back with them.
+            host = Device.Download(scalars);
+        }
+        ObjectiveScalars.ThrowOnBadInputs(host, advantages, oldLogprobs, tokens);
+        return ObjectiveScalars.Decode(host);
+    }
+
+    public void GrpoObjectiveToDevice(
+        Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
+        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
+        Tensor<float>? entropy, Tensor<float>? dEntropy, Tensor<float> scalars)
+    {
+        Guard.OnDevice(scalars, Device, nameof(scalars));
+        Guard.Shape(scalars, nameof(scalars), ObjectiveScalars.Count);
+        lock (_objectiveGate)
+        {
+            QueueObjective(logprobs, oldLogprobs, refLogprobs, advantages, mask, options, dLogprobs, entropy, dEntropy,
+                View(scalars, nameof(scalars)).BaseView);
+        }
+    }
+
+    /// <summary>Checks the arguments and queues the objective's kernels, its scalars into <paramref name="scalars"/>; returns T. Call under the gate.</summary>
+    private int QueueObjective(
+        Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
+        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
+        Tensor<float>? entropy, Tensor<float>? dEntropy, ArrayView<float> scalars)
     {
         // Advantages and old log-probs are checked on the device and reported with the scalars (one read, not three).
         var p = GrpoObjectiveValidation.Validate(Device, logprobs, oldLogprobs, refLogprobs, advantages, mask, options, dLogprobs, entropy, dEntropy,
@@ -34,45 +70,17 @@ internal sealed partial class IlgpuOperations
         var dEntropyView = p.EntropyCoefficient != 0 ? View(dEntropy!, nameof(dEntropy)).BaseView : dLogprobView; // (N, T)
 
         long statsLength = (long)n * ObjectiveKernels.RowPrepareColumns, termsLength = (long)n * ObjectiveKernels.RowTermColumns;
-        lock (_objectiveGate)
-        {
-            var scratch = (_objectiveScratch ??= new ReusableDeviceBuffer(Device)).Get(statsLength + termsLength + ObjectiveKernels.ScalarCount);
-            var rowStats = scratch.SubView(0, statsLength);                                  // (N, RowPrepareColumns)
-            var rowTerms = scratch.SubView(statsLength, termsLength);                        // (N, RowTermColumns)
-            var scalars = scratch.SubView(statsLength + termsLength, ObjectiveKernels.ScalarCount); // (ScalarCount)
-            var host = Objective(p, n, logp, old, reference, View(advantages, nameof(advantages)).BaseView, maskView,
-                dLogprobView, rowStats, rowTerms, scalars, entropyView, dEntropyView, checkOld: oldLogprobs is not null, sumEntropy: entropy is not null);
-            ThrowOnBadInputs(host, advantages, oldLogprobs, p.Tokens);
-            float tokens = host[ObjectiveKernels.TotalTokens];
-            return new GrpoObjectiveResult(host[ObjectiveKernels.ResultLoss], host[ObjectiveKernels.ResultLow],
-                host[ObjectiveKernels.ResultHigh], host[ObjectiveKernels.ResultRegion], host[ObjectiveKernels.ResultKl],
-                host[ObjectiveKernels.ResultDual], host[ObjectiveKernels.ResultCispo],
-                entropy is null ? float.NaN : host[ObjectiveKernels.TotalEntropy] / MathF.Max(tokens, 1f));
-        }
+        // Queued kernels that still read the scratch keep their order on the stream; growing it frees the old buffer, which waits for them.
+        var scratch = (_objectiveScratch ??= new ReusableDeviceBuffer(Device)).Get(statsLength + termsLength);
+        var rowStats = scratch.SubView(0, statsLength);                                  // (N, RowPrepareColumns)
+        var rowTerms = scratch.SubView(statsLength, termsLength);                        // (N, RowTermColumns)
+        Objective(p, n, logp, old, reference, View(advantages, nameof(advantages)).BaseView, maskView,
+            dLogprobView, rowStats, rowTerms, scalars, entropyView, dEntropyView, checkOld: oldLogprobs is not null, sumEntropy: entropy is not null);
+        return p.Tokens;
     }
 
-    /// <summary>
-    /// The errors the managed backend raises before its work, raised from the device's counts after the kernels ran (the
-    /// outputs are then unspecified), in the same order: advantages, old log-probs, mask. Only an error reads more back.
-    /// </summary>
-    private static void ThrowOnBadInputs(float[] host, Tensor<float> advantages, Tensor<float>? oldLogprobs, int t)
-    {
-        if (float.IsFinite(host[ObjectiveKernels.FirstBadAdvantageRow]))
-        {
-            int row = (int)host[ObjectiveKernels.FirstBadAdvantageRow];
-            throw GrpoObjectiveValidation.NonFiniteAdvantage(row, advantages.ToArray()[row]);
-        }
-        if (host[ObjectiveKernels.TotalBadOld] > 0)
-        {
-            int row = (int)host[ObjectiveKernels.FirstBadOldRow], column = (int)host[ObjectiveKernels.FirstBadOldColumn];
-            throw GrpoObjectiveValidation.NonFiniteOldLogprob(row, column, oldLogprobs!.ToArray()[row * t + column]);
-        }
-        if (host[ObjectiveKernels.TotalBadMask] > 0)
-            throw GrpoObjectiveValidation.BadMask((long)host[ObjectiveKernels.TotalBadMask], (int)host[ObjectiveKernels.FirstBadRow]);
-    }
-
-    /// <summary>Queues the four objective kernels and reads the scalars back in one copy; call under the gate.</summary>
-    private float[] Objective(ObjectiveParameters p, int n, ArrayView<float> logp, ArrayView<float> old,
+    /// <summary>Queues the four objective kernels; call under the gate.</summary>
+    private void Objective(ObjectiveParameters p, int n, ArrayView<float> logp, ArrayView<float> old,
         ArrayView<float> reference, ArrayView<float> advantages, ArrayView<float> maskView, ArrayView<float> dLogprobs,
         ArrayView<float> rowStats, ArrayView<float> rowTerms, ArrayView<float> scalars,
         ArrayView<float> entropyView, ArrayView<float> dEntropyView, bool checkOld, bool sumEntropy)
@@ -96,10 +104,7 @@ internal sealed partial class IlgpuOperations
         tokenTerms(rows, logp, old, reference, advantages, maskView, rowStats, scalars, p, dLogprobs, rowTerms, entropyView, dEntropyView);
 
         var finish = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.Finish), a =>
-            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ObjectiveParameters, ArrayView<float>>(ObjectiveKernels.Finish));
-        finish(single, rowStats, rowTerms, p, scalars);
-
-        // Reading the scalars back waits for the kernels; the input checks ran on the device and come back with them.
-        return Device.Download(scalars);
+            a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ObjectiveParameters, ArrayView<float>, int>(ObjectiveKernels.Finish));
+        finish(single, rowStats, rowTerms, p, scalars, sumEntropy ? 1 : 0);
     }
 }

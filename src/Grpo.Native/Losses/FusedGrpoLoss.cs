@@ -103,6 +103,45 @@ public sealed class FusedGrpoLoss : IDisposable
         Tensor<float> advantages, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs, float temperature,
         GrpoObjectiveOptions options, Tensor<float> dHidden, Tensor<float> dLmHead, float gradientScale = 1f)
     {
+        var objective = Run(hidden, lmHead, completionTokens, mask, advantages, oldLogprobs, refLogprobs, temperature, options,
+            dHidden, dLmHead, gradientScale, scalars: null)!;
+        return new FusedGrpoLossResult(objective.Loss, objective.ClipRatioLow, objective.ClipRatioHigh,
+            objective.ClipRatioRegion, objective.MeanKl, objective.MeanEntropy, objective.DualClipRatio, objective.CispoClipRatio);
+    }
+
+    /// <summary>
+    /// <see cref="Compute"/> without reading anything back: the loss, the metrics and the input checks stay on the device in
+    /// <paramref name="scalars"/> (<see cref="ObjectiveScalars"/>), for a training step that reads them once at its end.
+    /// </summary>
+    /// <param name="hidden">As <see cref="Compute"/>.</param>
+    /// <param name="lmHead">As <see cref="Compute"/>.</param>
+    /// <param name="completionTokens">As <see cref="Compute"/>.</param>
+    /// <param name="mask">As <see cref="Compute"/>.</param>
+    /// <param name="advantages">As <see cref="Compute"/>.</param>
+    /// <param name="oldLogprobs">As <see cref="Compute"/>.</param>
+    /// <param name="refLogprobs">As <see cref="Compute"/>.</param>
+    /// <param name="temperature">As <see cref="Compute"/>.</param>
+    /// <param name="options">As <see cref="Compute"/>.</param>
+    /// <param name="dHidden">As <see cref="Compute"/>.</param>
+    /// <param name="dLmHead">As <see cref="Compute"/>.</param>
+    /// <param name="gradientScale">As <see cref="Compute"/>.</param>
+    /// <param name="scalars">(<see cref="ObjectiveScalars.Count"/>) output on the device.</param>
+    public void ComputeToDevice(
+        Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> completionTokens, Tensor<float> mask,
+        Tensor<float> advantages, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs, float temperature,
+        GrpoObjectiveOptions options, Tensor<float> dHidden, Tensor<float> dLmHead, float gradientScale, Tensor<float> scalars)
+    {
+        ArgumentNullException.ThrowIfNull(scalars);
+        Run(hidden, lmHead, completionTokens, mask, advantages, oldLogprobs, refLogprobs, temperature, options,
+            dHidden, dLmHead, gradientScale, scalars);
+    }
+
+    /// <summary>The pass; the objective's result when <paramref name="scalars"/> is null, else null (the scalars stay on the device).</summary>
+    private GrpoObjectiveResult? Run(
+        Tensor<float> hidden, Tensor<float> lmHead, Tensor<int> completionTokens, Tensor<float> mask,
+        Tensor<float> advantages, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs, float temperature,
+        GrpoObjectiveOptions options, Tensor<float> dHidden, Tensor<float> dLmHead, float gradientScale, Tensor<float>? scalars)
+    {
         ArgumentNullException.ThrowIfNull(options);
         Guard.Finite(gradientScale, nameof(gradientScale), "pass the micro-batch's share of the batch loss, e.g. its tokens / the batch's tokens.");
         int n = Completions, t = CompletionLength;
@@ -124,8 +163,13 @@ public sealed class FusedGrpoLoss : IDisposable
 
         _operations.LogSoftmaxGatherForward(hiddenRows, lmHead, tokenRows, temperature, logprobRows, logSumExpRows, entropyRows);
         bool entropyBonus = options.EntropyCoefficient != 0;
-        var objective = _operations.GrpoObjective(_logprobs, oldLogprobs, refLogprobs, advantages, mask, options, _dLogprobs,
-            _entropy, entropyBonus ? _dEntropy : null);
+        GrpoObjectiveResult? objective = null;
+        if (scalars is null)
+            objective = _operations.GrpoObjective(_logprobs, oldLogprobs, refLogprobs, advantages, mask, options, _dLogprobs,
+                _entropy, entropyBonus ? _dEntropy : null);
+        else
+            _operations.GrpoObjectiveToDevice(_logprobs, oldLogprobs, refLogprobs, advantages, mask, options, _dLogprobs,
+                _entropy, entropyBonus ? _dEntropy : null, scalars);
         if (gradientScale != 1f)
         {
             _operations.Scale(_dLogprobs, gradientScale);
@@ -135,8 +179,7 @@ public sealed class FusedGrpoLoss : IDisposable
         _operations.LogSoftmaxGatherBackward(hiddenRows, lmHead, tokenRows, temperature, logSumExpRows, dLogprobRows, dHiddenRows, dLmHead,
             entropyBonus ? entropyRows : null, entropyBonus ? dEntropyRows : null);
 
-        return new FusedGrpoLossResult(objective.Loss, objective.ClipRatioLow, objective.ClipRatioHigh,
-            objective.ClipRatioRegion, objective.MeanKl, objective.MeanEntropy, objective.DualClipRatio, objective.CispoClipRatio);
+        return objective;
     }
 
     /// <summary>Frees the per-token buffers.</summary>

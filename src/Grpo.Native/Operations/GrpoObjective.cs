@@ -236,6 +236,28 @@ public partial interface IGrpoOperations
         Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
         Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
         Tensor<float>? entropy = null, Tensor<float>? dEntropy = null);
+    /// <summary>
+    /// <see cref="GrpoObjective"/> without the read back: the loss, the metrics and the input checks stay on the device in
+    /// <paramref name="scalars"/> (<see cref="ObjectiveScalars"/>' layout), so a training step can queue every micro-batch and
+    /// update and read them all once (<see cref="UpdateGate"/> decides each update from them on the device). On the ILGPU
+    /// backend a bad mask, advantage or old log-prob is only reported there (<see cref="ObjectiveScalars.ThrowOnBadInputs"/>
+    /// raises its error); the managed backend, where reading is free, raises it before its work as <see cref="GrpoObjective"/> does.
+    /// Entropy masking (<see cref="GrpoObjectiveOptions.TopEntropyQuantile"/> &lt; 1) still reads the entropies to find its quantile.
+    /// </summary>
+    /// <param name="logprobs">As <see cref="GrpoObjective"/>.</param>
+    /// <param name="oldLogprobs">As <see cref="GrpoObjective"/>.</param>
+    /// <param name="refLogprobs">As <see cref="GrpoObjective"/>.</param>
+    /// <param name="advantages">As <see cref="GrpoObjective"/>.</param>
+    /// <param name="mask">As <see cref="GrpoObjective"/>.</param>
+    /// <param name="options">As <see cref="GrpoObjective"/>.</param>
+    /// <param name="dLogprobs">As <see cref="GrpoObjective"/>.</param>
+    /// <param name="entropy">As <see cref="GrpoObjective"/>.</param>
+    /// <param name="dEntropy">As <see cref="GrpoObjective"/>.</param>
+    /// <param name="scalars">(<see cref="ObjectiveScalars.Count"/>) output on the device.</param>
+    void GrpoObjectiveToDevice(
+        Tensor<float> logprobs, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs,
+        Tensor<float> advantages, Tensor<float> mask, GrpoObjectiveOptions options, Tensor<float> dLogprobs,
+        Tensor<float>? entropy, Tensor<float>? dEntropy, Tensor<float> scalars);
 }
 
 /// <summary>Argument checks for <see cref="IGrpoOperations.GrpoObjective"/>, shared by both backends.</summary>

@@ -1,3 +1,4 @@
+using Grpo.Kernels;
 using Grpo.Native.Devices;
 using Grpo.Native.Tensors;
 
@@ -62,9 +63,52 @@ public partial interface IGrpoOperations
     /// <param name="step">t, the 1-based step number (for the bias correction).</param>
     /// <param name="learningRate">lr for this step; finite and >= 0.</param>
     /// <param name="options">β1, β2, ε and the weight decay.</param>
+    /// <param name="gate">
+    /// Optional (<see cref="UpdateGateSlots.Count"/>) gate from <see cref="UpdateGate"/>, read on the device: when its apply
+    /// slot is 0 nothing changes (parameters and moments keep their bits), otherwise every gradient is first multiplied by its
+    /// factor, one rounding, exactly as clipping the gradients in place with <see cref="Scale"/> would. Null: no gate.
+    /// </param>
     /// <exception cref="ArgumentException">A shape, the step, the learning rate or an option is not acceptable; the message names it.</exception>
     void AdamWStep(Tensor<float> parameters, Tensor<float> gradients, Tensor<float> firstMoment, Tensor<float> secondMoment,
-        int step, float learningRate, AdamWOptions options);
+        int step, float learningRate, AdamWOptions options, Tensor<float>? gate = null);
+
+    /// <summary>
+    /// Decides on the device whether an optimizer update applies and how its gradients are clipped, so the host reads neither
+    /// the gradient norm nor the loss back before it (PyTorch's clip_grad_norm_ and a finite-loss check, without the sync).
+    /// Writes <paramref name="gate"/>: the clip factor maxNorm / (norm + 1e-6) when the global norm exceeds
+    /// <paramref name="maxNorm"/> (1 otherwise); apply = 1 only when the previous gate applied, no objective call reported a
+    /// bad input, the loss Σ share·loss (float, in order) is finite and Σ g² (the block sums of <see cref="SumOfSquares"/>
+    /// added in order in double) is finite; the norm √Σ g² rounded to float; and that loss. Every value equals what the host
+    /// computes from <see cref="SumOfSquares"/> and the calls' results, bit for bit.
+    /// </summary>
+    /// <param name="gradients">(P) the update's gradients.</param>
+    /// <param name="objectiveScalars">(M, <see cref="ObjectiveScalars.Count"/>) the scalars of the update's objective calls (<see cref="GrpoObjectiveToDevice"/>).</param>
+    /// <param name="shares">(M) each call's share of the loss; 0 marks a call that did not run (its row is not read).</param>
+    /// <param name="maxNorm">The largest allowed global norm, finite and &gt; 0, or +∞ for no clipping.</param>
+    /// <param name="previousGate">(<see cref="UpdateGateSlots.Count"/>) the gate of the step's previous update, or null for its first: once an update is refused, the rest of the step's are too.</param>
+    /// <param name="gate">(<see cref="UpdateGateSlots.Count"/>) output.</param>
+    /// <exception cref="ArgumentException">A shape or <paramref name="maxNorm"/> is not acceptable; the message names it.</exception>
+    void UpdateGate(Tensor<float> gradients, Tensor<float> objectiveScalars, Tensor<float> shares, float maxNorm,
+        Tensor<float>? previousGate, Tensor<float> gate);
+}
+
+/// <summary>The slots of an update gate (<see cref="IGrpoOperations.UpdateGate"/>), as the device writes them.</summary>
+public static class UpdateGateSlots
+{
+    /// <summary>The factor every gradient is multiplied by (the clip); 1 when the norm is within the limit.</summary>
+    public const int Scale = OptimizerKernels.GateScale;
+
+    /// <summary>1 when the update applies, 0 when it changes nothing.</summary>
+    public const int Apply = OptimizerKernels.GateApply;
+
+    /// <summary>The global gradient norm before clipping.</summary>
+    public const int Norm = OptimizerKernels.GateNorm;
+
+    /// <summary>The update's loss, Σ share·loss over its objective calls.</summary>
+    public const int Loss = OptimizerKernels.GateLoss;
+
+    /// <summary>Floats per gate.</summary>
+    public const int Count = OptimizerKernels.GateCount;
 }
 
 /// <summary>Per-step scalars of AdamW, computed once on the host in double.</summary>
@@ -90,6 +134,28 @@ internal static class OptimizerValidation
         return (int)((values.Length + SumOfSquaresBlock - 1) / SumOfSquaresBlock);
     }
 
+    /// <summary>Checks the update gate's arguments; returns M, the number of objective calls.</summary>
+    public static int UpdateGate(Device device, Tensor<float> gradients, Tensor<float> objectiveScalars, Tensor<float> shares,
+        float maxNorm, Tensor<float>? previousGate, Tensor<float> gate)
+    {
+        Guard.OnDevice(gradients, device, nameof(gradients));
+        Guard.OnDevice(shares, device, nameof(shares));
+        Guard.Rank(shares, nameof(shares), 1, "(M) one share per objective call");
+        int calls = shares.Shape[0];
+        Guard.OnDevice(objectiveScalars, device, nameof(objectiveScalars));
+        Guard.Shape(objectiveScalars, nameof(objectiveScalars), calls, ObjectiveScalars.Count);
+        if (previousGate is not null)
+        {
+            Guard.OnDevice(previousGate, device, nameof(previousGate));
+            Guard.Shape(previousGate, nameof(previousGate), UpdateGateSlots.Count);
+        }
+        Guard.OnDevice(gate, device, nameof(gate));
+        Guard.Shape(gate, nameof(gate), UpdateGateSlots.Count);
+        if (!(maxNorm > 0)) // NaN fails too
+            throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, $"'{nameof(maxNorm)}' must be > 0 (1.0 is usual), or +∞ for no clipping.");
+        return calls;
+    }
+
     /// <summary>Checks the tensor and the factor.</summary>
     public static void Scale(Device device, Tensor<float> values, float scale)
     {
@@ -99,8 +165,13 @@ internal static class OptimizerValidation
 
     /// <summary>Checks every argument; returns the step's scalars.</summary>
     public static AdamWScalars AdamW(Device device, Tensor<float> parameters, Tensor<float> gradients,
-        Tensor<float> firstMoment, Tensor<float> secondMoment, int step, float learningRate, AdamWOptions options)
+        Tensor<float> firstMoment, Tensor<float> secondMoment, int step, float learningRate, AdamWOptions options, Tensor<float>? gate)
     {
+        if (gate is not null)
+        {
+            Guard.OnDevice(gate, device, nameof(gate));
+            Guard.Shape(gate, nameof(gate), UpdateGateSlots.Count);
+        }
         Guard.OnDevice(parameters, device, nameof(parameters));
         SameShape(device, gradients, nameof(gradients), parameters);
         SameShape(device, firstMoment, nameof(firstMoment), parameters);

@@ -45,9 +45,15 @@ public sealed class AdamWOptimizer : IDisposable
     /// <param name="parameters">(P) parameters, updated in place.</param>
     /// <param name="gradients">(P) gradients (already clipped, if clipping is on).</param>
     /// <param name="learningRate">This step's learning rate.</param>
-    public void Step(Tensor<float> parameters, Tensor<float> gradients, float learningRate)
+    /// <param name="gate">
+    /// Optional (<see cref="UpdateGateSlots.Count"/>) gate from <see cref="IGrpoOperations.UpdateGate"/>, read on the device:
+    /// the gradients are multiplied by its clip factor, and a refused update changes nothing. The step count advances either
+    /// way, since the host does not know yet; once it has read the gate, a caller whose update was refused calls
+    /// <see cref="RestoreStepCount"/>.
+    /// </param>
+    public void Step(Tensor<float> parameters, Tensor<float> gradients, float learningRate, Tensor<float>? gate = null)
     {
-        _ops.AdamWStep(parameters, gradients, FirstMoment, SecondMoment, StepCount + 1, learningRate, Options);
+        _ops.AdamWStep(parameters, gradients, FirstMoment, SecondMoment, StepCount + 1, learningRate, Options, gate);
         StepCount++;
     }
 

@@ -54,7 +54,35 @@ public static class GrpoLossPass
     /// <param name="logprobs">Optional (N, T) output: the policy's per-token log-probs (the <c>grad</c> command reports them).</param>
     public static FusedGrpoLossResult Run(TransformerModel model, CompletionBatch batch, TransformerActivations activations,
         Tensor<float> advantages, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs, float temperature,
-        GrpoObjectiveOptions options, float gradientScale = 1f, Tensor<float>? logprobs = null)
+        GrpoObjectiveOptions options, float gradientScale = 1f, Tensor<float>? logprobs = null) =>
+        Accumulate(model, batch, activations, advantages, oldLogprobs, refLogprobs, temperature, options, gradientScale, logprobs, scalars: null)!;
+
+    /// <summary>
+    /// <see cref="Run"/> without reading anything back: the loss, the metrics and the input checks stay on the device in
+    /// <paramref name="scalars"/> (<see cref="ObjectiveScalars"/>), so a training step reads them once, at its end.
+    /// </summary>
+    /// <param name="model">The policy.</param>
+    /// <param name="batch">The completions.</param>
+    /// <param name="activations">Training activations planned for at least batch.Sequences.TokenCount rows.</param>
+    /// <param name="advantages">(N) one advantage per completion.</param>
+    /// <param name="oldLogprobs">(N, T) the sampling policy's log-probs, or null for μ = 1.</param>
+    /// <param name="refLogprobs">(N, T) the reference model's log-probs; needed when β &gt; 0.</param>
+    /// <param name="temperature">The sampling temperature.</param>
+    /// <param name="options">Clipping, β, aggregation, importance-sampling level.</param>
+    /// <param name="gradientScale">This batch's share of a larger batch's loss.</param>
+    /// <param name="scalars">(<see cref="ObjectiveScalars.Count"/>) output on the device.</param>
+    public static void RunToDevice(TransformerModel model, CompletionBatch batch, TransformerActivations activations,
+        Tensor<float> advantages, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs, float temperature,
+        GrpoObjectiveOptions options, float gradientScale, Tensor<float> scalars)
+    {
+        ArgumentNullException.ThrowIfNull(scalars);
+        Accumulate(model, batch, activations, advantages, oldLogprobs, refLogprobs, temperature, options, gradientScale, null, scalars);
+    }
+
+    /// <summary>The pass; the loss's result when <paramref name="scalars"/> is null, else null (the scalars stay on the device).</summary>
+    private static FusedGrpoLossResult? Accumulate(TransformerModel model, CompletionBatch batch, TransformerActivations activations,
+        Tensor<float> advantages, Tensor<float>? oldLogprobs, Tensor<float>? refLogprobs, float temperature,
+        GrpoObjectiveOptions options, float gradientScale, Tensor<float>? logprobs, Tensor<float>? scalars)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
@@ -70,8 +98,13 @@ public static class GrpoLossPass
         using var loss = new FusedGrpoLoss(device, n, t);
         ops.EmbeddingForward(gathered.Reshape(n * t, c), batch.PredictingRows, hidden, null, null);
         dGathered.Fill(0f);
-        var result = loss.Compute(gathered, model.LmHead, batch.CompletionTokens, batch.Mask, advantages, oldLogprobs, refLogprobs,
-            temperature, options, dGathered, model.LmHeadGradient, gradientScale);
+        FusedGrpoLossResult? result = null;
+        if (scalars is null)
+            result = loss.Compute(gathered, model.LmHead, batch.CompletionTokens, batch.Mask, advantages, oldLogprobs, refLogprobs,
+                temperature, options, dGathered, model.LmHeadGradient, gradientScale);
+        else
+            loss.ComputeToDevice(gathered, model.LmHead, batch.CompletionTokens, batch.Mask, advantages, oldLogprobs, refLogprobs,
+                temperature, options, dGathered, model.LmHeadGradient, gradientScale, scalars);
         if (logprobs is not null) logprobs.CopyFrom(loss.Logprobs.ToArray()); // a host round trip: only the grad command asks
 
         // Each packed row receives the gradient of the (at most one) grid cell it predicts; padding cells carry zero.
