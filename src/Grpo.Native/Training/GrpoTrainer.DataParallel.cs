@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Grpo.Native.Distributed;
-using Grpo.Native.Losses;
+using Grpo.Native.Operations;
 using Grpo.Native.Tensors;
 
 namespace Grpo.Native.Training;
@@ -113,32 +113,27 @@ public sealed partial class GrpoTrainer
     /// <summary>Seconds in collectives: the communicator's waits plus a device all-reduce's own time.</summary>
     private double CommunicationSeconds => _communicator.CommunicationSeconds + (_gradientAllReduce?.Seconds ?? 0);
 
-    /// <summary>Fills the other ranks' entries of <paramref name="results"/> (this rank's are [first, end)).</summary>
-    private void GatherResults(FusedGrpoLossResult?[] results, int first, int end)
+    /// <summary>
+    /// Fills the other ranks' rows of one update's objective scalars (this rank's are [first, end)): one read of the rows,
+    /// an all-gather, one write back, so every rank's gate and metrics see the whole batch.
+    /// </summary>
+    /// <param name="objectives">(M, ObjectiveScalars.Count) the update's scalars on the device.</param>
+    /// <param name="first">This rank's first micro-batch.</param>
+    /// <param name="end">One past its last.</param>
+    private void GatherObjectiveScalars(Tensor<float> objectives, int first, int end)
     {
-        const int Fields = 8;
-        var local = new float[(end - first) * (Fields + 1)];
-        for (int i = first; i < end; i++)
-        {
-            var span = local.AsSpan((i - first) * (Fields + 1), Fields + 1);
-            if (results[i] is not { } r) { span[0] = 0; continue; }
-            span[0] = 1;
-            (span[1], span[2], span[3], span[4], span[5], span[6], span[7], span[8]) =
-                (r.Loss, r.ClipRatioLow, r.ClipRatioHigh, r.ClipRatioRegion, r.MeanKl, r.MeanEntropy, r.DualClipRatio, r.CispoClipRatio);
-        }
-        var all = _communicator.AllGather(MemoryMarshal.AsBytes(local.AsSpan()));
+        int width = ObjectiveScalars.Count, calls = objectives.Shape[0];
+        float[] rows = objectives.ToArray(); // (M, width)
+        var all = _communicator.AllGather(MemoryMarshal.AsBytes(rows.AsSpan(first * width, (end - first) * width)));
         for (int rank = 0; rank < all.Length; rank++)
         {
-            var (rankFirst, rankEnd) = FixedOrderSum.RangeOfRank(rank, _communicator.Size, results.Length);
+            var (rankFirst, rankEnd) = FixedOrderSum.RangeOfRank(rank, _communicator.Size, calls);
             var values = MemoryMarshal.Cast<byte, float>(all[rank].AsSpan());
-            if (values.Length != (rankEnd - rankFirst) * (Fields + 1))
+            if (values.Length != (rankEnd - rankFirst) * width)
                 throw new InvalidOperationException($"Rank {rank} sent {values.Length} loss values for {rankEnd - rankFirst} micro-batches; the ranks disagree.");
-            for (int i = rankFirst; i < rankEnd; i++)
-            {
-                var v = values.Slice((i - rankFirst) * (Fields + 1), Fields + 1);
-                results[i] = v[0] == 0 ? null : new FusedGrpoLossResult(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
-            }
+            values.CopyTo(rows.AsSpan(rankFirst * width));
         }
+        objectives.CopyFrom(rows);
     }
 
     /// <summary>The whole batch's rollout and scores from every rank's share (in rank order, i.e. prompt order).</summary>

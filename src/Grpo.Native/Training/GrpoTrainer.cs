@@ -33,6 +33,7 @@ public sealed partial class GrpoTrainer : IDisposable
     private readonly IReadOnlyList<RewardFunction> _rewards;
     private readonly RolloutGenerator _rollouts;
     private readonly LearningRateSchedule _schedule;
+    private readonly StepScalars _stepScalars;
 
     /// <summary>Creates a trainer; options are validated here.</summary>
     /// <param name="policy">The model being trained.</param>
@@ -81,6 +82,8 @@ public sealed partial class GrpoTrainer : IDisposable
             promptsPerRank * options.MaxPromptLength);
         _schedule = options.CreateSchedule();
         Optimizer = new AdamWOptimizer(policy.Device, policy.Parameters.Count, options.AdamW);
+        int microBatches = (options.PromptsPerStep * options.GroupSize + options.MicroBatchSize - 1) / options.MicroBatchSize;
+        _stepScalars = new StepScalars(policy.Device, options.NumIterations, microBatches);
     }
 
     /// <summary>The run's options.</summary>
@@ -305,60 +308,78 @@ public sealed partial class GrpoTrainer : IDisposable
             double referenceSeconds = Lap(clock, device) - afterAdvantages;
             double policySeconds = 0, optimizerSeconds = 0;
 
-            // 5. μ updates over the same rollout.
+            // 5. μ updates over the same rollout. Nothing is read back until every update is queued: each micro-batch's
+            // objective scalars stay on the device, where a gate decides whether the update applies (finite loss and norm,
+            // no refused input, the previous update applied) and by what factor it is clipped. One read at the end.
             var objective = o.Objective;
-            float lossSum = 0, gradNorm = 0, learningRate = 0;
-            double klSum = 0, entropySum = 0, lowSum = 0, highSum = 0, regionSum = 0, dualSum = 0, cispoSum = 0;
-            int updates = 0, iterationsRun = 0;
+            float[] shares = microBatches
+                .Select(mb => MicroBatchShare.Of(o.LossType, mb.Batch.MaskedTokenCount, totalMasked, microBatches.Count)).ToArray();
+            _stepScalars.Begin(shares);
+            var learningRates = new float[o.NumIterations];
+            int stepCountBefore = Optimizer.StepCount;
             using var training = _policy.CreateActivations(activationRows,
                 o.RecomputeActivations ? ActivationMode.TrainingWithRecompute : ActivationMode.Training);
-            var results = new FusedGrpoLossResult?[microBatches.Count]; // null: the micro-batch had no share
             for (int iteration = 0; iteration < o.NumIterations; iteration++)
             {
                 double start = Lap(clock, device);
-                iterationsRun++;
-                Array.Clear(results);
                 // The gradient is the FixedOrderSum tree over the micro-batches: this rank's subtree here, the ranks' sums below.
                 SumGradientTree(firstLocal, endLocal, index =>
                 {
                     var mb = microBatches[index];
-                    float share = MicroBatchShare.Of(o.LossType, mb.Batch.MaskedTokenCount, totalMasked, microBatches.Count);
-                    if (share == 0) return;
+                    if (shares[index] == 0) return; // its row of scalars is not read
                     using var mbAdvantages = advantages.Slice(mb.First, mb.Batch.Count);
-                    results[index] = GrpoLossPass.Run(_policy, mb.Batch, training, mbAdvantages, mb.OldLogprobs, mb.RefLogprobs,
-                        o.Sampling.Temperature, objective, share);
+                    GrpoLossPass.RunToDevice(_policy, mb.Batch, training, mbAdvantages, mb.OldLogprobs, mb.RefLogprobs,
+                        o.Sampling.Temperature, objective, shares[index], _stepScalars.Objective(iteration, index));
                 });
                 if (_communicator.Size > 1)
                 {
-                    GatherResults(results, firstLocal, endLocal);
+                    GatherObjectiveScalars(_stepScalars.Objectives(iteration), firstLocal, endLocal);
                     SumGradientsAcrossRanks();
                 }
+                double backwardDone = Lap(clock, device);
+                policySeconds += backwardDone - start;
+                var gate = _stepScalars.Gate(iteration);
+                ops.UpdateGate(_policy.Gradients.Buffer, _stepScalars.Objectives(iteration), _stepScalars.Shares,
+                    o.MaxGradNorm ?? float.PositiveInfinity, iteration == 0 ? null : _stepScalars.Gate(iteration - 1), gate);
+                // A refused update changes nothing on the device; the step count is corrected once the gates are read.
+                learningRates[iteration] = _schedule.At(Optimizer.StepCount);
+                Optimizer.Step(_policy.Parameters.Buffer, _policy.Gradients.Buffer, learningRates[iteration], gate);
+                optimizerSeconds += Lap(clock, device) - backwardDone;
+            }
+
+            // The one read of the updates' scalars. The updates that applied are a prefix (a refused one refuses the rest).
+            var read = _stepScalars.Read();
+            int updates = 0;
+            while (updates < o.NumIterations && read.Gate(updates)[UpdateGateSlots.Apply] != 0) updates++;
+            Optimizer.RestoreStepCount(stepCountBefore + updates);
+            // A refused input raises the error the objective raises (the update it was part of did not apply).
+            int iterationsRun = Math.Min(updates + 1, o.NumIterations);
+            for (int iteration = 0; iteration < iterationsRun; iteration++)
+                foreach (var mb in microBatches)
+                    if (shares[mb.Index] != 0)
+                        ObjectiveScalars.ThrowOnBadInputs(read.Objective(iteration, mb.Index), advantages.Slice(mb.First, mb.Batch.Count),
+                            mb.OldLogprobs, mb.Batch.CompletionSlots);
+            // Metrics: the updates that applied and the first refused one, if any (whose non-finite values show why); the
+            // iterations after a refused one ran on the device but changed nothing and are not counted.
+            float lossSum = 0, gradNorm = 0, learningRate = 0;
+            double klSum = 0, entropySum = 0, lowSum = 0, highSum = 0, regionSum = 0, dualSum = 0, cispoSum = 0;
+            for (int iteration = 0; iteration < iterationsRun; iteration++)
+            {
                 float loss = 0;
                 foreach (var mb in microBatches)
                 {
-                    if (results[mb.Index] is not { } r) continue;
-                    float share = MicroBatchShare.Of(o.LossType, mb.Batch.MaskedTokenCount, totalMasked, microBatches.Count);
-                    loss += share * r.Loss;
+                    if (shares[mb.Index] == 0) continue;
+                    var r = ObjectiveScalars.Decode(read.Objective(iteration, mb.Index));
+                    loss += shares[mb.Index] * r.Loss;
                     // Metrics are token-weighted means over the micro-batches.
                     double w = totalMasked == 0 ? 0 : (double)mb.Batch.MaskedTokenCount / totalMasked;
                     klSum += w * r.MeanKl; entropySum += w * r.MeanEntropy;
                     lowSum += w * r.ClipRatioLow; highSum += w * r.ClipRatioHigh; regionSum += w * r.ClipRatioRegion;
                     dualSum += w * r.DualClipRatio; cispoSum += w * r.CispoClipRatio;
                 }
-                double backwardDone = Lap(clock, device);
-                policySeconds += backwardDone - start;
-                double squared = ops.SumOfSquares(_policy.Gradients.Buffer);
-                gradNorm = (float)Math.Sqrt(squared);
-                learningRate = _schedule.At(Optimizer.StepCount);
                 lossSum += loss;
-                // A non-finite update is not applied, and neither are the iterations after it (they would start
-                // from the same weights and the same rollout); the updates before it stay. No snapshot is kept.
-                if (!float.IsFinite(loss) || !double.IsFinite(squared)) break;
-                if (o.MaxGradNorm is { } maxNorm && gradNorm > maxNorm)
-                    ops.Scale(_policy.Gradients.Buffer, (float)(maxNorm / (gradNorm + 1e-6)));
-                Optimizer.Step(_policy.Parameters.Buffer, _policy.Gradients.Buffer, learningRate);
-                updates++;
-                optimizerSeconds += Lap(clock, device) - backwardDone;
+                gradNorm = read.Gate(iteration)[UpdateGateSlots.Norm];
+                learningRate = learningRates[iteration];
             }
             Step = step;
             bool skipped = updates == 0;
@@ -492,6 +513,7 @@ public sealed partial class GrpoTrainer : IDisposable
     {
         _rollouts.Dispose();
         Optimizer.Dispose();
+        _stepScalars.Dispose();
         DisposeDataParallel();
     }
 }

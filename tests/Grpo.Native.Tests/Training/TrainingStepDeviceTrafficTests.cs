@@ -47,13 +47,15 @@ public sealed class TrainingStepDeviceTrafficTests
     /// <summary>
     /// What a step reads back from the device, counted on the simulator (the copies CUDA would make): the rollout's tokens
     /// and log-probs (2, the completions must reach the reward functions), the advantages' statistics and their outputs
-    /// for the metrics (2), then per update (μ of them) one read of the objective's scalars per micro-batch, with the input
-    /// checks and the entropy metric folded in, and one of the gradient norm's partial sums. Before the checks and the
-    /// entropy mean moved onto the device, each micro-batch read 4 to 6 times and the advantages 5 times.
+    /// for the metrics (2), and one read of every update's scalars at the end: each micro-batch's objective scalars with the
+    /// input checks and the entropy metric, and each update's gate (norm, clip factor, whether it applied), which were
+    /// decided on the device. Before the gate, a step read once per micro-batch and update and once per update besides
+    /// (4 + μ·(M + 1)); before the checks and the entropy mean moved onto the device, 9 + 4M.
     /// </summary>
     [TestCase(1, 1)]
     [TestCase(2, 2)]
-    public void AStepReadsBackOncePerMicroBatchUpdateBesidesFourPerStepAndOnePerUpdate(int microBatches, int iterations)
+    [TestCase(4, 3)]
+    public void AStepReadsBackFiveTimesWhateverItsMicroBatchesAndUpdates(int microBatches, int iterations)
     {
         var device = (IlgpuDevice)TestDevices.Get(DeviceKind.IlgpuCpu);
         var random = TestRandom.Create();
@@ -63,17 +65,21 @@ public sealed class TrainingStepDeviceTrafficTests
         var options = new GrpoTrainerOptions
         {
             GroupSize = 2, PromptsPerStep = 2, MaxPromptLength = 4, MaxCompletionLength = 3, LearningRate = 1e-3f,
-            TotalSteps = 10, MicroBatchSize = 4 / microBatches, NumIterations = iterations, Beta = 0.04f, Seed = random.Next(),
+            TotalSteps = 10, MicroBatchSize = 4 / microBatches, NumIterations = iterations, Beta = 0.04f, MaxGradNorm = 1e-3f,
+            Seed = random.Next(),
         };
         var reward = RewardFunction.Create("varied", input => input.CompletionTokens.Sum() % 5);
         using var trainer = new GrpoTrainer(policy, new DigitTokenizer(config.VocabSize), [reward], options, reference);
         for (int step = 1; step <= 2; step++)
         {
             var before = device.Stats.Snapshot();
-            trainer.TrainStep(TinyModels.Sequences(random, config.VocabSize, 4, 4));
+            var metrics = trainer.TrainStep(TinyModels.Sequences(random, config.VocabSize, 4, 4));
             var counted = device.Stats.Snapshot() - before;
-            TestContext.Out.WriteLine($"step {step}, {microBatches} micro-batch(es), μ = {iterations}: {counted}");
-            Assert.That(counted.DeviceToHostCopies, Is.EqualTo(2 + 2 + iterations * (microBatches + 1)), $"step {step}: {counted}");
+            TestContext.Out.WriteLine($"step {step}, {microBatches} micro-batch(es), μ = {iterations}: {counted}; " +
+                $"{metrics.UpdatesApplied} updates, grad norm {metrics.GradNorm}");
+            Assert.That(counted.DeviceToHostCopies, Is.EqualTo(5), $"step {step}: {counted}");
+            Assert.That(metrics.UpdatesApplied, Is.EqualTo(iterations), "every update applied");
+            Assert.That(trainer.Optimizer.StepCount, Is.EqualTo(step * iterations), "the optimizer's step count");
         }
     }
 
