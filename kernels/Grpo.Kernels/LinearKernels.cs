@@ -27,6 +27,35 @@ public static class LinearKernels
             output[i] = bias[(int)(i % columns)];
     }
 
+    /// <summary>
+    /// Splits the columns of a fused projection's output into three row-major outputs: source[m, c] goes to first[m, c]
+    /// for c &lt; A, to second[m, c − A] for c &lt; A + B, else to third[m, c − A − B] (Q, K and V of one GEMM).
+    /// </summary>
+    /// <param name="index">Thread i of <paramref name="threads"/>: elements i, i + threads, … of the flat (M·(A + B + C)) source.</param>
+    /// <param name="source">(M, A + B + C) the fused output.</param>
+    /// <param name="first">(M, A) output.</param>
+    /// <param name="second">(M, B) output.</param>
+    /// <param name="third">(M, C) output.</param>
+    /// <param name="firstWidth">A.</param>
+    /// <param name="secondWidth">B.</param>
+    /// <param name="thirdWidth">C.</param>
+    /// <param name="elements">M·(A + B + C).</param>
+    /// <param name="threads">Threads launched; each strides by it.</param>
+    public static void SplitColumns(Index1D index, ArrayView<float> source, ArrayView<float> first, ArrayView<float> second,
+        ArrayView<float> third, int firstWidth, int secondWidth, int thirdWidth, long elements, int threads)
+    {
+        int width = firstWidth + secondWidth + thirdWidth;
+        for (long i = index; i < elements; i += threads)
+        {
+            long row = i / width;
+            int column = (int)(i - row * width);
+            float value = source[i];
+            if (column < firstWidth) first[row * firstWidth + column] = value;
+            else if (column < firstWidth + secondWidth) second[row * secondWidth + column - firstWidth] = value;
+            else third[row * thirdWidth + column - firstWidth - secondWidth] = value;
+        }
+    }
+
     /// <summary>partial[b, n] = Σ_{m in block b, increasing} dOutput[m, n].</summary>
     /// <param name="index">X: column n, Y: row block b.</param>
     /// <param name="dOutput">(M, N) output gradient.</param>

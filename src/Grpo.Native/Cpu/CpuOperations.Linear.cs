@@ -12,6 +12,26 @@ internal sealed partial class CpuOperations
     /// <summary>About this many output elements per work item of the bias broadcast: whole rows, enough to amortise the scheduling.</summary>
     private const int BiasItemElements = 16 * 1024;
 
+    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third)
+    {
+        var (m, a, b, c) = LinearValidation.SplitColumns(source, first, second, third);
+        CpuBuffer<float> s = Data(source, nameof(source));   // (M, A + B + C)
+        CpuBuffer<float> x = Data(first, nameof(first));     // (M, A)
+        CpuBuffer<float> y = Data(second, nameof(second));   // (M, B)
+        CpuBuffer<float> z = Data(third, nameof(third));     // (M, C)
+        int width = a + b + c, rowsPerItem = Math.Max(1, BiasItemElements / Math.Max(width, 1));
+        Parallel.For(0, (m + rowsPerItem - 1) / rowsPerItem, Device.Parallelism, item =>
+        {
+            for (int row = item * rowsPerItem; row < Math.Min(m, (item + 1) * rowsPerItem); row++)
+            {
+                var from = s.AsSpan(row * width, width);
+                from[..a].CopyTo(x.AsSpan(row * a, a));
+                from.Slice(a, b).CopyTo(y.AsSpan(row * b, b));
+                from[(a + b)..].CopyTo(z.AsSpan(row * c, c));
+            }
+        });
+    }
+
     public void LinearForward(Tensor<float> output, Tensor<float> input, Tensor<float> weight, Tensor<float>? bias)
     {
         var (m, k, n) = LinearValidation.Forward(output, input, weight, bias);

@@ -32,6 +32,19 @@ internal sealed partial class IlgpuOperations
         Matmul(MatmulArgs.TransposedB(m, n, k, k, k, n, 1f, accumulate: bias is not null), x, w, y);
     }
 
+    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third)
+    {
+        var (m, a, b, c) = LinearValidation.SplitColumns(source, first, second, third);
+        long elements = (long)m * (a + b + c);
+        int threads = FlatThreads(elements);
+        if (threads == 0) return;
+        var kernel = Device.Kernel(typeof(LinearKernels), nameof(LinearKernels.SplitColumns), accelerator =>
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                int, int, int, long, int>(LinearKernels.SplitColumns));
+        kernel(threads, View(source, nameof(source)).BaseView, View(first, nameof(first)).BaseView,
+            View(second, nameof(second)).BaseView, View(third, nameof(third)).BaseView, a, b, c, elements, threads);
+    }
+
     public void LinearBackward(Tensor<float>? dInput, Tensor<float> dWeight, Tensor<float>? dBias,
         Tensor<float> dOutput, Tensor<float> input, Tensor<float> weight)
     {

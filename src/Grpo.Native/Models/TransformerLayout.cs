@@ -80,6 +80,18 @@ public static class TransformerLayout
         return list;
     }
 
+    /// <summary>
+    /// True when a block's q, k and v weights are adjacent rows of one (H·D + 2·KVH·D, C) matrix, their biases (if any)
+    /// too, so the three projections are one GEMM: GPT-2's c_attn, and the Llama-family layouts without q/k/v biases. With
+    /// biases (Qwen2), each projection's bias sits between its weight and the next one's, in the order the optimizer moments
+    /// of every saved checkpoint follow, so those stay three GEMMs.
+    /// </summary>
+    public static bool HasFusedQkv(ModelConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.ModelType == "gpt2" || !config.HasQkvBias;
+    }
+
     /// <summary>The name of the (V, C) matrix the LM head multiplies by: the token embedding when tied.</summary>
     public static string LmHeadName(ModelConfig config) =>
         config.ModelType == "gpt2" ? "wte.weight"

@@ -49,6 +49,12 @@ public sealed partial class TransformerModel : IDisposable
     /// <summary>(V, C) the LM-head matrix: the token embedding itself when the family ties them.</summary>
     public Tensor<float> LmHead => _weights.LmHead;
 
+    /// <summary>
+    /// True (the default): where q, k and v are adjacent (<see cref="TransformerLayout.HasFusedQkv"/>) the forward projects
+    /// them with one GEMM. False: three, as for Qwen2; tests compare the two.
+    /// </summary>
+    internal bool FusesQkv { get; set; } = true;
+
     /// <summary>(V, C) the LM head's gradient view (the token embedding's gradient when tied).</summary>
     public Tensor<float> LmHeadGradient => GradientViews.LmHead;
 

@@ -27,7 +27,9 @@ internal sealed record BlockWeights(
     Tensor<float> UpWeight,      // (I, C) GPT-2's c_fc, Llama's up_proj
     Tensor<float>? UpBias,       // (I) GPT-2 only
     Tensor<float> DownWeight,    // (C, I) GPT-2's mlp.c_proj, Llama's down_proj
-    Tensor<float>? DownBias);    // (C) GPT-2 only
+    Tensor<float>? DownBias,     // (C) GPT-2 only
+    Tensor<float>? QkvWeight,    // (H·D + 2·KVH·D, C) the q, k and v rows as one matrix, where adjacent (TransformerLayout.HasFusedQkv)
+    Tensor<float>? QkvBias);     // (H·D + 2·KVH·D) their biases as one vector, where fused and biased (GPT-2)
 
 /// <summary>Every view the model's passes use, for one parameter set (weights or gradients).</summary>
 internal sealed record TransformerWeights(
@@ -58,7 +60,8 @@ internal sealed record TransformerWeights(
                     set[p + "attn.c_proj.weight"], set[p + "attn.c_proj.bias"],
                     set[p + "ln_2.weight"], set[p + "ln_2.bias"],
                     null, set[p + "mlp.c_fc.weight"], set[p + "mlp.c_fc.bias"],
-                    set[p + "mlp.c_proj.weight"], set[p + "mlp.c_proj.bias"]);
+                    set[p + "mlp.c_proj.weight"], set[p + "mlp.c_proj.bias"],
+                    qkv, qkvBias);
             }
             return new TransformerWeights(set["wte.weight"], set["wpe.weight"], blocks,
                 set["ln_f.weight"], set["ln_f.bias"], set["wte.weight"]);
@@ -78,9 +81,19 @@ internal sealed record TransformerWeights(
                 set[p + "self_attn.o_proj.weight"], config.HasOutputBias ? set[p + "self_attn.o_proj.bias"] : null,
                 set[p + "post_attention_layernorm.weight"], null,
                 set[p + "mlp.gate_proj.weight"], set[p + "mlp.up_proj.weight"], null,
-                set[p + "mlp.down_proj.weight"], null);
+                set[p + "mlp.down_proj.weight"], null,
+                TransformerLayout.HasFusedQkv(config) ? AdjacentRows(set, p + "self_attn.") : null, null);
         }
         return new TransformerWeights(set["model.embed_tokens.weight"], null, blocks,
             set["model.norm.weight"], null, set[TransformerLayout.LmHeadName(config)]);
+    }
+
+    /// <summary>The q_proj, k_proj and v_proj weights under <paramref name="prefix"/> as one (H·D + 2·KVH·D, C) view: they are adjacent in the buffer.</summary>
+    private static Tensor<float> AdjacentRows(ParameterSet set, string prefix)
+    {
+        Tensor<float> q = set[prefix + "q_proj.weight"], k = set[prefix + "k_proj.weight"], v = set[prefix + "v_proj.weight"];
+        if (k.Offset != q.Offset + q.Length || v.Offset != k.Offset + k.Length)
+            throw new InvalidOperationException($"{prefix}q_proj, k_proj and v_proj are not adjacent in the parameter buffer; the layout and TransformerLayout.HasFusedQkv disagree.");
+        return set.Buffer.Slice(q.Offset - set.Buffer.Offset, q.Shape[0] + k.Shape[0] + v.Shape[0], q.Shape[1]);
     }
 }

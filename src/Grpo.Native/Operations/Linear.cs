@@ -28,6 +28,18 @@ public partial interface IGrpoOperations
     /// <param name="weight">(N, K) the weight the forward saw.</param>
     void LinearBackward(Tensor<float>? dInput, Tensor<float> dWeight, Tensor<float>? dBias,
         Tensor<float> dOutput, Tensor<float> input, Tensor<float> weight);
+
+    /// <summary>
+    /// Copies the columns of <paramref name="source"/> into three outputs, in order: the first A columns to
+    /// <paramref name="first"/>, the next B to <paramref name="second"/>, the last C to <paramref name="third"/>. It turns the
+    /// output of one fused Q/K/V projection into the row-major Q, K and V the attention takes.
+    /// </summary>
+    /// <param name="source">(M, A + B + C) the fused output.</param>
+    /// <param name="first">(M, A) output, overwritten.</param>
+    /// <param name="second">(M, B) output, overwritten.</param>
+    /// <param name="third">(M, C) output, overwritten.</param>
+    /// <exception cref="ArgumentException">The shapes do not fit together or an output overlaps another tensor; the message names it.</exception>
+    void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third);
 }
 
 /// <summary>The sizes of one linear layer call: M rows, K input features, N output features.</summary>
@@ -48,6 +60,27 @@ internal static class LinearValidation
         Aliasing.NoOverlap(output, nameof(output), weight, nameof(weight));
         Aliasing.NoOverlap(output, nameof(output), bias, nameof(bias));
         return shape;
+    }
+
+    /// <summary>Checks <see cref="IGrpoOperations.SplitColumns"/>'s shapes; returns (M, A, B, C).</summary>
+    public static (int M, int A, int B, int C) SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third)
+    {
+        Guard.Rank(source, nameof(source), 2, "(M, A + B + C) rows of a fused projection");
+        Guard.Rank(first, nameof(first), 2, "(M, A)");
+        Guard.Rank(second, nameof(second), 2, "(M, B)");
+        Guard.Rank(third, nameof(third), 2, "(M, C)");
+        int m = source.Shape[0], a = first.Shape[1], b = second.Shape[1], c = third.Shape[1];
+        Guard.Shape(source, nameof(source), m, a + b + c);
+        Guard.Shape(first, nameof(first), m, a);
+        Guard.Shape(second, nameof(second), m, b);
+        Guard.Shape(third, nameof(third), m, c);
+        Aliasing.NoOverlap(first, nameof(first), source, nameof(source));
+        Aliasing.NoOverlap(second, nameof(second), source, nameof(source));
+        Aliasing.NoOverlap(third, nameof(third), source, nameof(source));
+        Aliasing.NoOverlap(first, nameof(first), second, nameof(second));
+        Aliasing.NoOverlap(second, nameof(second), third, nameof(third));
+        Aliasing.NoOverlap(first, nameof(first), third, nameof(third));
+        return (m, a, b, c);
     }
 
     /// <summary>Checks the shapes of the backward; returns (M, K, N).</summary>

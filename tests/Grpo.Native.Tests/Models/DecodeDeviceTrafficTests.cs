@@ -47,6 +47,37 @@ public sealed class DecodeDeviceTrafficTests
         }
     }
 
+    /// <summary>
+    /// Where q, k and v are adjacent, a decode step projects them with one GEMM and a split instead of three GEMMs (and,
+    /// for GPT-2, one bias broadcast instead of three): fewer launches than with the fusion off; the same where they are not.
+    /// </summary>
+    [TestCaseSource(typeof(TinyModels), nameof(TinyModels.Names))]
+    public void AdjacentQkvWeightsCostFewerLaunchesPerDecodeStep(string name)
+    {
+        var device = (IlgpuDevice)TestDevices.Get(DeviceKind.IlgpuCpu);
+        var random = TestRandom.Create();
+        var config = TinyModels.Config(name);
+        using var model = TransformerModel.CreateRandom(device, config, seed: random.Next());
+        int[][] prompts = TinyModels.Sequences(random, config.VocabSize, 3, 5);
+        using var batch = TokenBatch.Create(device, prompts, config.VocabSize, config.MaxPositions);
+        using var tokens = device.FromArray<int>(new int[prompts.Length], prompts.Length);
+        long LaunchesPerStep(bool fused)
+        {
+            model.FusesQkv = fused;
+            using var decoder = new KvCacheDecoder(model, prompts.Length, capacity: 8, maxPromptTokens: batch.TokenCount);
+            decoder.Prefill(batch, 1);
+            var before = device.Stats.Snapshot();
+            decoder.Step(tokens);
+            return (device.Stats.Snapshot() - before).KernelLaunches;
+        }
+        long fusedLaunches = LaunchesPerStep(true), separateLaunches = LaunchesPerStep(false);
+        TestContext.Out.WriteLine($"{name}: {fusedLaunches} launches per decode step with q/k/v fused, {separateLaunches} without");
+        if (TransformerLayout.HasFusedQkv(config))
+            Assert.That(fusedLaunches, Is.LessThan(separateLaunches));
+        else
+            Assert.That(fusedLaunches, Is.EqualTo(separateLaunches));
+    }
+
     [Test]
     public void TheRolloutGivesTheCompletionsOfAPerStepLoopAndReadsBackOnlyEveryFewSteps()
     {

@@ -86,6 +86,46 @@ public sealed class TransformerModelTests
             f.Config.HiddenSize, HiddenTolerance);
     }
 
+    /// <summary>
+    /// The fused Q/K/V projection (one GEMM and a column split, where the weights are adjacent) against three GEMMs. Each
+    /// value is the same K-term dot product either way, so the hidden states differ by at most the two runs' own rounding:
+    /// twice <see cref="HiddenTolerance"/>'s bound; the layout test below checks which families fuse.
+    /// </summary>
+    [TestCaseSource(nameof(Cases))]
+    public void TheFusedQkvProjectionGivesTheHiddenStatesOfThreeProjections(DeviceKind kind, string name)
+    {
+        var device = TestDevices.Get(kind);
+        using var f = new Fixture(device, name, TestRandom.Create(), Lengths);
+        using var activations = f.Model.CreateActivations(f.Batch.TokenCount);
+        float[] fused = f.Model.Forward(f.Batch, activations).ToArray();
+        f.Model.FusesQkv = false;
+        Poison.Fill(activations.Hidden);
+        float[] separate = f.Model.Forward(f.Batch, activations).ToArray();
+        Compare.WorstRowRelativeError($"{name} hidden, fused against three projections", Array.ConvertAll(separate, v => (double)v), fused,
+            f.Config.HiddenSize, 2 * HiddenTolerance);
+    }
+
+    [TestCaseSource(typeof(TinyModels), nameof(TinyModels.Names))]
+    public void QkvIsOneMatrixWhereTheLayoutMakesItAdjacent(string name)
+    {
+        var config = TinyModels.Config(name);
+        bool expected = name is "gpt2" or "llama" or "llama-untied" or "qwen3"; // qwen2 and qwen3-bias have q/k/v biases between
+        Assert.That(TransformerLayout.HasFusedQkv(config), Is.EqualTo(expected));
+        using var device = new Grpo.Native.Cpu.CpuDevice();
+        using var model = TransformerModel.CreateRandom(device, config, seed: 7);
+        var weights = TransformerWeights.From(model.Parameters, config);
+        foreach (var block in weights.Blocks)
+        {
+            Assert.That(block.QkvWeight is not null, Is.EqualTo(expected));
+            if (block.QkvWeight is null) continue;
+            float[] rows = [.. block.QueryWeight.ToArray(), .. block.KeyWeight.ToArray(), .. block.ValueWeight.ToArray()];
+            Assert.That(block.QkvWeight.ToArray(), Is.EqualTo(rows), "the fused matrix is q's, k's and v's rows in order");
+            if (block.QkvBias is not null)
+                Assert.That(block.QkvBias.ToArray(),
+                    Is.EqualTo((float[])[.. block.QueryBias!.ToArray(), .. block.KeyBias!.ToArray(), .. block.ValueBias!.ToArray()]));
+        }
+    }
+
     [TestCaseSource(nameof(Cases))]
     public void NextTokenLogProbsMatchTheReference(DeviceKind kind, string name)
     {

@@ -1,0 +1,60 @@
+using Grpo.Native.Devices;
+using Grpo.Native.Tests.Support;
+using NUnit.Framework;
+
+namespace Grpo.Native.Tests.Operations;
+
+/// <summary>SplitColumns (a fused Q/K/V projection's output into Q, K and V) on every backend: a copy, so exact.</summary>
+public sealed class SplitColumnsTests
+{
+    private static IEnumerable<TestCaseData> Cases() => TestDevices.PlusCudaShapes(
+        from kind in TestDevices.Kinds()
+        from shape in new[] { (M: 1, A: 4, B: 2, C: 2), (M: 7, A: 64, B: 16, C: 16), (M: 300, A: 96, B: 32, C: 40) }
+        select new TestCaseData(kind, shape.M, shape.A, shape.B, shape.C)
+            .SetArgDisplayNames(kind.ToString(), $"M={shape.M}", $"A={shape.A}", $"B={shape.B}", $"C={shape.C}"));
+
+    [TestCaseSource(nameof(Cases))]
+    public void EachColumnReachesItsPart(DeviceKind kind, int m, int a, int b, int c)
+    {
+        var device = TestDevices.Get(kind);
+        float[] values = TestRandom.Normal(TestRandom.Create(), m * (a + b + c));
+        using var source = device.FromArray<float>(values, m, a + b + c);  // (M, A + B + C)
+        using var first = Poison.Fill(device.Allocate<float>(m, a));        // (M, A)
+        using var second = Poison.Fill(device.Allocate<float>(m, b));       // (M, B)
+        using var third = Poison.Fill(device.Allocate<float>(m, c));        // (M, C)
+        device.Operations.SplitColumns(source, first, second, third);
+        // The reference: row by row, columns [0, A), [A, A + B), [A + B, A + B + C).
+        var expectedFirst = new float[m * a];
+        var expectedSecond = new float[m * b];
+        var expectedThird = new float[m * c];
+        for (int row = 0; row < m; row++)
+            for (int column = 0; column < a + b + c; column++)
+            {
+                float value = values[row * (a + b + c) + column];
+                if (column < a) expectedFirst[row * a + column] = value;
+                else if (column < a + b) expectedSecond[row * b + column - a] = value;
+                else expectedThird[row * c + column - a - b] = value;
+            }
+        Assert.That(first.ToArray(), Is.EqualTo(expectedFirst), "first");
+        Assert.That(second.ToArray(), Is.EqualTo(expectedSecond), "second");
+        Assert.That(third.ToArray(), Is.EqualTo(expectedThird), "third");
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void WrongShapesAndOverlapsAreNamed(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var ops = device.Operations;
+        using var source = device.Allocate<float>(3, 8);
+        using var first = device.Allocate<float>(3, 4);
+        using var second = device.Allocate<float>(3, 2);
+        using var third = device.Allocate<float>(3, 2);
+        using var wide = device.Allocate<float>(3, 3);
+        using var tall = device.Allocate<float>(4, 2);
+        void Expect(string name, TestDelegate call) =>
+            Assert.That(Assert.Throws(Is.InstanceOf<ArgumentException>(), call)!.Message, Does.Contain(name));
+        Expect("source", () => ops.SplitColumns(source, first, second, wide));
+        Expect("third", () => ops.SplitColumns(source, first, second, tall));
+        Expect("first", () => ops.SplitColumns(source, source.Slice(0, 3, 4), second, third));
+    }
+}
