@@ -63,8 +63,7 @@ internal sealed partial class CpuOperations
             if (share[k] == 0f) continue;
             var row = scalars.AsSpan(k * ObjectiveScalars.Count, ObjectiveScalars.Count);
             loss += share[k] * row[Grpo.Kernels.ObjectiveKernels.ResultLoss];
-            badInput |= row[Grpo.Kernels.ObjectiveKernels.TotalBadMask] > 0 || row[Grpo.Kernels.ObjectiveKernels.TotalBadOld] > 0
-                || float.IsFinite(row[Grpo.Kernels.ObjectiveKernels.FirstBadAdvantageRow]);
+            badInput |= ObjectiveScalars.ReportsBadInput(row);
         }
         bool previousApplied = previousGate is null || Data(previousGate, nameof(previousGate))[UpdateGateSlots.Apply] != 0f;
         output[UpdateGateSlots.Scale] = norm > maxNorm ? (float)(maxNorm / ((double)norm + 1e-6)) : 1f;

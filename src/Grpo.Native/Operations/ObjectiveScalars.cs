@@ -44,6 +44,11 @@ public static class ObjectiveScalars
         row[ObjectiveKernels.FirstBadAdvantageRow] = float.PositiveInfinity; // +∞: none
     }
 
+    /// <summary>True when the row reports an input the objective refuses (a bad mask value, old log-prob or advantage).</summary>
+    /// <param name="row">(Count) one call's scalars.</param>
+    public static bool ReportsBadInput(ReadOnlySpan<float> row) =>
+        row[ObjectiveKernels.TotalBadMask] > 0 || row[ObjectiveKernels.TotalBadOld] > 0 || float.IsFinite(row[ObjectiveKernels.FirstBadAdvantageRow]);
+
     /// <summary>
     /// Raises the error the managed backend raises before its work when the row reports a bad input, in its order:
     /// advantages, old log-probs, mask. Only an error reads the offending value back.
