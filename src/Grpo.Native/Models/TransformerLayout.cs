@@ -7,15 +7,30 @@ namespace Grpo.Native.Models;
 /// then layer by layer, then the final norm and an untied LM head). Every linear weight is kept in
 /// nn.Linear's (out, in) layout; GPT-2's Conv1D weights, stored (in, out) on disk, are marked
 /// <see cref="ParameterInfo.TransposedOnDisk"/> and transposed when loaded and saved. GPT-2's fused
-/// c_attn weight, transposed, is (3C, C): its q, k and v blocks are contiguous rows, so each is a view.
+/// c_attn weight, transposed, is (3C, C): its q, k and v blocks are contiguous rows, so each is a view; the other
+/// families keep q_proj, k_proj and v_proj adjacent (and their biases) so that they too are one matrix.
 /// </summary>
 public static class TransformerLayout
 {
+    /// <summary>
+    /// The buffer order this version writes, which trainer checkpoints record with their optimizer moments (flat, in this
+    /// order). 1: each q/k/v bias right after its weight (until December 2026); 2: the q, k and v weights adjacent, then
+    /// their biases, so the three projections are one matrix (<see cref="BlockWeights"/>' QkvWeight). The two differ only
+    /// for layouts with q/k/v biases (Qwen2, Qwen3 with attention_bias).
+    /// </summary>
+    public const int Version = 2;
+
     /// <summary>The layout of <paramref name="config"/>'s model.</summary>
-    public static IReadOnlyList<ParameterInfo> For(ModelConfig config)
+    public static IReadOnlyList<ParameterInfo> For(ModelConfig config) => For(config, Version);
+
+    /// <summary>The layout of <paramref name="config"/>'s model in buffer order <paramref name="version"/> (1 or <see cref="Version"/>).</summary>
+    public static IReadOnlyList<ParameterInfo> For(ModelConfig config, int version)
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
+        if (version is < 1 or > Version)
+            throw new ArgumentOutOfRangeException(nameof(version), version, $"Parameter layout versions are 1 to {Version}.");
+        bool biasAfterEachWeight = version == 1;
         var list = new List<ParameterInfo>();
         long offset = 0;
         void Add(string name, bool transposedOnDisk, params int[] shape)
@@ -57,12 +72,15 @@ public static class TransformerLayout
         {
             string p = $"model.layers.{l}.";
             Add(p + "input_layernorm.weight", false, c);
-            Add(p + "self_attn.q_proj.weight", false, qDim, c);
-            if (config.HasQkvBias) Add(p + "self_attn.q_proj.bias", false, qDim);
-            Add(p + "self_attn.k_proj.weight", false, kvDim, c);
-            if (config.HasQkvBias) Add(p + "self_attn.k_proj.bias", false, kvDim);
-            Add(p + "self_attn.v_proj.weight", false, kvDim, c);
-            if (config.HasQkvBias) Add(p + "self_attn.v_proj.bias", false, kvDim);
+            // Version 2: the three weights adjacent, one (qDim + 2·kvDim, C) matrix; then the biases, one vector.
+            foreach (var (projection, rows) in new[] { ("q_proj", qDim), ("k_proj", kvDim), ("v_proj", kvDim) })
+            {
+                Add(p + $"self_attn.{projection}.weight", false, rows, c);
+                if (config.HasQkvBias && biasAfterEachWeight) Add(p + $"self_attn.{projection}.bias", false, rows);
+            }
+            if (config.HasQkvBias && !biasAfterEachWeight)
+                foreach (var (projection, rows) in new[] { ("q_proj", qDim), ("k_proj", kvDim), ("v_proj", kvDim) })
+                    Add(p + $"self_attn.{projection}.bias", false, rows);
             Add(p + "self_attn.o_proj.weight", false, c, qDim);
             if (config.HasOutputBias) Add(p + "self_attn.o_proj.bias", false, c);
             if (config.HasQkNorm)
@@ -78,18 +96,6 @@ public static class TransformerLayout
         Add("model.norm.weight", false, c);
         if (!config.TieWordEmbeddings) Add("lm_head.weight", false, v, c);
         return list;
-    }
-
-    /// <summary>
-    /// True when a block's q, k and v weights are adjacent rows of one (H·D + 2·KVH·D, C) matrix, their biases (if any)
-    /// too, so the three projections are one GEMM: GPT-2's c_attn, and the Llama-family layouts without q/k/v biases. With
-    /// biases (Qwen2), each projection's bias sits between its weight and the next one's, in the order the optimizer moments
-    /// of every saved checkpoint follow, so those stay three GEMMs.
-    /// </summary>
-    public static bool HasFusedQkv(ModelConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        return config.ModelType == "gpt2" || !config.HasQkvBias;
     }
 
     /// <summary>The name of the (V, C) matrix the LM head multiplies by: the token embedding when tied.</summary>

@@ -45,11 +45,11 @@ public sealed partial class TransformerModel
         bool qkNorm = w.QueryNormWeight is not null;
         var qProjection = qkNorm ? act.Rows(a.QueryProjection!, m) : q; // (m, H·D)
         var kProjection = qkNorm ? act.Rows(a.KeyProjection!, m) : k;   // (m, KVH·D)
-        if (FusesQkv && w.QkvWeight is not null)
+        if (FusesQkv)
         {
             // One GEMM over the adjacent q, k and v rows, then its columns split into the three: fewer launches, and the
             // input is read once. Each value is the same dot product as in three GEMMs.
-            var qkv = act.Rows(act.QkvProjection!, m);         // (m, H·D + 2·KVH·D)
+            var qkv = act.Rows(act.QkvProjection, m);           // (m, H·D + 2·KVH·D)
             _ops.LinearForward(qkv, n1, w.QkvWeight, w.QkvBias);
             _ops.SplitColumns(qkv, qProjection, kProjection, v);
         }

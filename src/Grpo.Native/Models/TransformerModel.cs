@@ -50,8 +50,8 @@ public sealed partial class TransformerModel : IDisposable
     public Tensor<float> LmHead => _weights.LmHead;
 
     /// <summary>
-    /// True (the default): where q, k and v are adjacent (<see cref="TransformerLayout.HasFusedQkv"/>) the forward projects
-    /// them with one GEMM. False: three, as for Qwen2; tests compare the two.
+    /// True (the default): the forward projects q, k and v with one GEMM over their adjacent rows and splits its columns.
+    /// False: three GEMMs, the plain form the tests compare it with.
     /// </summary>
     internal bool FusesQkv { get; set; } = true;
 

@@ -28,8 +28,8 @@ internal sealed record BlockWeights(
     Tensor<float>? UpBias,       // (I) GPT-2 only
     Tensor<float> DownWeight,    // (C, I) GPT-2's mlp.c_proj, Llama's down_proj
     Tensor<float>? DownBias,     // (C) GPT-2 only
-    Tensor<float>? QkvWeight,    // (H·D + 2·KVH·D, C) the q, k and v rows as one matrix, where adjacent (TransformerLayout.HasFusedQkv)
-    Tensor<float>? QkvBias);     // (H·D + 2·KVH·D) their biases as one vector, where fused and biased (GPT-2)
+    Tensor<float> QkvWeight,     // (H·D + 2·KVH·D, C) the q, k and v rows as one matrix (adjacent in every layout)
+    Tensor<float>? QkvBias);     // (H·D + 2·KVH·D) their biases as one vector, where the family has them
 
 /// <summary>Every view the model's passes use, for one parameter set (weights or gradients).</summary>
 internal sealed record TransformerWeights(
@@ -82,18 +82,24 @@ internal sealed record TransformerWeights(
                 set[p + "post_attention_layernorm.weight"], null,
                 set[p + "mlp.gate_proj.weight"], set[p + "mlp.up_proj.weight"], null,
                 set[p + "mlp.down_proj.weight"], null,
-                TransformerLayout.HasFusedQkv(config) ? AdjacentRows(set, p + "self_attn.") : null, null);
+                Adjacent(set, p + "self_attn.", "weight")!, Adjacent(set, p + "self_attn.", config.HasQkvBias ? "bias" : null));
         }
         return new TransformerWeights(set["model.embed_tokens.weight"], null, blocks,
             set["model.norm.weight"], null, set[TransformerLayout.LmHeadName(config)]);
     }
 
-    /// <summary>The q_proj, k_proj and v_proj weights under <paramref name="prefix"/> as one (H·D + 2·KVH·D, C) view: they are adjacent in the buffer.</summary>
-    private static Tensor<float> AdjacentRows(ParameterSet set, string prefix)
+    /// <summary>
+    /// The q_proj, k_proj and v_proj <paramref name="kind"/> ("weight" or "bias") under <paramref name="prefix"/> as one view,
+    /// (H·D + 2·KVH·D, C) or (H·D + 2·KVH·D): the layout keeps them adjacent. Null for a null kind.
+    /// </summary>
+    private static Tensor<float>? Adjacent(ParameterSet set, string prefix, string? kind)
     {
-        Tensor<float> q = set[prefix + "q_proj.weight"], k = set[prefix + "k_proj.weight"], v = set[prefix + "v_proj.weight"];
+        if (kind is null) return null;
+        Tensor<float> q = set[$"{prefix}q_proj.{kind}"], k = set[$"{prefix}k_proj.{kind}"], v = set[$"{prefix}v_proj.{kind}"];
         if (k.Offset != q.Offset + q.Length || v.Offset != k.Offset + k.Length)
-            throw new InvalidOperationException($"{prefix}q_proj, k_proj and v_proj are not adjacent in the parameter buffer; the layout and TransformerLayout.HasFusedQkv disagree.");
-        return set.Buffer.Slice(q.Offset - set.Buffer.Offset, q.Shape[0] + k.Shape[0] + v.Shape[0], q.Shape[1]);
+            throw new InvalidOperationException($"{prefix}q_proj, k_proj and v_proj {kind}s are not adjacent in the parameter buffer, as TransformerLayout keeps them.");
+        int rows = q.Shape[0] + k.Shape[0] + v.Shape[0];
+        long offset = q.Offset - set.Buffer.Offset;
+        return kind == "weight" ? set.Buffer.Slice(offset, rows, q.Shape[1]) : set.Buffer.Slice(offset, rows);
     }
 }

@@ -9,7 +9,11 @@ namespace Grpo.Native.Training;
 /// <param name="Step">Steps completed.</param>
 /// <param name="OptimizerSteps">AdamW updates taken (step × μ, fewer if steps were skipped).</param>
 /// <param name="Options">The run's options (the seed among them: sampling is counter-based, so seed and step are the whole RNG state).</param>
-public sealed record GrpoCheckpointState(int Step, int OptimizerSteps, GrpoTrainerOptions Options);
+/// <param name="ParameterLayout">
+/// The parameter order of the flat optimizer moments (<see cref="TransformerLayout.Version"/>); checkpoints that predate the
+/// field hold version 1, which <see cref="GrpoCheckpoint.Restore"/> reorders.
+/// </param>
+public sealed record GrpoCheckpointState(int Step, int OptimizerSteps, GrpoTrainerOptions Options, int ParameterLayout = 1);
 
 /// <summary>
 /// Trainer checkpoints: the policy as a Hugging Face folder (model/), the AdamW moments
@@ -55,7 +59,7 @@ public static class GrpoCheckpoint
             new SafetensorsTensorSource("exp_avg_sq", [(int)optimizer.SecondMoment.Length],
                 (piece, start) => optimizer.SecondMoment.CopyTo(start, piece)),
         ]);
-        var state = new GrpoCheckpointState(trainer.Step, optimizer.StepCount, trainer.Options);
+        var state = new GrpoCheckpointState(trainer.Step, optimizer.StepCount, trainer.Options, TransformerLayout.Version);
         AtomicFile.WriteAllText(stateFile, JsonSerializer.Serialize(state, Json));
     }
 
@@ -75,6 +79,10 @@ public static class GrpoCheckpoint
                 ?? throw new CheckpointFormatException($"'{file}' is empty.");
             if (state.Step < 0 || state.OptimizerSteps < 0 || state.Options is null)
                 throw new CheckpointFormatException($"'{file}' holds negative counters or no options.");
+            if (state.ParameterLayout is < 1 or > TransformerLayout.Version)
+                throw new CheckpointFormatException(
+                    $"'{file}' orders its optimizer moments by parameter layout {state.ParameterLayout}, which this version does not know " +
+                    $"(it knows 1 to {TransformerLayout.Version}); resume it with the version that wrote it.");
             state.Options.Validate();
             return state;
         }
@@ -96,13 +104,23 @@ public static class GrpoCheckpoint
         var state = ReadState(folder);
         using var file = SafetensorsFile.Open(Path.Combine(folder, OptimizerFileName));
         var optimizer = trainer.Optimizer;
+        // The moments are flat, in the saved layout's parameter order; each parameter's range goes where this layout puts it.
+        var offsets = TransformerLayout.For(trainer.Policy.Config).ToDictionary(p => p.Name, p => p.Offset);
+        var saved = TransformerLayout.For(trainer.Policy.Config, state.ParameterLayout);
+        var staging = new float[Math.Min(1 << 20, Math.Max(1, (int)optimizer.FirstMoment.Length))]; // 4 MiB pieces, not a 2 GB host copy
         foreach (var (name, tensor) in new[] { ("exp_avg", optimizer.FirstMoment), ("exp_avg_sq", optimizer.SecondMoment) })
         {
             var info = file.Get(name);
             if (info.ElementCount != tensor.Length)
                 throw new CheckpointFormatException(
                     $"'{folder}': {name} holds {info.ElementCount} values but the model has {tensor.Length} parameters; the checkpoint belongs to another model.");
-            tensor.CopyFrom(file.ReadFloat32(name));
+            foreach (var parameter in saved)
+                for (long done = 0; done < parameter.Length; done += staging.Length)
+                {
+                    var piece = staging.AsSpan(0, (int)Math.Min(staging.Length, parameter.Length - done));
+                    file.ReadInto(name, piece, parameter.Offset + done);
+                    tensor.CopyFrom(offsets[parameter.Name] + done, piece);
+                }
         }
         optimizer.RestoreStepCount(state.OptimizerSteps);
         trainer.RestoreStep(state.Step);

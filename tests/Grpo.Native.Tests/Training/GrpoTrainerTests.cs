@@ -112,6 +112,72 @@ public sealed class GrpoTrainerTests
         }
     }
 
+    /// <summary>
+    /// Checkpoints written before the q/k/v weights were made adjacent (parameter layout 1, no field in trainer_state.json)
+    /// hold a Qwen2 model's moments with each bias after its weight. Restoring one puts every parameter's moments where
+    /// the current layout keeps them: the moments equal those of the same checkpoint saved in the current layout, to the bit.
+    /// </summary>
+    [Test]
+    public void ACheckpointOfTheFirstParameterLayoutRestoresItsMomentsInTheCurrentOrder()
+    {
+        var options = Options(seed: 6) with { TotalSteps = 4 };
+        var config = Reverse.DefaultModel() with { ModelType = "qwen2", HiddenSize = 16, IntermediateSize = 24, TieWordEmbeddings = false };
+        var current = TransformerLayout.For(config);
+        var legacy = TransformerLayout.For(config, 1);
+        string folder = Path.Combine(Path.GetTempPath(), "grpo-layout-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var device = new CpuDevice();
+            float[] firstMoment, secondMoment;
+            using (var policy = TransformerModel.CreateRandom(device, config, seed: 3))
+            using (var trainer = new GrpoTrainer(policy, Reverse.Tokenizer, [Varied], options))
+            {
+                for (int step = 1; step <= 2; step++) trainer.TrainStep(Prompts(options, step));
+                GrpoCheckpoint.Save(trainer, folder);
+                firstMoment = trainer.Optimizer.FirstMoment.ToArray();
+                secondMoment = trainer.Optimizer.SecondMoment.ToArray();
+            }
+            Assert.That(GrpoCheckpoint.ReadState(folder).ParameterLayout, Is.EqualTo(TransformerLayout.Version));
+
+            // Rewrite the checkpoint as version 1 wrote it: moments in the old order, and no layout field.
+            float[] ToLegacy(float[] moments)
+            {
+                var offsets = current.ToDictionary(p => p.Name, p => p.Offset);
+                var flat = new float[moments.Length];
+                foreach (var p in legacy) Array.Copy(moments, offsets[p.Name], flat, p.Offset, p.Length);
+                return flat;
+            }
+            float[] legacyFirst = ToLegacy(firstMoment), legacySecond = ToLegacy(secondMoment);
+            Assert.That(legacyFirst, Is.Not.EqualTo(firstMoment), "the two layouts order a Qwen2 model differently");
+            Grpo.Native.Checkpoints.SafetensorsWriter.Write(Path.Combine(folder, GrpoCheckpoint.OptimizerFileName),
+            [
+                new Grpo.Native.Checkpoints.SafetensorsTensorSource("exp_avg", [legacyFirst.Length], (piece, start) => legacyFirst.AsSpan((int)start, piece.Length).CopyTo(piece)),
+                new Grpo.Native.Checkpoints.SafetensorsTensorSource("exp_avg_sq", [legacySecond.Length], (piece, start) => legacySecond.AsSpan((int)start, piece.Length).CopyTo(piece)),
+            ]);
+            string stateFile = Path.Combine(folder, GrpoCheckpoint.StateFileName);
+            var state = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(stateFile))!.AsObject();
+            Assert.That(state.Remove(nameof(GrpoCheckpointState.ParameterLayout)), Is.True);
+            File.WriteAllText(stateFile, state.ToJsonString());
+            Assert.That(GrpoCheckpoint.ReadState(folder).ParameterLayout, Is.EqualTo(1));
+
+            using var resumedPolicy = GrpoCheckpoint.LoadPolicy(device, folder);
+            using var resumed = new GrpoTrainer(resumedPolicy, Reverse.Tokenizer, [Varied], options);
+            GrpoCheckpoint.Restore(resumed, folder);
+            Assert.That(resumed.Optimizer.FirstMoment.ToArray(), Is.EqualTo(firstMoment));
+            Assert.That(resumed.Optimizer.SecondMoment.ToArray(), Is.EqualTo(secondMoment));
+
+            // A layout this version does not know is refused by name.
+            state[nameof(GrpoCheckpointState.ParameterLayout)] = TransformerLayout.Version + 1;
+            File.WriteAllText(stateFile, state.ToJsonString());
+            var error = Assert.Throws<Grpo.Native.Checkpoints.CheckpointFormatException>(() => GrpoCheckpoint.ReadState(folder))!;
+            Assert.That(error.Message, Does.Contain("parameter layout"));
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [TestCase(LossType.Dapo)]
     [TestCase(LossType.Grpo)]
     [TestCase(LossType.DrGrpo)]
