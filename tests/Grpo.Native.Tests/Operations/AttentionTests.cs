@@ -21,7 +21,7 @@ public sealed class AttentionTests
     // row (one token's D values of one head) is judged against its own largest value: the noise is ~1e-6 of
     // the O(1) terms, and a row's largest value is O(0.1) at least (D ≥ 3 starting values of N(0, 0.1) and
     // the gradient terms), leaving the 1e-3 bound 100× above the worst case. (The finite-difference test starts
-    // from zero, where a first token's dQ row is exactly 0: it keeps the tensor-scaled element-wise measure.)
+    // from zero, where a first token's dQ row is exactly 0: it judges each gradient normwise, derived there.)
     private const double GradientTolerance = 1e-3;
 
     // The forward output Σ_j p_ij v_j adds values of both signs, so it is judged against Σ_j p_ij |v_j| — the reference's
@@ -208,9 +208,14 @@ public sealed class AttentionTests
         s.DK.Fill(0);
         s.DV.Fill(0);
         s.Backward(device);
-        Compare.WorstRelativeError("fp32 dQuery vs reference", g.DQuery, s.DQ.ToArray(), GradientTolerance);
-        Compare.WorstRelativeError("fp32 dKey vs reference", g.DKey, s.DK.ToArray(), GradientTolerance);
-        Compare.WorstRelativeError("fp32 dValue vs reference", g.DValue, s.DV.ToArray(), GradientTolerance);
+        // From zero, a first token's dQ row is exactly 0 in the reference while fp32 leaves the ~1e-6 rounding of its
+        // cancelled O(1) terms (p = 1: dS = dO·v − dO·o), which element-wise against 1e-3 × the tensor's largest read 0.79 of
+        // GradientTolerance in a stress run. Normwise, no near-zero element inflates it: every element's error is at most
+        // ~2e-6 (the terms' rounding, as above), so ‖error‖₂ ≤ √140 · 2e-6 ≈ 2.4e-5 for these ≤ 140 values, while ‖g‖₂ ≥ max |g|,
+        // which is O(0.1) at least (N(0, 1) weights over rows that do not all cancel): ≤ 2.4e-4 < 1e-3.
+        Compare.NormwiseRelativeError("fp32 dQuery vs reference", g.DQuery, s.DQ.ToArray(), GradientTolerance);
+        Compare.NormwiseRelativeError("fp32 dKey vs reference", g.DKey, s.DK.ToArray(), GradientTolerance);
+        Compare.NormwiseRelativeError("fp32 dValue vs reference", g.DValue, s.DV.ToArray(), GradientTolerance);
     }
 
     /// <summary>Forward output, lse and all three gradients (from zero) of one run.</summary>
