@@ -28,31 +28,44 @@ public static class LinearKernels
     }
 
     /// <summary>
-    /// Splits the columns of a fused projection's output into three row-major outputs: source[m, c] goes to first[m, c]
-    /// for c &lt; A, to second[m, c − A] for c &lt; A + B, else to third[m, c − A − B] (Q, K and V of one GEMM).
+    /// Copies between a fused projection's (M, A + B + C) rows and three row-major parts: fused[m, c] is first[m, c] for
+    /// c &lt; A, second[m, c − A] for c &lt; A + B, else third[m, c − A − B] (Q, K and V of one GEMM). Splits the fused rows
+    /// into the parts when <paramref name="join"/> is 0 (the forward), joins the parts into them otherwise (the backward).
     /// </summary>
-    /// <param name="index">Thread i of <paramref name="threads"/>: elements i, i + threads, … of the flat (M·(A + B + C)) source.</param>
-    /// <param name="source">(M, A + B + C) the fused output.</param>
-    /// <param name="first">(M, A) output.</param>
-    /// <param name="second">(M, B) output.</param>
-    /// <param name="third">(M, C) output.</param>
+    /// <param name="index">Thread i of <paramref name="threads"/>: elements i, i + threads, … of the flat (M·(A + B + C)) fused rows.</param>
+    /// <param name="fused">(M, A + B + C) the fused projection's output or its gradient.</param>
+    /// <param name="first">(M, A).</param>
+    /// <param name="second">(M, B).</param>
+    /// <param name="third">(M, C).</param>
     /// <param name="firstWidth">A.</param>
     /// <param name="secondWidth">B.</param>
     /// <param name="thirdWidth">C.</param>
     /// <param name="elements">M·(A + B + C).</param>
     /// <param name="threads">Threads launched; each strides by it.</param>
-    public static void SplitColumns(Index1D index, ArrayView<float> source, ArrayView<float> first, ArrayView<float> second,
-        ArrayView<float> third, int firstWidth, int secondWidth, int thirdWidth, long elements, int threads)
+    /// <param name="join">0: fused → parts; 1: parts → fused.</param>
+    public static void CopyColumns(Index1D index, ArrayView<float> fused, ArrayView<float> first, ArrayView<float> second,
+        ArrayView<float> third, int firstWidth, int secondWidth, int thirdWidth, long elements, int threads, int join)
     {
         int width = firstWidth + secondWidth + thirdWidth;
         for (long i = index; i < elements; i += threads)
         {
             long row = i / width;
             int column = (int)(i - row * width);
-            float value = source[i];
-            if (column < firstWidth) first[row * firstWidth + column] = value;
-            else if (column < firstWidth + secondWidth) second[row * secondWidth + column - firstWidth] = value;
-            else third[row * thirdWidth + column - firstWidth - secondWidth] = value;
+            if (column < firstWidth)
+            {
+                long at = row * firstWidth + column;
+                if (join != 0) fused[i] = first[at]; else first[at] = fused[i];
+            }
+            else if (column < firstWidth + secondWidth)
+            {
+                long at = row * secondWidth + column - firstWidth;
+                if (join != 0) fused[i] = second[at]; else second[at] = fused[i];
+            }
+            else
+            {
+                long at = row * thirdWidth + column - firstWidth - secondWidth;
+                if (join != 0) fused[i] = third[at]; else third[at] = fused[i];
+            }
         }
     }
 

@@ -35,6 +35,30 @@ internal static partial class SelfCheck
         yield return new CheckResult($"linear backward d input {shape}", ErrorMeasure.WorstRelativeError(g.DInput, dx.ToArray()).Worst, tolerance);
         yield return new CheckResult($"linear backward d weight {shape}", ErrorMeasure.WorstRelativeError(g.DWeight, dw.ToArray()).Worst, tolerance);
         yield return new CheckResult($"linear backward d bias {shape}", ErrorMeasure.WorstRelativeError(g.DBias, db.ToArray()).Worst, tolerance);
+        yield return FusedColumnsRoundTrip(device, random);
+    }
+
+    /// <summary>
+    /// A fused Q/K/V output split into its three parts and joined back into a poisoned buffer (the forward's and the backward's
+    /// copies): exact, so any element out of place or unwritten counts.
+    /// </summary>
+    private static CheckResult FusedColumnsRoundTrip(Device device, Random random)
+    {
+        const int m = 257, a = 64, b = 16, c = 16;
+        float[] values = Normal(random, m * (a + b + c), 1.0);
+        using var fused = device.FromArray<float>(values, m, a + b + c); // (M, A + B + C)
+        using var first = device.Allocate<float>(m, a);                  // (M, A)
+        using var second = device.Allocate<float>(m, b);                 // (M, B)
+        using var third = device.Allocate<float>(m, c);                  // (M, C)
+        using var joined = device.Allocate<float>(m, a + b + c);         // (M, A + B + C)
+        joined.Fill(float.NaN);
+        device.Operations.SplitColumns(fused, first, second, third);
+        device.Operations.JoinColumns(joined, first, second, third);
+        float[] back = joined.ToArray();
+        int wrong = 0;
+        for (int i = 0; i < values.Length; i++)
+            if (BitConverter.SingleToInt32Bits(back[i]) != BitConverter.SingleToInt32Bits(values[i])) wrong++;
+        return new CheckResult($"split and join q/k/v columns M={m} A={a} B={b} C={c}", wrong, 0, $"{wrong} elements differ");
     }
 
     private static float[] Shifted(float[] values) => Array.ConvertAll(values, x => x + 1f);

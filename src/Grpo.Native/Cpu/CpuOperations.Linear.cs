@@ -12,22 +12,39 @@ internal sealed partial class CpuOperations
     /// <summary>About this many output elements per work item of the bias broadcast: whole rows, enough to amortise the scheduling.</summary>
     private const int BiasItemElements = 16 * 1024;
 
-    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third)
+    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third) =>
+        CopyColumns(source, nameof(source), first, second, third, join: false);
+
+    public void JoinColumns(Tensor<float> destination, Tensor<float> first, Tensor<float> second, Tensor<float> third) =>
+        CopyColumns(destination, nameof(destination), first, second, third, join: true);
+
+    /// <summary>Fused (M, A + B + C) rows to or from their three parts, whole rows per work item.</summary>
+    private void CopyColumns(Tensor<float> fused, string fusedName, Tensor<float> first, Tensor<float> second, Tensor<float> third, bool join)
     {
-        var (m, a, b, c) = LinearValidation.SplitColumns(source, first, second, third);
-        CpuBuffer<float> s = Data(source, nameof(source));   // (M, A + B + C)
-        CpuBuffer<float> x = Data(first, nameof(first));     // (M, A)
-        CpuBuffer<float> y = Data(second, nameof(second));   // (M, B)
-        CpuBuffer<float> z = Data(third, nameof(third));     // (M, C)
+        var (m, a, b, c) = LinearValidation.FusedColumns(fused, fusedName, first, second, third);
+        CpuBuffer<float> s = Data(fused, fusedName);        // (M, A + B + C)
+        CpuBuffer<float> x = Data(first, nameof(first));    // (M, A)
+        CpuBuffer<float> y = Data(second, nameof(second));  // (M, B)
+        CpuBuffer<float> z = Data(third, nameof(third));    // (M, C)
         int width = a + b + c, rowsPerItem = Math.Max(1, BiasItemElements / Math.Max(width, 1));
         Parallel.For(0, (m + rowsPerItem - 1) / rowsPerItem, Device.Parallelism, item =>
         {
             for (int row = item * rowsPerItem; row < Math.Min(m, (item + 1) * rowsPerItem); row++)
             {
-                var from = s.AsSpan(row * width, width);
-                from[..a].CopyTo(x.AsSpan(row * a, a));
-                from.Slice(a, b).CopyTo(y.AsSpan(row * b, b));
-                from[(a + b)..].CopyTo(z.AsSpan(row * c, c));
+                Span<float> fusedRow = s.AsSpan(row * width, width);
+                Span<float> firstPart = x.AsSpan(row * a, a), secondPart = y.AsSpan(row * b, b), thirdPart = z.AsSpan(row * c, c);
+                if (join)
+                {
+                    firstPart.CopyTo(fusedRow[..a]);
+                    secondPart.CopyTo(fusedRow.Slice(a, b));
+                    thirdPart.CopyTo(fusedRow[(a + b)..]);
+                }
+                else
+                {
+                    fusedRow[..a].CopyTo(firstPart);
+                    fusedRow.Slice(a, b).CopyTo(secondPart);
+                    fusedRow[(a + b)..].CopyTo(thirdPart);
+                }
             }
         });
     }

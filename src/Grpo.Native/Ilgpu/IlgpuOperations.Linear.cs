@@ -32,17 +32,24 @@ internal sealed partial class IlgpuOperations
         Matmul(MatmulArgs.TransposedB(m, n, k, k, k, n, 1f, accumulate: bias is not null), x, w, y);
     }
 
-    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third)
+    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third) =>
+        CopyColumns(source, nameof(source), first, second, third, join: false);
+
+    public void JoinColumns(Tensor<float> destination, Tensor<float> first, Tensor<float> second, Tensor<float> third) =>
+        CopyColumns(destination, nameof(destination), first, second, third, join: true);
+
+    /// <summary>Fused (M, A + B + C) rows to or from their three parts: one flat launch either way.</summary>
+    private void CopyColumns(Tensor<float> fused, string fusedName, Tensor<float> first, Tensor<float> second, Tensor<float> third, bool join)
     {
-        var (m, a, b, c) = LinearValidation.SplitColumns(source, first, second, third);
+        var (m, a, b, c) = LinearValidation.FusedColumns(fused, fusedName, first, second, third);
         long elements = (long)m * (a + b + c);
         int threads = FlatThreads(elements);
         if (threads == 0) return;
-        var kernel = Device.Kernel(typeof(LinearKernels), nameof(LinearKernels.SplitColumns), accelerator =>
+        var kernel = Device.Kernel(typeof(LinearKernels), nameof(LinearKernels.CopyColumns), accelerator =>
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                int, int, int, long, int>(LinearKernels.SplitColumns));
-        kernel(threads, View(source, nameof(source)).BaseView, View(first, nameof(first)).BaseView,
-            View(second, nameof(second)).BaseView, View(third, nameof(third)).BaseView, a, b, c, elements, threads);
+                int, int, int, long, int, int>(LinearKernels.CopyColumns));
+        kernel(threads, View(fused, fusedName).BaseView, View(first, nameof(first)).BaseView, View(second, nameof(second)).BaseView,
+            View(third, nameof(third)).BaseView, a, b, c, elements, threads, join ? 1 : 0);
     }
 
     public void LinearBackward(Tensor<float>? dInput, Tensor<float> dWeight, Tensor<float>? dBias,

@@ -118,7 +118,7 @@ public sealed class TransformerActivations : IDisposable
         var finalMean = layerNorm ? New(ref saved, m) : null;
         var finalRstd = New(ref saved, m);
         var projection = New(ref scratch, m, c);
-        // One GEMM's q, k and v before they are split into the three buffers above (the forward only; the backward keeps three).
+        // One GEMM's q, k and v before they are split into the three buffers above; in the backward, their gradients joined.
         QkvProjection = New(ref scratch, m, h * d + 2 * kvh * d);
 
         if (training)
@@ -156,7 +156,7 @@ public sealed class TransformerActivations : IDisposable
     internal Tensor<float>? FinalMean { get; }          // (M)
     internal Tensor<float> FinalRstd { get; }           // (M)
     internal Tensor<float> Projection { get; }          // (M, C) output of o_proj / down_proj before the residual add
-    internal Tensor<float> QkvProjection { get; private set; } = null!; // (M, H·D + 2·KVH·D) the fused q/k/v GEMM's output
+    internal Tensor<float> QkvProjection { get; private set; } = null!; // (M, H·D + 2·KVH·D) the fused q/k/v GEMM's output (backward: its gradient)
 
     internal Tensor<float>? DResidual { get; private set; }          // (M, C) gradient of the residual stream
     internal Tensor<float>? DNorm { get; private set; }              // (M, C) gradient of a norm output

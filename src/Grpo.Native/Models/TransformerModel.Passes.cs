@@ -208,9 +208,20 @@ public sealed partial class TransformerModel
             dk = dkProjection;
         }
         dNorm.Fill(0f);
-        _ops.LinearBackward(dNorm, gw.QueryWeight, gw.QueryBias, dq, n1, w.QueryWeight);
-        _ops.LinearBackward(dNorm, gw.KeyWeight, gw.KeyBias, dk, n1, w.KeyWeight);
-        _ops.LinearBackward(dNorm, gw.ValueWeight, gw.ValueBias, dv, n1, w.ValueWeight);
+        if (FusesQkv)
+        {
+            // The fused projection's backward: dq, dk and dv joined into its output gradient (the forward's scratch, free now),
+            // then one GEMM for d n1 over all three (K = H·D + 2·KVH·D), one for the adjacent q/k/v weight gradients, one bias sum.
+            var dQkv = act.Rows(act.QkvProjection, m);       // (m, H·D + 2·KVH·D)
+            _ops.JoinColumns(dQkv, dq, dk, dv);
+            _ops.LinearBackward(dNorm, gw.QkvWeight, gw.QkvBias, dQkv, n1, w.QkvWeight);
+        }
+        else
+        {
+            _ops.LinearBackward(dNorm, gw.QueryWeight, gw.QueryBias, dq, n1, w.QueryWeight);
+            _ops.LinearBackward(dNorm, gw.KeyWeight, gw.KeyBias, dk, n1, w.KeyWeight);
+            _ops.LinearBackward(dNorm, gw.ValueWeight, gw.ValueBias, dv, n1, w.ValueWeight);
+        }
         NormBackward(dx, gw.Norm1Weight, gw.Norm1Bias, dNorm, x, w.Norm1Weight, Rows(act, a.Mean1, m), act.Rows(a.Rstd1, m));
     }
 

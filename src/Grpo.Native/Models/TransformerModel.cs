@@ -50,8 +50,9 @@ public sealed partial class TransformerModel : IDisposable
     public Tensor<float> LmHead => _weights.LmHead;
 
     /// <summary>
-    /// True (the default): the forward projects q, k and v with one GEMM over their adjacent rows and splits its columns.
-    /// False: three GEMMs, the plain form the tests compare it with.
+    /// True (the default): the forward projects q, k and v with one GEMM over their adjacent rows and splits its columns; the
+    /// backward joins their gradients and runs one GEMM per product. False: three GEMMs each way, the plain form the tests
+    /// compare it with.
     /// </summary>
     internal bool FusesQkv { get; set; } = true;
 

@@ -40,6 +40,18 @@ public partial interface IGrpoOperations
     /// <param name="third">(M, C) output, overwritten.</param>
     /// <exception cref="ArgumentException">The shapes do not fit together or an output overlaps another tensor; the message names it.</exception>
     void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third);
+
+    /// <summary>
+    /// The inverse of <see cref="SplitColumns"/>: writes <paramref name="first"/>'s A columns, then <paramref name="second"/>'s B,
+    /// then <paramref name="third"/>'s C into each row of <paramref name="destination"/>. It turns the gradients of Q, K and V
+    /// into the gradient of the fused projection's output, so its backward is one GEMM per product too.
+    /// </summary>
+    /// <param name="destination">(M, A + B + C) output, overwritten.</param>
+    /// <param name="first">(M, A).</param>
+    /// <param name="second">(M, B).</param>
+    /// <param name="third">(M, C).</param>
+    /// <exception cref="ArgumentException">The shapes do not fit together or the output overlaps an input; the message names it.</exception>
+    void JoinColumns(Tensor<float> destination, Tensor<float> first, Tensor<float> second, Tensor<float> third);
 }
 
 /// <summary>The sizes of one linear layer call: M rows, K input features, N output features.</summary>
@@ -62,21 +74,25 @@ internal static class LinearValidation
         return shape;
     }
 
-    /// <summary>Checks <see cref="IGrpoOperations.SplitColumns"/>'s shapes; returns (M, A, B, C).</summary>
-    public static (int M, int A, int B, int C) SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third)
+    /// <summary>
+    /// Checks the shapes of <see cref="IGrpoOperations.SplitColumns"/> and <see cref="IGrpoOperations.JoinColumns"/>, whose fused
+    /// tensor is named <paramref name="fusedName"/>; returns (M, A, B, C).
+    /// </summary>
+    public static (int M, int A, int B, int C) FusedColumns(Tensor<float> fused, string fusedName, Tensor<float> first, Tensor<float> second,
+        Tensor<float> third)
     {
-        Guard.Rank(source, nameof(source), 2, "(M, A + B + C) rows of a fused projection");
+        Guard.Rank(fused, fusedName, 2, "(M, A + B + C) rows of a fused projection");
         Guard.Rank(first, nameof(first), 2, "(M, A)");
         Guard.Rank(second, nameof(second), 2, "(M, B)");
         Guard.Rank(third, nameof(third), 2, "(M, C)");
-        int m = source.Shape[0], a = first.Shape[1], b = second.Shape[1], c = third.Shape[1];
-        Guard.Shape(source, nameof(source), m, a + b + c);
+        int m = fused.Shape[0], a = first.Shape[1], b = second.Shape[1], c = third.Shape[1];
+        Guard.Shape(fused, fusedName, m, a + b + c);
         Guard.Shape(first, nameof(first), m, a);
         Guard.Shape(second, nameof(second), m, b);
         Guard.Shape(third, nameof(third), m, c);
-        Aliasing.NoOverlap(first, nameof(first), source, nameof(source));
-        Aliasing.NoOverlap(second, nameof(second), source, nameof(source));
-        Aliasing.NoOverlap(third, nameof(third), source, nameof(source));
+        Aliasing.NoOverlap(first, nameof(first), fused, fusedName);
+        Aliasing.NoOverlap(second, nameof(second), fused, fusedName);
+        Aliasing.NoOverlap(third, nameof(third), fused, fusedName);
         Aliasing.NoOverlap(first, nameof(first), second, nameof(second));
         Aliasing.NoOverlap(second, nameof(second), third, nameof(third));
         Aliasing.NoOverlap(first, nameof(first), third, nameof(third));

@@ -152,6 +152,34 @@ public sealed class TrainingCommandsTests
         Assert.That(System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("peak_working_set_bytes").GetInt64(), Is.GreaterThan(0));
     }
 
+    /// <summary>
+    /// On the ILGPU backend (the simulator runs CUDA's host code) bench reports the device traffic the issue asks for: no copy,
+    /// sync or allocation in a decode step or in a step after warm-up, the training step's 5 reads (TrainingStepDeviceTrafficTests
+    /// derives them) among its copies both ways, and the launches; on the managed CPU backend those keys are null.
+    /// </summary>
+    [Test]
+    public void BenchCountsTheDeviceTrafficOnTheIlgpuBackend()
+    {
+        string[] bench = ["bench", "--family", "qwen2", "--vocab", "64", "--layers", "2", "--embd", "32", "--prompts", "2", "--group", "2",
+            "--prompt-len", "4", "--completion-len", "4", "--steps", "2", "--json"];
+        var (exit, output, error) = Run([.. bench, "--device", "ilgpu-cpu"]);
+        Assert.That(exit, Is.EqualTo(GrpoCommand.Success), error);
+        var result = System.Text.Json.JsonDocument.Parse(output).RootElement;
+        double Value(string key) => result.GetProperty(key).GetDouble();
+        Assert.That(Value("host_copies_per_decode_step"), Is.Zero);
+        Assert.That(Value("syncs_per_decode_step"), Is.Zero);
+        Assert.That(Value("allocations_per_step_after_warmup"), Is.Zero);
+        Assert.That(Value("device_reads_per_training_step"), Is.EqualTo(5));
+        Assert.That(Value("host_copies_per_training_step"), Is.GreaterThanOrEqualTo(5), "reads and uploads");
+        Assert.That(Value("launches_per_decode_step"), Is.GreaterThan(0));
+        Assert.That(Value("launches_per_training_step"), Is.GreaterThan(Value("launches_per_decode_step")));
+
+        var (cpuExit, cpuOutput, cpuError) = Run([.. bench, "--device", "cpu"]);
+        Assert.That(cpuExit, Is.EqualTo(GrpoCommand.Success), cpuError);
+        var cpu = System.Text.Json.JsonDocument.Parse(cpuOutput).RootElement;
+        Assert.That(cpu.GetProperty("launches_per_training_step").ValueKind, Is.EqualTo(System.Text.Json.JsonValueKind.Null));
+    }
+
     [Test]
     public void BenchModelTakesTheArchitectureOfAConfigJsonAlone()
     {

@@ -105,6 +105,30 @@ public sealed class TransformerModelTests
             f.Config.HiddenSize, 2 * HiddenTolerance);
     }
 
+    /// <summary>
+    /// The fused projection's backward (dq, dk and dv joined, one GEMM for d n1 over all three, one for the adjacent weight
+    /// gradients, one bias sum) against three backward GEMMs. The weight gradients are the same dot products over the
+    /// tokens; d n1 sums the three products in one K = H·D + 2·KVH·D sum instead of three accumulated ones, a different
+    /// rounding of the same terms. Both gradients are within <see cref="GradientTolerance"/> of the exact one normwise (derived
+    /// above, per tensor, hence for the whole buffer), so they differ by at most twice that.
+    /// </summary>
+    [TestCaseSource(nameof(Cases))]
+    public void TheFusedQkvBackwardGivesTheGradientsOfThreeProjections(DeviceKind kind, string name)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        using var f = new Fixture(device, name, random, [4, 6]);
+        int m = f.Batch.TokenCount;
+        int[] targets = Enumerable.Range(0, m).Select(_ => random.Next(f.Config.VocabSize)).ToArray();
+        float[] weights = TestRandom.Normal(random, m);
+        float[] fused = ModelGradient(device, f.Model, f.Batch, targets, weights, 0.8f, ActivationMode.Training);
+        f.Model.FusesQkv = false;
+        float[] separate = ModelGradient(device, f.Model, f.Batch, targets, weights, 0.8f, ActivationMode.Training);
+        Compare.NormwiseRelativeError($"{name} gradient, fused against three projections", TestRandom.ToDouble(separate), fused,
+            2 * GradientTolerance);
+        Assert.That(fused, Is.Not.EqualTo(new float[fused.Length]), "a gradient to compare");
+    }
+
     [TestCaseSource(typeof(TinyModels), nameof(TinyModels.Names))]
     public void QkvIsOneMatrixInEveryFamily(string name)
     {

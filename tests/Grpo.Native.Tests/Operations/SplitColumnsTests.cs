@@ -4,7 +4,10 @@ using NUnit.Framework;
 
 namespace Grpo.Native.Tests.Operations;
 
-/// <summary>SplitColumns (a fused Q/K/V projection's output into Q, K and V) on every backend: a copy, so exact.</summary>
+/// <summary>
+/// SplitColumns (a fused Q/K/V projection's output into Q, K and V) and JoinColumns (their gradients back into one) on every
+/// backend: copies, so exact.
+/// </summary>
 public sealed class SplitColumnsTests
 {
     private static IEnumerable<TestCaseData> Cases() => TestDevices.PlusCudaShapes(
@@ -40,6 +43,29 @@ public sealed class SplitColumnsTests
         Assert.That(third.ToArray(), Is.EqualTo(expectedThird), "third");
     }
 
+    [TestCaseSource(nameof(Cases))]
+    public void JoinPutsEachPartBackInItsColumns(DeviceKind kind, int m, int a, int b, int c)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        float[] firstValues = TestRandom.Normal(random, m * a), secondValues = TestRandom.Normal(random, m * b);
+        float[] thirdValues = TestRandom.Normal(random, m * c);
+        using var first = device.FromArray<float>(firstValues, m, a);                   // (M, A)
+        using var second = device.FromArray<float>(secondValues, m, b);                 // (M, B)
+        using var third = device.FromArray<float>(thirdValues, m, c);                   // (M, C)
+        using var destination = Poison.Fill(device.Allocate<float>(m, a + b + c));      // (M, A + B + C)
+        device.Operations.JoinColumns(destination, first, second, third);
+        // The reference: each row is the first part's row, then the second's, then the third's.
+        var expected = new float[m * (a + b + c)];
+        for (int row = 0; row < m; row++)
+        {
+            Array.Copy(firstValues, row * a, expected, row * (a + b + c), a);
+            Array.Copy(secondValues, row * b, expected, row * (a + b + c) + a, b);
+            Array.Copy(thirdValues, row * c, expected, row * (a + b + c) + a + b, c);
+        }
+        Assert.That(destination.ToArray(), Is.EqualTo(expected));
+    }
+
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
     public void WrongShapesAndOverlapsAreNamed(DeviceKind kind)
     {
@@ -56,5 +82,8 @@ public sealed class SplitColumnsTests
         Expect("source", () => ops.SplitColumns(source, first, second, wide));
         Expect("third", () => ops.SplitColumns(source, first, second, tall));
         Expect("first", () => ops.SplitColumns(source, source.Slice(0, 3, 4), second, third));
+        Expect("destination", () => ops.JoinColumns(source, first, second, wide));
+        Expect("third", () => ops.JoinColumns(source, first, second, tall));
+        Expect("second", () => ops.JoinColumns(source, first, source.Slice(0, 3, 2), third));
     }
 }
