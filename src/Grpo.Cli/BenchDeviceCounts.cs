@@ -31,7 +31,7 @@ internal sealed class BenchDeviceCounts
     public void AddTo(Dictionary<string, object> result, TransformerModel policy, int timedSteps, int prompts, int group, int promptLength)
     {
         string[] keys = ["launches_per_decode_step", "host_copies_per_decode_step", "syncs_per_decode_step",
-            "host_copies_per_training_step", "device_reads_per_training_step", "launches_per_training_step", "allocations_per_step_after_warmup"];
+            "host_copies_per_training_step", "device_reads_per_training_step", "syncs_per_training_step", "launches_per_training_step", "allocations_per_step_after_warmup"];
         if (_device is null)
         {
             foreach (string key in keys) result[key] = null!;
@@ -45,6 +45,7 @@ internal sealed class BenchDeviceCounts
         result["syncs_per_decode_step"] = decode?.Synchronizations!;
         result["host_copies_per_training_step"] = (double)steps.HostCopies / timedSteps;
         result["device_reads_per_training_step"] = (double)steps.DeviceToHostCopies / timedSteps; // the waits among the copies
+        result["syncs_per_training_step"] = (double)steps.Synchronizations / timedSteps;
         result["launches_per_training_step"] = (double)steps.KernelLaunches / timedSteps;
         result["allocations_per_step_after_warmup"] = (double)steps.Allocations / timedSteps;
     }

@@ -131,6 +131,9 @@ public sealed class CpuDevice : Device
     /// <inheritdoc />
     public override void Synchronize() { }
 
+    /// <inheritdoc />
+    public override DeviceTimeMark MarkTime() => new HostTimeMark();
+
 
     /// <inheritdoc />
     public override void Dispose() { }

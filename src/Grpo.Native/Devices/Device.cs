@@ -66,6 +66,12 @@ public abstract class Device : IDisposable
     /// <summary>Waits until every queued operation has finished.</summary>
     public abstract void Synchronize();
 
+    /// <summary>
+    /// Marks the current end of the device's queue without waiting; subtract two marks (<see cref="DeviceTimeMark.SecondsSince"/>)
+    /// to time what ran between them. Dispose it when done.
+    /// </summary>
+    public abstract DeviceTimeMark MarkTime();
+
     // A switch rather than a generic virtual: C# cannot carry the 'unmanaged' constraint into overrides.
     private TensorStorage<T> CreateStorage<T>(long length) where T : unmanaged => this switch
     {

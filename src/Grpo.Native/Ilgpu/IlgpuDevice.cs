@@ -90,10 +90,11 @@ public sealed class IlgpuDevice : Device
 
     /// <summary>
     /// The compiler settings of the CUDA context; the PTX compilation test uses the same ones.
-    /// EnableAlgorithms: without it XMath.Exp/Log have no CUDA intrinsic and kernels fail to compile for PTX.
+    /// EnableAlgorithms: without it XMath.Exp/Log have no CUDA intrinsic and kernels fail to compile for PTX. Profiling: the
+    /// training step times its phases with markers in the stream (<see cref="MarkTime"/>, CUDA events) instead of waits.
     /// </summary>
     internal static Context.Builder ConfigureForCuda(Context.Builder builder) =>
-        builder.EnableAlgorithms().Optimize(OptimizationLevel.O2);
+        builder.EnableAlgorithms().Optimize(OptimizationLevel.O2).Profiling();
 
     /// <summary>
     /// The ILGPU kernels on ILGPU's CPU accelerator. It simulates a GPU with threads, so it is slow:
@@ -107,7 +108,7 @@ public sealed class IlgpuDevice : Device
         var simulated = cudaLaunchShapes
             ? new CPUDevice(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: Math.Max(1, Environment.ProcessorCount))
             : new CPUDevice(numThreadsPerWarp: 4, numWarpsPerMultiprocessor: 4, numMultiprocessors: Math.Max(1, Environment.ProcessorCount));
-        var context = Context.Create(builder => builder.CPU(simulated).EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        var context = Context.Create(builder => builder.CPU(simulated).EnableAlgorithms().Optimize(OptimizationLevel.O1).Profiling());
         return new IlgpuDevice(context, context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel),
             cudaLaunchShapes ? DeviceKind.IlgpuCpuCudaShapes : DeviceKind.IlgpuCpu);
     }
@@ -251,6 +252,9 @@ public sealed class IlgpuDevice : Device
         Accelerator.Synchronize();
         Stats.CountSynchronization();
     }
+
+    /// <inheritdoc />
+    public override DeviceTimeMark MarkTime() => new StreamTimeMark(Accelerator.DefaultStream.AddProfilingMarker());
 
     /// <inheritdoc />
     public override long? AvailableBytes() => Accelerator is CudaAccelerator cuda ? cuda.GetFreeMemory() + _pool.CachedBytes : null;

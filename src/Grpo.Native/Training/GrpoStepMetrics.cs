@@ -1,6 +1,6 @@
 namespace Grpo.Native.Training;
 
-/// <summary>Seconds one step spent in each phase (the device is synchronised at each boundary).</summary>
+/// <summary>Seconds one step spent in each phase: device time between marks in its queue (StepPhaseTimer), with no wait at the boundaries.</summary>
 /// <param name="Rollout">Sampling the completions with the KV cache.</param>
 /// <param name="Rewards">Calling the reward functions and computing the advantages.</param>
 /// <param name="ReferenceLogprobs">Reference-model log-probs (β &gt; 0) and old log-probs (μ &gt; 1).</param>

@@ -217,6 +217,7 @@ public sealed partial class GrpoTrainer : IDisposable
         var o = Options;
         var clock = Stopwatch.StartNew();
         var device = _policy.Device;
+        using var phases = new StepPhaseTimer(device);
         var ops = device.Operations;
         int step = Step + 1;
         double communicationBefore = CommunicationSeconds;
@@ -228,15 +229,13 @@ public sealed partial class GrpoTrainer : IDisposable
         var kept = new List<(Generation Source, int Group)>();
         var failures = new int[_rewards.Count];
         Generation? last = null;
-        double generationSeconds = 0, scoringSeconds = 0;
         while (batches < maxBatches && kept.Count < o.PromptsPerStep)
         {
             var batch = nextPrompts();
             CheckBatch(batch);
-            double start = Lap(clock, device);
+            var start = phases.Mark();
             last = Generate(batch, unchecked(rolloutSeed + (ulong)batches * 0xD1B54A32D192ED03UL));
-            double generated = Lap(clock, device);
-            generationSeconds += generated - start;
+            var generated = phases.Until(StepPhase.Rollout, start);
             batches++;
             for (int j = 0; j < failures.Length; j++) failures[j] += last.Scores.Failures[j];
             bool[] informative = o.DynamicSampling is null ? Enumerable.Repeat(true, o.PromptsPerStep).ToArray()
@@ -244,7 +243,7 @@ public sealed partial class GrpoTrainer : IDisposable
             for (int group = 0; group < informative.Length; group++)
                 if (informative[group] && kept.Count < o.PromptsPerStep) kept.Add((last, group));
                 else dropped++;
-            scoringSeconds += Lap(clock, device) - generated;
+            phases.Until(StepPhase.Rewards, generated);
         }
         if (kept.Count == 0)
         {
@@ -258,7 +257,7 @@ public sealed partial class GrpoTrainer : IDisposable
         var inputs = generation.Inputs;
         var scores = generation.Scores;
         int n = rollout.Completions.Length;
-        double rolloutSeconds = generationSeconds, beforeAdvantages = Lap(clock, device);
+        var beforeAdvantages = phases.Mark();
 
         // 3. Group-relative advantages.
         int f = _rewards.Count;
@@ -274,7 +273,7 @@ public sealed partial class GrpoTrainer : IDisposable
             o.ScaleRewards, o.MultiObjectiveAggregation, rewards, advantages, groupMean, groupStd);
         float[] hostAdvantageOutputs = advantageOutputs.ToArray();
         float[] hostGroupStd = hostAdvantageOutputs[(2 * n)..];
-        double afterAdvantages = Lap(clock, device), rewardSeconds = scoringSeconds + afterAdvantages - beforeAdvantages;
+        var afterAdvantages = phases.Until(StepPhase.Rewards, beforeAdvantages);
         var stepCompletions = new GrpoStepCompletions(step, inputs, _rewards.Select(r => r.Name).ToArray(), scores.Scores,
             hostAdvantageOutputs[..n], hostAdvantageOutputs[n..(2 * n)]);
 
@@ -305,8 +304,7 @@ public sealed partial class GrpoTrainer : IDisposable
                 }
             }
 
-            double referenceSeconds = Lap(clock, device) - afterAdvantages;
-            double policySeconds = 0, optimizerSeconds = 0;
+            phases.Until(StepPhase.ReferenceLogprobs, afterAdvantages);
 
             // 5. μ updates over the same rollout. Nothing is read back until every update is queued: each micro-batch's
             // objective scalars stay on the device, where a gate decides whether the update applies (finite loss and norm,
@@ -321,7 +319,7 @@ public sealed partial class GrpoTrainer : IDisposable
                 o.RecomputeActivations ? ActivationMode.TrainingWithRecompute : ActivationMode.Training);
             for (int iteration = 0; iteration < o.NumIterations; iteration++)
             {
-                double start = Lap(clock, device);
+                var start = phases.Mark();
                 // The gradient is the FixedOrderSum tree over the micro-batches: this rank's subtree here, the ranks' sums below.
                 SumGradientTree(firstLocal, endLocal, index =>
                 {
@@ -336,15 +334,14 @@ public sealed partial class GrpoTrainer : IDisposable
                     GatherObjectiveScalars(_stepScalars.Objectives(iteration), firstLocal, endLocal);
                     SumGradientsAcrossRanks();
                 }
-                double backwardDone = Lap(clock, device);
-                policySeconds += backwardDone - start;
+                var backwardDone = phases.Until(StepPhase.PolicyForwardBackward, start);
                 var gate = _stepScalars.Gate(iteration);
                 ops.UpdateGate(_policy.Gradients.Buffer, _stepScalars.Objectives(iteration), _stepScalars.Shares,
                     o.MaxGradNorm ?? float.PositiveInfinity, iteration == 0 ? null : _stepScalars.Gate(iteration - 1), gate);
                 // A refused update changes nothing on the device; the step count is corrected once the gates are read.
                 learningRates[iteration] = _schedule.At(Optimizer.StepCount);
                 Optimizer.Step(_policy.Parameters.Buffer, _policy.Gradients.Buffer, learningRates[iteration], gate);
-                optimizerSeconds += Lap(clock, device) - backwardDone;
+                phases.Until(StepPhase.Optimizer, backwardDone);
             }
 
             // The one read of the updates' scalars. The updates that applied are a prefix (a refused one refuses the rest).
@@ -415,7 +412,7 @@ public sealed partial class GrpoTrainer : IDisposable
                 UpdatesApplied = updates,
                 GenerationBatches = o.DynamicSampling is null ? null : batches,
                 DroppedGroups = o.DynamicSampling is null ? null : dropped,
-                Phases = new GrpoPhaseTimes(rolloutSeconds, rewardSeconds, referenceSeconds, policySeconds, optimizerSeconds),
+                Phases = phases.Read(),
                 WorldSize = _communicator.Size,
                 CommunicationTime = CommunicationSeconds - communicationBefore,
             };
@@ -449,13 +446,6 @@ public sealed partial class GrpoTrainer : IDisposable
     private static float FracRewardZeroStd(AdvantageStatistics stats, float[] groupStds, RewardScaling scaling) =>
         scaling == RewardScaling.Batch ? (Math.Abs(stats.BatchStd) <= 1e-8f ? 1f : 0f)
             : groupStds.Count(std => Math.Abs(std) <= 1e-8f) / (float)groupStds.Length;
-
-    /// <summary>Seconds since the step began, once the device has finished what was queued.</summary>
-    private static double Lap(Stopwatch clock, Devices.Device device)
-    {
-        device.Synchronize();
-        return clock.Elapsed.TotalSeconds;
-    }
 
     private List<MicroBatch> MicroBatches(Rollout rollout, GrpoTrainerOptions o)
     {

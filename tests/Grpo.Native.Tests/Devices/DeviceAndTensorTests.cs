@@ -192,4 +192,28 @@ public sealed class DeviceAndTensorTests
             () => Grpo.Native.Operations.Guard.OnDevice(tensor, cpu, "logits"));
         Assert.That(error!.Message, Does.Contain("'logits'").And.Contain("same device"));
     }
+
+    /// <summary>
+    /// Time marks measure what the queue did between them without a wait: host time passes while the queue is idle, so a mark
+    /// queued 50 ms after another is reached at least 50 ms later, and marks around queued work measure it from the device.
+    /// </summary>
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void TimeMarksMeasureTheQueueWithoutWaiting(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var stats = (device as Grpo.Native.Ilgpu.IlgpuDevice)?.Stats;
+        long syncsBefore = stats?.Synchronizations ?? 0;
+        using var first = device.MarkTime();
+        Thread.Sleep(50);
+        using var afterSleep = device.MarkTime();
+        using var a = device.Allocate<float>(1 << 16);
+        a.Fill(1f);
+        using var sum = device.Allocate<float>(1 << 16);
+        device.Operations.Add(sum, a, a);
+        using var afterWork = device.MarkTime();
+        Assert.That((stats?.Synchronizations ?? 0) - syncsBefore, Is.Zero, "marking waits for nothing");
+        Assert.That(afterSleep.SecondsSince(first), Is.GreaterThanOrEqualTo(0.05));
+        Assert.That(afterWork.SecondsSince(afterSleep), Is.GreaterThanOrEqualTo(0));
+        Assert.That(afterWork.SecondsSince(first), Is.GreaterThanOrEqualTo(afterSleep.SecondsSince(first)), "marks in queue order");
+    }
 }
