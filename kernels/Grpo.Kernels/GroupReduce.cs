@@ -68,6 +68,23 @@ public static class GroupReduce
         return total;
     }
 
+    /// <summary>Integer minimum over the group; every thread receives it.</summary>
+    public static int Min(int value)
+    {
+        var scratch = SharedMemory.Allocate<int>(MaxGroupSize);
+        int t = Group.IdxX;
+        scratch[t] = value;
+        Group.Barrier();
+        for (int stride = Group.DimX / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride && scratch[t + stride] < scratch[t]) scratch[t] = scratch[t + stride];
+            Group.Barrier();
+        }
+        int result = scratch[0];
+        Group.Barrier();
+        return result;
+    }
+
     /// <summary>
     /// The index of the largest value over the group, the lowest index among equal values; every
     /// thread receives it. Threads without a candidate pass (−∞, <see cref="int.MaxValue"/>).

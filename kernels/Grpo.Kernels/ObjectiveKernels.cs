@@ -19,14 +19,18 @@ namespace Grpo.Kernels;
 /// <param name="SapoTemperatureNegative">SAPO's τ for A ≤ 0.</param>
 /// <param name="KlEstimator"><see cref="ObjectiveMath.K1"/>, <see cref="ObjectiveMath.K2"/> or <see cref="ObjectiveMath.K3"/>.</param>
 /// <param name="EntropyCoefficient">verl's <c>entropy_coeff</c>: ℓ_t −= c·H_t; 0 means the entropies are not read for the bonus.</param>
-/// <param name="EntropyThreshold">TRL's entropy mask: the policy term counts only where H_t ≥ this; −∞ when off (then the entropies are not read for it).</param>
+/// <param name="MasksByEntropy">1 for TRL's entropy mask (top_entropy_quantile &lt; 1): the policy term counts only where H_t reaches
+/// the micro-batch's threshold (<see cref="ObjectiveKernels.EntropyThreshold"/>); 0 when off (then the entropies are not read for it).</param>
 public readonly record struct ObjectiveParameters(
     int Completions, int Tokens, int LossType, int SequenceLevel, float Lower, float Upper, float Beta, int MaxCompletionLength,
     float CispoBound, float Delta, float DualClip, float SapoTemperaturePositive, float SapoTemperatureNegative, int KlEstimator,
-    float EntropyCoefficient, float EntropyThreshold)
+    float EntropyCoefficient, int MasksByEntropy)
 {
     /// <summary>Whether the kernels read the (N, T) entropies: for the bonus or for the mask.</summary>
-    public bool ReadsEntropy => EntropyCoefficient != 0f || EntropyThreshold > float.NegativeInfinity;
+    public bool ReadsEntropy => EntropyCoefficient != 0f || MasksByEntropy != 0;
+
+    /// <summary>The threshold the mask compares with: <paramref name="computed"/> when masking, −∞ (every token kept) when not.</summary>
+    public float EntropyThresholdOrOff(float computed) => MasksByEntropy != 0 ? computed : float.NegativeInfinity;
 }
 
 /// <summary>One token's policy-loss term (before the KL penalty and the aggregation weight), as a function of ρ and logp.</summary>
@@ -79,7 +83,7 @@ public static class ObjectiveMath
     /// <para>
     /// <paramref name="entropy"/> = H_t, the entropy of the policy's distribution at the token (read only when
     /// <see cref="ObjectiveParameters.ReadsEntropy"/>): TRL's entropy mask zeroes the policy term (not the KL, and
-    /// not the clip metrics, as TRL) where H_t &lt; <see cref="ObjectiveParameters.EntropyThreshold"/>, and verl's
+    /// not the clip metrics, as TRL) where H_t &lt; <paramref name="entropyThreshold"/> (−∞ when off), and verl's
     /// entropy bonus adds −c·H_t, aggregated with the same weight as the rest (verl:
     /// <c>policy_loss = pg_loss - entropy_coeff * agg_loss(entropy, ...)</c>).
     /// </para>
@@ -89,10 +93,10 @@ public static class ObjectiveMath
     /// terms use, so the gradient through ρ that each token receives is that share of the unmasked one.
     /// </para>
     public static TokenTerm Token(ObjectiveParameters p, float rho, float advantage, float logp, float d, float e, float policyExponential,
-        float entropy, float rowKeptShare)
+        float entropy, float entropyThreshold, float rowKeptShare)
     {
         var policy = Policy(p, rho, advantage, logp, policyExponential);
-        float kept = EntropyMask(p, entropy);
+        float kept = EntropyMask(entropyThreshold, entropy);
         float ratioPath = p.SequenceLevel != 0 ? rowKeptShare : kept;
         float loss = kept * policy.Loss, gradient = ratioPath * policy.DLossDRho * rho + kept * policy.DLossDLogp, kl = 0f;
         if (p.Beta > 0f)
@@ -118,7 +122,7 @@ public static class ObjectiveMath
     /// TRL's <c>entropy_mask</c> for one loss token: 1 when its entropy is at or above the micro-batch's quantile
     /// threshold (<c>masked_entropies &gt;= entropy_threshold</c>), else 0; always 1 when the mask is off (−∞).
     /// </summary>
-    public static float EntropyMask(ObjectiveParameters p, float entropy) => entropy >= p.EntropyThreshold ? 1f : 0f;
+    public static float EntropyMask(float threshold, float entropy) => entropy >= threshold ? 1f : 0f;
 
     /// <summary>The policy-loss variant of <see cref="ObjectiveParameters.LossType"/> for one token.</summary>
     public static PolicyTerm Policy(ObjectiveParameters p, float rho, float advantage, float logp, float policyExponential)
@@ -270,9 +274,9 @@ public static class ObjectiveMath
 }
 
 /// <summary>
-/// The GRPO objective on the ILGPU backend, in four launches with deterministic reductions:
-/// per-row token counts (and GSPO log-ratio means), batch totals, per-token loss and gradient with
-/// per-row sums, and the final scalars.
+/// The GRPO objective on the ILGPU backend, in four launches with deterministic reductions (five with entropy masking,
+/// whose threshold <see cref="EntropyQuantileKernels.Threshold"/> finds first): per-row token counts (and GSPO log-ratio
+/// means), batch totals, per-token loss and gradient with per-row sums, and the final scalars.
 /// </summary>
 public static class ObjectiveKernels
 {
@@ -289,20 +293,23 @@ public static class ObjectiveKernels
 
     /// <summary>
     /// Slots of the scalar buffer: batch totals (from <see cref="Totals"/>), the results (from <see cref="Finish"/>), then the
-    /// input checks and the entropy sum (from <see cref="Totals"/>), and the entropy mean (from <see cref="Finish"/>). A "first"
-    /// row or column is +∞ when there is none. All of them come back to the host in one read, or stay on the device for
+    /// input checks and the entropy sum (from <see cref="Totals"/>), the entropy mean (from <see cref="Finish"/>), and the entropy
+    /// mask's threshold with its input check (from <see cref="EntropyQuantileKernels.Threshold"/>, or <see cref="Totals"/> when
+    /// not masking). A "first" row or column is +∞ when there is none. All of them come back to the host in one read, or stay on the device for
     /// <see cref="OptimizerKernels.UpdateGate"/> and a read at the end of a training step.
     /// </summary>
     public const int TotalTokens = 0, TotalBadMask = 1, FirstBadRow = 2,
         ResultLoss = 3, ResultLow = 4, ResultHigh = 5, ResultRegion = 6, ResultKl = 7, ResultDual = 8, ResultCispo = 9,
         TotalBadOld = 10, FirstBadOldRow = 11, FirstBadOldColumn = 12, FirstBadAdvantageRow = 13, TotalEntropy = 14,
-        ResultEntropy = 15, ScalarCount = 16;
+        ResultEntropy = 15, EntropyThreshold = 16, TotalBadEntropy = 17, FirstBadEntropyRow = 18, FirstBadEntropyColumn = 19,
+        FirstBadEntropyValue = 20, ScalarCount = 21;
 
-    /// <summary>True when the scalars report an input the objective refuses (a bad mask value, old log-prob or advantage).</summary>
+    /// <summary>True when the scalars report an input the objective refuses (a bad mask value, old log-prob, advantage or masking entropy).</summary>
     /// <param name="scalars">The scalars of one call.</param>
     /// <param name="at">Where they start.</param>
     public static bool ReportsBadInput(ArrayView<float> scalars, long at) =>
-        scalars[at + TotalBadMask] > 0f || scalars[at + TotalBadOld] > 0f || IsFinite(scalars[at + FirstBadAdvantageRow]);
+        scalars[at + TotalBadMask] > 0f || scalars[at + TotalBadOld] > 0f || IsFinite(scalars[at + FirstBadAdvantageRow])
+        || scalars[at + TotalBadEntropy] > 0f;
 
     /// <summary>
     /// One group per completion: |o_i| = Σ_t m_t, the number of mask values that are neither 0 nor 1,
@@ -320,11 +327,14 @@ public static class ObjectiveKernels
     /// <param name="advantages">(N) advantages.</param>
     /// <param name="checkOld">1 when <paramref name="oldLogprobs"/> are the caller's (μ &gt; 1), 0 when they stand for the current ones.</param>
     /// <param name="sumEntropy">1 to sum the entropies of the completion tokens (the caller passed them), 0 otherwise.</param>
+    /// <param name="scalars">(ScalarCount) holding the entropy threshold when masking (<see cref="EntropyQuantileKernels.Threshold"/>).</param>
     public static void RowPrepare(
         ArrayView<float> logprobs, ArrayView<float> oldLogprobs, ArrayView<float> mask, ObjectiveParameters p,
-        ArrayView<float> rowStats, ArrayView<float> entropy, ArrayView<float> advantages, int checkOld, int sumEntropy)
+        ArrayView<float> rowStats, ArrayView<float> entropy, ArrayView<float> advantages, int checkOld, int sumEntropy,
+        ArrayView<float> scalars)
     {
         int row = Grid.IdxX, t = p.Tokens;
+        float threshold = p.EntropyThresholdOrOff(p.MasksByEntropy != 0 ? scalars[EntropyThreshold] : 0f);
         float tokens = 0, bad = 0, logRatio = 0, kept = 0, badOld = 0, entropySum = 0;
         float negFirstBadOld = float.NegativeInfinity;
         for (int c = Group.IdxX; c < t; c += Group.DimX)
@@ -335,7 +345,7 @@ public static class ObjectiveKernels
             {
                 tokens += 1f;
                 if (p.SequenceLevel != 0) logRatio += logprobs[k] - oldLogprobs[k];
-                kept += ObjectiveMath.EntropyMask(p, p.ReadsEntropy ? entropy[k] : 0f);
+                kept += ObjectiveMath.EntropyMask(threshold, p.ReadsEntropy ? entropy[k] : 0f);
                 if (checkOld != 0 && !IsFinite(oldLogprobs[k]))
                 {
                     badOld += 1f;
@@ -375,8 +385,10 @@ public static class ObjectiveKernels
     /// </summary>
     /// <param name="rowStats">(N, RowPrepareColumns) from <see cref="RowPrepare"/>.</param>
     /// <param name="completions">N.</param>
-    /// <param name="scalars">(ScalarCount) output slots <see cref="TotalTokens"/> .. <see cref="FirstBadRow"/> and <see cref="TotalBadOld"/> .. <see cref="TotalEntropy"/>.</param>
-    public static void Totals(ArrayView<float> rowStats, int completions, ArrayView<float> scalars)
+    /// <param name="scalars">(ScalarCount) output slots <see cref="TotalTokens"/> .. <see cref="FirstBadRow"/> and <see cref="TotalBadOld"/> .. <see cref="TotalEntropy"/>,
+    /// and, when not masking, <see cref="EntropyThreshold"/> .. <see cref="FirstBadEntropyValue"/>.</param>
+    /// <param name="masksByEntropy">1 when <see cref="EntropyQuantileKernels.Threshold"/> wrote the entropy slots, 0 otherwise.</param>
+    public static void Totals(ArrayView<float> rowStats, int completions, ArrayView<float> scalars, int masksByEntropy)
     {
         float tokens = 0, bad = 0, badOld = 0, entropy = 0;
         float negFirstBad = float.NegativeInfinity, negFirstBadOld = float.NegativeInfinity, negFirstBadAdvantage = float.NegativeInfinity;
@@ -410,6 +422,15 @@ public static class ObjectiveKernels
             scalars[FirstBadOldColumn] = badOld > 0f ? rowStats[(int)-negFirstBadOld * RowPrepareColumns + RowFirstBadOld] : float.PositiveInfinity;
             scalars[FirstBadAdvantageRow] = -negFirstBadAdvantage;
             scalars[TotalEntropy] = entropy;
+            if (masksByEntropy == 0)
+            {
+                // No threshold kernel ran: its slots say "no bad entropy" (the gate and the host read them).
+                scalars[EntropyThreshold] = float.NegativeInfinity;
+                scalars[TotalBadEntropy] = 0f;
+                scalars[FirstBadEntropyRow] = float.PositiveInfinity;
+                scalars[FirstBadEntropyColumn] = float.PositiveInfinity;
+                scalars[FirstBadEntropyValue] = 0f;
+            }
         }
     }
 
@@ -438,6 +459,7 @@ public static class ObjectiveKernels
         ArrayView<float> dLogprobs, ArrayView<float> rowTerms, ArrayView<float> entropy, ArrayView<float> dEntropy)
     {
         int row = Grid.IdxX, t = p.Tokens;
+        float threshold = p.EntropyThresholdOrOff(p.MasksByEntropy != 0 ? scalars[EntropyThreshold] : 0f);
         float rowTokens = rowStats[row * RowPrepareColumns + RowTokens];
         float weight = ObjectiveMath.RowWeight(p.LossType, rowTokens, scalars[TotalTokens], p.Completions, p.MaxCompletionLength);
         float advantage = advantages[row];
@@ -459,7 +481,7 @@ public static class ObjectiveKernels
             float d = p.Beta > 0f ? refLogprobs[k] - logp : 0f;
             float gate = policyExponential ? KernelMath.Exp(ObjectiveMath.PolicyExponent(p, rho, advantage)) : 1f;
             var term = ObjectiveMath.Token(p, rho, advantage, logp, d, p.Beta > 0f ? KernelMath.Exp(d) : 1f, gate,
-                p.ReadsEntropy ? entropy[k] : 0f, keptShare);
+                p.ReadsEntropy ? entropy[k] : 0f, threshold, keptShare);
             dLogprobs[k] = weight * term.DLossDLogp;
             if (p.EntropyCoefficient != 0f) dEntropy[k] = weight * term.DLossDEntropy;
             loss += term.Loss;

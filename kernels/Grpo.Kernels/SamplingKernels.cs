@@ -66,23 +66,6 @@ public readonly struct SamplingParameters
 public static class SamplingKernels
 {
     /// <summary>
-    /// Maps a float to an unsigned key with the same order (−∞ … −0 &lt; +0 … +∞), so that bisection
-    /// over keys is bisection over floats. NaN is not expected.
-    /// </summary>
-    public static uint OrderedKey(float value)
-    {
-        uint bits = Interop.FloatAsInt(value);
-        return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
-    }
-
-    /// <summary>The inverse of <see cref="OrderedKey"/>.</summary>
-    public static float FromOrderedKey(uint key) =>
-        Interop.IntAsFloat((key & 0x80000000u) != 0 ? key & 0x7FFFFFFFu : ~key);
-
-    /// <summary>The key halfway up the interval (lo, hi], rounded up, so that bisection for the largest passing key terminates.</summary>
-    public static uint UpperMidpoint(uint lo, uint hi) => (uint)(lo + ((ulong)hi - lo + 1UL) / 2UL);
-
-    /// <summary>
     /// Samples one token per row of <paramref name="logits"/> (R, V); launch with one group of a
     /// power-of-two size (at most <see cref="GroupReduce.MaxGroupSize"/>) per row. Logits must be
     /// finite: this kernel does not scan for NaN or infinity.
@@ -125,11 +108,11 @@ public static class SamplingKernels
         if (p.TopK > 0)
         {
             // Largest key whose count of z >= key is still >= k: the k-th largest z.
-            uint lo = OrderedKey(float.NegativeInfinity), hi = OrderedKey(zmax);
+            uint lo = OrderedFloatKeys.Of(float.NegativeInfinity), hi = OrderedFloatKeys.Of(zmax);
             while (lo < hi)
             {
-                uint mid = UpperMidpoint(lo, hi);
-                float candidate = FromOrderedKey(mid);
+                uint mid = OrderedFloatKeys.UpperMidpoint(lo, hi);
+                float candidate = OrderedFloatKeys.ToFloat(mid);
                 int count = 0;
                 for (int j = t; j < vocab; j += stride)
                     if (logits[offset + j] * inverseT >= candidate) count++;
@@ -144,13 +127,13 @@ public static class SamplingKernels
                         float z = logits[offset + j] * inverseT;
                         if (z >= candidate) least = XMath.Min(least, z);
                     }
-                    lo = OrderedKey(-GroupReduce.Max(-least));
+                    lo = OrderedFloatKeys.Of(-GroupReduce.Max(-least));
                     break;
                 }
                 if (count > p.TopK) lo = mid;
                 else hi = mid - 1;
             }
-            threshold = FromOrderedKey(lo);
+            threshold = OrderedFloatKeys.ToFloat(lo);
         }
         if (p.TopP < 1f)
         {
@@ -159,10 +142,10 @@ public static class SamplingKernels
             // which ends in a few passes on short or sparse rows instead of ~32.
             float target = p.TopP * KeptMass(logits, offset, vocab, inverseT, zmax, threshold).Mass;
             float lo = threshold, hi = zmax;
-            while (OrderedKey(lo) < OrderedKey(hi))
+            while (OrderedFloatKeys.Of(lo) < OrderedFloatKeys.Of(hi))
             {
                 var split = KeptMass(logits, offset, vocab, inverseT, zmax,
-                    FromOrderedKey(UpperMidpoint(OrderedKey(lo), OrderedKey(hi))));
+                    OrderedFloatKeys.ToFloat(OrderedFloatKeys.UpperMidpoint(OrderedFloatKeys.Of(lo), OrderedFloatKeys.Of(hi))));
                 if (split.Mass >= target) lo = split.Least;
                 else hi = split.Below;
             }

@@ -54,6 +54,22 @@ public sealed record GrpoReferenceResult(
 /// </summary>
 public static class GrpoObjectiveReference
 {
+    /// <summary>
+    /// TRL's get_high_entropy_mask threshold: torch.quantile(entropies[mask], 1 − top_entropy_quantile) with linear
+    /// interpolation (entropy_mask = (entropies * mask &gt;= entropy_threshold) &amp; mask); +∞ with no loss token (all false).
+    /// </summary>
+    /// <param name="entropy">(N·T) entropies; only loss tokens are read.</param>
+    /// <param name="mask">(N·T) nonzero for a loss token.</param>
+    /// <param name="topEntropyQuantile">The fraction of highest-entropy tokens kept, in [0, 1].</param>
+    public static double EntropyThreshold(double[] entropy, double[] mask, double topEntropyQuantile)
+    {
+        var sorted = Enumerable.Range(0, mask.Length).Where(k => mask[k] != 0).Select(k => entropy[k]).OrderBy(x => x).ToArray();
+        if (sorted.Length == 0) return double.PositiveInfinity;
+        double position = (1 - topEntropyQuantile) * (sorted.Length - 1);
+        int lo = (int)Math.Floor(position), hi = (int)Math.Ceiling(position);
+        return sorted[lo] + (position - lo) * (sorted[hi] - sorted[lo]);
+    }
+
     /// <summary>A value and its derivative in ρ, combined by the rules PyTorch's autograd applies.</summary>
     private readonly record struct Dual(double Value, double DRho)
     {
@@ -80,20 +96,7 @@ public static class GrpoObjectiveReference
         double[] logp, double[]? old, double[]? reference, double[] advantages, double[] mask, int n, int t,
         GrpoReferenceOptions options, double[]? entropy = null)
     {
-        // TRL's get_high_entropy_mask: entropy_threshold = torch.quantile(entropies[mask], 1 − top_entropy_quantile)
-        // (linear interpolation); entropy_mask = (entropies * mask >= entropy_threshold) & mask; no loss token: all false.
-        double threshold = double.NegativeInfinity;
-        if (options.TopEntropyQuantile < 1)
-        {
-            var sorted = Enumerable.Range(0, n * t).Where(k => mask[k] != 0).Select(k => entropy![k]).OrderBy(x => x).ToArray();
-            if (sorted.Length == 0) threshold = double.PositiveInfinity;
-            else
-            {
-                double position = (1 - options.TopEntropyQuantile) * (sorted.Length - 1);
-                int lo = (int)Math.Floor(position), hi = (int)Math.Ceiling(position);
-                threshold = sorted[lo] + (position - lo) * (sorted[hi] - sorted[lo]);
-            }
-        }
+        double threshold = options.TopEntropyQuantile < 1 ? EntropyThreshold(entropy!, mask, options.TopEntropyQuantile) : double.NegativeInfinity;
         double lower = 1 - options.EpsilonLow, upper = 1 + options.EpsilonHigh;
         double Old(int k) => old is null ? logp[k] : old[k];
 

@@ -40,6 +40,10 @@ internal sealed partial class CpuOperations
         bool sumEntropy = entropy is not null;
         bool entropyBonus = p.EntropyCoefficient != 0;
         CpuBuffer<float> dEnt = entropyBonus ? Data(dEntropy!, nameof(dEntropy)) : grad;                  // (N, T)
+        // TRL's entropy-mask threshold, found here on the host (reading is free); −∞ keeps every token.
+        float threshold = p.EntropyThresholdOrOff(p.MasksByEntropy != 0
+            ? EntropyQuantile.Threshold(ent.AsSpan(0, n * t), m.AsSpan(0, n * t), t, GrpoObjectiveValidation.EntropyQuantileOf(options))
+            : 0f);
 
         // Pass 1, per row: token counts, mask check, GSPO's mean log-ratio. The batch token count
         // is needed before any gradient can be written (bnpo/dapo normalise by it).
@@ -59,7 +63,7 @@ internal sealed partial class CpuOperations
                 {
                     tokens += 1f;
                     if (p.SequenceLevel != 0) logRatio += logp[c] - old[c];
-                    kept += ObjectiveMath.EntropyMask(p, p.ReadsEntropy ? ent[c] : 0f);
+                    kept += ObjectiveMath.EntropyMask(threshold, p.ReadsEntropy ? ent[c] : 0f);
                     if (sumEntropy) entropySum += ent[c];
                 }
                 else if (m[c] != 0f) bad++;
@@ -125,7 +129,7 @@ internal sealed partial class CpuOperations
                 float d = p.Beta > 0 ? refRow[c] - logpRow[c] : 0f;
                 float gate = policyExponential ? MathF.Exp(ObjectiveMath.PolicyExponent(p, rho[c], advantage)) : 1f;
                 var term = ObjectiveMath.Token(p, rho[c], advantage, logpRow[c], d, p.Beta > 0 ? expKl[c] : 1f, gate,
-                    p.ReadsEntropy ? ent[i * t + c] : 0f, rowKeptShare[i]);
+                    p.ReadsEntropy ? ent[i * t + c] : 0f, threshold, rowKeptShare[i]);
                 gradRow[c] = weight * term.DLossDLogp;
                 if (entropyBonus) dEnt[i * t + c] = weight * term.DLossDEntropy;
                 sums[ObjectiveKernels.RowLoss] += term.Loss;

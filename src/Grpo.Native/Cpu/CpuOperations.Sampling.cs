@@ -129,17 +129,17 @@ internal sealed partial class CpuOperations
     // Stops early when exactly k values clear a candidate (the answer is then their minimum), as the kernel does.
     private static float KthLargest(ReadOnlySpan<float> z /* (V) */, int k, float zmax)
     {
-        uint lo = SamplingKernels.OrderedKey(float.NegativeInfinity), hi = SamplingKernels.OrderedKey(zmax);
+        uint lo = OrderedFloatKeys.Of(float.NegativeInfinity), hi = OrderedFloatKeys.Of(zmax);
         while (lo < hi)
         {
-            uint mid = SamplingKernels.UpperMidpoint(lo, hi);
-            float candidate = SamplingKernels.FromOrderedKey(mid);
+            uint mid = OrderedFloatKeys.UpperMidpoint(lo, hi);
+            float candidate = OrderedFloatKeys.ToFloat(mid);
             int count = CountAtLeast(z, candidate);
             if (count == k) return MinAtLeast(z, candidate);
             if (count > k) lo = mid;
             else hi = mid - 1;
         }
-        return SamplingKernels.FromOrderedKey(lo);
+        return OrderedFloatKeys.ToFloat(lo);
     }
 
     // The largest z in [lowest, zmax] whose mass Σ_{z' >= z} w is still >= topP times the mass above
@@ -149,10 +149,10 @@ internal sealed partial class CpuOperations
     {
         float target = topP * Mass(z, w, lowest, below: false);
         float lo = lowest, hi = zmax;
-        while (SamplingKernels.OrderedKey(lo) < SamplingKernels.OrderedKey(hi))
+        while (OrderedFloatKeys.Of(lo) < OrderedFloatKeys.Of(hi))
         {
-            float candidate = SamplingKernels.FromOrderedKey(
-                SamplingKernels.UpperMidpoint(SamplingKernels.OrderedKey(lo), SamplingKernels.OrderedKey(hi)));
+            float candidate = OrderedFloatKeys.ToFloat(
+                OrderedFloatKeys.UpperMidpoint(OrderedFloatKeys.Of(lo), OrderedFloatKeys.Of(hi)));
             var (mass, least, below) = Split(z, w, candidate);
             if (mass >= target) lo = least;
             else hi = below;

@@ -74,12 +74,20 @@ internal sealed partial class IlgpuOperations
         var scratch = (_objectiveScratch ??= new ReusableDeviceBuffer(Device)).Get(statsLength + termsLength);
         var rowStats = scratch.SubView(0, statsLength);                                  // (N, RowPrepareColumns)
         var rowTerms = scratch.SubView(statsLength, termsLength);                        // (N, RowTermColumns)
+        if (p.MasksByEntropy != 0)
+        {
+            // TRL's entropy-mask threshold into the scalars, where the objective's kernels read it: nothing comes back to the host.
+            var threshold = Device.Kernel(typeof(EntropyQuantileKernels), nameof(EntropyQuantileKernels.Threshold), a =>
+                a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, double, ArrayView<float>>(EntropyQuantileKernels.Threshold));
+            threshold(new KernelConfig(1, Device.RowGroupSize), entropyView, maskView, p.Tokens, n * p.Tokens,
+                GrpoObjectiveValidation.EntropyQuantileOf(options), scalars);
+        }
         Objective(p, n, logp, old, reference, View(advantages, nameof(advantages)).BaseView, maskView,
             dLogprobView, rowStats, rowTerms, scalars, entropyView, dEntropyView, checkOld: oldLogprobs is not null, sumEntropy: entropy is not null);
         return p.Tokens;
     }
 
-    /// <summary>Queues the four objective kernels; call under the gate.</summary>
+    /// <summary>Queues the four objective kernels (after the entropy threshold's, when masking); call under the gate.</summary>
     private void Objective(ObjectiveParameters p, int n, ArrayView<float> logp, ArrayView<float> old,
         ArrayView<float> reference, ArrayView<float> advantages, ArrayView<float> maskView, ArrayView<float> dLogprobs,
         ArrayView<float> rowStats, ArrayView<float> rowTerms, ArrayView<float> scalars,
@@ -90,12 +98,12 @@ internal sealed partial class IlgpuOperations
 
         var rowPrepare = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.RowPrepare), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ObjectiveParameters, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, int, int>(ObjectiveKernels.RowPrepare));
-        rowPrepare(rows, logp, old, maskView, p, rowStats, entropyView, advantages, checkOld ? 1 : 0, sumEntropy ? 1 : 0);
+                ArrayView<float>, int, int, ArrayView<float>>(ObjectiveKernels.RowPrepare));
+        rowPrepare(rows, logp, old, maskView, p, rowStats, entropyView, advantages, checkOld ? 1 : 0, sumEntropy ? 1 : 0, scalars);
 
         var totals = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.Totals), a =>
-            a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(ObjectiveKernels.Totals));
-        totals(single, rowStats, n, scalars);
+            a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int>(ObjectiveKernels.Totals));
+        totals(single, rowStats, n, scalars, p.MasksByEntropy);
 
         var tokenTerms = Device.Kernel(typeof(ObjectiveKernels), nameof(ObjectiveKernels.TokenTerms), a =>
             a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,

@@ -1,8 +1,9 @@
 namespace Grpo.Native.Operations;
 
 /// <summary>
-/// TRL's <c>get_high_entropy_mask</c> threshold, on the host: the q-quantile of the entropies of the loss
-/// tokens (mask = 1), with torch.quantile's default linear interpolation.
+/// TRL's <c>get_high_entropy_mask</c> threshold, on the host (the managed backend's; the ILGPU backend's twin is
+/// EntropyQuantileKernels.Threshold): the q-quantile of the entropies of the loss tokens (mask = 1), with torch.quantile's
+/// default linear interpolation.
 /// </summary>
 internal static class EntropyQuantile
 {
@@ -13,16 +14,16 @@ internal static class EntropyQuantile
     /// </summary>
     /// <param name="entropy">(N·T) per-token entropies; only loss tokens are read, and they must be finite.</param>
     /// <param name="mask">(N·T) 1 for a loss token.</param>
+    /// <param name="tokensPerCompletion">T, to name a bad entropy's row and column.</param>
     /// <param name="q">The quantile, 1 − top_entropy_quantile, in [0, 1].</param>
-    public static float Threshold(float[] entropy, float[] mask, double q)
+    public static float Threshold(ReadOnlySpan<float> entropy, ReadOnlySpan<float> mask, int tokensPerCompletion, double q)
     {
         var values = new List<double>();
         for (int k = 0; k < entropy.Length; k++)
         {
             if (mask[k] != 1f) continue;
             if (!float.IsFinite(entropy[k]))
-                throw new ArgumentException(
-                    $"'entropy'[{k}] is {entropy[k]} at a completion token; entropies must be finite for entropy masking.", nameof(entropy));
+                throw GrpoObjectiveValidation.NonFiniteEntropy(k / tokensPerCompletion, k % tokensPerCompletion, entropy[k]);
             values.Add(entropy[k]);
         }
         if (values.Count == 0) return float.PositiveInfinity;

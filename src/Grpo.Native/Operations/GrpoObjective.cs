@@ -242,7 +242,8 @@ public partial interface IGrpoOperations
     /// update and read them all once (<see cref="UpdateGate"/> decides each update from them on the device). On the ILGPU
     /// backend a bad mask, advantage or old log-prob is only reported there (<see cref="ObjectiveScalars.ThrowOnBadInputs"/>
     /// raises its error); the managed backend, where reading is free, raises it before its work as <see cref="GrpoObjective"/> does.
-    /// Entropy masking (<see cref="GrpoObjectiveOptions.TopEntropyQuantile"/> &lt; 1) still reads the entropies to find its quantile.
+    /// Entropy masking (<see cref="GrpoObjectiveOptions.TopEntropyQuantile"/> &lt; 1) finds its quantile on the device too, and a
+    /// non-finite entropy at a completion token is reported the same way.
     /// </summary>
     /// <param name="logprobs">As <see cref="GrpoObjective"/>.</param>
     /// <param name="oldLogprobs">As <see cref="GrpoObjective"/>.</param>
@@ -318,9 +319,6 @@ internal static class GrpoObjectiveValidation
             Guard.Shape(entropy, nameof(entropy), n, t);
         }
         if (checkFiniteInputs) FiniteInputs(oldLogprobs, advantages, mask, t);
-        float entropyThreshold = entropyMask
-            ? EntropyQuantile.Threshold(entropy!.ToArray(), mask.ToArray(), 1.0 - options.TopEntropyQuantile)
-            : float.NegativeInfinity; // −∞: every token keeps its policy term
         return new ObjectiveParameters(n, t, LossTypeId(options.LossType),
             options.ImportanceSamplingLevel == ImportanceSamplingLevel.Sequence ? 1 : 0,
             1f - options.EpsilonLow, 1f + options.EffectiveEpsilonHigh, options.Beta, options.MaxCompletionLength,
@@ -329,7 +327,7 @@ internal static class GrpoObjectiveValidation
             DualClip: options.DualClip ?? float.PositiveInfinity,   // +∞: −A·∞ never wins the min
             options.SapoTemperaturePositive, options.SapoTemperatureNegative,
             options.KlEstimator switch { KlEstimator.K1 => ObjectiveMath.K1, KlEstimator.K2 => ObjectiveMath.K2, _ => ObjectiveMath.K3 },
-            options.EntropyCoefficient, entropyThreshold);
+            options.EntropyCoefficient, entropyMask ? 1 : 0);
     }
 
     /// <summary>The kernels' id of a loss type (<see cref="ObjectiveMath.Grpo"/> ..).</summary>
@@ -369,6 +367,13 @@ internal static class GrpoObjectiveValidation
     public static ArgumentException NonFiniteOldLogprob(int row, int column, float value) =>
         new($"'oldLogprobs'[{row}, {column}] is {value}; log-probs must be finite. " +
             "Pass the sampling policy's log-probs, or null when each rollout is used for one update.", "oldLogprobs");
+
+    /// <summary>The error for an entropy at a completion token that is not finite, under entropy masking (both backends raise it).</summary>
+    public static ArgumentException NonFiniteEntropy(int row, int column, float value) =>
+        new($"'entropy'[{row}, {column}] is {value} at a completion token; entropies must be finite for entropy masking.", "entropy");
+
+    /// <summary>The quantile entropy masking takes: q = 1 − top_entropy_quantile, in double as the threshold is computed.</summary>
+    public static double EntropyQuantileOf(GrpoObjectiveOptions options) => 1.0 - options.TopEntropyQuantile;
 
     /// <summary>The error for a mask that holds values other than 0 and 1 (both backends count them the same way).</summary>
     public static ArgumentException BadMask(long badValues, int firstBadRow) =>

@@ -42,16 +42,19 @@ public static class ObjectiveScalars
         row[ObjectiveKernels.TotalBadMask] = 0;
         row[ObjectiveKernels.TotalBadOld] = 0;
         row[ObjectiveKernels.FirstBadAdvantageRow] = float.PositiveInfinity; // +∞: none
+        row[ObjectiveKernels.TotalBadEntropy] = 0;
     }
 
-    /// <summary>True when the row reports an input the objective refuses (a bad mask value, old log-prob or advantage).</summary>
+    /// <summary>True when the row reports an input the objective refuses (a bad mask value, old log-prob, advantage or masking entropy).</summary>
     /// <param name="row">(Count) one call's scalars.</param>
     public static bool ReportsBadInput(ReadOnlySpan<float> row) =>
-        row[ObjectiveKernels.TotalBadMask] > 0 || row[ObjectiveKernels.TotalBadOld] > 0 || float.IsFinite(row[ObjectiveKernels.FirstBadAdvantageRow]);
+        row[ObjectiveKernels.TotalBadMask] > 0 || row[ObjectiveKernels.TotalBadOld] > 0 || float.IsFinite(row[ObjectiveKernels.FirstBadAdvantageRow])
+        || row[ObjectiveKernels.TotalBadEntropy] > 0;
 
     /// <summary>
     /// Raises the error the managed backend raises before its work when the row reports a bad input, in its order:
-    /// advantages, old log-probs, mask. Only an error reads the offending value back.
+    /// advantages, old log-probs, entropies (under entropy masking), mask. Only an error reads the offending value back (a bad
+    /// entropy's value comes with the row).
     /// </summary>
     /// <param name="row">(Count) one call's scalars.</param>
     /// <param name="advantages">(N) the call's advantages.</param>
@@ -71,6 +74,9 @@ public static class ObjectiveScalars
             float value = oldLogprobs is null ? float.NaN : oldLogprobs.ToArray()[bad * tokensPerCompletion + column];
             throw GrpoObjectiveValidation.NonFiniteOldLogprob(bad, column, value);
         }
+        if (row[ObjectiveKernels.TotalBadEntropy] > 0)
+            throw GrpoObjectiveValidation.NonFiniteEntropy((int)row[ObjectiveKernels.FirstBadEntropyRow],
+                (int)row[ObjectiveKernels.FirstBadEntropyColumn], row[ObjectiveKernels.FirstBadEntropyValue]);
         if (row[ObjectiveKernels.TotalBadMask] > 0)
             throw GrpoObjectiveValidation.BadMask((long)row[ObjectiveKernels.TotalBadMask], (int)row[ObjectiveKernels.FirstBadRow]);
     }

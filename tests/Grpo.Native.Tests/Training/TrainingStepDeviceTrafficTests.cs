@@ -50,12 +50,14 @@ public sealed class TrainingStepDeviceTrafficTests
     /// for the metrics (2), and one read of every update's scalars at the end: each micro-batch's objective scalars with the
     /// input checks and the entropy metric, and each update's gate (norm, clip factor, whether it applied), which were
     /// decided on the device. Before the gate, a step read once per micro-batch and update and once per update besides
-    /// (4 + μ·(M + 1)); before the checks and the entropy mean moved onto the device, 9 + 4M.
+    /// (4 + μ·(M + 1)); before the checks and the entropy mean moved onto the device, 9 + 4M. Entropy masking (the last case)
+    /// finds its quantile on the device too; it read the entropies once per micro-batch and update before.
     /// </summary>
-    [TestCase(1, 1)]
-    [TestCase(2, 2)]
-    [TestCase(4, 3)]
-    public void AStepReadsBackFiveTimesWhateverItsMicroBatchesAndUpdates(int microBatches, int iterations)
+    [TestCase(1, 1, 1f)]
+    [TestCase(2, 2, 1f)]
+    [TestCase(4, 3, 1f)]
+    [TestCase(2, 2, 0.5f)]
+    public void AStepReadsBackFiveTimesWhateverItsMicroBatchesAndUpdates(int microBatches, int iterations, float topEntropyQuantile)
     {
         var device = (IlgpuDevice)TestDevices.Get(DeviceKind.IlgpuCpu);
         var random = TestRandom.Create();
@@ -66,7 +68,7 @@ public sealed class TrainingStepDeviceTrafficTests
         {
             GroupSize = 2, PromptsPerStep = 2, MaxPromptLength = 4, MaxCompletionLength = 3, LearningRate = 1e-3f,
             TotalSteps = 10, MicroBatchSize = 4 / microBatches, NumIterations = iterations, Beta = 0.04f, MaxGradNorm = 1e-3f,
-            Seed = random.Next(),
+            Seed = random.Next(), TopEntropyQuantile = topEntropyQuantile,
         };
         var reward = RewardFunction.Create("varied", input => input.CompletionTokens.Sum() % 5);
         using var trainer = new GrpoTrainer(policy, new DigitTokenizer(config.VocabSize), [reward], options, reference);
