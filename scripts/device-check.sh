@@ -7,7 +7,8 @@
 # data-parallel transport); its line says `skip` with where it looked when libnccl.so.2 is absent.
 #
 # Usage:  scripts/device-check.sh RESULTS_DIR [APP_ARCHIVE (default .device/app.tar.xz)]
-# Environment passed through: GRPO_CUDA_LIBS (folder with libcublas.so.N and libnccl.so.2), GRPO_TF32=1. GRPO_CUBLAS=1 (cuBLAS GEMMs) is set here for the runs that check cuBLAS.
+# Environment passed through: GRPO_CUDA_LIBS (folder with libcublas.so.N and libnccl.so.2), GRPO_TF32=1 (to the cuBLAS runs only; selfcheck
+# then says its fp32 limits do not hold). GRPO_CUBLAS=1 (cuBLAS GEMMs) is set here for the runs that check cuBLAS.
 set -u
 out=${1:?usage: scripts/device-check.sh RESULTS_DIR [APP_ARCHIVE]}
 archive=${2:-.device/app.tar.xz}
@@ -37,7 +38,7 @@ GRPO_CUBLAS=1 run bench-qwen-0.5b "$grpo" bench --device cuda --json --family ll
     --prompts 4 --group 8 --prompt-len 64 --completion-len 128 --steps 2
 GRPO_CUBLAS=1 run train-reverse "$grpo" train --device cuda --task reverse --steps 20 --output "$out/train-reverse"
 # The same selfcheck on the ILGPU kernel alone, so cuBLAS and the kernel are both checked.
-run selfcheck-ilgpu-gemm "$grpo" selfcheck --device cuda
+GRPO_TF32= run selfcheck-ilgpu-gemm "$grpo" selfcheck --device cuda
 # The PyTorch eager twins of the two bench steps on the same GPU (PyTorch with CUDA, when this machine's python3 has it),
 # so the GPU figures come as ratios from one run. The llama-family bench above has KVH = H/2 and MLP 8C/3 rounded up to 32.
 if python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then

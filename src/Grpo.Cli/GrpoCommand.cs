@@ -67,6 +67,13 @@ internal static class GrpoCommand
         using (device)
         {
             output.WriteLine($"selfcheck on {device} (seed {seed})");
+            if (device is Grpo.Native.Ilgpu.IlgpuDevice ilgpu)
+            {
+                output.WriteLine($"GEMMs: {ilgpu.GemmPath}");
+                if (ilgpu.UsesTf32)
+                    output.WriteLine("  TF32 is on: the checks below hold fp32 limits, which GEMMs in TF32 exceed by design (about 1e-3 of " +
+                                     "Σ|a·b|, see CudaOptions); run selfcheck without GRPO_TF32 to verify the kernels.");
+            }
             var results = SelfCheck.Run(device, seed);
             foreach (var r in results)
                 output.WriteLine($"  {(r.Skipped ? "skip" : r.Passed ? "ok  " : "FAIL")} {r.Operation,-50} worst {r.WorstError,9:E2} (limit {r.Tolerance:E0})  {r.Detail}");

@@ -90,30 +90,44 @@ public abstract class Device : IDisposable
 
     /// <summary>Creates a device of the given kind.</summary>
     /// <exception cref="NotSupportedException">CUDA was asked for and no NVIDIA GPU is visible.</exception>
-    public static Device Create(DeviceKind kind) => kind switch
+    public static Device Create(DeviceKind kind) => Create(kind, cuda: null);
+
+    /// <summary>
+    /// Creates a device of the given kind; <paramref name="cuda"/> sets how CUDA runs its GEMMs (cuBLAS, TF32), and applies when
+    /// the device is CUDA (<see cref="DeviceKind.Auto"/> choosing CUDA included).
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="cuda"/> asks for cuBLAS or TF32 on a kind that has no GPU, or TF32 without cuBLAS.</exception>
+    public static Device Create(DeviceKind kind, CudaOptions? cuda)
     {
-        DeviceKind.Auto => CreateAuto(),
-        DeviceKind.Cpu => new CpuDevice(),
-        DeviceKind.IlgpuCpu => IlgpuDevice.CreateCpuSimulator(),
-        DeviceKind.IlgpuCpuCudaShapes => IlgpuDevice.CreateCpuSimulator(cudaLaunchShapes: true),
-        DeviceKind.Cuda => IlgpuDevice.CreateCuda(),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Use Auto, Cpu, Cuda, IlgpuCpu or IlgpuCpuCudaShapes."),
-    };
+        if (cuda is not null && kind is not (DeviceKind.Cuda or DeviceKind.Auto) && cuda.AsksForCuda())
+            throw new ArgumentException($"The CUDA options ask for cuBLAS or TF32, which only the cuda device has; this is {kind}. " +
+                "Create a cuda (or auto) device, or leave the options out.", nameof(cuda));
+        return kind switch
+        {
+            DeviceKind.Auto => CreateAuto(cuda),
+            DeviceKind.Cpu => new CpuDevice(),
+            DeviceKind.IlgpuCpu => IlgpuDevice.CreateCpuSimulator(),
+            DeviceKind.IlgpuCpuCudaShapes => IlgpuDevice.CreateCpuSimulator(cudaLaunchShapes: true),
+            DeviceKind.Cuda => IlgpuDevice.CreateCuda(cuda),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Use Auto, Cpu, Cuda, IlgpuCpu or IlgpuCpuCudaShapes."),
+        };
+    }
 
     /// <summary>CUDA when a GPU is usable, else the managed CPU backend; logs the choice once.</summary>
-    private static Device CreateAuto()
+    private static Device CreateAuto(CudaOptions? cuda)
     {
         Device device;
         string why;
         if (IlgpuDevice.IsCudaAvailable())
         {
-            device = IlgpuDevice.CreateCuda();
+            device = IlgpuDevice.CreateCuda(cuda);
             why = "a CUDA GPU is visible";
         }
         else
         {
             device = new CpuDevice();
-            why = $"no usable CUDA GPU (looked for the driver as {CudaDriverLibrary.Describe()})";
+            why = $"no usable CUDA GPU (looked for the driver as {CudaDriverLibrary.Describe()})" +
+                  (cuda is not null && cuda.AsksForCuda() ? "; the CUDA options (cuBLAS, TF32) do not apply" : "");
         }
         if (Interlocked.Exchange(ref _autoChoiceLogged, 1) == 0)
             DiagnosticLog?.WriteLine($"device auto: {device} ({why})");

@@ -9,13 +9,11 @@ namespace Grpo.Native.Ilgpu;
 /// <summary>
 /// A thin binding of the four cuBLAS calls the GEMMs need (create, set stream, set math mode, Sgemm), resolved from
 /// the library <see cref="CuBlasLibrary"/> finds, on the accelerator's context and stream. fp32 math by default, so
-/// every precision bound of the ILGPU kernel holds; TF32 tensor cores only when asked (<c>GRPO_TF32=1</c>).
+/// every precision bound of the ILGPU kernel holds; TF32 tensor cores only when asked (<see cref="Devices.CudaOptions"/>, whose
+/// remarks give TF32's wider bound).
 /// </summary>
 internal sealed unsafe class CuBlas : IDisposable
 {
-    /// <summary>Environment variable that turns TF32 tensor-core math on (1) for the GEMMs: faster, ~1e-3 relative error.</summary>
-    public const string Tf32Variable = "GRPO_TF32";
-
     private const int OpN = 0, OpT = 1;                   // cublasOperation_t
     private const int DefaultMath = 0, Tf32Math = 3;      // cublasMath_t: CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH
 
@@ -50,7 +48,10 @@ internal sealed unsafe class CuBlas : IDisposable
     public bool Tf32 { get; }
 
     /// <summary>cuBLAS on <paramref name="accelerator"/>, or null with the reason (every path tried) when it cannot load.</summary>
-    public static CuBlas? TryCreate(CudaAccelerator accelerator, out string message)
+    /// <param name="accelerator">The CUDA accelerator whose context and stream the GEMMs use.</param>
+    /// <param name="tf32">TF32 tensor-core math instead of fp32.</param>
+    /// <param name="message">What loaded, or why nothing did.</param>
+    public static CuBlas? TryCreate(CudaAccelerator accelerator, bool tf32, out string message)
     {
         if (!CuBlasLibrary.TryLoad(out var library, out string from, out var tried))
         {
@@ -58,7 +59,6 @@ internal sealed unsafe class CuBlas : IDisposable
                       $"Set {CudaLibrarySearch.FolderVariable} to the folder holding libcublas.so.N.";
             return null;
         }
-        bool tf32 = Environment.GetEnvironmentVariable(Tf32Variable) == "1";
         try
         {
             var blas = new CuBlas(accelerator, library, from, tf32);

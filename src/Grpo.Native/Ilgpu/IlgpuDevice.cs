@@ -50,9 +50,12 @@ public sealed class IlgpuDevice : Device
     }
 
     /// <summary>The ILGPU kernels on the first CUDA GPU (a data-parallel rank: the GPU of its local rank).</summary>
+    /// <param name="options">cuBLAS and TF32 (unset: from the environment, see <see cref="CudaOptions"/>).</param>
     /// <exception cref="NotSupportedException">No NVIDIA GPU with a CUDA driver is visible.</exception>
-    public static IlgpuDevice CreateCuda()
+    /// <exception cref="ArgumentException">TF32 without cuBLAS.</exception>
+    public static IlgpuDevice CreateCuda(CudaOptions? options = null)
     {
+        var (useCuBlas, tf32) = (options ?? new CudaOptions()).Resolve(); // refused before any work
         CudaDriverLibrary.Install();
         Context context;
         try
@@ -74,9 +77,9 @@ public sealed class IlgpuDevice : Device
         var device = new IlgpuDevice(context, context.CreateCudaAccelerator(ordinal), DeviceKind.Cuda);
         // Opt-in until the device check has run it: the cuBLAS operand mapping is unit-tested, but no GEMM has gone
         // through it on a GPU yet, and a wrong mapping would train silently wrong.
-        if (Environment.GetEnvironmentVariable(UseCuBlasVariable) == "1")
+        if (useCuBlas)
         {
-            device.CuBlas = CuBlas.TryCreate((CudaAccelerator)device.Accelerator, out string message);
+            device.CuBlas = CuBlas.TryCreate((CudaAccelerator)device.Accelerator, tf32, out string message);
             Device.DiagnosticLog?.WriteLine($"device cuda: {message}");
         }
         return device;
@@ -125,14 +128,17 @@ public sealed class IlgpuDevice : Device
     /// <summary>The ILGPU accelerator the kernels run on.</summary>
     public Accelerator Accelerator { get; }
 
-    /// <summary>Environment variable: 1 sends the GEMMs to cuBLAS where it loads (opt-in until verified on a GPU); otherwise the ILGPU kernel.</summary>
-    public const string UseCuBlasVariable = "GRPO_CUBLAS";
-
     /// <summary>cuBLAS on this CUDA accelerator when it loaded (the GEMMs then go there); null on the simulator or without it.</summary>
     internal CuBlas? CuBlas { get; private set; }
 
     /// <summary>True when GEMMs run through cuBLAS.</summary>
     public bool UsesCuBlas => CuBlas is not null;
+
+    /// <summary>True when the cuBLAS GEMMs use TF32 tensor cores (<see cref="CudaOptions"/>' remarks give the wider bound).</summary>
+    public bool UsesTf32 => CuBlas is { Tf32: true };
+
+    /// <summary>Which code runs the GEMMs, in words: the ILGPU kernel, or cuBLAS from where it loaded, in fp32 or TF32.</summary>
+    public string GemmPath => CuBlas is null ? "the ILGPU kernel (fp32)" : $"cuBLAS from {CuBlas.LoadedFrom} ({(CuBlas.Tf32 ? "TF32" : "fp32")})";
 
     /// <summary>Threads in the group that reduces one row (a power of two).</summary>
     internal int RowGroupSize { get; }
