@@ -9,7 +9,7 @@ internal static partial class SelfCheck
     /// <summary>
     /// Causal packed attention forward and backward (two sequences, grouped-query heads) against
     /// <see cref="AttentionReference"/>. The output's bound is the attention tests' 2e-4 (its rows are
-    /// p-weighted sums that cancel), the gradients' the gradient bound.
+    /// p-weighted sums that cancel), the gradients' the gradient bound, normwise.
     /// </summary>
     private static IEnumerable<CheckResult> Attention(Device device, Random random, double tolerance, double gradientTolerance)
     {
@@ -47,9 +47,12 @@ internal static partial class SelfCheck
         dv.Fill(0);
         ops.AttentionBackward(dq, dk, dv, dOutput, query, key, value, output, lse, seqStarts, (float)scale);
         var g = AttentionReference.Backward(ToDouble(q), ToDouble(k), ToDouble(v), ToDouble(dO), starts, m, h, kvh, d, scale);
-        yield return new CheckResult($"attention backward d query {shape}", ErrorMeasure.WorstRelativeError(g.DQuery, dq.ToArray()).Worst, gradientTolerance);
-        yield return new CheckResult($"attention backward d key {shape}", ErrorMeasure.WorstRelativeError(g.DKey, dk.ToArray()).Worst, gradientTolerance);
-        yield return new CheckResult($"attention backward d value {shape}", ErrorMeasure.WorstRelativeError(g.DValue, dv.ToArray()).Worst, gradientTolerance);
+        // Normwise, as AttentionTests judges them: a first token's dQ row is exactly 0 in the reference while fp32 keeps the
+        // rounding of its cancelled terms, which element-wise read 0.65 of the limit here on the simulator (a GPU rounds
+        // differently, so that measure could fail a correct kernel); normwise, no near-zero element inflates the error.
+        yield return new CheckResult($"attention backward d query {shape}", ErrorMeasure.NormwiseRelativeError(g.DQuery, dq.ToArray()), gradientTolerance, "normwise");
+        yield return new CheckResult($"attention backward d key {shape}", ErrorMeasure.NormwiseRelativeError(g.DKey, dk.ToArray()), gradientTolerance, "normwise");
+        yield return new CheckResult($"attention backward d value {shape}", ErrorMeasure.NormwiseRelativeError(g.DValue, dv.ToArray()), gradientTolerance, "normwise");
     }
 
     /// <summary>Three AdamW steps, the sum of squares (gradient norm) and the scaling (clipping) against <see cref="OptimizerReference"/>.</summary>
