@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Grpo.Native.Ilgpu;
 using Grpo.Native.Tensors;
 using ILGPU;
@@ -19,7 +18,9 @@ internal sealed unsafe class NcclGradientAllReduce : GradientAllReduce
     private readonly NcclLibrary _nccl;
     private readonly IlgpuDevice _device;
     private readonly nint _comm;
-    private readonly Stopwatch _busy = new();
+    /// <summary>Marks in the stream before and after each all-reduce not yet counted in <see cref="Seconds"/>.</summary>
+    private readonly List<(Devices.DeviceTimeMark Before, Devices.DeviceTimeMark After)> _pending = [];
+    private double _seconds;
     private bool _disposed;
 
     private NcclGradientAllReduce(NcclLibrary nccl, IlgpuDevice device, int size, int rank, NcclUniqueId id)
@@ -35,7 +36,25 @@ internal sealed unsafe class NcclGradientAllReduce : GradientAllReduce
 
     public override string Transport { get; }
 
-    public override double Seconds => _busy.Elapsed.TotalSeconds;
+    /// <summary>
+    /// The all-reduces' time on the stream (between marks queued around each), without waiting for them: read at the end
+    /// of a step, after its final read has waited for the device. (A wait after each all-reduce both stalled the queue and
+    /// counted the backward kernels still running before it.)
+    /// </summary>
+    public override double Seconds
+    {
+        get
+        {
+            foreach (var (before, after) in _pending)
+            {
+                _seconds += after.SecondsSince(before);
+                before.Dispose();
+                after.Dispose();
+            }
+            _pending.Clear();
+            return _seconds;
+        }
+    }
 
     /// <summary>Joins every rank of <paramref name="ranks"/> into one NCCL communicator (a collective call).</summary>
     public static NcclGradientAllReduce Create(NcclLibrary nccl, ICommunicator ranks, IlgpuDevice device)
@@ -69,21 +88,26 @@ internal sealed unsafe class NcclGradientAllReduce : GradientAllReduce
         if (send.Length != receive.Length)
             throw new ArgumentException($"The all-reduce's destination holds {receive.Length} values, its source {send.Length}.", nameof(destination));
         var stream = ((CudaStream)_device.Accelerator.DefaultStream).StreamPtr;
-        _busy.Start();
+        var before = _device.MarkTime();
         try
         {
             _device.Accelerator.Bind();
             _nccl.Check(_nccl.AllReduce((void*)send.BaseView.LoadEffectiveAddressAsPtr(), (void*)receive.BaseView.LoadEffectiveAddressAsPtr(), (nuint)send.Length,
                 NcclLibrary.Float32, NcclLibrary.Sum, _comm, stream), "ncclAllReduce");
-            _device.Synchronize(); // so the step's communication time is the all-reduce's, not the next kernel's wait
         }
-        finally { _busy.Stop(); }
+        catch
+        {
+            before.Dispose();
+            throw;
+        }
+        _pending.Add((before, _device.MarkTime()));
     }
 
     public override void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        foreach (var (before, after) in _pending) { before.Dispose(); after.Dispose(); }
         _nccl.CommDestroy(_comm);
     }
 }
