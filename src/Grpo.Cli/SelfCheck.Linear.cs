@@ -36,6 +36,56 @@ internal static partial class SelfCheck
         yield return new CheckResult($"linear backward d weight {shape}", ErrorMeasure.WorstRelativeError(g.DWeight, dw.ToArray()).Worst, tolerance);
         yield return new CheckResult($"linear backward d bias {shape}", ErrorMeasure.WorstRelativeError(g.DBias, db.ToArray()).Worst, tolerance);
         yield return FusedColumnsRoundTrip(device, random);
+        // Three output tiles down and two across with a long K, and a decode shape (8 sequences, K = 2,048) that a GPU's
+        // ILGPU GEMM cuts into K slices (split-K) and cuBLAS runs as it likes.
+        foreach (var check in ScaledLinear(device, random, 130, 520, 70, "multi-tile long K")) yield return check;
+        foreach (var check in ScaledLinear(device, random, 8, 2048, 96, "decode shape")) yield return check;
+    }
+
+    /// <summary>
+    /// The linear layer's three products at a larger shape, from zero, judged element by element against the standard bound
+    /// of a K-term fp32 dot product in any summation order (blocked, split-K, cuBLAS's): |ĉ − c| ≤ γ_K·Σ_k |a_k·b_k|,
+    /// γ_K = K·2⁻²⁴ / (1 − K·2⁻²⁴). Reported as the worst error over that bound, limit 1; zero-mean inputs, since the bound is scaled by
+    /// the terms' magnitudes rather than by the result, which may cancel.
+    /// </summary>
+    private static IEnumerable<CheckResult> ScaledLinear(Device device, Random random, int m, int k, int n, string label)
+    {
+        float[] input = Normal(random, m * k, 1.0), weight = Normal(random, n * k, 1.0), upstream = Normal(random, m * n, 1.0);
+        using var x = device.FromArray<float>(input, m, k);         // (M, K)
+        using var w = device.FromArray<float>(weight, n, k);        // (N, K)
+        using var y = device.Allocate<float>(m, n);                 // (M, N)
+        using var dy = device.FromArray<float>(upstream, m, n);     // (M, N)
+        using var dx = device.Allocate<float>(m, k);                // (M, K)
+        using var dw = device.Allocate<float>(n, k);                // (N, K)
+        y.Fill(float.NaN);
+        dx.Fill(0);
+        dw.Fill(0);
+        device.Operations.LinearForward(y, x, w, null);
+        device.Operations.LinearBackward(dx, dw, null, dy, x, w);
+        double[] xd = ToDouble(input), wd = ToDouble(weight), dyd = ToDouble(upstream);
+        double[] Abs(double[] values) => Array.ConvertAll(values, Math.Abs);
+        var expected = LinearReference.Forward(xd, wd, null, m, k, n);
+        var magnitudes = LinearReference.Forward(Abs(xd), Abs(wd), null, m, k, n);  // Σ_k |x·w| per output
+        var g = LinearReference.Backward(xd, wd, dyd, m, k, n);
+        var gMagnitudes = LinearReference.Backward(Abs(xd), Abs(wd), Abs(dyd), m, k, n);
+        string shape = $"{label} M={m} K={k} N={n}";
+        // γ_K = K·u / (1 − K·u), u = 2⁻²⁴: any summation tree of K products has depth ≤ K.
+        static double Gamma(int terms) => terms * Math.Pow(2, -24) / (1 - terms * Math.Pow(2, -24));
+        yield return ScaledCheck($"linear forward {shape}", expected, magnitudes, y.ToArray(), Gamma(k));
+        yield return ScaledCheck($"linear backward d input {shape}", g.DInput, gMagnitudes.DInput, dx.ToArray(), Gamma(n));
+        yield return ScaledCheck($"linear backward d weight {shape}", g.DWeight, gMagnitudes.DWeight, dw.ToArray(), Gamma(m));
+    }
+
+    /// <summary>max_i |actual_i − expected_i| / (γ·scale_i) against 1; a non-finite value fails.</summary>
+    private static CheckResult ScaledCheck(string operation, double[] expected, double[] scale, float[] actual, double gamma)
+    {
+        double worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double error = float.IsFinite(actual[i]) ? Math.Abs(actual[i] - expected[i]) / Math.Max(gamma * scale[i], 1e-300) : double.PositiveInfinity;
+            worst = Math.Max(worst, error);
+        }
+        return new CheckResult(operation, worst, 1, $"error / ({gamma:E1}·Σ|a·b|)");
     }
 
     /// <summary>

@@ -41,7 +41,64 @@ internal static partial class SelfCheck
             yield return new CheckResult($"model {shape} loss",
                 ErrorMeasure.WorstRelativeError([expected.Loss, Math.Abs(expected.Loss) + 1e-3], [actual.Loss, Math.Abs(expected.Loss) + 1e-3f]).Worst,
                 tolerance, $"loss {actual.Loss:G6}");
+            yield return DecodeAgainstForward(device, config, seed, random, tolerance, shape);
         }
+    }
+
+    /// <summary>
+    /// Cached decoding on the device against one full forward on the same device: two prompts fanned out to 2 slots each,
+    /// 6 sampled tokens, the log-prob the sampler reported for each against the full forward's log-prob of that token.
+    /// Two fp32 routes to the same log-probs (cached decode attention and split-K GEMMs against packed attention and the
+    /// fused gather), compared normwise against the log-prob bound, as the model check above.
+    /// </summary>
+    private static CheckResult DecodeAgainstForward(Device device, ModelConfig config, int seed, Random random, double tolerance, string shape)
+    {
+        using var model = TransformerModel.CreateRandom(device, config, seed);
+        const int groupSize = 2, steps = 6;
+        const float temperature = 0.9f;
+        int[][] prompts = [.. new[] { 5, 9 }.Select(length => Enumerable.Range(0, length).Select(_ => random.Next(config.VocabSize)).ToArray())];
+        int slots = prompts.Length * groupSize;
+        using var promptBatch = TokenBatch.Create(device, prompts, config.VocabSize, config.MaxPositions);
+        using var decoder = new KvCacheDecoder(model, slots, capacity: 16, maxPromptTokens: promptBatch.TokenCount);
+        using var tokens = device.Allocate<int>(slots);      // (S)
+        using var logprobs = device.Allocate<float>(slots);  // (S)
+        var options = new SamplingOptions { Temperature = temperature };
+        var completions = new int[slots, steps];
+        var sampled = new float[slots, steps];
+        var logits = decoder.Prefill(promptBatch, groupSize);
+        for (int step = 0; step < steps; step++)
+        {
+            device.Operations.SampleTokens(logits, options, seed: (ulong)seed, step, tokens, logprobs);
+            int[] t = tokens.ToArray();
+            float[] lp = logprobs.ToArray();
+            for (int slot = 0; slot < slots; slot++) (completions[slot, step], sampled[slot, step]) = (t[slot], lp[slot]);
+            if (step < steps - 1) logits = decoder.Step(tokens);
+        }
+
+        // One forward over every prompt + completion; row (prompt end − 1 + step) predicts the token of that step.
+        var sequences = Enumerable.Range(0, slots)
+            .Select(slot => prompts[slot / groupSize].Concat(Enumerable.Range(0, steps).Select(step => completions[slot, step])).ToArray()).ToArray();
+        using var full = TokenBatch.Create(device, sequences, config.VocabSize, config.MaxPositions);
+        using var activations = model.CreateActivations(full.TokenCount, ActivationMode.Inference);
+        var hidden = model.Forward(full, activations);
+        var targets = new int[full.TokenCount];
+        var rows = new List<(int Row, int Slot, int Step)>();
+        for (int slot = 0; slot < slots; slot++)
+            for (int step = 0; step < steps; step++)
+            {
+                int row = full.HostStarts[slot] + prompts[slot / groupSize].Length - 1 + step;
+                targets[row] = completions[slot, step];
+                rows.Add((row, slot, step));
+            }
+        using var targetTensor = device.FromArray<int>(targets, targets.Length);  // (M)
+        using var fullLogprobs = device.Allocate<float>(full.TokenCount);        // (M)
+        using var lse = device.Allocate<float>(full.TokenCount);                 // (M)
+        device.Operations.LogSoftmaxGatherForward(hidden, model.LmHead, targetTensor, temperature, fullLogprobs, lse, null);
+        float[] forward = fullLogprobs.ToArray();
+        double[] expected = rows.Select(r => (double)forward[r.Row]).ToArray();
+        float[] actual = rows.Select(r => sampled[r.Slot, r.Step]).ToArray();
+        return new CheckResult($"model {shape} decode vs forward", ErrorMeasure.NormwiseRelativeError(expected, actual), tolerance,
+            $"normwise over {actual.Length} sampled tokens");
     }
 
     private static (GrpoGradResult Result, double Seconds) GradientOn(Device device, ModelConfig config, int seed, GrpoGradBatch batch)
