@@ -100,9 +100,19 @@ internal static partial class SelfCheck
         }
     }
 
+    /// <summary>
+    /// The fused log-softmax gather forward (log-probs, entropies) and backward against the reference. On a GPU also at
+    /// Qwen2.5's vocabulary, where the 64 MiB logits chunk holds 110 tokens, so 230 tokens take three chunks, the last one
+    /// ragged (the simulator would take minutes there; the suite forces small chunks on it instead).
+    /// </summary>
     private static IEnumerable<CheckResult> Gather(Device device, Random random, double tolerance, double gradientTolerance)
     {
-        const int m = 23, c = 40, v = 301;
+        var checks = Gather(device, random, 23, 40, 301, tolerance, gradientTolerance);
+        return device.Kind == DeviceKind.Cuda ? checks.Concat(Gather(device, random, 230, 16, 151_936, tolerance, gradientTolerance)) : checks;
+    }
+
+    private static IEnumerable<CheckResult> Gather(Device device, Random random, int m, int c, int v, double tolerance, double gradientTolerance)
+    {
         const float temperature = 0.8f;
         float[] hidden = Normal(random, m * c, 0.5), lmHead = Normal(random, v * c, 0.5), upstream = Normal(random, m, 1.0);
         int[] targets = Enumerable.Range(0, m).Select(_ => random.Next(v)).ToArray();
@@ -127,8 +137,11 @@ internal static partial class SelfCheck
         string shape = $"M={m} C={c} V={v}";
         yield return new CheckResult($"gather forward logprobs {shape}", ErrorMeasure.WorstRelativeError(forward.Logprobs, logp.ToArray()).Worst, tolerance);
         yield return new CheckResult($"gather forward entropy {shape}", ErrorMeasure.WorstRelativeError(forward.Entropy, entropy.ToArray()).Worst, tolerance);
-        yield return new CheckResult($"gather backward d hidden {shape}", ErrorMeasure.WorstRelativeError(dh, dHidden.ToArray()).Worst, gradientTolerance);
-        yield return new CheckResult($"gather backward d lm head {shape}", ErrorMeasure.WorstRelativeError(dw, dLmHead.ToArray()).Worst, gradientTolerance);
+        // Normwise: d hidden sums Σ_v (p_v − 1[v = y])·w_v, whose weights add to zero, so an element can cancel to near zero
+        // while keeping the absolute rounding of a V-term sum (element-wise, 0.21 of the limit at V = 151,936 on the managed
+        // backend; a GPU rounds differently).
+        yield return new CheckResult($"gather backward d hidden {shape}", ErrorMeasure.NormwiseRelativeError(dh, dHidden.ToArray()), gradientTolerance, "normwise");
+        yield return new CheckResult($"gather backward d lm head {shape}", ErrorMeasure.NormwiseRelativeError(dw, dLmHead.ToArray()), gradientTolerance, "normwise");
     }
 
     private static IEnumerable<CheckResult> FusedLoss(Device device, Random random, double tolerance, double gradientTolerance)
