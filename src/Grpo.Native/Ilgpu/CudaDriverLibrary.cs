@@ -49,6 +49,12 @@ internal static class CudaDriverLibrary
             return Attempts.Count == 0 ? "nothing (ILGPU did not ask for the driver)" : string.Join(", ", Attempts.Distinct());
     }
 
+    /// <summary>True when one of the resolver's attempts loaded a driver library.</summary>
+    public static bool AnyLoaded()
+    {
+        lock (Gate) return Attempts.Any(a => a.EndsWith("(loaded)", StringComparison.Ordinal));
+    }
+
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
     {
         if (!IsDriverImport(name)) return IntPtr.Zero; // the default search handles everything else

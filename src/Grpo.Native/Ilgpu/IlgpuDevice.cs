@@ -70,7 +70,9 @@ public sealed class IlgpuDevice : Device
         if (context.GetCudaDevices().Count == 0)
         {
             context.Dispose();
-            throw new NotSupportedException(NoGpuMessage("the driver reports no CUDA GPU"));
+            // ILGPU reports no device both when the driver has none and when no driver library loaded: say which.
+            throw new NotSupportedException(NoGpuMessage(CudaDriverLibrary.AnyLoaded() ? "the driver reports no CUDA GPU"
+                : "no CUDA driver library could be loaded"));
         }
         // Ranks of an mpirun job on one machine each take their own GPU (one process: the first).
         int ordinal = Distributed.Communicators.LocalRank() % context.GetCudaDevices().Count;

@@ -21,6 +21,19 @@ public sealed class CudaLibrarySearchTests
         Assert.That(CudaDriverLibrary.IsDriverImport("libcudart.so.12") || CudaDriverLibrary.IsDriverImport("libnvidia-ml.so"), Is.False);
     }
 
+    /// <summary>
+    /// Without a GPU, creating a cuda device names what was looked for and why it failed: no driver library (this machine),
+    /// or a driver that reports no GPU. (With a GPU the device is created and there is nothing to check here.)
+    /// </summary>
+    [Test]
+    public void CudaWithoutAGpuSaysWhetherTheDriverLoaded()
+    {
+        if (IlgpuDevice.IsCudaAvailable()) Assert.Pass("a CUDA GPU is visible");
+        var error = Assert.Throws<NotSupportedException>(() => IlgpuDevice.CreateCuda())!;
+        Assert.That(error.Message, Does.StartWith("No usable CUDA GPU").And.Contain("libcuda.so.1"));
+        Assert.That(error.Message, Does.Contain(CudaDriverLibrary.AnyLoaded() ? "the driver reports no CUDA GPU" : "no CUDA driver library could be loaded"));
+    }
+
     [Test]
     public void CuBlasIsTriedInTheNamedFolderThenOnTheLoaderPathThenInWheelFolders()
     {
