@@ -114,8 +114,16 @@ public sealed partial class TransformerModel : IDisposable
     }
 
     /// <summary>Plans and allocates the activations for passes of up to <paramref name="maxTokens"/> packed rows.</summary>
-    public TransformerActivations CreateActivations(int maxTokens, ActivationMode mode = ActivationMode.Training) =>
-        new(Device, Config, maxTokens, mode);
+    public TransformerActivations CreateActivations(int maxTokens, ActivationMode mode = ActivationMode.Training)
+    {
+        Interlocked.Increment(ref _activationSetsCreated);
+        return new(Device, Config, maxTokens, mode);
+    }
+
+    /// <summary>How many activation sets <see cref="CreateActivations"/> has made: tests hold a step to the sets it needs.</summary>
+    internal int ActivationSetsCreated => Volatile.Read(ref _activationSetsCreated);
+
+    private int _activationSetsCreated;
 
     /// <summary>Sets every gradient to 0 (before a new accumulation).</summary>
     public void ZeroGradients() => Gradients.Zero();

@@ -286,20 +286,23 @@ public sealed partial class GrpoTrainer : IDisposable
             var (firstLocal, endLocal) = FixedOrderSum.RangeOfRank(_communicator.Rank, _communicator.Size, microBatches.Count);
             var localBatches = microBatches.GetRange(firstLocal, endLocal - firstLocal);
             int activationRows = localBatches.Count == 0 ? 1 : localBatches.Max(mb => mb.Batch.Sequences.TokenCount);
-            using (var inference = _policy.CreateActivations(activationRows, ActivationMode.Inference))
+            // One inference set per model that needs it, sized for the largest micro-batch and reused by all: none when
+            // β = 0 and μ = 1, so no memory is held (or cached) for passes that do not run.
+            bool needsOld = o.NumIterations > 1;
+            using (var referenceActivations = _reference?.CreateActivations(activationRows, ActivationMode.Inference))
+            using (var inference = needsOld ? _policy.CreateActivations(activationRows, ActivationMode.Inference) : null)
             {
                 foreach (var mb in localBatches)
                 {
                     if (_reference is not null)
                     {
                         mb.RefLogprobs = device.Allocate<float>(mb.Batch.Count, mb.Batch.CompletionSlots);
-                        using var refActivations = _reference.CreateActivations(mb.Batch.Sequences.TokenCount, ActivationMode.Inference);
-                        GrpoLossPass.CompletionLogProbs(_reference, mb.Batch, refActivations, o.Sampling.Temperature, mb.RefLogprobs);
+                        GrpoLossPass.CompletionLogProbs(_reference, mb.Batch, referenceActivations!, o.Sampling.Temperature, mb.RefLogprobs);
                     }
-                    if (o.NumIterations > 1)
+                    if (needsOld)
                     {
                         mb.OldLogprobs = device.Allocate<float>(mb.Batch.Count, mb.Batch.CompletionSlots);
-                        GrpoLossPass.CompletionLogProbs(_policy, mb.Batch, inference, o.Sampling.Temperature, mb.OldLogprobs);
+                        GrpoLossPass.CompletionLogProbs(_policy, mb.Batch, inference!, o.Sampling.Temperature, mb.OldLogprobs);
                     }
                 }
             }

@@ -124,6 +124,38 @@ public sealed class TrainingStepDeviceTrafficTests
         }
     }
 
+    /// <summary>
+    /// The activation sets a step creates: the policy's training set, an inference set for the old log-probs only when
+    /// μ &gt; 1, and one reference set (β &gt; 0) for all micro-batches, sized for the largest (the rollout's decoder keeps its
+    /// own across steps); none for passes that do not run, so no memory is held or cached for them. (Before: the policy's
+    /// inference set every step, and a reference set per micro-batch.)
+    /// </summary>
+    [TestCase(0f, 1, 1, 0)]
+    [TestCase(0.04f, 1, 1, 1)]
+    [TestCase(0.04f, 2, 2, 1)]
+    public void AStepCreatesOnlyTheActivationSetsItsPassesUse(float beta, int iterations, int policySets, int referenceSets)
+    {
+        using var device = new Grpo.Native.Cpu.CpuDevice();
+        var random = TestRandom.Create();
+        var config = TinyModels.Config("llama", layers: 1);
+        using var policy = TransformerModel.CreateRandom(device, config, seed: random.Next());
+        using var reference = TransformerModel.CreateRandom(device, config, seed: random.Next());
+        var options = new GrpoTrainerOptions
+        {
+            GroupSize = 2, PromptsPerStep = 2, MaxPromptLength = 4, MaxCompletionLength = 3, LearningRate = 1e-3f,
+            TotalSteps = 10, MicroBatchSize = 1, NumIterations = iterations, Beta = beta, Seed = random.Next(), // 4 micro-batches
+        };
+        var reward = RewardFunction.Create("varied", input => input.CompletionTokens.Sum() % 5);
+        using var trainer = new GrpoTrainer(policy, new DigitTokenizer(config.VocabSize), [reward], options, reference);
+        for (int step = 1; step <= 2; step++)
+        {
+            int policyBefore = policy.ActivationSetsCreated, referenceBefore = reference.ActivationSetsCreated;
+            trainer.TrainStep(TinyModels.Sequences(random, config.VocabSize, 4, 4));
+            Assert.That(policy.ActivationSetsCreated - policyBefore, Is.EqualTo(policySets), $"step {step}: the policy's sets");
+            Assert.That(reference.ActivationSetsCreated - referenceBefore, Is.EqualTo(referenceSets), $"step {step}: the reference's sets");
+        }
+    }
+
     /// <summary>Token ids as space-separated numbers: the reward reads ids only.</summary>
     private sealed class DigitTokenizer(int vocabulary) : Grpo.Native.Tokenization.ITokenizer
     {
