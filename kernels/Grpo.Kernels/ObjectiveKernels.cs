@@ -28,9 +28,6 @@ public readonly record struct ObjectiveParameters(
 {
     /// <summary>Whether the kernels read the (N, T) entropies: for the bonus or for the mask.</summary>
     public bool ReadsEntropy => EntropyCoefficient != 0f || MasksByEntropy != 0;
-
-    /// <summary>The threshold the mask compares with: <paramref name="computed"/> when masking, −∞ (every token kept) when not.</summary>
-    public float EntropyThresholdOrOff(float computed) => MasksByEntropy != 0 ? computed : float.NegativeInfinity;
 }
 
 /// <summary>One token's policy-loss term (before the KL penalty and the aggregation weight), as a function of ρ and logp.</summary>
@@ -334,7 +331,7 @@ public static class ObjectiveKernels
         ArrayView<float> scalars)
     {
         int row = Grid.IdxX, t = p.Tokens;
-        float threshold = p.EntropyThresholdOrOff(p.MasksByEntropy != 0 ? scalars[EntropyThreshold] : 0f);
+        float threshold = p.MasksByEntropy != 0 ? scalars[EntropyThreshold] : float.NegativeInfinity; // −∞: every token kept
         float tokens = 0, bad = 0, logRatio = 0, kept = 0, badOld = 0, entropySum = 0;
         float negFirstBadOld = float.NegativeInfinity;
         for (int c = Group.IdxX; c < t; c += Group.DimX)
@@ -459,7 +456,7 @@ public static class ObjectiveKernels
         ArrayView<float> dLogprobs, ArrayView<float> rowTerms, ArrayView<float> entropy, ArrayView<float> dEntropy)
     {
         int row = Grid.IdxX, t = p.Tokens;
-        float threshold = p.EntropyThresholdOrOff(p.MasksByEntropy != 0 ? scalars[EntropyThreshold] : 0f);
+        float threshold = p.MasksByEntropy != 0 ? scalars[EntropyThreshold] : float.NegativeInfinity; // −∞: every token kept
         float rowTokens = rowStats[row * RowPrepareColumns + RowTokens];
         float weight = ObjectiveMath.RowWeight(p.LossType, rowTokens, scalars[TotalTokens], p.Completions, p.MaxCompletionLength);
         float advantage = advantages[row];

@@ -41,9 +41,9 @@ internal sealed partial class CpuOperations
         bool entropyBonus = p.EntropyCoefficient != 0;
         CpuBuffer<float> dEnt = entropyBonus ? Data(dEntropy!, nameof(dEntropy)) : grad;                  // (N, T)
         // TRL's entropy-mask threshold, found here on the host (reading is free); −∞ keeps every token.
-        float threshold = p.EntropyThresholdOrOff(p.MasksByEntropy != 0
+        float threshold = p.MasksByEntropy != 0
             ? EntropyQuantile.Threshold(ent.AsSpan(0, n * t), m.AsSpan(0, n * t), t, GrpoObjectiveValidation.EntropyQuantileOf(options))
-            : 0f);
+            : float.NegativeInfinity;
 
         // Pass 1, per row: token counts, mask check, GSPO's mean log-ratio. The batch token count
         // is needed before any gradient can be written (bnpo/dapo normalise by it).
