@@ -18,13 +18,17 @@ public readonly struct NormArgs
     /// <summary>Added to the variance or the mean square.</summary>
     public readonly float Epsilon;
 
+    /// <summary>1 when a forward normalises input + addend (and writes that sum), 0 when it normalises input.</summary>
+    public readonly int AddsAddend;
+
     /// <summary>Creates the arguments.</summary>
-    public NormArgs(int rows, int channels, int blockRows, float epsilon)
+    public NormArgs(int rows, int channels, int blockRows, float epsilon, bool addsAddend = false)
     {
         Rows = rows;
         Channels = channels;
         BlockRows = blockRows;
         Epsilon = epsilon;
+        AddsAddend = addsAddend ? 1 : 0;
     }
 }
 
@@ -40,32 +44,36 @@ public static class NormalizationKernels
 {
     /// <summary>
     /// LayerNorm of row Grid.IdxX: mean, biased variance (two passes), rstd = 1/sqrt(var + eps),
-    /// output = (x − mean)·rstd·weight + bias.
+    /// output = (x − mean)·rstd·weight + bias; x is the input row, or input + addend (written to sum) when
+    /// <see cref="NormArgs.AddsAddend"/> is set.
     /// </summary>
-    /// <param name="p">Sizes and epsilon.</param>
+    /// <param name="p">Sizes, epsilon and whether to add the addend.</param>
     /// <param name="input">(M, C) rows.</param>
+    /// <param name="addend">(M, C) added to the input first when <see cref="NormArgs.AddsAddend"/> is set (else unread).</param>
+    /// <param name="sum">(M, C) input + addend, overwritten when <see cref="NormArgs.AddsAddend"/> is set (else untouched); it may be input or addend itself.</param>
     /// <param name="weight">(C) scale.</param>
     /// <param name="bias">(C) shift.</param>
     /// <param name="output">(M, C) output, overwritten.</param>
     /// <param name="mean">(M) output, overwritten.</param>
     /// <param name="rstd">(M) output, overwritten.</param>
-    public static void LayerNormForward(NormArgs p, ArrayView<float> input, ArrayView<float> weight, ArrayView<float> bias,
-        ArrayView<float> output, ArrayView<float> mean, ArrayView<float> rstd)
+    public static void LayerNormForward(NormArgs p, ArrayView<float> input, ArrayView<float> addend, ArrayView<float> sum,
+        ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> rstd)
     {
         int row = Grid.IdxX, c = p.Channels, t = Group.IdxX, threads = Group.DimX;
         long start = (long)row * c;
-        float sum = 0;
-        for (int j = t; j < c; j += threads) sum += input[start + j];
-        float rowMean = GroupReduce.Sum(sum) / c;
+        float total = 0;
+        for (int j = t; j < c; j += threads) total += AddOnce(p, input, addend, sum, start + j);
+        float rowMean = GroupReduce.Sum(total) / c;
+        var x = p.AddsAddend != 0 ? sum : input; // each thread reads back only the elements it wrote
         float squares = 0;
         for (int j = t; j < c; j += threads)
         {
-            float centred = input[start + j] - rowMean;
+            float centred = x[start + j] - rowMean;
             squares += centred * centred;
         }
         float r = 1f / XMath.Sqrt(GroupReduce.Sum(squares) / c + p.Epsilon);
         for (int j = t; j < c; j += threads)
-            output[start + j] = (input[start + j] - rowMean) * r * weight[j] + bias[j];
+            output[start + j] = (x[start + j] - rowMean) * r * weight[j] + bias[j];
         if (t == 0)
         {
             mean[row] = rowMean;
@@ -75,28 +83,42 @@ public static class NormalizationKernels
 
     /// <summary>
     /// RMSNorm of row Grid.IdxX (Hugging Face's LlamaRMSNorm): rstd = 1/sqrt(mean(x²) + eps),
-    /// output = (x·rstd)·weight.
+    /// output = (x·rstd)·weight; x is the input row, or input + addend (written to sum) when
+    /// <see cref="NormArgs.AddsAddend"/> is set.
     /// </summary>
-    /// <param name="p">Sizes and epsilon.</param>
+    /// <param name="p">Sizes, epsilon and whether to add the addend.</param>
     /// <param name="input">(M, C) rows.</param>
+    /// <param name="addend">(M, C) added to the input first when <see cref="NormArgs.AddsAddend"/> is set (else unread).</param>
+    /// <param name="sum">(M, C) input + addend, overwritten when <see cref="NormArgs.AddsAddend"/> is set (else untouched); it may be input or addend itself.</param>
     /// <param name="weight">(C) scale.</param>
     /// <param name="output">(M, C) output, overwritten.</param>
     /// <param name="rstd">(M) output, overwritten.</param>
-    public static void RmsNormForward(NormArgs p, ArrayView<float> input, ArrayView<float> weight,
-        ArrayView<float> output, ArrayView<float> rstd)
+    public static void RmsNormForward(NormArgs p, ArrayView<float> input, ArrayView<float> addend, ArrayView<float> sum,
+        ArrayView<float> weight, ArrayView<float> output, ArrayView<float> rstd)
     {
         int row = Grid.IdxX, c = p.Channels, t = Group.IdxX, threads = Group.DimX;
         long start = (long)row * c;
         float squares = 0;
         for (int j = t; j < c; j += threads)
         {
-            float x = input[start + j];
-            squares += x * x;
+            float value = AddOnce(p, input, addend, sum, start + j);
+            squares += value * value;
         }
         float r = 1f / XMath.Sqrt(GroupReduce.Sum(squares) / c + p.Epsilon);
+        var x = p.AddsAddend != 0 ? sum : input; // each thread reads back only the elements it wrote
         for (int j = t; j < c; j += threads)
-            output[start + j] = input[start + j] * r * weight[j];
+            output[start + j] = x[start + j] * r * weight[j];
         if (t == 0) rstd[row] = r;
+    }
+
+    /// <summary>input[at], or input[at] + addend[at] stored to sum[at] (the residual add, the same fp32 sum as an Add kernel).</summary>
+    private static float AddOnce(NormArgs p, ArrayView<float> input, ArrayView<float> addend, ArrayView<float> sum, long at)
+    {
+        float value = input[at];
+        if (p.AddsAddend == 0) return value;
+        value += addend[at];
+        sum[at] = value;
+        return value;
     }
 
     /// <summary>

@@ -19,13 +19,30 @@ internal sealed partial class CpuOperations
     public void LayerNormForward(Tensor<float> output, Tensor<float> mean, Tensor<float> rstd,
         Tensor<float> input, Tensor<float> weight, Tensor<float> bias, float epsilon)
     {
-        var (m, c) = NormalizationValidation.LayerNormForward(output, mean, rstd, input, weight, bias, epsilon);
+        NormalizationValidation.LayerNormForward(output, mean, rstd, input, weight, bias, epsilon);
+        LayerNormRows(null, output, mean, rstd, input, null, weight, bias, epsilon);
+    }
+
+    public void AddLayerNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> mean, Tensor<float> rstd,
+        Tensor<float> input, Tensor<float> addend, Tensor<float> weight, Tensor<float> bias, float epsilon)
+    {
+        NormalizationValidation.ResidualAdd(sum, output, input, addend);
+        NormalizationValidation.LayerNormForward(output, mean, rstd, sum, weight, bias, epsilon);
+        LayerNormRows(sum, output, mean, rstd, input, addend, weight, bias, epsilon);
+    }
+
+    /// <summary>LayerNorm of each row of input, or of input + addend (written to sum) when an addend is given.</summary>
+    private void LayerNormRows(Tensor<float>? sum, Tensor<float> output, Tensor<float> mean, Tensor<float> rstd,
+        Tensor<float> input, Tensor<float>? addend, Tensor<float> weight, Tensor<float> bias, float epsilon)
+    {
+        int m = input.Shape[0], c = input.Shape[1];
         CpuBuffer<float> y = Data(output, nameof(output)); // (M, C)
         CpuBuffer<float> mu = Data(mean, nameof(mean));    // (M)
         CpuBuffer<float> rs = Data(rstd, nameof(rstd));    // (M)
         CpuBuffer<float> x = Data(input, nameof(input));   // (M, C)
         CpuBuffer<float> w = Data(weight, nameof(weight)); // (C)
         CpuBuffer<float> b = Data(bias, nameof(bias));     // (C)
+        var (s, a) = ResidualAddBuffers(sum, addend);      // (M, C) each, or null
         int rowsPerBlock = NormalizationValidation.BlockRows(m);
         // Every row is computed by one thread: the result does not depend on the thread count.
         Parallel.For(0, NormalizationValidation.Blocks(m), Device.Parallelism, block =>
@@ -33,8 +50,8 @@ internal sealed partial class CpuOperations
             int end = Math.Min(m, (block + 1) * rowsPerBlock);
             for (int i = block * rowsPerBlock; i < end; i++)
             {
-                var xi = x.AsSpan(i * c, c); // (C)
-                var yi = y.AsSpan(i * c, c); // (C)
+                var xi = RowInput(x, a, s, i, c); // (C)
+                var yi = y.AsSpan(i * c, c);      // (C)
                 float rowMean = RowSum(xi) / c;
                 // Two passes (mean, then the squares of x − mean): no cancellation when |mean| ≫ std.
                 TensorPrimitives.Subtract(xi, rowMean, yi);
@@ -101,19 +118,36 @@ internal sealed partial class CpuOperations
 
     public void RmsNormForward(Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float> weight, float epsilon)
     {
-        var (m, c) = NormalizationValidation.RmsNormForward(output, rstd, input, weight, epsilon);
+        NormalizationValidation.RmsNormForward(output, rstd, input, weight, epsilon);
+        RmsNormRows(null, output, rstd, input, null, weight, epsilon);
+    }
+
+    public void AddRmsNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float> addend,
+        Tensor<float> weight, float epsilon)
+    {
+        NormalizationValidation.ResidualAdd(sum, output, input, addend);
+        NormalizationValidation.RmsNormForward(output, rstd, sum, weight, epsilon);
+        RmsNormRows(sum, output, rstd, input, addend, weight, epsilon);
+    }
+
+    /// <summary>RMSNorm of each row of input, or of input + addend (written to sum) when an addend is given.</summary>
+    private void RmsNormRows(Tensor<float>? sum, Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float>? addend,
+        Tensor<float> weight, float epsilon)
+    {
+        int m = input.Shape[0], c = input.Shape[1];
         CpuBuffer<float> y = Data(output, nameof(output)); // (M, C)
         CpuBuffer<float> rs = Data(rstd, nameof(rstd));    // (M)
         CpuBuffer<float> x = Data(input, nameof(input));   // (M, C)
         CpuBuffer<float> w = Data(weight, nameof(weight)); // (C)
+        var (s, a) = ResidualAddBuffers(sum, addend);      // (M, C) each, or null
         int rowsPerBlock = NormalizationValidation.BlockRows(m);
         Parallel.For(0, NormalizationValidation.Blocks(m), Device.Parallelism, block =>
         {
             int end = Math.Min(m, (block + 1) * rowsPerBlock);
             for (int i = block * rowsPerBlock; i < end; i++)
             {
-                var xi = x.AsSpan(i * c, c); // (C)
-                var yi = y.AsSpan(i * c, c); // (C)
+                var xi = RowInput(x, a, s, i, c); // (C)
+                var yi = y.AsSpan(i * c, c);      // (C)
                 float r = 1f / MathF.Sqrt(RowDot(xi, xi) / c + epsilon);
                 // LlamaRMSNorm's order: (x · rstd), then · weight.
                 TensorPrimitives.Multiply(xi, r, yi);
@@ -159,6 +193,23 @@ internal sealed partial class CpuOperations
         }, _ => { });
         AddBlockSums(weightPartials, blocks, c, dw);
         ArrayPool<float>.Shared.Return(weightPartials);
+    }
+
+    /// <summary>The residual add's sum and addend buffers, or nulls for a plain norm.</summary>
+    private (CpuBuffer<float>? Sum, CpuBuffer<float>? Addend) ResidualAddBuffers(Tensor<float>? sum, Tensor<float>? addend) =>
+        addend is null ? (null, null) : (Data(sum!, nameof(sum)), Data(addend, nameof(addend)));
+
+    /// <summary>
+    /// Row i of what a norm normalises: input's row, or input + addend written to sum's row first (the same additions as
+    /// <see cref="Add"/>; sum may be input or addend itself, each element is read before it is written).
+    /// </summary>
+    private static Span<float> RowInput(CpuBuffer<float> input, CpuBuffer<float>? addend, CpuBuffer<float>? sum, int i, int c)
+    {
+        var xi = input.AsSpan(i * c, c); // (C)
+        if (addend is not { } add) return xi;
+        var si = sum!.Value.AsSpan(i * c, c); // (C)
+        TensorPrimitives.Add(xi, add.AsSpan(i * c, c), si);
+        return si;
     }
 
     /// <summary>A pooled array of at least <paramref name="length"/> floats whose first <paramref name="length"/> are zero.</summary>

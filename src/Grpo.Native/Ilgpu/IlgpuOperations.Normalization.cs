@@ -16,17 +16,34 @@ internal sealed partial class IlgpuOperations
     public void LayerNormForward(Tensor<float> output, Tensor<float> mean, Tensor<float> rstd,
         Tensor<float> input, Tensor<float> weight, Tensor<float> bias, float epsilon)
     {
-        var (m, c) = NormalizationValidation.LayerNormForward(output, mean, rstd, input, weight, bias, epsilon);
+        NormalizationValidation.LayerNormForward(output, mean, rstd, input, weight, bias, epsilon);
+        LayerNormRows(null, output, mean, rstd, input, null, weight, bias, epsilon);
+    }
+
+    public void AddLayerNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> mean, Tensor<float> rstd,
+        Tensor<float> input, Tensor<float> addend, Tensor<float> weight, Tensor<float> bias, float epsilon)
+    {
+        NormalizationValidation.ResidualAdd(sum, output, input, addend);
+        NormalizationValidation.LayerNormForward(output, mean, rstd, sum, weight, bias, epsilon);
+        LayerNormRows(sum, output, mean, rstd, input, addend, weight, bias, epsilon);
+    }
+
+    /// <summary>One launch: LayerNorm of each row of input, or of input + addend (written to sum) when an addend is given.</summary>
+    private void LayerNormRows(Tensor<float>? sum, Tensor<float> output, Tensor<float> mean, Tensor<float> rstd,
+        Tensor<float> input, Tensor<float>? addend, Tensor<float> weight, Tensor<float> bias, float epsilon)
+    {
+        int m = input.Shape[0], c = input.Shape[1];
         var y = View(output, nameof(output)).BaseView; // (M, C)
         var mu = View(mean, nameof(mean)).BaseView;    // (M)
         var rs = View(rstd, nameof(rstd)).BaseView;    // (M)
         var x = View(input, nameof(input)).BaseView;   // (M, C)
         var w = View(weight, nameof(weight)).BaseView; // (C)
         var b = View(bias, nameof(bias)).BaseView;     // (C)
+        var (s, a) = ResidualAddViews(sum, addend, x); // (M, C) each; input itself, unused, without an addend
         var kernel = Device.Kernel(typeof(NormalizationKernels), nameof(NormalizationKernels.LayerNormForward), accelerator =>
-            accelerator.LoadStreamKernel<NormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>, ArrayView<float>>(NormalizationKernels.LayerNormForward));
-        kernel(new KernelConfig(m, Device.RowGroupSize), Args(m, c, epsilon), x, w, b, y, mu, rs);
+            accelerator.LoadStreamKernel<NormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(NormalizationKernels.LayerNormForward));
+        kernel(new KernelConfig(m, Device.RowGroupSize), Args(m, c, epsilon, addend is not null), x, a, s, w, b, y, mu, rs);
     }
 
     public void LayerNormBackward(Tensor<float> dInput, Tensor<float> dWeight, Tensor<float> dBias,
@@ -58,16 +75,36 @@ internal sealed partial class IlgpuOperations
 
     public void RmsNormForward(Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float> weight, float epsilon)
     {
-        var (m, c) = NormalizationValidation.RmsNormForward(output, rstd, input, weight, epsilon);
+        NormalizationValidation.RmsNormForward(output, rstd, input, weight, epsilon);
+        RmsNormRows(null, output, rstd, input, null, weight, epsilon);
+    }
+
+    public void AddRmsNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float> addend,
+        Tensor<float> weight, float epsilon)
+    {
+        NormalizationValidation.ResidualAdd(sum, output, input, addend);
+        NormalizationValidation.RmsNormForward(output, rstd, sum, weight, epsilon);
+        RmsNormRows(sum, output, rstd, input, addend, weight, epsilon);
+    }
+
+    /// <summary>One launch: RMSNorm of each row of input, or of input + addend (written to sum) when an addend is given.</summary>
+    private void RmsNormRows(Tensor<float>? sum, Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float>? addend,
+        Tensor<float> weight, float epsilon)
+    {
+        int m = input.Shape[0], c = input.Shape[1];
         var y = View(output, nameof(output)).BaseView; // (M, C)
         var rs = View(rstd, nameof(rstd)).BaseView;    // (M)
         var x = View(input, nameof(input)).BaseView;   // (M, C)
         var w = View(weight, nameof(weight)).BaseView; // (C)
+        var (s, a) = ResidualAddViews(sum, addend, x); // (M, C) each; input itself, unused, without an addend
         var kernel = Device.Kernel(typeof(NormalizationKernels), nameof(NormalizationKernels.RmsNormForward), accelerator =>
-            accelerator.LoadStreamKernel<NormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
-                NormalizationKernels.RmsNormForward));
-        kernel(new KernelConfig(m, Device.RowGroupSize), Args(m, c, epsilon), x, w, y, rs);
+            accelerator.LoadStreamKernel<NormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<float>>(NormalizationKernels.RmsNormForward));
+        kernel(new KernelConfig(m, Device.RowGroupSize), Args(m, c, epsilon, addend is not null), x, a, s, w, y, rs);
     }
+
+    private (ArrayView<float> Sum, ArrayView<float> Addend) ResidualAddViews(Tensor<float>? sum, Tensor<float>? addend, ArrayView<float> input) =>
+        addend is null ? (input, input) : (View(sum!, nameof(sum)).BaseView, View(addend, nameof(addend)).BaseView);
 
     public void RmsNormBackward(Tensor<float> dInput, Tensor<float> dWeight,
         Tensor<float> dOutput, Tensor<float> input, Tensor<float> weight, Tensor<float> rstd)
@@ -92,7 +129,8 @@ internal sealed partial class IlgpuOperations
         }
     }
 
-    private static NormArgs Args(int m, int c, float epsilon) => new(m, c, NormalizationValidation.BlockRows(m), epsilon);
+    private static NormArgs Args(int m, int c, float epsilon, bool addsAddend = false) =>
+        new(m, c, NormalizationValidation.BlockRows(m), epsilon, addsAddend);
 
     /// <summary>Queues target (C) += the in-order sum of the (blocks, C) partials, one thread per channel.</summary>
     private void AddBlockSums(ArrayView<float> partials, int blocks, int c, ArrayView<float> target)

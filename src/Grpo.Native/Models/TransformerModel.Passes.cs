@@ -18,12 +18,26 @@ public sealed partial class TransformerModel
     {
         var x = act.Rows(act.Residual[0], m); // (m, C)
         _ops.EmbeddingForward(x, ids, _weights.TokenEmbedding, IsGpt2 ? positions : null, _weights.PositionEmbedding);
+        // The first block's norm1 runs alone; every later norm runs fused with the residual add before it.
+        var first = NormBeforeBlock(0, act, m);
+        NormForward(first.Output, first.Mean, first.Rstd, x, first.Weight, first.Bias);
         for (int l = 0; l < Config.NumLayers; l++)
             BlockForward(l, positions, m, act, attention);
-        var hidden = act.Rows(act.Hidden, m); // (m, C)
-        NormForward(hidden, Rows(act, act.FinalMean, m), act.Rows(act.FinalRstd, m), act.Rows(act.Residual[^1], m),
-            _weights.FinalNormWeight, _weights.FinalNormBias);
-        return hidden;
+        return act.Rows(act.Hidden, m);
+    }
+
+    /// <summary>Where a norm writes and which weights it applies: the tensors of one LayerNorm or RMSNorm call.</summary>
+    private readonly record struct NormTarget(Tensor<float> Output, Tensor<float>? Mean, Tensor<float> Rstd, Tensor<float> Weight, Tensor<float>? Bias);
+
+    /// <summary>The norm that reads block <paramref name="l"/>'s input: its norm1, or the final norm after the last block (l = L).</summary>
+    private NormTarget NormBeforeBlock(int l, TransformerActivations act, int m)
+    {
+        if (l == Config.NumLayers)
+            return new(act.Rows(act.Hidden, m), Rows(act, act.FinalMean, m), act.Rows(act.FinalRstd, m), _weights.FinalNormWeight,
+                _weights.FinalNormBias);
+        var a = act.Blocks[l];
+        var w = _weights.Blocks[l];
+        return new(act.Rows(a.Norm1, m), Rows(act, a.Mean1, m), act.Rows(a.Rstd1, m), w.Norm1Weight, w.Norm1Bias);
     }
 
     private void BlockForward(int l, Tensor<int> positions, int m, TransformerActivations act, AttentionStep attention)
@@ -37,8 +51,7 @@ public sealed partial class TransformerModel
         var proj = act.Rows(act.Projection, m);                // (m, C)
 
         // Attention half: x → norm → q, k, v → (per-head q/k norm) → (RoPE) → attention → o_proj → + x.
-        var n1 = act.Rows(a.Norm1, m);                         // (m, C)
-        NormForward(n1, Rows(act, a.Mean1, m), act.Rows(a.Rstd1, m), x, w.Norm1Weight, w.Norm1Bias);
+        var n1 = act.Rows(a.Norm1, m);                         // (m, C) norm1(x), written before this block (see RunForward)
         var q = act.Rows(a.Query, m);                          // (m, H·D)
         var k = act.Rows(a.Key, m);                            // (m, KVH·D)
         var v = act.Rows(a.Value, m);                          // (m, KVH·D)
@@ -78,14 +91,15 @@ public sealed partial class TransformerModel
         var att = act.Rows(a.Attention, m);                    // (m, H·D)
         attention(l, q3, k3, v.Reshape(m, kvh, d), att.Reshape(m, h, d), act.Rows(a.LogSumExp, m));
         _ops.LinearForward(proj, att, w.OutputWeight, w.OutputBias);
-        _ops.Add(xa, x, proj);
+        // xa = x + proj, and norm2 of it, in one pass.
+        var n2 = act.Rows(a.Norm2, m);                         // (m, C)
+        AddNormForward(xa, new NormTarget(n2, Rows(act, a.Mean2, m), act.Rows(a.Rstd2, m), w.Norm2Weight, w.Norm2Bias), x, proj);
 
         // MLP half: xa → norm → up (and gate) → GELU or SwiGLU → down → + xa.
-        var n2 = act.Rows(a.Norm2, m);                         // (m, C)
-        NormForward(n2, Rows(act, a.Mean2, m), act.Rows(a.Rstd2, m), xa, w.Norm2Weight, w.Norm2Bias);
         MlpActivationForward(w, a, n2, m, act);
         _ops.LinearForward(proj, act.Rows(a.Activation, m), w.DownWeight, w.DownBias);
-        _ops.Add(xOut, xa, proj);
+        // x_{l+1} = xa + proj, and the next block's norm1 of it (the final norm after the last block), in one pass.
+        AddNormForward(xOut, NormBeforeBlock(l + 1, act, m), xa, proj);
     }
 
     /// <summary>up = n2·W_upᵀ (+ b), then activation = GELU(up), or gate = n2·W_gateᵀ and activation = silu(gate)·up.</summary>
@@ -111,6 +125,14 @@ public sealed partial class TransformerModel
         float eps = (float)Config.NormEpsilon;
         if (IsGpt2) _ops.LayerNormForward(output, mean!, rstd, input, weight, bias!, eps);
         else _ops.RmsNormForward(output, rstd, input, weight, eps);
+    }
+
+    /// <summary>sum = input + addend (the residual add), then the family's norm of sum into <paramref name="norm"/>: one operation.</summary>
+    private void AddNormForward(Tensor<float> sum, NormTarget norm, Tensor<float> input, Tensor<float> addend)
+    {
+        float eps = (float)Config.NormEpsilon;
+        if (IsGpt2) _ops.AddLayerNormForward(sum, norm.Output, norm.Mean!, norm.Rstd, input, addend, norm.Weight, norm.Bias!, eps);
+        else _ops.AddRmsNormForward(sum, norm.Output, norm.Rstd, input, addend, norm.Weight, eps);
     }
 
     private static Tensor<float>? Rows(TransformerActivations act, Tensor<float>? planned, int m) =>

@@ -21,4 +21,15 @@ internal static class Aliasing
                 $"[{other.Offset}, {other.Offset + other.Length}) of one buffer); the operation reads one while writing the other, " +
                 $"so give '{outputName}' its own memory.", outputName);
     }
+
+    /// <summary>
+    /// Throws when <paramref name="output"/> overlaps <paramref name="other"/> without being exactly the same elements: an
+    /// element-wise update may write each element where it read it, but a shifted overlap reads what it already overwrote.
+    /// </summary>
+    public static void SameOrNoOverlap(Tensor<float>? output, string outputName, Tensor<float>? other, string otherName)
+    {
+        if (output is not null && other is not null && ReferenceEquals(output.Storage, other.Storage) &&
+            output.Offset == other.Offset && output.Length == other.Length) return;
+        NoOverlap(output, outputName, other, otherName);
+    }
 }

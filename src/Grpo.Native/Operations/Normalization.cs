@@ -22,6 +22,25 @@ public partial interface IGrpoOperations
         Tensor<float> input, Tensor<float> weight, Tensor<float> bias, float epsilon);
 
     /// <summary>
+    /// The residual add that ends one half of a block fused with the norm that starts the next:
+    /// sum = input + addend, then <see cref="LayerNormForward"/> of sum. The same bits as <see cref="Add"/> followed by
+    /// <see cref="LayerNormForward"/> on sum, in one pass over the rows (one kernel launch instead of two on a GPU).
+    /// </summary>
+    /// <param name="sum">(M, C) input + addend, overwritten; it may be exactly input or addend (the in-place residual update).</param>
+    /// <param name="output">(M, C) normalised rows; its own memory.</param>
+    /// <param name="mean">(M) per-row mean of sum.</param>
+    /// <param name="rstd">(M) per-row reciprocal standard deviation of sum.</param>
+    /// <param name="input">(M, C) the residual stream.</param>
+    /// <param name="addend">(M, C) what the block half adds to it.</param>
+    /// <param name="weight">(C) scale.</param>
+    /// <param name="bias">(C) shift.</param>
+    /// <param name="epsilon">Added to the variance; positive and finite (config's layer_norm_epsilon).</param>
+    /// <exception cref="ArgumentException">A tensor has the wrong shape, lives on another device or overlaps another; the message names it.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The epsilon is not positive and finite.</exception>
+    void AddLayerNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> mean, Tensor<float> rstd,
+        Tensor<float> input, Tensor<float> addend, Tensor<float> weight, Tensor<float> bias, float epsilon);
+
+    /// <summary>
     /// Backward of <see cref="LayerNormForward"/>; ACCUMULATES into dInput, dWeight and dBias.
     /// dWeight and dBias sum over rows in a fixed order: deterministic for any thread count.
     /// The gradients must not share memory with dOutput or the forward's tensors.
@@ -50,6 +69,23 @@ public partial interface IGrpoOperations
     /// <exception cref="ArgumentException">A tensor has the wrong shape or lives on another device.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The epsilon is not positive and finite.</exception>
     void RmsNormForward(Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float> weight, float epsilon);
+
+    /// <summary>
+    /// The residual add that ends one half of a block fused with the norm that starts the next:
+    /// sum = input + addend, then <see cref="RmsNormForward"/> of sum. The same bits as <see cref="Add"/> followed by
+    /// <see cref="RmsNormForward"/> on sum, in one pass over the rows (one kernel launch instead of two on a GPU).
+    /// </summary>
+    /// <param name="sum">(M, C) input + addend, overwritten; it may be exactly input or addend (the in-place residual update).</param>
+    /// <param name="output">(M, C) normalised rows; its own memory.</param>
+    /// <param name="rstd">(M) per-row reciprocal root mean square of sum.</param>
+    /// <param name="input">(M, C) the residual stream.</param>
+    /// <param name="addend">(M, C) what the block half adds to it.</param>
+    /// <param name="weight">(C) scale.</param>
+    /// <param name="epsilon">Added to the mean square; positive and finite (config's rms_norm_eps).</param>
+    /// <exception cref="ArgumentException">A tensor has the wrong shape, lives on another device or overlaps another; the message names it.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The epsilon is not positive and finite.</exception>
+    void AddRmsNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float> addend,
+        Tensor<float> weight, float epsilon);
 
     /// <summary>
     /// Backward of <see cref="RmsNormForward"/>; ACCUMULATES into dInput and dWeight (rows summed
@@ -103,6 +139,23 @@ internal static class NormalizationValidation
         Guard.Shape(rstd, nameof(rstd), m);
         Epsilon(epsilon, "the config's layer_norm_epsilon (1e-5 for GPT-2)");
         return (m, c);
+    }
+
+    /// <summary>
+    /// Checks what <see cref="IGrpoOperations.AddLayerNormForward"/> and <see cref="IGrpoOperations.AddRmsNormForward"/> add
+    /// before the norm (whose own checks run on sum): addend and sum have input's (M, C) shape; sum is exactly input or addend
+    /// or shares no memory with them; output shares memory with none of the three.
+    /// </summary>
+    public static void ResidualAdd(Tensor<float> sum, Tensor<float> output, Tensor<float> input, Tensor<float> addend)
+    {
+        var (m, c) = Rows(input);
+        Guard.Shape(addend, nameof(addend), m, c);
+        Guard.Shape(sum, nameof(sum), m, c);
+        Aliasing.SameOrNoOverlap(sum, nameof(sum), input, nameof(input));
+        Aliasing.SameOrNoOverlap(sum, nameof(sum), addend, nameof(addend));
+        Aliasing.NoOverlap(output, nameof(output), sum, nameof(sum));
+        Aliasing.NoOverlap(output, nameof(output), input, nameof(input));
+        Aliasing.NoOverlap(output, nameof(output), addend, nameof(addend));
     }
 
     /// <summary>Checks the shapes of the LayerNorm backward; returns (M, C).</summary>

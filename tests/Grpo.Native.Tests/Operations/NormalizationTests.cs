@@ -8,7 +8,7 @@ using NUnit.Framework;
 namespace Grpo.Native.Tests.Operations;
 
 /// <summary>LayerNorm and RMSNorm, forward and backward, on every backend against the double reference.</summary>
-public sealed class NormalizationTests
+public sealed partial class NormalizationTests
 {
     /// <summary>Which normalisation a test runs; both share the test bodies.</summary>
     public enum Norm
