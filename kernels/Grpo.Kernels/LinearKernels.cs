@@ -43,8 +43,11 @@ public static class LinearKernels
     /// <param name="elements">M·(A + B + C).</param>
     /// <param name="threads">Threads launched; each strides by it.</param>
     /// <param name="join">0: fused → parts; 1: parts → fused.</param>
+    /// <param name="bias">(A + B + C) added to each fused column on the way to its part when <paramref name="addsBias"/> is 1 (split only).</param>
+    /// <param name="addsBias">1 to add the bias, 0 to copy.</param>
     public static void CopyColumns(Index1D index, ArrayView<float> fused, ArrayView<float> first, ArrayView<float> second,
-        ArrayView<float> third, int firstWidth, int secondWidth, int thirdWidth, long elements, int threads, int join)
+        ArrayView<float> third, int firstWidth, int secondWidth, int thirdWidth, long elements, int threads, int join,
+        ArrayView<float> bias, int addsBias)
     {
         int width = firstWidth + secondWidth + thirdWidth;
         for (long i = index; i < elements; i += threads)
@@ -54,20 +57,24 @@ public static class LinearKernels
             if (column < firstWidth)
             {
                 long at = row * firstWidth + column;
-                if (join != 0) fused[i] = first[at]; else first[at] = fused[i];
+                if (join != 0) fused[i] = first[at]; else first[at] = Split(fused[i], bias, column, addsBias);
             }
             else if (column < firstWidth + secondWidth)
             {
                 long at = row * secondWidth + column - firstWidth;
-                if (join != 0) fused[i] = second[at]; else second[at] = fused[i];
+                if (join != 0) fused[i] = second[at]; else second[at] = Split(fused[i], bias, column, addsBias);
             }
             else
             {
                 long at = row * thirdWidth + column - firstWidth - secondWidth;
-                if (join != 0) fused[i] = third[at]; else third[at] = fused[i];
+                if (join != 0) fused[i] = third[at]; else third[at] = Split(fused[i], bias, column, addsBias);
             }
         }
     }
+
+    // A fused value on its way to its part: plus its column's bias when there is one (the GEMM ran without it).
+    private static float Split(float value, ArrayView<float> bias, int column, int addsBias) =>
+        addsBias != 0 ? value + bias[column] : value;
 
     /// <summary>partial[b, n] = Σ_{m in block b, increasing} dOutput[m, n].</summary>
     /// <param name="index">X: column n, Y: row block b.</param>

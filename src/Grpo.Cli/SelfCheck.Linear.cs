@@ -36,6 +36,7 @@ internal static partial class SelfCheck
         yield return new CheckResult($"linear backward d weight {shape}", ErrorMeasure.WorstRelativeError(g.DWeight, dw.ToArray()).Worst, tolerance);
         yield return new CheckResult($"linear backward d bias {shape}", ErrorMeasure.WorstRelativeError(g.DBias, db.ToArray()).Worst, tolerance);
         yield return FusedColumnsRoundTrip(device, random);
+        yield return FusedColumnsSplitWithBias(device, random);
         // Three output tiles down and two across with a long K, and a decode shape (8 sequences, K = 2,048) that a GPU's
         // ILGPU GEMM cuts into K slices (split-K) and cuBLAS runs as it likes.
         foreach (var check in ScaledLinear(device, random, 130, 520, 70, "multi-tile long K")) yield return check;
@@ -109,6 +110,35 @@ internal static partial class SelfCheck
         for (int i = 0; i < values.Length; i++)
             if (BitConverter.SingleToInt32Bits(back[i]) != BitConverter.SingleToInt32Bits(values[i])) wrong++;
         return new CheckResult($"split and join q/k/v columns M={m} A={a} B={b} C={c}", wrong, 0, $"{wrong} elements differ");
+    }
+
+    /// <summary>
+    /// The forward's split of a biased fused projection (Qwen2's and GPT-2's q/k/v): each value plus its column's bias, one fp32
+    /// addition, which two floats make exactly in double and round once; exact, so any element off by an ulp counts.
+    /// </summary>
+    private static CheckResult FusedColumnsSplitWithBias(Device device, Random random)
+    {
+        const int m = 33, a = 64, b = 16, c = 16, width = a + b + c;
+        float[] values = Normal(random, m * width, 1.0), biasValues = Normal(random, width, 1.0);
+        using var fused = device.FromArray<float>(values, m, width); // (M, A + B + C)
+        using var bias = device.FromArray<float>(biasValues, width); // (A + B + C)
+        using var first = device.Allocate<float>(m, a);              // (M, A)
+        using var second = device.Allocate<float>(m, b);             // (M, B)
+        using var third = device.Allocate<float>(m, c);              // (M, C)
+        foreach (var part in new[] { first, second, third }) part.Fill(float.NaN);
+        device.Operations.SplitColumns(fused, first, second, third, bias);
+        float[][] parts = [first.ToArray(), second.ToArray(), third.ToArray()];
+        int[] starts = [0, a, a + b], widths = [a, b, c];
+        int wrong = 0;
+        for (int row = 0; row < m; row++)
+            for (int p = 0; p < 3; p++)
+                for (int j = 0; j < widths[p]; j++)
+                {
+                    int column = starts[p] + j;
+                    float expected = (float)((double)values[row * width + column] + biasValues[column]);
+                    if (!parts[p][row * widths[p] + j].Equals(expected)) wrong++;
+                }
+        return new CheckResult($"split q/k/v columns with their bias M={m} A={a} B={b} C={c}", wrong, 0, $"{wrong} elements differ");
     }
 
     private static float[] Shifted(float[] values) => Array.ConvertAll(values, x => x + 1f);

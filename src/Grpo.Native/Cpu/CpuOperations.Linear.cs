@@ -12,20 +12,22 @@ internal sealed partial class CpuOperations
     /// <summary>About this many output elements per work item of the bias broadcast: whole rows, enough to amortise the scheduling.</summary>
     private const int BiasItemElements = 16 * 1024;
 
-    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third) =>
-        CopyColumns(source, nameof(source), first, second, third, join: false);
+    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third, Tensor<float>? bias = null) =>
+        CopyColumns(source, nameof(source), first, second, third, join: false, bias);
 
     public void JoinColumns(Tensor<float> destination, Tensor<float> first, Tensor<float> second, Tensor<float> third) =>
-        CopyColumns(destination, nameof(destination), first, second, third, join: true);
+        CopyColumns(destination, nameof(destination), first, second, third, join: true, bias: null);
 
-    /// <summary>Fused (M, A + B + C) rows to or from their three parts, whole rows per work item.</summary>
-    private void CopyColumns(Tensor<float> fused, string fusedName, Tensor<float> first, Tensor<float> second, Tensor<float> third, bool join)
+    /// <summary>Fused (M, A + B + C) rows to or from their three parts (adding a split's bias), whole rows per work item.</summary>
+    private void CopyColumns(Tensor<float> fused, string fusedName, Tensor<float> first, Tensor<float> second, Tensor<float> third, bool join,
+        Tensor<float>? bias)
     {
-        var (m, a, b, c) = LinearValidation.FusedColumns(fused, fusedName, first, second, third);
+        var (m, a, b, c) = LinearValidation.FusedColumns(fused, fusedName, first, second, third, bias);
         CpuBuffer<float> s = Data(fused, fusedName);        // (M, A + B + C)
         CpuBuffer<float> x = Data(first, nameof(first));    // (M, A)
         CpuBuffer<float> y = Data(second, nameof(second));  // (M, B)
         CpuBuffer<float> z = Data(third, nameof(third));    // (M, C)
+        CpuBuffer<float>? columnBias = bias is null ? null : Data(bias, nameof(bias)); // (A + B + C)
         int width = a + b + c, rowsPerItem = Math.Max(1, BiasItemElements / Math.Max(width, 1));
         Parallel.For(0, (m + rowsPerItem - 1) / rowsPerItem, Device.Parallelism, item =>
         {
@@ -38,6 +40,13 @@ internal sealed partial class CpuOperations
                     firstPart.CopyTo(fusedRow[..a]);
                     secondPart.CopyTo(fusedRow.Slice(a, b));
                     thirdPart.CopyTo(fusedRow[(a + b)..]);
+                }
+                else if (columnBias is { } rowBias)
+                {
+                    ReadOnlySpan<float> biasRow = rowBias; // (A + B + C)
+                    TensorPrimitives.Add(fusedRow[..a], biasRow[..a], firstPart);
+                    TensorPrimitives.Add(fusedRow.Slice(a, b), biasRow.Slice(a, b), secondPart);
+                    TensorPrimitives.Add(fusedRow[(a + b)..], biasRow[(a + b)..], thirdPart);
                 }
                 else
                 {

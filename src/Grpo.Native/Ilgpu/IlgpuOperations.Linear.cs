@@ -32,24 +32,27 @@ internal sealed partial class IlgpuOperations
         Matmul(MatmulArgs.TransposedB(m, n, k, k, k, n, 1f, accumulate: bias is not null), x, w, y);
     }
 
-    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third) =>
-        CopyColumns(source, nameof(source), first, second, third, join: false);
+    public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third, Tensor<float>? bias = null) =>
+        CopyColumns(source, nameof(source), first, second, third, join: false, bias);
 
     public void JoinColumns(Tensor<float> destination, Tensor<float> first, Tensor<float> second, Tensor<float> third) =>
-        CopyColumns(destination, nameof(destination), first, second, third, join: true);
+        CopyColumns(destination, nameof(destination), first, second, third, join: true, bias: null);
 
-    /// <summary>Fused (M, A + B + C) rows to or from their three parts: one flat launch either way.</summary>
-    private void CopyColumns(Tensor<float> fused, string fusedName, Tensor<float> first, Tensor<float> second, Tensor<float> third, bool join)
+    /// <summary>Fused (M, A + B + C) rows to or from their three parts (adding a split's bias): one flat launch either way.</summary>
+    private void CopyColumns(Tensor<float> fused, string fusedName, Tensor<float> first, Tensor<float> second, Tensor<float> third, bool join,
+        Tensor<float>? bias)
     {
-        var (m, a, b, c) = LinearValidation.FusedColumns(fused, fusedName, first, second, third);
+        var (m, a, b, c) = LinearValidation.FusedColumns(fused, fusedName, first, second, third, bias);
         long elements = (long)m * (a + b + c);
         int threads = FlatThreads(elements);
         if (threads == 0) return;
         var kernel = Device.Kernel(typeof(LinearKernels), nameof(LinearKernels.CopyColumns), accelerator =>
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                int, int, int, long, int, int>(LinearKernels.CopyColumns));
-        kernel(threads, View(fused, fusedName).BaseView, View(first, nameof(first)).BaseView, View(second, nameof(second)).BaseView,
-            View(third, nameof(third)).BaseView, a, b, c, elements, threads, join ? 1 : 0);
+                int, int, int, long, int, int, ArrayView<float>, int>(LinearKernels.CopyColumns));
+        var fusedView = View(fused, fusedName).BaseView;
+        var biasView = bias is null ? fusedView : View(bias, nameof(bias)).BaseView; // unread without a bias
+        kernel(threads, fusedView, View(first, nameof(first)).BaseView, View(second, nameof(second)).BaseView,
+            View(third, nameof(third)).BaseView, a, b, c, elements, threads, join ? 1 : 0, biasView, bias is null ? 0 : 1);
     }
 
     public void LinearBackward(Tensor<float>? dInput, Tensor<float> dWeight, Tensor<float>? dBias,

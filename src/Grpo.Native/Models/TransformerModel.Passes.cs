@@ -60,11 +60,11 @@ public sealed partial class TransformerModel
         var kProjection = qkNorm ? act.Rows(a.KeyProjection!, m) : k;   // (m, KVH·D)
         if (FusesQkv)
         {
-            // One GEMM over the adjacent q, k and v rows, then its columns split into the three: fewer launches, and the
-            // input is read once. Each value is the same dot product as in three GEMMs.
+            // One GEMM over the adjacent q, k and v rows, then its columns split into the three, their biases added on the way:
+            // fewer launches, and the input is read once. Each value is the same dot product as in three GEMMs, plus its bias.
             var qkv = act.Rows(act.QkvProjection, m);           // (m, H·D + 2·KVH·D)
-            _ops.LinearForward(qkv, n1, w.QkvWeight, w.QkvBias);
-            _ops.SplitColumns(qkv, qProjection, kProjection, v);
+            _ops.LinearForward(qkv, n1, w.QkvWeight, null);
+            _ops.SplitColumns(qkv, qProjection, kProjection, v, w.QkvBias);
         }
         else
         {

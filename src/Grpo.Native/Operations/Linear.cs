@@ -32,14 +32,17 @@ public partial interface IGrpoOperations
     /// <summary>
     /// Copies the columns of <paramref name="source"/> into three outputs, in order: the first A columns to
     /// <paramref name="first"/>, the next B to <paramref name="second"/>, the last C to <paramref name="third"/>. It turns the
-    /// output of one fused Q/K/V projection into the row-major Q, K and V the attention takes.
+    /// output of one fused Q/K/V projection into the row-major Q, K and V the attention takes. With a bias, each value gets
+    /// its source column's bias added on the way (one fp32 addition, the one <see cref="LinearForward"/> makes when it adds a
+    /// bias), so the projection's GEMM runs without one and no launch broadcasts it.
     /// </summary>
     /// <param name="source">(M, A + B + C) the fused output.</param>
     /// <param name="first">(M, A) output, overwritten.</param>
     /// <param name="second">(M, B) output, overwritten.</param>
     /// <param name="third">(M, C) output, overwritten.</param>
+    /// <param name="bias">(A + B + C) optional bias of the source's columns.</param>
     /// <exception cref="ArgumentException">The shapes do not fit together or an output overlaps another tensor; the message names it.</exception>
-    void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third);
+    void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third, Tensor<float>? bias = null);
 
     /// <summary>
     /// The inverse of <see cref="SplitColumns"/>: writes <paramref name="first"/>'s A columns, then <paramref name="second"/>'s B,
@@ -75,11 +78,11 @@ internal static class LinearValidation
     }
 
     /// <summary>
-    /// Checks the shapes of <see cref="IGrpoOperations.SplitColumns"/> and <see cref="IGrpoOperations.JoinColumns"/>, whose fused
-    /// tensor is named <paramref name="fusedName"/>; returns (M, A, B, C).
+    /// Checks the shapes of <see cref="IGrpoOperations.SplitColumns"/> (and its optional bias) and <see cref="IGrpoOperations.JoinColumns"/>,
+    /// whose fused tensor is named <paramref name="fusedName"/>; returns (M, A, B, C).
     /// </summary>
     public static (int M, int A, int B, int C) FusedColumns(Tensor<float> fused, string fusedName, Tensor<float> first, Tensor<float> second,
-        Tensor<float> third)
+        Tensor<float> third, Tensor<float>? bias = null)
     {
         Guard.Rank(fused, fusedName, 2, "(M, A + B + C) rows of a fused projection");
         Guard.Rank(first, nameof(first), 2, "(M, A)");
@@ -96,6 +99,13 @@ internal static class LinearValidation
         Aliasing.NoOverlap(first, nameof(first), second, nameof(second));
         Aliasing.NoOverlap(second, nameof(second), third, nameof(third));
         Aliasing.NoOverlap(first, nameof(first), third, nameof(third));
+        if (bias is not null)
+        {
+            Guard.Shape(bias, nameof(bias), a + b + c);
+            Aliasing.NoOverlap(first, nameof(first), bias, nameof(bias));
+            Aliasing.NoOverlap(second, nameof(second), bias, nameof(bias));
+            Aliasing.NoOverlap(third, nameof(third), bias, nameof(bias));
+        }
         return (m, a, b, c);
     }
 

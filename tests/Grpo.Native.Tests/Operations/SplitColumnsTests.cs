@@ -1,4 +1,5 @@
 using Grpo.Native.Devices;
+using Grpo.Native.Tensors;
 using Grpo.Native.Tests.Support;
 using NUnit.Framework;
 
@@ -66,6 +67,64 @@ public sealed class SplitColumnsTests
         Assert.That(destination.ToArray(), Is.EqualTo(expected));
     }
 
+    [TestCaseSource(nameof(Cases))]
+    public void SplitAddsEachColumnsBias(DeviceKind kind, int m, int a, int b, int c)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        int width = a + b + c;
+        float[] values = TestRandom.Normal(random, m * width), biasValues = TestRandom.Normal(random, width);
+        using var source = device.FromArray<float>(values, m, width);     // (M, A + B + C)
+        using var bias = device.FromArray<float>(biasValues, width);      // (A + B + C)
+        using var first = Poison.Fill(device.Allocate<float>(m, a));      // (M, A)
+        using var second = Poison.Fill(device.Allocate<float>(m, b));     // (M, B)
+        using var third = Poison.Fill(device.Allocate<float>(m, c));      // (M, C)
+        device.Operations.SplitColumns(source, first, second, third, bias);
+        // Each value plus its column's bias, one fp32 addition: two floats add exactly in double, then round once.
+        var expected = new[] { new float[m * a], new float[m * b], new float[m * c] };
+        int[] starts = [0, a, a + b], widths = [a, b, c];
+        for (int row = 0; row < m; row++)
+            for (int part = 0; part < 3; part++)
+                for (int j = 0; j < widths[part]; j++)
+                {
+                    int column = starts[part] + j;
+                    expected[part][row * widths[part] + j] = (float)((double)values[row * width + column] + biasValues[column]);
+                }
+        Assert.That(first.ToArray(), Is.EqualTo(expected[0]), "first");
+        Assert.That(second.ToArray(), Is.EqualTo(expected[1]), "second");
+        Assert.That(third.ToArray(), Is.EqualTo(expected[2]), "third");
+    }
+
+    /// <summary>
+    /// On the ILGPU backend a GEMM without its bias, split with the bias, gives the bits of the GEMM with the bias: the kernel
+    /// (and cuBLAS with beta = 1) adds the finished dot product to the bias in one rounding, and so does the split. The CPU
+    /// GEMM adds its K panels one by one into a bias-initialised output, so there the bias joins the sum at another place.
+    /// </summary>
+    [TestCase(DeviceKind.IlgpuCpu)]
+    [TestCase(DeviceKind.IlgpuCpuCudaShapes)]
+    public void SplitWithTheBiasGivesTheBitsOfTheBiasedGemm(DeviceKind kind)
+    {
+        const int m = 9, k = 520, a = 64, b = 16, c = 16;
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        using var input = device.FromArray<float>(TestRandom.Normal(random, m * k), m, k);                   // (M, K)
+        using var weight = device.FromArray<float>(TestRandom.Normal(random, (a + b + c) * k), a + b + c, k); // (A + B + C, K)
+        using var bias = device.FromArray<float>(TestRandom.Normal(random, a + b + c), a + b + c);            // (A + B + C)
+        using var withBias = device.Allocate<float>(m, a + b + c);
+        using var withoutBias = device.Allocate<float>(m, a + b + c);
+        device.Operations.LinearForward(withBias, input, weight, bias);
+        device.Operations.LinearForward(withoutBias, input, weight, null);
+        float[][] Split(Tensor<float> fused, Tensor<float>? splitBias)
+        {
+            using var first = device.Allocate<float>(m, a);
+            using var second = device.Allocate<float>(m, b);
+            using var third = device.Allocate<float>(m, c);
+            device.Operations.SplitColumns(fused, first, second, third, splitBias);
+            return [first.ToArray(), second.ToArray(), third.ToArray()];
+        }
+        Assert.That(Split(withoutBias, bias), Is.EqualTo(Split(withBias, null)));
+    }
+
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
     public void WrongShapesAndOverlapsAreNamed(DeviceKind kind)
     {
@@ -82,6 +141,10 @@ public sealed class SplitColumnsTests
         Expect("source", () => ops.SplitColumns(source, first, second, wide));
         Expect("third", () => ops.SplitColumns(source, first, second, tall));
         Expect("first", () => ops.SplitColumns(source, source.Slice(0, 3, 4), second, third));
+        using var bias = device.Allocate<float>(8);
+        Expect("bias", () => ops.SplitColumns(source, first, second, third, bias.Slice(0, 7)));
+        using var shared = device.Allocate<float>(20);
+        Expect("first", () => ops.SplitColumns(source, shared.Slice(0, 3, 4), second, third, shared.Slice(8, 8))); // the bias over first's last row
         Expect("destination", () => ops.JoinColumns(source, first, second, wide));
         Expect("third", () => ops.JoinColumns(source, first, second, tall));
         Expect("second", () => ops.JoinColumns(source, first, source.Slice(0, 3, 2), third));
