@@ -63,7 +63,7 @@ public class ActivationBenchmarks
         _output.Fill(0);
         _grad.Fill(0);
         _grad2.Fill(0);
-        _device.Operations.Rope(_rope, _positions, Theta, inverse: false); // builds the cos/sin table outside the timing
+        _device.Operations.Rope(_rope, null, _positions, Theta, inverse: false); // builds the cos/sin table outside the timing
     }
 
     private static double[] ToDouble(float[] values) => Array.ConvertAll(values, v => (double)v);
@@ -132,8 +132,8 @@ public class ActivationBenchmarks
             ActivationsReference.Rope(rotated, _pos, M, Heads, D, Theta, inverse: true);
             return;
         }
-        _device.Operations.Rope(_rope, _positions, Theta, inverse: false);
-        _device.Operations.Rope(_rope, _positions, Theta, inverse: true);
+        _device.Operations.Rope(_rope, null, _positions, Theta, inverse: false);
+        _device.Operations.Rope(_rope, null, _positions, Theta, inverse: true);
         _device.Synchronize();
     }
 }

@@ -6,20 +6,28 @@ namespace Grpo.Kernels;
 /// <summary>Scalars of <see cref="ActivationKernels.Rope"/>.</summary>
 public readonly struct RopeArgs
 {
-    /// <summary>Heads per row.</summary>
+    /// <summary>Query heads per row, H.</summary>
     public readonly int Heads;
+
+    /// <summary>Key heads per row, KVH; 0 when only the queries are rotated.</summary>
+    public readonly int KeyHeads;
 
     /// <summary>Half the head dimension, D/2: the number of rotated pairs per head.</summary>
     public readonly int Half;
 
+    /// <summary>The queries' pairs, M·H·D/2: pair indices from here on are the keys'.</summary>
+    public readonly int QueryPairs;
+
     /// <summary>1 to rotate by +angle, −1 to rotate by −angle (the backward).</summary>
     public readonly float SinSign;
 
-    /// <summary>Creates the arguments.</summary>
-    public RopeArgs(int heads, int half, float sinSign)
+    /// <summary>Creates the arguments for <paramref name="rows"/> rows.</summary>
+    public RopeArgs(int rows, int heads, int keyHeads, int half, float sinSign)
     {
         Heads = heads;
+        KeyHeads = keyHeads;
         Half = half;
+        QueryPairs = rows * heads * half;
         SinSign = sinSign;
     }
 }
@@ -96,20 +104,31 @@ public static class ActivationKernels
     public static void Add(Index1D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output) => output[i] = a[i] + b[i];
 
     /// <summary>
-    /// Rotates pair i (row r, head h, index j &lt; D/2, i = (r·heads + h)·D/2 + j) in place by the angle
-    /// of row r's position: (x, y) ← (x cos − y sin, y cos + x sin), sin negated for the inverse.
-    /// cos and sin come from the host-computed table, so no device trigonometry is involved.
+    /// Rotates one pair of the queries or, past the queries' <see cref="RopeArgs.QueryPairs"/>, of the keys, in place by the
+    /// angle of its row's position: pair i = (r·heads + h)·D/2 + j (j &lt; D/2) of its tensor,
+    /// (x, y) ← (x cos − y sin, y cos + x sin), sin negated for the inverse. cos and sin come from the host-computed
+    /// table, so no device trigonometry is involved.
     /// </summary>
-    /// <param name="i">The pair index.</param>
-    /// <param name="values">(M, heads, D) rotated in place.</param>
+    /// <param name="i">The pair index over both tensors: M·H·D/2 query pairs, then M·KVH·D/2 key pairs.</param>
+    /// <param name="query">(M, H, D) rotated in place.</param>
+    /// <param name="key">(M, KVH, D) rotated in place; not read when KVH = 0.</param>
     /// <param name="positions">(M) validated positions, each below the table's length.</param>
     /// <param name="table">(P, D) per position: cos of the D/2 angles, then their sin.</param>
-    /// <param name="p">Heads, D/2 and the direction.</param>
-    public static void Rope(Index1D i, ArrayView<float> values, ArrayView<int> positions, ArrayView<float> table, RopeArgs p)
+    /// <param name="p">Heads, key heads, D/2, the query pair count and the direction.</param>
+    public static void Rope(Index1D i, ArrayView<float> query, ArrayView<float> key, ArrayView<int> positions, ArrayView<float> table,
+        RopeArgs p)
     {
-        int pair = i, half = p.Half, d = 2 * half;
+        int pair = i;
+        if (pair < p.QueryPairs) RotatePair(query, pair, p.Heads, positions, table, p);
+        else RotatePair(key, pair - p.QueryPairs, p.KeyHeads, positions, table, p);
+    }
+
+    /// <summary>Rotates pair <paramref name="pair"/> of a (M, heads, D) tensor; see <see cref="Rope"/>.</summary>
+    private static void RotatePair(ArrayView<float> values, int pair, int heads, ArrayView<int> positions, ArrayView<float> table, RopeArgs p)
+    {
+        int half = p.Half, d = 2 * half;
         int rowHead = pair / half, j = pair - rowHead * half;
-        int row = rowHead / p.Heads;
+        int row = rowHead / heads;
         long t = (long)positions[row] * d + j;
         float c = table[t], s = table[t + half] * p.SinSign;
         long at = (long)rowHead * d + j;

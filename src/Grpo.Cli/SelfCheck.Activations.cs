@@ -51,17 +51,19 @@ internal static partial class SelfCheck
                 ErrorMeasure.WorstRelativeError(ActivationsReference.Add(xd, upd), residual.ToArray()).Worst, tolerance);
         }
 
-        const int m = 5, heads = 3, d = 64;
+        const int m = 5, heads = 3, keyHeads = 1, d = 64;
         int[] positions = [0, 1, 17, 3999, 4000];
-        float[] q = Normal(random, m * heads * d, 1.0);
+        float[] q = Normal(random, m * heads * d, 1.0), k = Normal(random, m * keyHeads * d, 1.0);
         using var pos = device.FromArray<int>(positions, m); // (M)
         foreach (var (theta, inverse) in new[] { (10000f, false), (1e6f, true) })
         {
-            using var values = device.FromArray<float>(q, m, heads, d); // (M, heads, D)
-            ops.Rope(values, pos, theta, inverse);
-            var expected = ActivationsReference.Rope(ToDouble(q), positions, m, heads, d, theta, inverse);
-            yield return new CheckResult($"rope {(inverse ? "inverse" : "forward")} {m}x{heads}x{d} θ={theta:0e0} pos≤4000",
-                ErrorMeasure.WorstRelativeError(expected, values.ToArray()).Worst, tolerance);
+            using var queries = device.FromArray<float>(q, m, heads, d); // (M, H, D)
+            using var keys = device.FromArray<float>(k, m, keyHeads, d); // (M, KVH, D)
+            ops.Rope(queries, keys, pos, theta, inverse);
+            double[] expected = [.. ActivationsReference.Rope(ToDouble(q), positions, m, heads, d, theta, inverse),
+                .. ActivationsReference.Rope(ToDouble(k), positions, m, keyHeads, d, theta, inverse)];
+            yield return new CheckResult($"rope {(inverse ? "inverse" : "forward")} q {m}x{heads}x{d} and k {m}x{keyHeads}x{d} θ={theta:0e0} pos≤4000",
+                ErrorMeasure.WorstRelativeError(expected, [.. queries.ToArray(), .. keys.ToArray()]).Worst, tolerance);
         }
     }
 }

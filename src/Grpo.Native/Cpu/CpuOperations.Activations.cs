@@ -149,11 +149,12 @@ internal sealed partial class CpuOperations
         ParallelChunks(n, (begin, length) => TensorPrimitives.Add(x.AsSpan(begin, length), y.AsSpan(begin, length), o.AsSpan(begin, length)));
     }
 
-    public void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse, RopeScaling? scaling = null)
+    public void Rope(Tensor<float> query, Tensor<float>? key, Tensor<int> positions, float theta, bool inverse, RopeScaling? scaling = null)
     {
-        var (m, heads, d) = ActivationsValidation.Rope(values, positions, theta, scaling);
-        CpuBuffer<float> v = Data(values, nameof(values));          // (M, heads, D)
-        CpuBuffer<int> pos = Data(positions, nameof(positions));    // (M)
+        var (m, heads, keyHeads, d) = ActivationsValidation.Rope(query, key, positions, theta, scaling);
+        CpuBuffer<float> q = Data(query, nameof(query));               // (M, H, D)
+        CpuBuffer<float> k = key is null ? default : Data(key, nameof(key)); // (M, KVH, D); unread without a key (KVH = 0)
+        CpuBuffer<int> pos = Data(positions, nameof(positions));       // (M)
         int largest = ActivationsValidation.RopePositions(pos);
         RopeTable table;
         lock (_ropeGate)
@@ -173,7 +174,12 @@ internal sealed partial class CpuOperations
                 var sin = cosSin.AsSpan(pos[r] * d + half, half); // (D/2)
                 for (int h = 0; h < heads; h++)
                 {
-                    var row = v.AsSpan((r * heads + h) * d, d);
+                    var row = q.AsSpan((r * heads + h) * d, d);
+                    RotatePairs(row[..half], row[half..], cos, sin, inverse);
+                }
+                for (int h = 0; h < keyHeads; h++)
+                {
+                    var row = k.AsSpan((r * keyHeads + h) * d, d);
                     RotatePairs(row[..half], row[half..], cos, sin, inverse);
                 }
             }

@@ -71,19 +71,22 @@ internal sealed partial class IlgpuOperations
         kernel(n, x, y, o);
     }
 
-    public void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse, RopeScaling? scaling = null)
+    public void Rope(Tensor<float> query, Tensor<float>? key, Tensor<int> positions, float theta, bool inverse, RopeScaling? scaling = null)
     {
-        var (m, heads, d) = ActivationsValidation.Rope(values, positions, theta, scaling);
-        var v = View(values, nameof(values)).BaseView;         // (M, heads, D)
-        var pos = View(positions, nameof(positions)).BaseView; // (M)
+        var (m, heads, keyHeads, d) = ActivationsValidation.Rope(query, key, positions, theta, scaling);
+        var q = View(query, nameof(query)).BaseView;                        // (M, H, D)
+        var k = key is null ? q : View(key, nameof(key)).BaseView;          // (M, KVH, D); without a key, a stand-in never read (KVH = 0)
+        var pos = View(positions, nameof(positions)).BaseView;              // (M)
         int largest = ActivationsValidation.RopePositions(HostIndices(positions, nameof(positions)));
         var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.Rope), a =>
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, RopeArgs>(ActivationKernels.Rope));
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, RopeArgs>(
+                ActivationKernels.Rope));
         // Launched under the lock: another call that grows the table cannot free it before this launch is queued.
         lock (_ropeGate)
         {
             var table = RopeTableOnDevice(theta, d, scaling, largest); // (P, D)
-            kernel(m * heads * (d / 2), v, pos, table, new RopeArgs(heads, d / 2, inverse ? -1f : 1f));
+            // One launch for both: the queries' M·H·D/2 pairs, then the keys' M·KVH·D/2.
+            kernel(m * (heads + keyHeads) * (d / 2), q, k, pos, table, new RopeArgs(m, heads, keyHeads, d / 2, inverse ? -1f : 1f));
         }
     }
 

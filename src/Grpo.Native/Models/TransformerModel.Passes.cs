@@ -85,8 +85,7 @@ public sealed partial class TransformerModel
         var k3 = k.Reshape(m, kvh, d);                         // (m, KVH, D)
         if (!IsGpt2)
         {
-            _ops.Rope(q3, positions, (float)Config.RopeTheta, inverse: false, Config.RopeScaling);
-            _ops.Rope(k3, positions, (float)Config.RopeTheta, inverse: false, Config.RopeScaling);
+            _ops.Rope(q3, k3, positions, (float)Config.RopeTheta, inverse: false, Config.RopeScaling);
         }
         var att = act.Rows(a.Attention, m);                    // (m, H·D)
         attention(l, q3, k3, v.Reshape(m, kvh, d), att.Reshape(m, h, d), act.Rows(a.LogSumExp, m));
@@ -212,8 +211,7 @@ public sealed partial class TransformerModel
         if (!IsGpt2)
         {
             // RoPE is a rotation: the gradient before it is the inverse rotation of the gradient after it.
-            _ops.Rope(dq.Reshape(m, h, d), batch.Positions, (float)Config.RopeTheta, inverse: true, Config.RopeScaling);
-            _ops.Rope(dk.Reshape(m, kvh, d), batch.Positions, (float)Config.RopeTheta, inverse: true, Config.RopeScaling);
+            _ops.Rope(dq.Reshape(m, h, d), dk.Reshape(m, kvh, d), batch.Positions, (float)Config.RopeTheta, inverse: true, Config.RopeScaling);
         }
         if (w.QueryNormWeight is not null)
         {

@@ -51,8 +51,8 @@ public partial interface IGrpoOperations
     void Add(Tensor<float> output, Tensor<float> a, Tensor<float> b);
 
     /// <summary>
-    /// Rotary position embedding applied IN PLACE to every head of every row, Hugging Face's
-    /// rotate-half convention: for i &lt; D/2, with angle = fp32(position · inv_freq_i) and
+    /// Rotary position embedding applied IN PLACE to every head of every row of the queries and (when given) the keys,
+    /// one kernel launch for both, Hugging Face's rotate-half convention: for i &lt; D/2, with angle = fp32(position · inv_freq_i) and
     /// inv_freq_i = fp32(θ^(−2i/D)) (rounded exactly as Hugging Face computes it in float32), rescaled
     /// as Llama 3.x does when <paramref name="scaling"/> is given,
     /// (x_i, x_{i+D/2}) ← (x_i cos − x_{i+D/2} sin, x_{i+D/2} cos + x_i sin).
@@ -70,16 +70,23 @@ public partial interface IGrpoOperations
     /// the rotation is two fp32 products and a sum per element. Both backends keep a table of
     /// (cos, sin) for positions 0 … the largest seen so far, per (θ, D, scaling): D floats per position.
     /// </remarks>
-    /// <param name="values">(M, heads, D) queries or keys (or their gradients), rotated in place; D even.</param>
+    /// <param name="query">(M, H, D) queries (or their gradients), rotated in place; D even.</param>
+    /// <param name="key">
+    /// (M, KVH, D) keys (or their gradients), rotated in place in the same launch, or null to rotate the queries alone;
+    /// same rows and D as <paramref name="query"/>, and must not overlap it.
+    /// </param>
     /// <param name="positions">(M) position of each row, 0 ≤ position ≤ 1,048,576 (downloaded to the host to be checked).</param>
     /// <param name="theta">The base θ (config's rope_theta); positive and finite.</param>
     /// <param name="inverse">Rotate by −angle (backward).</param>
     /// <param name="scaling">The config's rope_scaling (Llama 3.x's), or null for plain RoPE.</param>
-    /// <exception cref="ArgumentException">A tensor has the wrong shape (or an odd D) or lives on another device.</exception>
+    /// <exception cref="ArgumentException">
+    /// A tensor has the wrong shape (or an odd D), the key's rows or D differ from the query's, the key overlaps the query,
+    /// or a tensor lives on another device.
+    /// </exception>
     /// <exception cref="ArgumentOutOfRangeException">
     /// θ is not positive and finite, a position is negative or too large, or a field of the scaling is invalid.
     /// </exception>
-    void Rope(Tensor<float> values, Tensor<int> positions, float theta, bool inverse, RopeScaling? scaling = null);
+    void Rope(Tensor<float> query, Tensor<float>? key, Tensor<int> positions, float theta, bool inverse, RopeScaling? scaling = null);
 }
 
 /// <summary>Argument checks both backends run before the activations, the residual add and RoPE, so they reject the same inputs with the same messages.</summary>
@@ -129,26 +136,45 @@ internal static class ActivationsValidation
         return Elements(a, nameof(a));
     }
 
-    /// <summary>Checks the shapes, θ and scaling of <see cref="IGrpoOperations.Rope"/>; returns (M, heads, D).</summary>
-    public static (int M, int Heads, int D) Rope(Tensor<float> values, Tensor<int> positions, float theta, RopeScaling? scaling)
+    /// <summary>
+    /// Checks the shapes, θ and scaling of <see cref="IGrpoOperations.Rope"/>; returns (M, H, KVH, D), KVH = 0 without a key,
+    /// with M·(H + KVH)·D ≤ int.MaxValue.
+    /// </summary>
+    public static (int M, int Heads, int KeyHeads, int D) Rope(Tensor<float> query, Tensor<float>? key, Tensor<int> positions, float theta,
+        RopeScaling? scaling)
     {
-        Guard.Rank(values, nameof(values), 3, "(rows, heads, head dimension)");
-        int m = values.Shape[0], heads = values.Shape[1], d = values.Shape[2];
+        Guard.Rank(query, nameof(query), 3, "(rows, heads, head dimension)");
+        int m = query.Shape[0], heads = query.Shape[1], d = query.Shape[2];
         if (d % 2 != 0)
             throw new ArgumentException(
-                $"'{nameof(values)}' has shape {values.Shape}: its head dimension {d} is odd, but RoPE rotates pairs " +
-                $"(x_i, x_(i+D/2)) and needs an even head dimension.", nameof(values));
+                $"'{nameof(query)}' has shape {query.Shape}: its head dimension {d} is odd, but RoPE rotates pairs " +
+                $"(x_i, x_(i+D/2)) and needs an even head dimension.", nameof(query));
+        int keyHeads = 0;
+        if (key is not null)
+        {
+            Guard.Rank(key, nameof(key), 3, "(rows, key-value heads, head dimension)");
+            if (key.Shape[0] != m || key.Shape[2] != d)
+                throw new ArgumentException(
+                    $"'{nameof(key)}' has shape {key.Shape} but '{nameof(query)}' has shape {query.Shape}; the keys must have the " +
+                    $"queries' rows and head dimension: ({m}, key-value heads, {d}).", nameof(key));
+            Aliasing.NoOverlap(key, nameof(key), query, nameof(query));
+            keyHeads = key.Shape[1];
+        }
+        if ((long)m * (heads + keyHeads) * d > int.MaxValue)
+            throw new ArgumentException(
+                $"'{nameof(query)}' {query.Shape} and '{nameof(key)}' {key?.Shape} hold more than {int.MaxValue} elements together; split the rows.",
+                nameof(query));
         Guard.Rank(positions, nameof(positions), 1, "(rows) of positions");
         if (positions.Shape[0] != m)
             throw new ArgumentException(
-                $"'{nameof(positions)}' has shape {positions.Shape} but '{nameof(values)}' has {m} rows ({values.Shape}); " +
+                $"'{nameof(positions)}' has shape {positions.Shape} but '{nameof(query)}' has {m} rows ({query.Shape}); " +
                 "pass one position per row.", nameof(positions));
         if (!(theta > 0) || !float.IsFinite(theta))
             throw new ArgumentOutOfRangeException(nameof(theta), theta,
                 $"'{nameof(theta)}' must be positive and finite but was {theta}; pass the model's rope_theta (10000 for Llama 2, 500000 for Llama 3).");
         if (scaling?.FindProblem() is var (field, reason))
             throw new ArgumentOutOfRangeException(nameof(scaling), scaling, $"'{nameof(scaling)}': rope_scaling.{field} {reason}.");
-        return (m, heads, d);
+        return (m, heads, keyHeads, d);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Grpo.Native.Checkpoints;
 using Grpo.Native.Cpu;
 using Grpo.Native.Devices;
 using Grpo.Native.References;
@@ -261,7 +262,7 @@ public sealed class ActivationsTests
         ops.GeluBackward(b, o, a);
         ops.SwiGluForward(o, a, b);
         ops.SwiGluBackward(a, b, o, a, b);
-        ops.Rope(o, positions, 10000f, inverse: false);
+        ops.Rope(o, b, positions, 10000f, inverse: false);
         float[] after = buffer.ToArray();
         foreach (var (begin, end) in new[] { (0, 3), (3 + n, 3 + n + 1), (3 + 2 * n + 1, 3 + 2 * n + 5), (3 + 3 * n + 5, total) })
             Assert.That(after[begin..end], Is.EqualTo(initial[begin..end]), $"elements [{begin}, {end}) outside the slices");
@@ -276,37 +277,86 @@ public sealed class ActivationsTests
 
     // ---------------------------------------------------------------- RoPE
 
-    // (rows, heads, D, θ, positions): packed sequences restarting at 0, odd D/2 (no full vector), D = 128 as in Llama,
-    // positions in the thousands where the fp32 rounding of the angle matters.
-    private static readonly (int M, int Heads, int D, float Theta, int[] Positions)[] RopeShapes =
+    // (rows, heads, key heads, D, θ, positions): packed sequences restarting at 0, odd D/2 (no full vector), D = 128 as in Llama,
+    // positions in the thousands where the fp32 rounding of the angle matters; key heads 0 rotate the queries alone.
+    private static readonly (int M, int Heads, int KeyHeads, int D, float Theta, int[] Positions)[] RopeShapes =
     [
-        (1, 1, 2, 10000f, [0]),
-        (5, 3, 6, 10000f, [0, 1, 2, 3, 4]),
-        (7, 2, 16, 1e6f, [0, 1, 2, 0, 1, 2, 3]),
-        (4, 2, 10, 10000f, [4000, 4001, 3999, 17]),
-        (3, 4, 128, 1e6f, [4000, 1, 2047]),
-        (4, 1, 128, 10000f, [4000, 4095, 3001, 2]),
-        (6, 2, 34, 500000f, [9, 9, 300, 0, 5000, 4321]),
+        (1, 1, 1, 2, 10000f, [0]),
+        (5, 3, 1, 6, 10000f, [0, 1, 2, 3, 4]),
+        (7, 2, 0, 16, 1e6f, [0, 1, 2, 0, 1, 2, 3]),
+        (4, 2, 2, 10, 10000f, [4000, 4001, 3999, 17]),
+        (3, 4, 2, 128, 1e6f, [4000, 1, 2047]),
+        (4, 1, 0, 128, 10000f, [4000, 4095, 3001, 2]),
+        (6, 2, 1, 34, 500000f, [9, 9, 300, 0, 5000, 4321]),
     ];
 
     public static IEnumerable<TestCaseData> RopeCases() => TestDevices.PlusCudaShapes(
         from kind in TestDevices.Kinds()
         from s in RopeShapes
         from inverse in new[] { false, true }
-        select new TestCaseData(kind, s.M, s.Heads, s.D, s.Theta, s.Positions, inverse)
-            .SetArgDisplayNames(kind.ToString(), $"{s.M}x{s.Heads}x{s.D}", $"theta={s.Theta}", $"max position {s.Positions.Max()}",
-                inverse ? "inverse" : "forward"));
+        select new TestCaseData(kind, s.M, s.Heads, s.KeyHeads, s.D, s.Theta, s.Positions, inverse)
+            .SetArgDisplayNames(kind.ToString(), $"{s.M}x{s.Heads}x{s.D}", s.KeyHeads == 0 ? "no key" : $"key {s.M}x{s.KeyHeads}x{s.D}",
+                $"theta={s.Theta}", $"max position {s.Positions.Max()}", inverse ? "inverse" : "forward"));
 
     [TestCaseSource(nameof(RopeCases))]
-    public void RopeMatchesReference(DeviceKind kind, int m, int heads, int d, float theta, int[] positions, bool inverse)
+    public void RopeMatchesReference(DeviceKind kind, int m, int heads, int keyHeads, int d, float theta, int[] positions, bool inverse)
     {
         var device = TestDevices.Get(kind);
-        float[] x = TestRandom.Normal(TestRandom.Create(), m * heads * d);
-        using var values = device.FromArray<float>(x, m, heads, d);
+        var random = TestRandom.Create();
+        float[] x = TestRandom.Normal(random, m * heads * d), y = TestRandom.Normal(random, m * keyHeads * d);
+        using var query = device.FromArray<float>(x, m, heads, d);
+        using var key = keyHeads == 0 ? null : device.FromArray<float>(y, m, keyHeads, d);
         using var pos = device.FromArray<int>(positions, m);
-        device.Operations.Rope(values, pos, theta, inverse);
-        var expected = R.Rope(D(x), positions, m, heads, d, theta, inverse);
-        Compare.WorstRelativeError($"rope{(inverse ? " inverse" : "")}", expected, values.ToArray());
+        device.Operations.Rope(query, key, pos, theta, inverse);
+        string what = $"rope{(inverse ? " inverse" : "")}";
+        Compare.WorstRelativeError($"{what} q", R.Rope(D(x), positions, m, heads, d, theta, inverse), query.ToArray());
+        if (key is not null)
+            Compare.WorstRelativeError($"{what} k", R.Rope(D(y), positions, m, keyHeads, d, theta, inverse), key.ToArray());
+    }
+
+    // (rows, heads, key heads, D, positions, Llama 3 scaling?): GQA and MHA, plain and scaled, positions past the table's first size.
+    private static readonly (int M, int Heads, int KeyHeads, int D, int[] Positions, bool Scaled)[] RopePairShapes =
+    [
+        (5, 4, 2, 16, [0, 1, 2, 3, 4], false),
+        (3, 2, 2, 128, [4000, 1, 2047], false),
+        (4, 6, 1, 34, [9, 300, 65537, 5], true),
+    ];
+
+    public static IEnumerable<TestCaseData> RopePairCases() => TestDevices.PlusCudaShapes(
+        from kind in TestDevices.Kinds()
+        from s in RopePairShapes
+        from inverse in new[] { false, true }
+        select new TestCaseData(kind, s.M, s.Heads, s.KeyHeads, s.D, s.Positions, s.Scaled, inverse)
+            .SetArgDisplayNames(kind.ToString(), $"q {s.M}x{s.Heads}x{s.D}", $"k {s.M}x{s.KeyHeads}x{s.D}", s.Scaled ? "llama3 scaling" : "plain",
+                inverse ? "inverse" : "forward"), count: 2);
+
+    /// <summary>
+    /// Rotating the queries and keys in one call (one launch on the ILGPU backend) gives exactly the bits of rotating each in a
+    /// call of its own: the same table entries and the same two products and a sum per element.
+    /// </summary>
+    [TestCaseSource(nameof(RopePairCases))]
+    public void RopeOfQueryAndKeyInOneCallEqualsTwoCallsBitForBit(DeviceKind kind, int m, int heads, int keyHeads, int d, int[] positions,
+        bool scaled, bool inverse)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        var scaling = scaled ? new RopeScaling { Factor = 8, LowFrequencyFactor = 1, HighFrequencyFactor = 4, OriginalMaxPositions = 16 } : null;
+        const float theta = 500000f;
+        float[] x = TestRandom.Normal(random, m * heads * d), y = TestRandom.Normal(random, m * keyHeads * d);
+        using var pos = device.FromArray<int>(positions, m);
+        using var query = device.FromArray<float>(x, m, heads, d);
+        using var key = device.FromArray<float>(y, m, keyHeads, d);
+        using var queryAlone = device.FromArray<float>(x, m, heads, d);
+        using var keyAlone = device.FromArray<float>(y, m, keyHeads, d);
+        var ops = device.Operations;
+        ops.Rope(query, key, pos, theta, inverse, scaling);
+        ops.Rope(queryAlone, null, pos, theta, inverse, scaling);
+        ops.Rope(keyAlone, null, pos, theta, inverse, scaling);
+        float[] q = query.ToArray(), k = key.ToArray();
+        Assert.That(q, Is.EqualTo(queryAlone.ToArray()), "queries");
+        Assert.That(k, Is.EqualTo(keyAlone.ToArray()), "keys");
+        Assert.That(q, Is.Not.EqualTo(x), "the queries were rotated");
+        Assert.That(k, Is.Not.EqualTo(y), "the keys were rotated");
     }
 
     [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
@@ -322,7 +372,7 @@ public sealed class ActivationsTests
             float[] x = TestRandom.Normal(TestRandom.Create(), m * heads * d);
             using var values = device.FromArray<float>(x, m, heads, d);
             using var pos = device.FromArray<int>(positions, m);
-            device.Operations.Rope(values, pos, theta, inverse: false);
+            device.Operations.Rope(values, null, pos, theta, inverse: false);
             float[] got = values.ToArray();
             Compare.WorstRelativeError($"rope θ={theta} at positions ~4000", R.Rope(D(x), positions, m, heads, d, theta, false), got);
 
@@ -360,8 +410,8 @@ public sealed class ActivationsTests
         float[] x = TestRandom.Normal(TestRandom.Create(), m * heads * d);
         using var values = device.FromArray<float>(x, m, heads, d);
         using var pos = device.FromArray<int>(positions, m);
-        device.Operations.Rope(values, pos, 10000f, inverse: false);
-        device.Operations.Rope(values, pos, 10000f, inverse: true);
+        device.Operations.Rope(values, null, pos, 10000f, inverse: false);
+        device.Operations.Rope(values, null, pos, 10000f, inverse: true);
         // Two rotations by fp32 cos/sin (cos² + sin² = 1 only to ~1e-7) and two roundings per element: an
         // element near zero keeps ~1e-7 of its pair partner's magnitude, up to ~3e-5 against Compare's floor.
         Compare.WorstRelativeError("inverse(forward(x)) vs x", D(x), values.ToArray(), 1e-4);
@@ -401,7 +451,7 @@ public sealed class ActivationsTests
         var device = TestDevices.Get(kind);
         using var gradient = device.FromArray<float>(w, m, heads, d);
         using var pos = device.FromArray<int>(positions, m);
-        device.Operations.Rope(gradient, pos, theta, inverse: true);
+        device.Operations.Rope(gradient, null, pos, theta, inverse: true);
         Compare.WorstRelativeError("op's inverse rotation of w vs finite differences", numeric, gradient.ToArray());
     }
 
@@ -437,7 +487,7 @@ public sealed class ActivationsTests
             ops.SwiGluForward(swiglu, input, up);
             ops.SwiGluBackward(dGate, dUp, dOutput, input, up);
             ops.Add(sum, input, up);
-            ops.Rope(rope, pos, 10000f, inverse: false);
+            ops.Rope(rope, null, pos, 10000f, inverse: false);
             return [gelu.ToArray(), dGelu.ToArray(), swiglu.ToArray(), dGate.ToArray(), dUp.ToArray(), sum.ToArray(), rope.ToArray()];
         }
         string[] names = ["gelu", "dGelu", "swiglu", "dGate", "dUp", "sum", "rope"];
@@ -503,17 +553,42 @@ public sealed class ActivationsTests
         using var fewPositions = device.FromArray<int>([0, 1], 2);
         using var matrixPositions = device.FromArray<int>([0, 1, 2], 3, 1);
 
-        Expect<ArgumentException>("values", () => ops.Rope(oddD, positions, 10000f, false), "odd");
-        Expect<ArgumentException>("values", () => ops.Rope(flat, positions, 10000f, false), "rank-3");
-        Expect<ArgumentException>("positions", () => ops.Rope(values, fewPositions, 10000f, false), "one position per row");
-        Expect<ArgumentException>("positions", () => ops.Rope(values, matrixPositions, 10000f, true));
+        Expect<ArgumentException>("query", () => ops.Rope(oddD, null, positions, 10000f, false), "odd");
+        Expect<ArgumentException>("query", () => ops.Rope(flat, null, positions, 10000f, false), "rank-3");
+        Expect<ArgumentException>("positions", () => ops.Rope(values, null, fewPositions, 10000f, false), "one position per row");
+        Expect<ArgumentException>("positions", () => ops.Rope(values, null, matrixPositions, 10000f, true));
         foreach (float theta in new[] { 0f, -10000f, float.NaN, float.PositiveInfinity })
-            Expect<ArgumentOutOfRangeException>("theta", () => ops.Rope(values, positions, theta, false), "positive and finite");
+            Expect<ArgumentOutOfRangeException>("theta", () => ops.Rope(values, null, positions, theta, false), "positive and finite");
 
         using var negative = device.FromArray<int>([0, -3, 2], 3);
-        Expect<ArgumentOutOfRangeException>("positions", () => ops.Rope(values, negative, 10000f, false), "'positions'[1] is -3");
+        Expect<ArgumentOutOfRangeException>("positions", () => ops.Rope(values, null, negative, 10000f, false), "'positions'[1] is -3");
         int tooLarge = (1 << 20) + 1;
         using var huge = device.FromArray<int>([0, 1, tooLarge], 3);
-        Expect<ArgumentOutOfRangeException>("positions", () => ops.Rope(values, huge, 10000f, true), $"'positions'[2] is {tooLarge}");
+        Expect<ArgumentOutOfRangeException>("positions", () => ops.Rope(values, null, huge, 10000f, true), $"'positions'[2] is {tooLarge}");
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void RopeRejectsAKeyThatDoesNotFitTheQuery(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var ops = device.Operations;
+        using var query = device.Allocate<float>(3, 4, 8);
+        using var key = device.Allocate<float>(3, 2, 8);
+        using var flatKey = device.Allocate<float>(3, 16);
+        using var fewRows = device.Allocate<float>(2, 2, 8);
+        using var otherD = device.Allocate<float>(3, 2, 6);
+        using var positions = device.FromArray<int>([0, 1, 2], 3);
+        using var shared = device.Allocate<float>(3 * 4 * 8 + 3 * 2 * 8);
+        var sharedQuery = shared.Slice(0, 3, 4, 8);   // elements [0, 96)
+        var overlappingKey = shared.Slice(90, 3, 2, 8); // elements [90, 138): overlaps it
+
+        Expect<ArgumentException>("key", () => ops.Rope(query, flatKey, positions, 10000f, false), "rank-3");
+        Expect<ArgumentException>("key", () => ops.Rope(query, fewRows, positions, 10000f, false), "rows and head dimension");
+        Expect<ArgumentException>("key", () => ops.Rope(query, otherD, positions, 10000f, true), "rows and head dimension");
+        Expect<ArgumentException>("key", () => ops.Rope(sharedQuery, overlappingKey, positions, 10000f, false), "shares memory with 'query'");
+        Expect<ArgumentException>("key", () => ops.Rope(query, query, positions, 10000f, false), "shares memory with 'query'");
+        // The queries are checked first: an odd D is reported against them even when the key is fine.
+        using var oddQuery = device.Allocate<float>(3, 4, 7);
+        Expect<ArgumentException>("query", () => ops.Rope(oddQuery, key, positions, 10000f, false), "odd");
     }
 }

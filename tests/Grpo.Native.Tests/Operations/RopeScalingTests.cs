@@ -82,9 +82,9 @@ public sealed class RopeScalingTests
         float[] x = TestRandom.Normal(TestRandom.Create(), m * heads * d);
         using var pos = device.FromArray<int>(positions, m);
         // The unscaled table for the same (θ, D) is built first: the scaled call must not reuse it.
-        using (var plain = device.FromArray<float>(x, m, heads, d)) device.Operations.Rope(plain, pos, theta, inverse);
+        using (var plain = device.FromArray<float>(x, m, heads, d)) device.Operations.Rope(plain, null, pos, theta, inverse);
         using var values = device.FromArray<float>(x, m, heads, d);
-        device.Operations.Rope(values, pos, theta, inverse, scaling);
+        device.Operations.Rope(values, null, pos, theta, inverse, scaling);
         float[] got = values.ToArray();
 
         var expected = new double[x.Length];
@@ -143,7 +143,7 @@ public sealed class RopeScalingTests
         };
         foreach (var (scaling, field) in cases)
         {
-            var e = Assert.Throws<ArgumentOutOfRangeException>(() => device.Operations.Rope(values, positions, 10000f, false, scaling));
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => device.Operations.Rope(values, null, positions, 10000f, false, scaling));
             Assert.That(e!.ParamName, Is.EqualTo("scaling"));
             Assert.That(e.Message, Does.Contain("rope_scaling." + field), field);
         }
