@@ -7,24 +7,26 @@ namespace Grpo.Native.Benchmarks;
 
 /// <summary>
 /// The element-wise ops at TinyLlama-like sizes: an MLP activation of M = 2048 tokens × 5632
-/// intermediate channels (n = 11,534,336 floats, 46.1 MB per tensor) and RoPE over M = 2048 rows ×
-/// 32 heads × D = 64 (4,194,304 floats, 16.8 MB), positions 0..2047, θ = 10000. All are memory-bound,
+/// intermediate channels (n = 11,534,336 floats, 46.1 MB per tensor; SwiGLU's fused gate|up rows are (M, 2I), two such
+/// tensors) and RoPE, in one call, over queries of M = 2048 rows × 32 heads × D = 64 (4,194,304 floats, 16.8 MB) and keys
+/// of 4 key-value heads (524,288 floats, 2.1 MB), positions 0..2047, θ = 10000. All are memory-bound,
 /// so the figure of merit is bytes / mean: GELU forward reads 1 tensor and writes 1 (92.3 MB;
 /// ≈ 25 flops and one exp per element, 0.29 GFLOP); GELU backward reads 3 and writes 1 (184.5 MB;
 /// ≈ 35 flops and one exp); SwiGLU forward reads 2, writes 1 (138.4 MB; ≈ 15 flops and one exp);
 /// SwiGLU backward reads 5, writes 2 (322.9 MB; ≈ 25 flops and one exp); Add reads 2, writes 1
-/// in place (138.4 MB; 1 flop); RoPE reads and writes the values (33.6 MB) plus the 0.5 MB cos/sin
-/// rows, 6 flops per pair (12.6 M flops). The double reference recomputes tanh/exp in double.
+/// in place (138.4 MB; 1 flop); RoPE reads and writes the queries and keys (37.7 MB) plus the 0.5 MB cos/sin
+/// rows, 6 flops per pair (14.2 M flops). The double reference recomputes tanh/exp in double.
 /// </summary>
 [MemoryDiagnoser]
 public class ActivationBenchmarks
 {
-    private const int M = 2048, Intermediate = 5632, N = M * Intermediate, Heads = 32, D = 64;
+    private const int M = 2048, Intermediate = 5632, N = M * Intermediate, Heads = 32, KeyHeads = 4, D = 64;
     private const float Theta = 10000f;
     private Device? _device;
-    private Tensor<float> _x = null!, _up = null!, _dOutput = null!, _output = null!, _grad = null!, _grad2 = null!, _rope = null!;
+    private Tensor<float> _x = null!, _up = null!, _gateUp = null!, _dOutput = null!, _output = null!, _grad = null!, _dGateUp = null!;
+    private Tensor<float> _query = null!, _key = null!;
     private Tensor<int> _positions = null!;
-    private double[] _xd = [], _upd = [], _dOd = [], _roped = [];
+    private double[] _xd = [], _upd = [], _gateUpd = [], _dOd = [], _queryd = [], _keyd = [];
     private int[] _pos = [];
 
     /// <summary>The managed CPU backend, CUDA when a GPU is visible, and the double reference.</summary>
@@ -44,26 +46,34 @@ public class ActivationBenchmarks
             for (int i = 0; i < count; i++) values[i] = scale * (random.NextSingle() + random.NextSingle() + random.NextSingle() - 1.5f);
             return values;
         }
-        float[] x = Normal(N, 3), up = Normal(N, 1), dO = Normal(N, 1), q = Normal(M * Heads * D, 1);
+        float[] x = Normal(N, 3), up = Normal(N, 1), dO = Normal(N, 1), q = Normal(M * Heads * D, 1), k = Normal(M * KeyHeads * D, 1);
+        var gateUp = new float[2 * N]; // (M, 2I): each row x's row (the gates), then up's
+        for (int r = 0; r < M; r++)
+        {
+            x.AsSpan(r * Intermediate, Intermediate).CopyTo(gateUp.AsSpan(2 * r * Intermediate));
+            up.AsSpan(r * Intermediate, Intermediate).CopyTo(gateUp.AsSpan(2 * r * Intermediate + Intermediate));
+        }
         _pos = Enumerable.Range(0, M).ToArray();
         if (Backend == BenchmarkBackends.Reference)
         {
-            (_xd, _upd, _dOd, _roped) = (ToDouble(x), ToDouble(up), ToDouble(dO), ToDouble(q));
+            (_xd, _upd, _gateUpd, _dOd, _queryd, _keyd) = (ToDouble(x), ToDouble(up), ToDouble(gateUp), ToDouble(dO), ToDouble(q), ToDouble(k));
             return;
         }
         _device = Device.Create(Backend);
         _x = _device.FromArray<float>(x, M, Intermediate);
         _up = _device.FromArray<float>(up, M, Intermediate);
+        _gateUp = _device.FromArray<float>(gateUp, M, 2 * Intermediate);
         _dOutput = _device.FromArray<float>(dO, M, Intermediate);
         _output = _device.Allocate<float>(M, Intermediate);
         _grad = _device.Allocate<float>(M, Intermediate);
-        _grad2 = _device.Allocate<float>(M, Intermediate);
-        _rope = _device.FromArray<float>(q, M, Heads, D);
+        _dGateUp = _device.Allocate<float>(M, 2 * Intermediate);
+        _query = _device.FromArray<float>(q, M, Heads, D);
+        _key = _device.FromArray<float>(k, M, KeyHeads, D);
         _positions = _device.FromArray<int>(_pos, M);
         _output.Fill(0);
         _grad.Fill(0);
-        _grad2.Fill(0);
-        _device.Operations.Rope(_rope, null, _positions, Theta, inverse: false); // builds the cos/sin table outside the timing
+        _dGateUp.Fill(0);
+        _device.Operations.Rope(_query, _key, _positions, Theta, inverse: false); // builds the cos/sin table outside the timing
     }
 
     private static double[] ToDouble(float[] values) => Array.ConvertAll(values, v => (double)v);
@@ -72,7 +82,7 @@ public class ActivationBenchmarks
     public void Cleanup()
     {
         if (_device is null) return;
-        foreach (var t in new[] { _x, _up, _dOutput, _output, _grad, _grad2, _rope }) t.Dispose();
+        foreach (var t in new[] { _x, _up, _gateUp, _dOutput, _output, _grad, _dGateUp, _query, _key }) t.Dispose();
         _positions.Dispose();
         _device.Dispose();
     }
@@ -95,21 +105,21 @@ public class ActivationBenchmarks
         _device.Synchronize();
     }
 
-    /// <summary>SwiGLU forward: 138.4 MB.</summary>
+    /// <summary>SwiGLU forward on the (M, 2I) gate|up rows: 138.4 MB.</summary>
     [Benchmark]
     public void SwiGluForward()
     {
-        if (_device is null) { ActivationsReference.SwiGluForward(_xd, _upd); return; }
-        _device.Operations.SwiGluForward(_output, _x, _up);
+        if (_device is null) { ActivationsReference.SwiGluForward(_gateUpd, Intermediate); return; }
+        _device.Operations.SwiGluForward(_output, _gateUp);
         _device.Synchronize();
     }
 
-    /// <summary>SwiGLU backward: 322.9 MB.</summary>
+    /// <summary>SwiGLU backward into the (M, 2I) gate|up gradient: 322.9 MB.</summary>
     [Benchmark]
     public void SwiGluBackward()
     {
-        if (_device is null) { ActivationsReference.SwiGluBackward(_dOd, _xd, _upd); return; }
-        _device.Operations.SwiGluBackward(_grad, _grad2, _dOutput, _x, _up);
+        if (_device is null) { ActivationsReference.SwiGluBackward(_dOd, _gateUpd, Intermediate); return; }
+        _device.Operations.SwiGluBackward(_dGateUp, _dOutput, _gateUp);
         _device.Synchronize();
     }
 
@@ -122,18 +132,20 @@ public class ActivationBenchmarks
         _device.Synchronize();
     }
 
-    /// <summary>RoPE forward then inverse (the values return to where they started): 2 × 33.6 MB.</summary>
+    /// <summary>RoPE of the queries and keys forward then inverse, one call each (the values return to where they started): 2 × 37.7 MB.</summary>
     [Benchmark]
     public void RopeForwardInverse()
     {
         if (_device is null)
         {
-            var rotated = ActivationsReference.Rope(_roped, _pos, M, Heads, D, Theta, inverse: false);
+            var rotated = ActivationsReference.Rope(_queryd, _pos, M, Heads, D, Theta, inverse: false);
             ActivationsReference.Rope(rotated, _pos, M, Heads, D, Theta, inverse: true);
+            var rotatedKeys = ActivationsReference.Rope(_keyd, _pos, M, KeyHeads, D, Theta, inverse: false);
+            ActivationsReference.Rope(rotatedKeys, _pos, M, KeyHeads, D, Theta, inverse: true);
             return;
         }
-        _device.Operations.Rope(_rope, null, _positions, Theta, inverse: false);
-        _device.Operations.Rope(_rope, null, _positions, Theta, inverse: true);
+        _device.Operations.Rope(_query, _key, _positions, Theta, inverse: false);
+        _device.Operations.Rope(_query, _key, _positions, Theta, inverse: true);
         _device.Synchronize();
     }
 }

@@ -69,31 +69,37 @@ public static class ActivationKernels
         dInput[i] = dInput[i] + dOutput[i] * (s + x * slope * du);
     }
 
-    /// <summary>output = silu(gate) · up, silu(g) = g σ(g).</summary>
-    /// <param name="i">The element index.</param>
-    /// <param name="gate">(n) gate_proj output.</param>
-    /// <param name="up">(n) up_proj output.</param>
-    /// <param name="output">(n) gated activations, overwritten.</param>
-    public static void SwiGluForward(Index1D i, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> output)
+    /// <summary>
+    /// output[r, j] = silu(g) · u with g = gateUp[r, j], u = gateUp[r, I + j] (each gate|up row holds the I gate values, then
+    /// the I up values), silu(g) = g σ(g). Element i = r·I + j.
+    /// </summary>
+    /// <param name="i">The output element index.</param>
+    /// <param name="gateUp">(M, 2I) the fused gate_proj|up_proj output.</param>
+    /// <param name="output">(M, I) gated activations, overwritten.</param>
+    /// <param name="width">I, the intermediate size.</param>
+    public static void SwiGluForward(Index1D i, ArrayView<float> gateUp, ArrayView<float> output, int width)
     {
-        float g = gate[i];
-        output[i] = g * Sigmoid(g, out _) * up[i];
+        int at = i, row = at / width, gateAt = at + row * width; // 2·r·I + j
+        float g = gateUp[gateAt];
+        output[at] = g * Sigmoid(g, out _) * gateUp[gateAt + width];
     }
 
-    /// <summary>dGate += dO · up · (σ + g σ(1 − σ)), dUp += dO · g σ(g).</summary>
-    /// <param name="i">The element index.</param>
-    /// <param name="gate">(n) the forward's gate.</param>
-    /// <param name="up">(n) the forward's up.</param>
-    /// <param name="dOutput">(n) upstream gradient.</param>
-    /// <param name="dGate">(n) gradient of the gate, accumulated.</param>
-    /// <param name="dUp">(n) gradient of up, accumulated.</param>
-    public static void SwiGluBackward(Index1D i, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> dOutput,
-        ArrayView<float> dGate, ArrayView<float> dUp)
+    /// <summary>
+    /// With g = gateUp[r, j], u = gateUp[r, I + j]: dGateUp[r, j] += dO · u · (σ + g σ(1 − σ)),
+    /// dGateUp[r, I + j] += dO · g σ(g). Element i = r·I + j.
+    /// </summary>
+    /// <param name="i">The output element index.</param>
+    /// <param name="gateUp">(M, 2I) the forward's gate|up rows.</param>
+    /// <param name="dOutput">(M, I) upstream gradient.</param>
+    /// <param name="dGateUp">(M, 2I) gradient of the gate|up rows, accumulated.</param>
+    /// <param name="width">I, the intermediate size.</param>
+    public static void SwiGluBackward(Index1D i, ArrayView<float> gateUp, ArrayView<float> dOutput, ArrayView<float> dGateUp, int width)
     {
-        float g = gate[i], dO = dOutput[i];
+        int at = i, row = at / width, gateAt = at + row * width, upAt = gateAt + width; // 2·r·I + j, 2·r·I + I + j
+        float g = gateUp[gateAt], dO = dOutput[at];
         float s = Sigmoid(g, out float slope);
-        dGate[i] = dGate[i] + dO * up[i] * (s + g * slope);
-        dUp[i] = dUp[i] + dO * (g * s);
+        dGateUp[gateAt] = dGateUp[gateAt] + dO * gateUp[upAt] * (s + g * slope);
+        dGateUp[upAt] = dGateUp[upAt] + dO * (g * s);
     }
 
     /// <summary>output = a + b; output may be a or b.</summary>

@@ -6,8 +6,8 @@ namespace Grpo.Cli;
 internal static partial class SelfCheck
 {
     /// <summary>
-    /// GELU, SwiGLU (forward and backward), the in-place residual add and RoPE (forward and inverse, at
-    /// positions up to 4000) at small sizes against <see cref="ActivationsReference"/>. Gradients use the
+    /// GELU, SwiGLU on fused gate|up rows (forward and backward), the in-place residual add and RoPE of queries and
+    /// keys in one call (forward and inverse, at positions up to 4000) at small sizes against <see cref="ActivationsReference"/>. Gradients use the
     /// gradient bound: gelu' crosses zero near x = −0.75, where two O(1) terms cancel.
     /// </summary>
     private static IEnumerable<CheckResult> Activations(Device device, Random random, double tolerance, double gradientTolerance)
@@ -21,7 +21,6 @@ internal static partial class SelfCheck
         using var dOutput = device.FromArray<float>(dO, rows, width); // (R, W)
         using var output = device.Allocate<float>(rows, width);     // (R, W)
         using var grad = device.Allocate<float>(rows, width);       // (R, W)
-        using var grad2 = device.Allocate<float>(rows, width);      // (R, W)
         string shape = $"{rows}x{width}";
 
         output.Fill(float.NaN);
@@ -33,16 +32,24 @@ internal static partial class SelfCheck
         yield return new CheckResult($"gelu backward {shape}",
             ErrorMeasure.WorstRelativeError(ActivationsReference.GeluBackward(dOd, xd), grad.ToArray()).Worst, gradientTolerance);
 
+        // SwiGLU's fused (R, 2W) gate|up rows: each row x's row (the gates), then up's row.
+        float[] gateUp = new float[2 * n];
+        for (int r = 0; r < rows; r++)
+        {
+            x.AsSpan(r * width, width).CopyTo(gateUp.AsSpan(2 * r * width));
+            up.AsSpan(r * width, width).CopyTo(gateUp.AsSpan(2 * r * width + width));
+        }
+        double[] gateUpd = ToDouble(gateUp);
+        using var gateUpT = device.FromArray<float>(gateUp, rows, 2 * width); // (R, 2W)
+        using var dGateUp = device.Allocate<float>(rows, 2 * width);           // (R, 2W)
         output.Fill(float.NaN);
-        ops.SwiGluForward(output, input, upT);
+        ops.SwiGluForward(output, gateUpT);
         yield return new CheckResult($"swiglu forward {shape}",
-            ErrorMeasure.WorstRelativeError(ActivationsReference.SwiGluForward(xd, upd), output.ToArray()).Worst, tolerance);
-        grad.Fill(0);
-        grad2.Fill(0);
-        ops.SwiGluBackward(grad, grad2, dOutput, input, upT);
-        var (dGate, dUp) = ActivationsReference.SwiGluBackward(dOd, xd, upd);
-        yield return new CheckResult($"swiglu backward d gate {shape}", ErrorMeasure.WorstRelativeError(dGate, grad.ToArray()).Worst, gradientTolerance);
-        yield return new CheckResult($"swiglu backward d up {shape}", ErrorMeasure.WorstRelativeError(dUp, grad2.ToArray()).Worst, gradientTolerance);
+            ErrorMeasure.WorstRelativeError(ActivationsReference.SwiGluForward(gateUpd, width), output.ToArray()).Worst, tolerance);
+        dGateUp.Fill(0);
+        ops.SwiGluBackward(dGateUp, dOutput, gateUpT);
+        yield return new CheckResult($"swiglu backward d gate|up {shape}",
+            ErrorMeasure.WorstRelativeError(ActivationsReference.SwiGluBackward(dOd, gateUpd, width), dGateUp.ToArray()).Worst, gradientTolerance);
 
         using (var residual = device.FromArray<float>(x, rows, width))
         {

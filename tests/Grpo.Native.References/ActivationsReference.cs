@@ -43,26 +43,44 @@ public static class ActivationsReference
         return result;
     }
 
-    /// <summary>silu(gate) · up, element-wise.</summary>
-    public static double[] SwiGluForward(double[] gate, double[] up)
+    /// <summary>
+    /// SwiGLU on fused gate|up rows (vLLM's silu_and_mul): <paramref name="gateUp"/> is (M, 2I), each row the I gate values
+    /// then the I up values; returns the (M, I) output[r, j] = silu(gateUp[r, j]) · gateUp[r, I + j].
+    /// </summary>
+    public static double[] SwiGluForward(double[] gateUp, int width)
     {
-        var result = new double[gate.Length];
-        for (int i = 0; i < gate.Length; i++) result[i] = Silu(gate[i]) * up[i];
+        int rows = Rows(gateUp, width);
+        var result = new double[rows * width];
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < width; j++)
+                result[r * width + j] = Silu(gateUp[2 * r * width + j]) * gateUp[2 * r * width + width + j];
         return result;
     }
 
-    /// <summary>dGate = dO · up · silu'(gate), dUp = dO · silu(gate) (not accumulated).</summary>
-    public static (double[] DGate, double[] DUp) SwiGluBackward(double[] dOutput, double[] gate, double[] up)
+    /// <summary>
+    /// The (M, 2I) gradient of <see cref="SwiGluForward"/>'s gate|up rows (not accumulated): with g = gateUp[r, j] and
+    /// u = gateUp[r, I + j], d gateUp[r, j] = dO[r, j] · u · silu'(g) and d gateUp[r, I + j] = dO[r, j] · silu(g).
+    /// </summary>
+    public static double[] SwiGluBackward(double[] dOutput, double[] gateUp, int width)
     {
-        var dGate = new double[gate.Length];
-        var dUp = new double[gate.Length];
-        for (int i = 0; i < gate.Length; i++)
-        {
-            dGate[i] = dOutput[i] * up[i] * SiluDerivative(gate[i]);
-            dUp[i] = dOutput[i] * Silu(gate[i]);
-        }
-        return (dGate, dUp);
+        int rows = Rows(gateUp, width);
+        if (dOutput.Length != rows * width)
+            throw new ArgumentException($"dOutput has {dOutput.Length} values, not the {rows} × {width} of the output.", nameof(dOutput));
+        var dGateUp = new double[gateUp.Length];
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < width; j++)
+            {
+                int gate = 2 * r * width + j, up = gate + width;
+                double dO = dOutput[r * width + j];
+                dGateUp[gate] = dO * gateUp[up] * SiluDerivative(gateUp[gate]);
+                dGateUp[up] = dO * Silu(gateUp[gate]);
+            }
+        return dGateUp;
     }
+
+    private static int Rows(double[] gateUp, int width) =>
+        width > 0 && gateUp.Length % (2 * width) == 0 ? gateUp.Length / (2 * width)
+            : throw new ArgumentException($"gateUp has {gateUp.Length} values, not whole rows of 2 × {width}.", nameof(gateUp));
 
     /// <summary>a + b, element-wise.</summary>
     public static double[] Add(double[] a, double[] b)

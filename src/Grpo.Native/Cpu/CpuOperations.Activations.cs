@@ -72,71 +72,91 @@ internal sealed partial class CpuOperations
         });
     }
 
-    public void SwiGluForward(Tensor<float> output, Tensor<float> gate, Tensor<float> up)
+    public void SwiGluForward(Tensor<float> output, Tensor<float> gateUp)
     {
-        int n = ActivationsValidation.SwiGluForward(output, gate, up);
-        CpuBuffer<float> o = Data(output, nameof(output)); // (…)
-        CpuBuffer<float> g = Data(gate, nameof(gate));     // (…)
-        CpuBuffer<float> u = Data(up, nameof(up));         // (…)
-        ParallelChunks(n, (begin, length) =>
+        var (m, width) = ActivationsValidation.SwiGluForward(output, gateUp);
+        CpuBuffer<float> o = Data(output, nameof(output));   // (M, I)
+        CpuBuffer<float> gu = Data(gateUp, nameof(gateUp));  // (M, 2I)
+        // Fixed chunks of the (M, I) outputs, each cut at row ends: element (r, j) reads gate (r, j) and up (r, I + j).
+        ParallelRowSegments(m * width, width, (row, column, length) =>
         {
-            var gs = g.AsSpan(begin, length);
-            var us = u.AsSpan(begin, length);
-            var os = o.AsSpan(begin, length);
-            int i = 0;
-            for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
-                (Silu(Load(gs, i), out _, out _) * Load(us, i)).StoreUnsafe(ref MemoryMarshal.GetReference(os), (nuint)i);
-            if (i < length)
-            {
-                int count = Vector256<float>.Count;
-                Span<float> tg = stackalloc float[count], tu = stackalloc float[count], to = stackalloc float[count];
-                gs[i..].CopyTo(tg);
-                us[i..].CopyTo(tu);
-                (Silu(Load(tg, 0), out _, out _) * Load(tu, 0)).CopyTo(to);
-                to[..(length - i)].CopyTo(os[i..]);
-            }
+            int at = row * width + column, gateAt = 2 * row * width + column;
+            SwiGluForwardSpan(gu.AsSpan(gateAt, length), gu.AsSpan(gateAt + width, length), o.AsSpan(at, length));
         });
     }
 
-    public void SwiGluBackward(Tensor<float> dGate, Tensor<float> dUp, Tensor<float> dOutput, Tensor<float> gate, Tensor<float> up)
+    public void SwiGluBackward(Tensor<float> dGateUp, Tensor<float> dOutput, Tensor<float> gateUp)
     {
-        int n = ActivationsValidation.SwiGluBackward(dGate, dUp, dOutput, gate, up);
-        CpuBuffer<float> dg = Data(dGate, nameof(dGate));     // (…)
-        CpuBuffer<float> du = Data(dUp, nameof(dUp));         // (…)
-        CpuBuffer<float> dO = Data(dOutput, nameof(dOutput)); // (…)
-        CpuBuffer<float> g = Data(gate, nameof(gate));        // (…)
-        CpuBuffer<float> u = Data(up, nameof(up));            // (…)
+        var (m, width) = ActivationsValidation.SwiGluBackward(dGateUp, dOutput, gateUp);
+        CpuBuffer<float> dgu = Data(dGateUp, nameof(dGateUp)); // (M, 2I)
+        CpuBuffer<float> dO = Data(dOutput, nameof(dOutput));  // (M, I)
+        CpuBuffer<float> gu = Data(gateUp, nameof(gateUp));    // (M, 2I)
+        ParallelRowSegments(m * width, width, (row, column, length) =>
+        {
+            int at = row * width + column, gateAt = 2 * row * width + column;
+            SwiGluBackwardSpan(gu.AsSpan(gateAt, length), gu.AsSpan(gateAt + width, length), dO.AsSpan(at, length),
+                dgu.AsSpan(gateAt, length), dgu.AsSpan(gateAt + width, length));
+        });
+    }
+
+    /// <summary>
+    /// <see cref="ParallelChunks"/> over n = rows · <paramref name="width"/> elements, each chunk cut further where a row ends:
+    /// the body gets (row, first column, length) of runs within one row. The chunks, hence the bits, do not depend on the thread count.
+    /// </summary>
+    private void ParallelRowSegments(int n, int width, Action<int, int, int> body) =>
         ParallelChunks(n, (begin, length) =>
         {
-            var gs = g.AsSpan(begin, length);
-            var us = u.AsSpan(begin, length);
-            var dOs = dO.AsSpan(begin, length);
-            var dgs = dg.AsSpan(begin, length);
-            var dus = du.AsSpan(begin, length);
-            int i = 0;
-            for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
+            for (int at = begin, end = begin + length; at < end;)
             {
-                var (dgi, dui) = SwiGluGradients(Load(gs, i), Load(us, i), Load(dOs, i), Load(dgs, i), Load(dus, i));
-                dgi.StoreUnsafe(ref MemoryMarshal.GetReference(dgs), (nuint)i);
-                dui.StoreUnsafe(ref MemoryMarshal.GetReference(dus), (nuint)i);
-            }
-            if (i < length)
-            {
-                int count = Vector256<float>.Count;
-                Span<float> tg = stackalloc float[count], tu = stackalloc float[count], tdO = stackalloc float[count];
-                Span<float> tdg = stackalloc float[count], tdu = stackalloc float[count];
-                gs[i..].CopyTo(tg);
-                us[i..].CopyTo(tu);
-                dOs[i..].CopyTo(tdO);
-                dgs[i..].CopyTo(tdg);
-                dus[i..].CopyTo(tdu);
-                var (dgi, dui) = SwiGluGradients(Load(tg, 0), Load(tu, 0), Load(tdO, 0), Load(tdg, 0), Load(tdu, 0));
-                dgi.CopyTo(tdg);
-                dui.CopyTo(tdu);
-                tdg[..(length - i)].CopyTo(dgs[i..]);
-                tdu[..(length - i)].CopyTo(dus[i..]);
+                int row = at / width, column = at - row * width, run = Math.Min(width - column, end - at);
+                body(row, column, run);
+                at += run;
             }
         });
+
+    /// <summary>os = silu(gs) · us, element-wise, a partial vector padded through a stack copy so every element takes the same path.</summary>
+    private static void SwiGluForwardSpan(Span<float> gs, Span<float> us, Span<float> os)
+    {
+        int length = gs.Length, i = 0;
+        for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
+            (Silu(Load(gs, i), out _, out _) * Load(us, i)).StoreUnsafe(ref MemoryMarshal.GetReference(os), (nuint)i);
+        if (i < length)
+        {
+            int count = Vector256<float>.Count;
+            Span<float> tg = stackalloc float[count], tu = stackalloc float[count], to = stackalloc float[count];
+            gs[i..].CopyTo(tg);
+            us[i..].CopyTo(tu);
+            (Silu(Load(tg, 0), out _, out _) * Load(tu, 0)).CopyTo(to);
+            to[..(length - i)].CopyTo(os[i..]);
+        }
+    }
+
+    /// <summary>dgs += dOs · us · silu'(gs), dus += dOs · silu(gs), element-wise (see <see cref="SwiGluGradients"/>).</summary>
+    private static void SwiGluBackwardSpan(Span<float> gs, Span<float> us, Span<float> dOs, Span<float> dgs, Span<float> dus)
+    {
+        int length = gs.Length, i = 0;
+        for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
+        {
+            var (dgi, dui) = SwiGluGradients(Load(gs, i), Load(us, i), Load(dOs, i), Load(dgs, i), Load(dus, i));
+            dgi.StoreUnsafe(ref MemoryMarshal.GetReference(dgs), (nuint)i);
+            dui.StoreUnsafe(ref MemoryMarshal.GetReference(dus), (nuint)i);
+        }
+        if (i < length)
+        {
+            int count = Vector256<float>.Count;
+            Span<float> tg = stackalloc float[count], tu = stackalloc float[count], tdO = stackalloc float[count];
+            Span<float> tdg = stackalloc float[count], tdu = stackalloc float[count];
+            gs[i..].CopyTo(tg);
+            us[i..].CopyTo(tu);
+            dOs[i..].CopyTo(tdO);
+            dgs[i..].CopyTo(tdg);
+            dus[i..].CopyTo(tdu);
+            var (dgi, dui) = SwiGluGradients(Load(tg, 0), Load(tu, 0), Load(tdO, 0), Load(tdg, 0), Load(tdu, 0));
+            dgi.CopyTo(tdg);
+            dui.CopyTo(tdu);
+            tdg[..(length - i)].CopyTo(dgs[i..]);
+            tdu[..(length - i)].CopyTo(dus[i..]);
+        }
     }
 
     public void Add(Tensor<float> output, Tensor<float> a, Tensor<float> b)

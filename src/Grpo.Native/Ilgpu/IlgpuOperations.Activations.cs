@@ -35,29 +35,26 @@ internal sealed partial class IlgpuOperations
         kernel(n, dx, dy, x);
     }
 
-    public void SwiGluForward(Tensor<float> output, Tensor<float> gate, Tensor<float> up)
+    public void SwiGluForward(Tensor<float> output, Tensor<float> gateUp)
     {
-        int n = ActivationsValidation.SwiGluForward(output, gate, up);
-        var o = View(output, nameof(output)).BaseView; // (…)
-        var g = View(gate, nameof(gate)).BaseView;     // (…)
-        var u = View(up, nameof(up)).BaseView;         // (…)
+        var (m, width) = ActivationsValidation.SwiGluForward(output, gateUp);
+        var o = View(output, nameof(output)).BaseView;   // (M, I)
+        var gu = View(gateUp, nameof(gateUp)).BaseView;  // (M, 2I)
         var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.SwiGluForward), a =>
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ActivationKernels.SwiGluForward));
-        kernel(n, g, u, o);
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(ActivationKernels.SwiGluForward));
+        kernel(m * width, gu, o, width);
     }
 
-    public void SwiGluBackward(Tensor<float> dGate, Tensor<float> dUp, Tensor<float> dOutput, Tensor<float> gate, Tensor<float> up)
+    public void SwiGluBackward(Tensor<float> dGateUp, Tensor<float> dOutput, Tensor<float> gateUp)
     {
-        int n = ActivationsValidation.SwiGluBackward(dGate, dUp, dOutput, gate, up);
-        var dg = View(dGate, nameof(dGate)).BaseView;     // (…)
-        var du = View(dUp, nameof(dUp)).BaseView;         // (…)
-        var dO = View(dOutput, nameof(dOutput)).BaseView; // (…)
-        var g = View(gate, nameof(gate)).BaseView;        // (…)
-        var u = View(up, nameof(up)).BaseView;            // (…)
+        var (m, width) = ActivationsValidation.SwiGluBackward(dGateUp, dOutput, gateUp);
+        var dgu = View(dGateUp, nameof(dGateUp)).BaseView; // (M, 2I)
+        var dO = View(dOutput, nameof(dOutput)).BaseView;  // (M, I)
+        var gu = View(gateUp, nameof(gateUp)).BaseView;    // (M, 2I)
         var kernel = Device.Kernel(typeof(ActivationKernels), nameof(ActivationKernels.SwiGluBackward), a =>
-            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
                 ActivationKernels.SwiGluBackward));
-        kernel(n, g, u, dO, dg, du);
+        kernel(m * width, gu, dO, dgu, width);
     }
 
     public void Add(Tensor<float> output, Tensor<float> a, Tensor<float> b)

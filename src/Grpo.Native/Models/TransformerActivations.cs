@@ -110,8 +110,8 @@ public sealed class TransformerActivations : IDisposable
                 Norm2: reuseCheap ? first!.Norm2 : New(ref saved, m, c),
                 Mean2: layerNorm ? New(ref saved, m) : null,
                 Rstd2: New(ref saved, m),
-                Gate: swiGlu ? New(ref saved, m, i) : null,
-                Up: New(ref saved, m, i),
+                GateUp: swiGlu ? New(ref saved, m, 2 * i) : null,
+                Up: swiGlu ? null : New(ref saved, m, i),
                 Activation: reuseCheap ? first!.Activation : New(ref saved, m, i));
         }
         var hidden = New(ref saved, m, c);
@@ -131,8 +131,8 @@ public sealed class TransformerActivations : IDisposable
             DQueryProjection = qkNorm ? New(ref scratch, m, h * d) : null;
             DKeyProjection = qkNorm ? New(ref scratch, m, kvh * d) : null;
             DAttention = New(ref scratch, m, h * d);
-            DGate = swiGlu ? New(ref scratch, m, i) : null;
-            DUp = New(ref scratch, m, i);
+            DGateUp = swiGlu ? New(ref scratch, m, 2 * i) : null;
+            DUp = swiGlu ? null : New(ref scratch, m, i);
             DActivation = New(ref scratch, m, i);
         }
         long recomputeSaves = layers > 1 ? (long)(layers - 1) * m * (2L * c + i) * sizeof(float) : 0;
@@ -166,8 +166,8 @@ public sealed class TransformerActivations : IDisposable
     internal Tensor<float>? DQueryProjection { get; private set; }   // (M, H·D) Qwen3: gradient before q_norm
     internal Tensor<float>? DKeyProjection { get; private set; }     // (M, KVH·D) Qwen3: gradient before k_norm
     internal Tensor<float>? DAttention { get; private set; }         // (M, H·D)
-    internal Tensor<float>? DGate { get; private set; }              // (M, I)
-    internal Tensor<float>? DUp { get; private set; }                // (M, I)
+    internal Tensor<float>? DGateUp { get; private set; }            // (M, 2I) SwiGLU only: gradient of the gate|up rows
+    internal Tensor<float>? DUp { get; private set; }                // (M, I) GPT-2 only: gradient of c_fc's output
     internal Tensor<float>? DActivation { get; private set; }        // (M, I)
 
     /// <summary>True when the backward must recompute the norm outputs and the MLP activation.</summary>
@@ -205,6 +205,6 @@ internal sealed record BlockActivations(
     Tensor<float> Norm2,             // (M, C) output of the MLP norm
     Tensor<float>? Mean2,            // (M) LayerNorm only
     Tensor<float> Rstd2,             // (M)
-    Tensor<float>? Gate,             // (M, I) SwiGLU only: gate_proj output
-    Tensor<float> Up,                // (M, I) c_fc (pre-GELU) or up_proj output
+    Tensor<float>? GateUp,           // (M, 2I) SwiGLU only: one GEMM's gate_proj output (I columns), then up_proj's (I columns)
+    Tensor<float>? Up,               // (M, I) GPT-2 only: c_fc output (pre-GELU)
     Tensor<float> Activation);       // (M, I) GELU(up) or silu(gate)·up: down_proj's input

@@ -101,19 +101,24 @@ public sealed partial class TransformerModel
         AddNormForward(xOut, NormBeforeBlock(l + 1, act, m), xa, proj);
     }
 
-    /// <summary>up = n2·W_upᵀ (+ b), then activation = GELU(up), or gate = n2·W_gateᵀ and activation = silu(gate)·up.</summary>
+    /// <summary>
+    /// up = n2·W_upᵀ + b, then activation = GELU(up); or [gate | up] = n2·[W_gate; W_up]ᵀ, one GEMM over the adjacent rows
+    /// (each value the same dot product as in two GEMMs), and activation = silu(gate)·up.
+    /// </summary>
     private void MlpActivationForward(BlockWeights w, BlockActivations a, Tensor<float> n2, int m, TransformerActivations act)
     {
-        var up = act.Rows(a.Up, m);                            // (m, I)
         var activation = act.Rows(a.Activation, m);            // (m, I)
-        _ops.LinearForward(up, n2, w.UpWeight, w.UpBias);
         if (IsGpt2)
+        {
+            var up = act.Rows(a.Up!, m);                       // (m, I)
+            _ops.LinearForward(up, n2, w.UpWeight, w.UpBias);
             _ops.GeluForward(activation, up);
+        }
         else
         {
-            var gate = act.Rows(a.Gate!, m);                   // (m, I)
-            _ops.LinearForward(gate, n2, w.GateWeight!, null);
-            _ops.SwiGluForward(activation, gate, up);
+            var gateUp = act.Rows(a.GateUp!, m);               // (m, 2I)
+            _ops.LinearForward(gateUp, n2, w.GateUpWeight!, null);
+            _ops.SwiGluForward(activation, gateUp);
         }
     }
 
@@ -171,27 +176,30 @@ public sealed partial class TransformerModel
             NormForward(n1, Rows(act, a.Mean1, m), act.Rows(a.Rstd1, m), x, w.Norm1Weight, w.Norm1Bias);
             NormForward(n2, Rows(act, a.Mean2, m), act.Rows(a.Rstd2, m), xa, w.Norm2Weight, w.Norm2Bias);
             var activation = act.Rows(a.Activation, m);
-            if (IsGpt2) _ops.GeluForward(activation, act.Rows(a.Up, m));
-            else _ops.SwiGluForward(activation, act.Rows(a.Gate!, m), act.Rows(a.Up, m));
+            if (IsGpt2) _ops.GeluForward(activation, act.Rows(a.Up!, m));
+            else _ops.SwiGluForward(activation, act.Rows(a.GateUp!, m));
         }
 
         // MLP half: x_{l+1} = xa + down(act(up(norm2(xa)))). dx is d x_{l+1} = d down-output.
         var dAct = act.Rows(act.DActivation!, m);             // (m, I)
-        var dUp = act.Rows(act.DUp!, m);                      // (m, I)
         dAct.Fill(0f);
         _ops.LinearBackward(dAct, gw.DownWeight, gw.DownBias, dx, act.Rows(a.Activation, m), w.DownWeight);
-        dUp.Fill(0f);
         dNorm.Fill(0f);
         if (IsGpt2)
-            _ops.GeluBackward(dUp, dAct, act.Rows(a.Up, m));
+        {
+            var dUp = act.Rows(act.DUp!, m);                  // (m, I)
+            dUp.Fill(0f);
+            _ops.GeluBackward(dUp, dAct, act.Rows(a.Up!, m));
+            _ops.LinearBackward(dNorm, gw.UpWeight, gw.UpBias, dUp, n2, w.UpWeight);
+        }
         else
         {
-            var dGate = act.Rows(act.DGate!, m);              // (m, I)
-            dGate.Fill(0f);
-            _ops.SwiGluBackward(dGate, dUp, dAct, act.Rows(a.Gate!, m), act.Rows(a.Up, m));
-            _ops.LinearBackward(dNorm, gw.GateWeight!, null, dGate, n2, w.GateWeight!);
+            // The fused gate|up projection's backward: one GEMM for d n2 over both (K = 2I), one for the adjacent weight gradients.
+            var dGateUp = act.Rows(act.DGateUp!, m);          // (m, 2I)
+            dGateUp.Fill(0f);
+            _ops.SwiGluBackward(dGateUp, dAct, act.Rows(a.GateUp!, m));
+            _ops.LinearBackward(dNorm, gw.GateUpWeight!, null, dGateUp, n2, w.GateUpWeight!);
         }
-        _ops.LinearBackward(dNorm, gw.UpWeight, gw.UpBias, dUp, n2, w.UpWeight);
         // The residual passes dx through unchanged; the norm's branch adds to it: dx becomes d xa.
         NormBackward(dx, gw.Norm2Weight, gw.Norm2Bias, dNorm, xa, w.Norm2Weight, Rows(act, a.Mean2, m), act.Rows(a.Rstd2, m));
 

@@ -29,7 +29,8 @@ internal sealed record BlockWeights(
     Tensor<float> DownWeight,    // (C, I) GPT-2's mlp.c_proj, Llama's down_proj
     Tensor<float>? DownBias,     // (C) GPT-2 only
     Tensor<float> QkvWeight,     // (H·D + 2·KVH·D, C) the q, k and v rows as one matrix (adjacent in every layout)
-    Tensor<float>? QkvBias);     // (H·D + 2·KVH·D) their biases as one vector, where the family has them
+    Tensor<float>? QkvBias,      // (H·D + 2·KVH·D) their biases as one vector, where the family has them
+    Tensor<float>? GateUpWeight); // (2I, C) SwiGLU only: the gate_proj rows, then the up_proj rows, as one matrix (adjacent in the layout)
 
 /// <summary>Every view the model's passes use, for one parameter set (weights or gradients).</summary>
 internal sealed record TransformerWeights(
@@ -61,7 +62,7 @@ internal sealed record TransformerWeights(
                     set[p + "ln_2.weight"], set[p + "ln_2.bias"],
                     null, set[p + "mlp.c_fc.weight"], set[p + "mlp.c_fc.bias"],
                     set[p + "mlp.c_proj.weight"], set[p + "mlp.c_proj.bias"],
-                    qkv, qkvBias);
+                    qkv, qkvBias, null);
             }
             return new TransformerWeights(set["wte.weight"], set["wpe.weight"], blocks,
                 set["ln_f.weight"], set["ln_f.bias"], set["wte.weight"]);
@@ -70,6 +71,7 @@ internal sealed record TransformerWeights(
         for (int l = 0; l < blocks.Length; l++)
         {
             string p = $"model.layers.{l}.";
+            string a = p + "self_attn.";
             Tensor<float>? Bias(string name) => config.HasQkvBias ? set[p + name] : null;
             Tensor<float>? QkNorm(string name) => config.HasQkNorm ? set[p + name] : null;
             blocks[l] = new BlockWeights(
@@ -82,24 +84,36 @@ internal sealed record TransformerWeights(
                 set[p + "post_attention_layernorm.weight"], null,
                 set[p + "mlp.gate_proj.weight"], set[p + "mlp.up_proj.weight"], null,
                 set[p + "mlp.down_proj.weight"], null,
-                Adjacent(set, p + "self_attn.", "weight")!, Adjacent(set, p + "self_attn.", config.HasQkvBias ? "bias" : null));
+                Adjacent(set, a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"),
+                config.HasQkvBias ? Adjacent(set, a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias") : null,
+                Adjacent(set, p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"));
         }
         return new TransformerWeights(set["model.embed_tokens.weight"], null, blocks,
             set["model.norm.weight"], null, set[TransformerLayout.LmHeadName(config)]);
     }
 
     /// <summary>
-    /// The q_proj, k_proj and v_proj <paramref name="kind"/> ("weight" or "bias") under <paramref name="prefix"/> as one view,
-    /// (H·D + 2·KVH·D, C) or (H·D + 2·KVH·D): the layout keeps them adjacent. Null for a null kind.
+    /// The named parameters, all weights (rows_i, C) or all biases (rows_i), as one view of their rows in order,
+    /// (Σ rows_i, C) or (Σ rows_i): the layout keeps q_proj, k_proj and v_proj adjacent, and gate_proj and up_proj.
     /// </summary>
-    private static Tensor<float>? Adjacent(ParameterSet set, string prefix, string? kind)
+    /// <exception cref="InvalidOperationException">The tensors do not follow one another in the buffer, or their columns differ.</exception>
+    private static Tensor<float> Adjacent(ParameterSet set, params string[] names)
     {
-        if (kind is null) return null;
-        Tensor<float> q = set[$"{prefix}q_proj.{kind}"], k = set[$"{prefix}k_proj.{kind}"], v = set[$"{prefix}v_proj.{kind}"];
-        if (k.Offset != q.Offset + q.Length || v.Offset != k.Offset + k.Length)
-            throw new InvalidOperationException($"{prefix}q_proj, k_proj and v_proj {kind}s are not adjacent in the parameter buffer, as TransformerLayout keeps them.");
-        int rows = q.Shape[0] + k.Shape[0] + v.Shape[0];
-        long offset = q.Offset - set.Buffer.Offset;
-        return kind == "weight" ? set.Buffer.Slice(offset, rows, q.Shape[1]) : set.Buffer.Slice(offset, rows);
+        var parts = Array.ConvertAll(names, name => set[name]);
+        var first = parts[0];
+        int rows = first.Shape[0];
+        for (int i = 1; i < parts.Length; i++)
+        {
+            var (previous, part) = (parts[i - 1], parts[i]);
+            if (part.Offset != previous.Offset + previous.Length)
+                throw new InvalidOperationException(
+                    $"{string.Join(", ", names)} are not adjacent in the parameter buffer, as TransformerLayout keeps them.");
+            if (part.Shape.Rank != first.Shape.Rank || (first.Shape.Rank == 2 && part.Shape[1] != first.Shape[1]))
+                throw new InvalidOperationException(
+                    $"{names[i]} has shape {part.Shape} but {names[0]} has {first.Shape}: they cannot form one matrix.");
+            rows += part.Shape[0];
+        }
+        long offset = first.Offset - set.Buffer.Offset;
+        return first.Shape.Rank == 2 ? set.Buffer.Slice(offset, rows, first.Shape[1]) : set.Buffer.Slice(offset, rows);
     }
 }

@@ -22,23 +22,30 @@ public partial interface IGrpoOperations
     void GeluBackward(Tensor<float> dInput, Tensor<float> dOutput, Tensor<float> input);
 
     /// <summary>
-    /// The SwiGLU gate of Llama's MLP: output = silu(gate) · up with silu(x) = x / (1 + e^−x).
-    /// Any shape (all three the same); output overwritten.
+    /// The SwiGLU gate of Llama's MLP on the output of one fused gate_proj|up_proj projection (vLLM's silu_and_mul):
+    /// each row of <paramref name="gateUp"/> holds the I gate values, then the I up values, and
+    /// output[r, j] = silu(gateUp[r, j]) · gateUp[r, I + j] with silu(x) = x / (1 + e^−x). Output overwritten.
     /// </summary>
-    /// <param name="output">(…) gated activations.</param>
-    /// <param name="gate">(…) gate_proj output.</param>
-    /// <param name="up">(…) up_proj output.</param>
-    /// <exception cref="ArgumentException">The shapes differ or a tensor lives on another device.</exception>
-    void SwiGluForward(Tensor<float> output, Tensor<float> gate, Tensor<float> up);
+    /// <param name="output">(M, I) gated activations; must not overlap <paramref name="gateUp"/>.</param>
+    /// <param name="gateUp">(M, 2I) per row: gate_proj's I outputs, then up_proj's I outputs.</param>
+    /// <exception cref="ArgumentException">
+    /// A tensor is not rank 2, gateUp's column count is odd or not twice the output's, the row counts differ, the output
+    /// overlaps gateUp, or a tensor lives on another device.
+    /// </exception>
+    void SwiGluForward(Tensor<float> output, Tensor<float> gateUp);
 
-    /// <summary>Backward of <see cref="SwiGluForward"/>: dGate += dOutput · up · silu'(gate), dUp += dOutput · silu(gate).</summary>
-    /// <param name="dGate">(…) gradient accumulated (+=) with respect to the gate.</param>
-    /// <param name="dUp">(…) gradient accumulated (+=) with respect to up.</param>
-    /// <param name="dOutput">(…) gradient with respect to the output.</param>
-    /// <param name="gate">(…) the forward's gate.</param>
-    /// <param name="up">(…) the forward's up.</param>
-    /// <exception cref="ArgumentException">The shapes differ or a tensor lives on another device.</exception>
-    void SwiGluBackward(Tensor<float> dGate, Tensor<float> dUp, Tensor<float> dOutput, Tensor<float> gate, Tensor<float> up);
+    /// <summary>
+    /// Backward of <see cref="SwiGluForward"/>: with g = gateUp[r, j] and u = gateUp[r, I + j],
+    /// dGateUp[r, j] += dOutput[r, j] · u · silu'(g) and dGateUp[r, I + j] += dOutput[r, j] · silu(g).
+    /// </summary>
+    /// <param name="dGateUp">(M, 2I) gradient accumulated (+=) with respect to gateUp; must not overlap the other two.</param>
+    /// <param name="dOutput">(M, I) gradient with respect to the output.</param>
+    /// <param name="gateUp">(M, 2I) the forward's gate|up rows.</param>
+    /// <exception cref="ArgumentException">
+    /// A tensor is not rank 2, a column count is odd or does not fit the others, the row counts differ, dGateUp overlaps
+    /// an input, or a tensor lives on another device.
+    /// </exception>
+    void SwiGluBackward(Tensor<float> dGateUp, Tensor<float> dOutput, Tensor<float> gateUp);
 
     /// <summary>
     /// Element-wise output = a + b (the residual connection). Any shape, all three the same;
@@ -110,22 +117,55 @@ internal static class ActivationsValidation
         return Elements(input, nameof(input));
     }
 
-    /// <summary>Checks that up and the output have the shape of the gate; returns the element count.</summary>
-    public static int SwiGluForward(Tensor<float> output, Tensor<float> gate, Tensor<float> up)
+    /// <summary>Checks the (M, I) output against the (M, 2I) gate|up rows; returns (M, I) with M·2I ≤ int.MaxValue.</summary>
+    public static (int M, int I) SwiGluForward(Tensor<float> output, Tensor<float> gateUp)
     {
-        SameShape(up, nameof(up), gate, nameof(gate));
-        SameShape(output, nameof(output), gate, nameof(gate));
-        return Elements(gate, nameof(gate));
+        var (m, i) = GateUpRows(gateUp, nameof(gateUp));
+        GateUpHalf(output, nameof(output), m, i, gateUp, nameof(gateUp));
+        Aliasing.NoOverlap(output, nameof(output), gateUp, nameof(gateUp));
+        return (m, i);
     }
 
-    /// <summary>Checks that every tensor has the shape of the gate; returns the element count.</summary>
-    public static int SwiGluBackward(Tensor<float> dGate, Tensor<float> dUp, Tensor<float> dOutput, Tensor<float> gate, Tensor<float> up)
+    /// <summary>Checks the (M, 2I) gradient and the (M, I) output gradient against the gate|up rows; returns (M, I).</summary>
+    public static (int M, int I) SwiGluBackward(Tensor<float> dGateUp, Tensor<float> dOutput, Tensor<float> gateUp)
     {
-        SameShape(up, nameof(up), gate, nameof(gate));
-        SameShape(dOutput, nameof(dOutput), gate, nameof(gate));
-        SameShape(dGate, nameof(dGate), gate, nameof(gate));
-        SameShape(dUp, nameof(dUp), gate, nameof(gate));
-        return Elements(gate, nameof(gate));
+        var (m, i) = GateUpRows(gateUp, nameof(gateUp));
+        GateUpHalf(dOutput, nameof(dOutput), m, i, gateUp, nameof(gateUp));
+        Guard.Rank(dGateUp, nameof(dGateUp), 2, "(rows, 2 × intermediate) like 'gateUp'");
+        if (!dGateUp.Shape.Equals(gateUp.Shape))
+            throw new ArgumentException(
+                $"'{nameof(dGateUp)}' has shape {dGateUp.Shape} but '{nameof(gateUp)}' has shape {gateUp.Shape}; " +
+                "the gradient of the gate|up rows has their shape.", nameof(dGateUp));
+        Aliasing.NoOverlap(dGateUp, nameof(dGateUp), gateUp, nameof(gateUp));
+        Aliasing.NoOverlap(dGateUp, nameof(dGateUp), dOutput, nameof(dOutput));
+        return (m, i);
+    }
+
+    /// <summary>Checks that the gate|up tensor is (M, 2I) with an even column count and at most int.MaxValue elements; returns (M, I).</summary>
+    private static (int M, int I) GateUpRows(Tensor<float> gateUp, string name)
+    {
+        Guard.Rank(gateUp, name, 2, "(rows, 2 × intermediate): each row the gate values, then the up values");
+        int m = gateUp.Shape[0], columns = gateUp.Shape[1];
+        if (columns % 2 != 0)
+            throw new ArgumentException(
+                $"'{name}' has shape {gateUp.Shape}: its {columns} columns are odd, but each row must hold the I gate values " +
+                "and then the I up values (gate_proj's and up_proj's outputs side by side).", name);
+        Elements(gateUp, name);
+        return (m, columns / 2);
+    }
+
+    /// <summary>Checks that a tensor beside the gate|up rows is (M, I): the same rows, half the columns.</summary>
+    private static void GateUpHalf(Tensor<float> tensor, string name, int m, int i, Tensor<float> gateUp, string gateUpName)
+    {
+        Guard.Rank(tensor, name, 2, $"(rows, intermediate) beside '{gateUpName}'");
+        if (tensor.Shape[0] != m)
+            throw new ArgumentException(
+                $"'{name}' has shape {tensor.Shape} but '{gateUpName}' has shape {gateUp.Shape}: the row counts differ; " +
+                "pass one row per row of the gate|up tensor.", name);
+        if (tensor.Shape[1] != i)
+            throw new ArgumentException(
+                $"'{name}' has shape {tensor.Shape} but '{gateUpName}' has shape {gateUp.Shape}: it must have half its columns, " +
+                $"({m}, {i}), one per (gate, up) pair.", name);
     }
 
     /// <summary>Checks that b and the output have the shape of a; returns the element count.</summary>

@@ -129,8 +129,103 @@ public sealed class TransformerModelTests
         Assert.That(fused, Is.Not.EqualTo(new float[fused.Length]), "a gradient to compare");
     }
 
+    // (M, C, I): a tiny model's MLP (C = 24, I = 40) over a packed batch, one decode row, and sizes past several 16×16 tiles.
+    private static readonly (int M, int C, int I)[] GateUpShapes = [(15, 24, 40), (1, 32, 64), (37, 70, 53)];
+
+    public static IEnumerable<TestCaseData> GateUpCases() => TestDevices.PlusCudaShapes(
+        from kind in TestDevices.Kinds()
+        from s in GateUpShapes
+        select new TestCaseData(kind, s.M, s.C, s.I).SetArgDisplayNames(kind.ToString(), $"M={s.M}", $"C={s.C}", $"I={s.I}"), count: 3);
+
+    /// <summary>
+    /// The SwiGLU families' fused gate|up projection, from the ops directly: one GEMM over the adjacent (2I, C) gate_proj and
+    /// up_proj rows against two GEMMs over each half, as the model ran them before. Forward: each gate or up value is the same
+    /// C-term dot product either way, so the bits must match. Backward (SwiGLU's (M, 2I) gradient, then one LinearBackward
+    /// against two accumulating ones, gate first): each weight gradient is the same M-term sum over the tokens, so the bits
+    /// must match too; d n2 = dGateUp · W sums 2I products per element, in one accumulation fused and as two accumulated
+    /// I-term sums separately, a different rounding of the same terms. Either order of summing n = 2I fp32 products is within
+    /// γ_n = n·u / (1 − n·u) (u = 2⁻²⁴) of Σ_n |dGateUp[r, n]·W[n, k]| of the exact sum (the standard bound, FMA or not; the
+    /// two-sum form rounds its two partial sums and their sum, ≤ γ_(I+1) ≤ γ_(2I)), so the two differ element-wise by at most
+    /// 2γ_(2I) times that sum of magnitudes, and normwise by at most 2γ_(2I)·‖ |dGateUp|·|W| ‖₂. The test asserts that bound and
+    /// prints the measured difference as a fraction of it.
+    /// </summary>
+    [TestCaseSource(nameof(GateUpCases))]
+    public void TheFusedGateUpProjectionGivesTheValuesAndGradientsOfTwoProjections(DeviceKind kind, int m, int c, int i)
+    {
+        var device = TestDevices.Get(kind);
+        var ops = device.Operations;
+        var random = TestRandom.Create();
+        float[] x = TestRandom.Normal(random, m * c), w = TestRandom.Normal(random, 2 * i * c, 0.5), dAct = TestRandom.Normal(random, m * i);
+        using var n2 = device.FromArray<float>(x, m, c);              // (M, C)
+        using var weight = device.FromArray<float>(w, 2 * i, c);      // (2I, C): gate_proj's rows, then up_proj's
+        var gateWeight = weight.Slice(0, i, c);                       // (I, C)
+        var upWeight = weight.Slice((long)i * c, i, c);               // (I, C)
+
+        // Forward: one GEMM against two.
+        using var gateUp = Poison.Fill(device.Allocate<float>(m, 2 * i)); // (M, 2I)
+        using var gate = Poison.Fill(device.Allocate<float>(m, i));       // (M, I)
+        using var up = Poison.Fill(device.Allocate<float>(m, i));         // (M, I)
+        ops.LinearForward(gateUp, n2, weight, null);
+        ops.LinearForward(gate, n2, gateWeight, null);
+        ops.LinearForward(up, n2, upWeight, null);
+        float[] fused = gateUp.ToArray(), g = gate.ToArray(), u = up.ToArray();
+        float[] fusedGate = new float[m * i], fusedUp = new float[m * i];
+        for (int r = 0; r < m; r++)
+        {
+            fused.AsSpan(2 * r * i, i).CopyTo(fusedGate.AsSpan(r * i));
+            fused.AsSpan(2 * r * i + i, i).CopyTo(fusedUp.AsSpan(r * i));
+        }
+        Assert.That(fusedGate, Is.EqualTo(g), "gate values: one GEMM against gate_proj's own");
+        Assert.That(fusedUp, Is.EqualTo(u), "up values: one GEMM against up_proj's own");
+
+        // Backward: SwiGLU's gradient of the gate|up rows, then one LinearBackward against two.
+        using var dActivation = device.FromArray<float>(dAct, m, i);  // (M, I)
+        using var dGateUp = device.Allocate<float>(m, 2 * i);        // (M, 2I)
+        dGateUp.Fill(0f);
+        ops.SwiGluBackward(dGateUp, dActivation, gateUp);
+        float[] dgu = dGateUp.ToArray();
+        float[] dg = new float[m * i], du = new float[m * i];
+        for (int r = 0; r < m; r++)
+        {
+            dgu.AsSpan(2 * r * i, i).CopyTo(dg.AsSpan(r * i));
+            dgu.AsSpan(2 * r * i + i, i).CopyTo(du.AsSpan(r * i));
+        }
+        using var dGate = device.FromArray<float>(dg, m, i);
+        using var dUp = device.FromArray<float>(du, m, i);
+        using var dNormFused = device.Allocate<float>(m, c);
+        using var dNormSeparate = device.Allocate<float>(m, c);
+        using var dWeightFused = device.Allocate<float>(2 * i, c);
+        using var dWeightSeparate = device.Allocate<float>(2 * i, c);
+        foreach (var t in new[] { dNormFused, dNormSeparate, dWeightFused, dWeightSeparate }) t.Fill(0f);
+        ops.LinearBackward(dNormFused, dWeightFused, null, dGateUp, n2, weight);
+        ops.LinearBackward(dNormSeparate, dWeightSeparate.Slice(0, i, c), null, dGate, n2, gateWeight);
+        ops.LinearBackward(dNormSeparate, dWeightSeparate.Slice((long)i * c, i, c), null, dUp, n2, upWeight);
+        Assert.That(dWeightFused.ToArray(), Is.EqualTo(dWeightSeparate.ToArray()), "the gate_proj and up_proj weight gradients");
+
+        float[] fusedDNorm = dNormFused.ToArray();
+        double[] separateDNorm = TestRandom.ToDouble(dNormSeparate.ToArray());
+        double gamma = 2 * i * Math.Pow(2, -24) / (1 - 2 * i * Math.Pow(2, -24)); // γ_(2I)
+        double magnitudes = 0, separateNorm = 0, difference = 0;
+        for (int r = 0; r < m; r++)
+            for (int k = 0; k < c; k++)
+            {
+                double sum = 0; // Σ_n |dGateUp[r, n]·W[n, k]|
+                for (int n = 0; n < 2 * i; n++) sum += Math.Abs((double)dgu[r * 2 * i + n] * w[n * c + k]);
+                magnitudes += sum * sum;
+                separateNorm += separateDNorm[r * c + k] * separateDNorm[r * c + k];
+                double d = fusedDNorm[r * c + k] - separateDNorm[r * c + k];
+                difference += d * d;
+            }
+        double bound = 2 * gamma * Math.Sqrt(magnitudes / separateNorm); // normwise, relative to the two-GEMM d n2
+        double measured = Compare.NormwiseRelativeError($"d n2, one GEMM (K = 2I = {2 * i}) against two accumulated (K = {i} each)",
+            separateDNorm, fusedDNorm, bound);
+        TestContext.Out.WriteLine($"d n2: {measured:E2} normwise is {measured / bound:F3} of the bound 2γ_2I‖|dGateUp|·|W|‖/‖d n2‖ = {bound:E2}; " +
+            $"{fusedDNorm.Zip(separateDNorm).Count(p => p.First != p.Second)} of {fusedDNorm.Length} elements differ in any bit");
+        Assert.That(fusedDNorm, Is.Not.EqualTo(new float[fusedDNorm.Length]), "a gradient to compare");
+    }
+
     [TestCaseSource(typeof(TinyModels), nameof(TinyModels.Names))]
-    public void QkvIsOneMatrixInEveryFamily(string name)
+    public void QkvAndGateUpAreOneMatrixEachInEveryFamily(string name)
     {
         var config = TinyModels.Config(name);
         using var device = new Grpo.Native.Cpu.CpuDevice();
@@ -141,6 +236,10 @@ public sealed class TransformerModelTests
             float[] rows = [.. block.QueryWeight.ToArray(), .. block.KeyWeight.ToArray(), .. block.ValueWeight.ToArray()];
             Assert.That(block.QkvWeight.ToArray(), Is.EqualTo(rows), "the fused matrix is q's, k's and v's rows in order");
             Assert.That(block.QkvBias is not null, Is.EqualTo(config.HasQkvBias), "a fused bias exactly where the family has q/k/v biases");
+            Assert.That(block.GateUpWeight is not null, Is.EqualTo(block.GateWeight is not null), "a fused gate|up matrix exactly where the family has a gate");
+            if (block.GateUpWeight is not null)
+                Assert.That(block.GateUpWeight.ToArray(), Is.EqualTo((float[])[.. block.GateWeight!.ToArray(), .. block.UpWeight.ToArray()]),
+                    "the fused gate|up matrix is gate_proj's rows, then up_proj's");
             if (block.QkvBias is not null)
                 Assert.That(block.QkvBias.ToArray(),
                     Is.EqualTo((float[])[.. block.QueryBias!.ToArray(), .. block.KeyBias!.ToArray(), .. block.ValueBias!.ToArray()]));

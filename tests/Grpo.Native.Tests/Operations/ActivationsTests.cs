@@ -9,7 +9,7 @@ using R = Grpo.Native.References.ActivationsReference;
 
 namespace Grpo.Native.Tests.Operations;
 
-/// <summary>GELU, SwiGLU, the residual add and RoPE on every backend against the double reference.</summary>
+/// <summary>GELU, SwiGLU on fused gate|up rows, the residual add and RoPE of queries and keys on every backend against the double reference.</summary>
 public sealed class ActivationsTests
 {
     // Odd sizes: none is a multiple of the 8-wide vectors, so every CPU call has a tail.
@@ -89,56 +89,111 @@ public sealed class ActivationsTests
 
     // ---------------------------------------------------------------- SwiGLU
 
-    [TestCaseSource(nameof(Cases))]
-    public void SwiGluForwardMatchesReference(DeviceKind kind, int[] shape)
+    // (M, I) of the output, the gate|up rows (M, 2I): widths that are no multiple of the 8-wide vectors (every CPU row
+    // has a tail), one of exactly two vectors, a single gate, and a row of 1001.
+    private static readonly (int M, int I)[] SwiGluShapes = [(1, 1), (1, 7), (3, 5), (4, 16), (33, 17), (1, 1001)];
+
+    public static IEnumerable<TestCaseData> SwiGluCases() => TestDevices.PlusCudaShapes(
+        from kind in TestDevices.Kinds()
+        from s in SwiGluShapes
+        select new TestCaseData(kind, s.M, s.I).SetArgDisplayNames(kind.ToString(), $"{s.M}x{s.I}"));
+
+    /// <summary>(M, 2I) gate|up rows: per row I gates of scale 3 (most in silu's curved part, some in both tails), then I ups of scale 1.</summary>
+    private static float[] GateUp(Random random, int m, int width)
     {
-        var device = TestDevices.Get(kind);
-        var random = TestRandom.Create();
-        int n = Count(shape);
-        float[] g = TestRandom.Normal(random, n, 3.0), u = TestRandom.Normal(random, n);
-        using var gate = device.FromArray<float>(g, shape);
-        using var up = device.FromArray<float>(u, shape);
-        using var output = Poison.Fill(device.Allocate<float>(shape));
-        device.Operations.SwiGluForward(output, gate, up);
-        Compare.WorstRelativeError("swiglu", R.SwiGluForward(D(g), D(u)), output.ToArray());
+        var values = new float[2 * m * width];
+        for (int r = 0; r < m; r++)
+        {
+            TestRandom.Normal(random, width, 3.0).CopyTo(values, 2 * r * width);
+            TestRandom.Normal(random, width).CopyTo(values, 2 * r * width + width);
+        }
+        return values;
     }
 
-    [TestCaseSource(nameof(Cases))]
-    public void SwiGluBackwardAccumulatesTheReferenceGradient(DeviceKind kind, int[] shape)
+    [TestCaseSource(nameof(SwiGluCases))]
+    public void SwiGluForwardMatchesReference(DeviceKind kind, int m, int width)
+    {
+        var device = TestDevices.Get(kind);
+        float[] gu = GateUp(TestRandom.Create(), m, width);
+        using var gateUp = device.FromArray<float>(gu, m, 2 * width);
+        using var output = Poison.Fill(device.Allocate<float>(m, width));
+        device.Operations.SwiGluForward(output, gateUp);
+        Compare.WorstRelativeError("swiglu", R.SwiGluForward(D(gu), width), output.ToArray());
+    }
+
+    [TestCaseSource(nameof(SwiGluCases))]
+    public void SwiGluBackwardAccumulatesTheReferenceGradient(DeviceKind kind, int m, int width)
     {
         var device = TestDevices.Get(kind);
         var random = TestRandom.Create();
-        int n = Count(shape);
-        float[] g = TestRandom.Normal(random, n, 3.0), u = TestRandom.Normal(random, n), dO = TestRandom.Normal(random, n);
-        float[] dgStart = TestRandom.Normal(random, n, 0.1), duStart = TestRandom.Normal(random, n, 0.1);
-        using var gate = device.FromArray<float>(g, shape);
-        using var up = device.FromArray<float>(u, shape);
-        using var dOutput = device.FromArray<float>(dO, shape);
-        using var dGate = device.FromArray<float>(dgStart, shape);
-        using var dUp = device.FromArray<float>(duStart, shape);
-        device.Operations.SwiGluBackward(dGate, dUp, dOutput, gate, up);
-        var (expectedGate, expectedUp) = R.SwiGluBackward(D(dO), D(g), D(u));
-        Compare.WorstRelativeError("swiglu dGate", Plus(expectedGate, dgStart), dGate.ToArray());
-        Compare.WorstRelativeError("swiglu dUp", Plus(expectedUp, duStart), dUp.ToArray());
+        float[] gu = GateUp(random, m, width), dO = TestRandom.Normal(random, m * width), start = TestRandom.Normal(random, 2 * m * width, 0.1);
+        using var gateUp = device.FromArray<float>(gu, m, 2 * width);
+        using var dOutput = device.FromArray<float>(dO, m, width);
+        using var dGateUp = device.FromArray<float>(start, m, 2 * width); // known values: the op must add to them
+        device.Operations.SwiGluBackward(dGateUp, dOutput, gateUp);
+        Compare.WorstRelativeError("swiglu dGateUp", Plus(R.SwiGluBackward(D(dO), D(gu), width), start), dGateUp.ToArray());
+    }
+
+    /// <summary>
+    /// Each element is computed from its own (gate, up) pair alone, by the same arithmetic wherever it falls in a row (the CPU's
+    /// full vectors and padded tails): the (M, I) call and the (M·I, 1) call on the same pairs give the same bits.
+    /// </summary>
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void SwiGluValuesDoNotDependOnTheRowWidth(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var random = TestRandom.Create();
+        const int m = 5, width = 21;
+        float[] gu = GateUp(random, m, width), dO = TestRandom.Normal(random, m * width), start = TestRandom.Normal(random, 2 * m * width, 0.1);
+        var pairs = new float[gu.Length];
+        var pairStart = new float[gu.Length];
+        for (int r = 0; r < m; r++)
+            for (int j = 0; j < width; j++)
+            {
+                int e = r * width + j, gate = 2 * r * width + j;
+                (pairs[2 * e], pairs[2 * e + 1]) = (gu[gate], gu[gate + width]);
+                (pairStart[2 * e], pairStart[2 * e + 1]) = (start[gate], start[gate + width]);
+            }
+        var ops = device.Operations;
+        using var wide = device.FromArray<float>(gu, m, 2 * width);
+        using var narrow = device.FromArray<float>(pairs, m * width, 2);
+        using var wideOut = Poison.Fill(device.Allocate<float>(m, width));
+        using var narrowOut = Poison.Fill(device.Allocate<float>(m * width, 1));
+        ops.SwiGluForward(wideOut, wide);
+        ops.SwiGluForward(narrowOut, narrow);
+        Assert.That(narrowOut.ToArray(), Is.EqualTo(wideOut.ToArray()), "forward");
+
+        using var wideGrad = device.FromArray<float>(start, m, 2 * width);
+        using var narrowGrad = device.FromArray<float>(pairStart, m * width, 2);
+        using var dWide = device.FromArray<float>(dO, m, width);
+        using var dNarrow = device.FromArray<float>(dO, m * width, 1);
+        ops.SwiGluBackward(wideGrad, dWide, wide);
+        ops.SwiGluBackward(narrowGrad, dNarrow, narrow);
+        float[] w = wideGrad.ToArray(), n = narrowGrad.ToArray();
+        for (int r = 0; r < m; r++)
+            for (int j = 0; j < width; j++)
+            {
+                int e = r * width + j, gate = 2 * r * width + j;
+                Assert.That(n[2 * e], Is.EqualTo(w[gate]), $"d gate ({r}, {j})");
+                Assert.That(n[2 * e + 1], Is.EqualTo(w[gate + width]), $"d up ({r}, {j})");
+            }
     }
 
     [Test]
     public void SwiGluGradientMatchesFiniteDifferences()
     {
         var random = TestRandom.Create();
-        const int n = 41;
-        double[] g = D(TestRandom.Normal(random, n, 3.0)), u = D(TestRandom.Normal(random, n)), w = D(TestRandom.Normal(random, n));
+        const int m = 3, width = 13;
+        double[] gu = D(GateUp(random, m, width)), w = D(TestRandom.Normal(random, m * width));
         double Loss()
         {
-            var y = R.SwiGluForward(g, u);
+            var y = R.SwiGluForward(gu, width);
             double loss = 0;
-            for (int i = 0; i < n; i++) loss += w[i] * y[i];
+            for (int i = 0; i < y.Length; i++) loss += w[i] * y[i];
             return loss;
         }
-        double[] Numeric(double[] p) => FiniteDifferences.Central(Loss, p);
-        var (dGate, dUp) = R.SwiGluBackward(w, g, u);
-        Compare.WorstRelativeError("reference dGate vs finite differences", Numeric(g), dGate, 1e-6);
-        Compare.WorstRelativeError("reference dUp vs finite differences", Numeric(u), dUp, 1e-6);
+        Compare.WorstRelativeError("reference dGateUp vs finite differences", FiniteDifferences.Central(Loss, gu),
+            R.SwiGluBackward(w, gu, width), 1e-6);
 
         var xs = Enumerable.Range(-80, 161).Select(k => k / 10.0).ToArray();
         var numeric = xs.Select(x => (R.Silu(x + 1e-5) - R.Silu(x - 1e-5)) / 2e-5).ToArray();
@@ -178,7 +233,6 @@ public sealed class ActivationsTests
         using var onesTensor = device.FromArray<float>(Enumerable.Repeat(1f, n).ToArray(), n);
         using var output = Poison.Fill(device.Allocate<float>(n));
         using var grad = device.Allocate<float>(n);
-        using var grad2 = device.Allocate<float>(n);
         var ops = device.Operations;
 
         ops.GeluForward(output, input);
@@ -187,16 +241,19 @@ public sealed class ActivationsTests
         ops.GeluBackward(grad, onesTensor, input);
         AssertCloseEach("gelu'", R.GeluBackward(ones, x), grad.ToArray());
 
-        // up = 1 and dOutput = 1: the SwiGLU outputs are silu(x), and its gradients silu'(x) and silu(x).
-        Poison.Fill(output);
-        ops.SwiGluForward(output, input, onesTensor);
-        AssertCloseEach("silu", R.SwiGluForward(x, ones), output.ToArray());
-        grad.Fill(0);
-        grad2.Fill(0);
-        ops.SwiGluBackward(grad, grad2, onesTensor, input, onesTensor);
-        var (dGate, dUp) = R.SwiGluBackward(ones, x, ones);
-        AssertCloseEach("silu'", dGate, grad.ToArray());
-        AssertCloseEach("swiglu dUp", dUp, grad2.ToArray());
+        // One gate|up row, gates x and ups 1, and dOutput = 1: the SwiGLU outputs are silu(x), and its gradients silu'(x) and silu(x).
+        using var gateUp = device.FromArray<float>([.. Extremes, .. Enumerable.Repeat(1f, n)], 1, 2 * n);
+        using var swiglu = Poison.Fill(device.Allocate<float>(1, n));
+        using var dGateUp = device.Allocate<float>(1, 2 * n);
+        dGateUp.Fill(0);
+        double[] gu = [.. x, .. ones];
+        ops.SwiGluForward(swiglu, gateUp);
+        AssertCloseEach("silu", R.SwiGluForward(gu, n), swiglu.ToArray());
+        ops.SwiGluBackward(dGateUp, onesTensor.Reshape(1, n), gateUp);
+        double[] expected = R.SwiGluBackward(ones, gu, n);
+        float[] got = dGateUp.ToArray();
+        AssertCloseEach("silu'", expected[..n], got[..n]);
+        AssertCloseEach("swiglu d up", expected[n..], got[n..]);
     }
 
     // ---------------------------------------------------------------- Add
@@ -260,8 +317,8 @@ public sealed class ActivationsTests
         ops.Add(o, a, b);
         ops.GeluForward(a, a);
         ops.GeluBackward(b, o, a);
-        ops.SwiGluForward(o, a, b);
-        ops.SwiGluBackward(a, b, o, a, b);
+        ops.SwiGluForward(o.Slice(0, m, heads * d / 2), a.Reshape(m, heads * d));              // the first half of o
+        ops.SwiGluBackward(b.Reshape(m, heads * d), o.Slice(0, m, heads * d / 2), a.Reshape(m, heads * d));
         ops.Rope(o, b, positions, 10000f, inverse: false);
         float[] after = buffer.ToArray();
         foreach (var (begin, end) in new[] { (0, 3), (3 + n, 3 + n + 1), (3 + 2 * n + 1, 3 + 2 * n + 5), (3 + 3 * n + 5, total) })
@@ -463,8 +520,11 @@ public sealed class ActivationsTests
         var random = TestRandom.Create();
         const int n = 3 * 65536 + 5; // several parallel chunks and a tail
         float[] x = TestRandom.Normal(random, n, 3.0), u = TestRandom.Normal(random, n), dO = TestRandom.Normal(random, n);
-        const int m = 300, heads = 2, d = 34;
-        float[] q = TestRandom.Normal(random, m * heads * d);
+        // SwiGLU's (3, 2I) gate|up rows with I = 65613: its (3, I) outputs span several chunks, and chunks end inside rows.
+        const int rows = 3, width = 65613;
+        float[] gu = GateUp(random, rows, width), dOut = TestRandom.Normal(random, rows * width);
+        const int m = 300, heads = 2, keyHeads = 1, d = 34;
+        float[] q = TestRandom.Normal(random, m * heads * d), k = TestRandom.Normal(random, m * keyHeads * d);
         int[] positions = Enumerable.Range(0, m).Select(r => r * 13 % 997).ToArray();
 
         float[][] RunOn(int threads)
@@ -476,21 +536,23 @@ public sealed class ActivationsTests
             using var dOutput = device.FromArray<float>(dO, n);
             using var gelu = device.Allocate<float>(n);
             using var dGelu = device.FromArray<float>(u, n);
-            using var swiglu = device.Allocate<float>(n);
-            using var dGate = device.FromArray<float>(dO, n);
-            using var dUp = device.FromArray<float>(x, n);
+            using var gateUp = device.FromArray<float>(gu, rows, 2 * width);
+            using var swiglu = device.Allocate<float>(rows, width);
+            using var dSwiglu = device.FromArray<float>(dOut, rows, width);
+            using var dGateUp = device.FromArray<float>(gu, rows, 2 * width);
             using var sum = device.Allocate<float>(n);
-            using var rope = device.FromArray<float>(q, m, heads, d);
+            using var query = device.FromArray<float>(q, m, heads, d);
+            using var key = device.FromArray<float>(k, m, keyHeads, d);
             using var pos = device.FromArray<int>(positions, m);
             ops.GeluForward(gelu, input);
             ops.GeluBackward(dGelu, dOutput, input);
-            ops.SwiGluForward(swiglu, input, up);
-            ops.SwiGluBackward(dGate, dUp, dOutput, input, up);
+            ops.SwiGluForward(swiglu, gateUp);
+            ops.SwiGluBackward(dGateUp, dSwiglu, gateUp);
             ops.Add(sum, input, up);
-            ops.Rope(rope, null, pos, 10000f, inverse: false);
-            return [gelu.ToArray(), dGelu.ToArray(), swiglu.ToArray(), dGate.ToArray(), dUp.ToArray(), sum.ToArray(), rope.ToArray()];
+            ops.Rope(query, key, pos, 10000f, inverse: false);
+            return [gelu.ToArray(), dGelu.ToArray(), swiglu.ToArray(), dGateUp.ToArray(), sum.ToArray(), query.ToArray(), key.ToArray()];
         }
-        string[] names = ["gelu", "dGelu", "swiglu", "dGate", "dUp", "sum", "rope"];
+        string[] names = ["gelu", "dGelu", "swiglu", "dGateUp", "sum", "rope q", "rope k"];
         var one = RunOn(1);
         var four = RunOn(4);
         for (int o = 0; o < one.Length; o++) Assert.That(four[o], Is.EqualTo(one[o]), $"{names[o]} with 4 threads");
@@ -520,14 +582,42 @@ public sealed class ActivationsTests
         Expect<ArgumentException>("output", () => ops.GeluForward(flat, t));
         Expect<ArgumentException>("dOutput", () => ops.GeluBackward(t, small, t2));
         Expect<ArgumentException>("dInput", () => ops.GeluBackward(flat, t, t2));
-        Expect<ArgumentException>("up", () => ops.SwiGluForward(t, t2, small));
-        Expect<ArgumentException>("output", () => ops.SwiGluForward(small, t2, t3));
-        Expect<ArgumentException>("up", () => ops.SwiGluBackward(t, t2, t3, t, small));
-        Expect<ArgumentException>("dOutput", () => ops.SwiGluBackward(t, t2, flat, t3, t));
-        Expect<ArgumentException>("dGate", () => ops.SwiGluBackward(small, t2, t3, t, t2));
-        Expect<ArgumentException>("dUp", () => ops.SwiGluBackward(t, small, t3, t, t2));
         Expect<ArgumentException>("b", () => ops.Add(t, t2, flat));
         Expect<ArgumentException>("output", () => ops.Add(small, t2, t3));
+    }
+
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void SwiGluRejectsBadShapesAndOverlaps(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        var ops = device.Operations;
+        using var gateUp = device.Allocate<float>(4, 12);      // I = 6
+        using var dGateUp = device.Allocate<float>(4, 12);
+        using var output = device.Allocate<float>(4, 6);
+        using var oddColumns = device.Allocate<float>(4, 11);
+        using var rank3 = device.Allocate<float>(4, 2, 6);
+        using var narrow = device.Allocate<float>(4, 5);
+        using var fewRows = device.Allocate<float>(3, 6);
+        using var fewRowsGateUp = device.Allocate<float>(3, 12);
+        using var flat = device.Allocate<float>(24);
+        using var shared = device.Allocate<float>(4 * 12 + 4 * 6);
+        var sharedGateUp = shared.Slice(0, 4, 12);              // elements [0, 48)
+        var overlappingOutput = shared.Slice(40, 4, 6);         // elements [40, 64): overlaps it
+
+        Expect<ArgumentException>("gateUp", () => ops.SwiGluForward(output, oddColumns), "odd");
+        Expect<ArgumentException>("gateUp", () => ops.SwiGluForward(output, rank3), "rank-2");
+        Expect<ArgumentException>("output", () => ops.SwiGluForward(narrow, gateUp), "half its columns");
+        Expect<ArgumentException>("output", () => ops.SwiGluForward(fewRows, gateUp), "row counts differ");
+        Expect<ArgumentException>("output", () => ops.SwiGluForward(flat, gateUp), "rank-2");
+        Expect<ArgumentException>("output", () => ops.SwiGluForward(overlappingOutput, sharedGateUp), "shares memory with 'gateUp'");
+
+        Expect<ArgumentException>("gateUp", () => ops.SwiGluBackward(dGateUp, output, oddColumns), "odd");
+        Expect<ArgumentException>("dOutput", () => ops.SwiGluBackward(dGateUp, narrow, gateUp), "half its columns");
+        Expect<ArgumentException>("dOutput", () => ops.SwiGluBackward(dGateUp, fewRows, gateUp), "row counts differ");
+        Expect<ArgumentException>("dGateUp", () => ops.SwiGluBackward(rank3, output, gateUp), "rank-2");
+        Expect<ArgumentException>("dGateUp", () => ops.SwiGluBackward(fewRowsGateUp, output, gateUp), "shape");
+        Expect<ArgumentException>("dGateUp", () => ops.SwiGluBackward(gateUp, output, gateUp), "shares memory with 'gateUp'");
+        Expect<ArgumentException>("dGateUp", () => ops.SwiGluBackward(sharedGateUp, overlappingOutput, gateUp), "shares memory with 'dOutput'");
     }
 
     [Test]
