@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace Grpo.Native.Ilgpu;
 
 /// <summary>
@@ -10,6 +12,7 @@ namespace Grpo.Native.Ilgpu;
 public sealed class DeviceStats
 {
     private long _launches, _uploads, _downloads, _synchronizations, _allocations, _frees, _bytesAllocated, _reuses;
+    private readonly ConcurrentDictionary<string, long> _launchesByKernel = new();
 
     /// <summary>Kernels queued.</summary>
     public long KernelLaunches => Interlocked.Read(ref _launches);
@@ -35,6 +38,12 @@ public sealed class DeviceStats
     /// <summary>Bytes of all device buffers allocated (not net of frees).</summary>
     public long BytesAllocated => Interlocked.Read(ref _bytesAllocated);
 
+    /// <summary>
+    /// The launches so far by kernel ("NormalizationKernels.RmsNormForward", "memset", "cuBLAS GEMM"): what
+    /// <see cref="KernelLaunches"/> is made of, so a test can say which kernels a step runs and how often. A copy.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> LaunchesByKernel() => new Dictionary<string, long>(_launchesByKernel);
+
     /// <summary>The counts now, as one value that can be subtracted from a later one.</summary>
     public DeviceCounts Snapshot() => new(KernelLaunches, HostToDeviceCopies, DeviceToHostCopies, Synchronizations, Allocations, Frees);
 
@@ -49,9 +58,15 @@ public sealed class DeviceStats
         Interlocked.Exchange(ref _frees, 0);
         Interlocked.Exchange(ref _bytesAllocated, 0);
         Interlocked.Exchange(ref _reuses, 0);
+        _launchesByKernel.Clear();
     }
 
-    internal void CountLaunch() => Interlocked.Increment(ref _launches);
+    internal void CountLaunch(string kernel)
+    {
+        Interlocked.Increment(ref _launches);
+        _launchesByKernel.AddOrUpdate(kernel, 1, (_, count) => count + 1);
+    }
+
     internal void CountUpload() => Interlocked.Increment(ref _uploads);
     internal void CountDownload() => Interlocked.Increment(ref _downloads);
     internal void CountSynchronization() => Interlocked.Increment(ref _synchronizations);

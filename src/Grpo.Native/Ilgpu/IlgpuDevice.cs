@@ -154,16 +154,16 @@ public sealed class IlgpuDevice : Device
     /// The delegate returned counts each launch in <see cref="Stats"/> before queuing it.
     /// </summary>
     internal TKernel Kernel<TKernel>(Type kernels, string name, Func<Accelerator, TKernel> load) where TKernel : Delegate =>
-        (TKernel)_kernels.GetOrAdd($"{kernels.FullName}.{name}", _ => Counted(load(Accelerator)));
+        (TKernel)_kernels.GetOrAdd($"{kernels.FullName}.{name}", _ => Counted(load(Accelerator), $"{kernels.Name}.{name}"));
 
-    /// <summary>Wraps a loaded kernel in a delegate of the same type that counts the launch, then queues it.</summary>
-    private TKernel Counted<TKernel>(TKernel kernel) where TKernel : Delegate
+    /// <summary>Wraps a loaded kernel in a delegate of the same type that counts the launch under <paramref name="name"/>, then queues it.</summary>
+    private TKernel Counted<TKernel>(TKernel kernel, string name) where TKernel : Delegate
     {
         var parameters = typeof(TKernel).GetMethod("Invoke")!.GetParameters()
             .Select(p => Expression.Parameter(p.ParameterType, p.Name)).ToArray();
         var body = Expression.Block(
             Expression.Call(Expression.Constant(Stats), typeof(DeviceStats).GetMethod(nameof(DeviceStats.CountLaunch),
-                System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!),
+                System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!, Expression.Constant(name)),
             Expression.Invoke(Expression.Constant(kernel), parameters));
         return Expression.Lambda<TKernel>(body, parameters).Compile();
     }
@@ -251,7 +251,7 @@ public sealed class IlgpuDevice : Device
     internal void Zero<T>(ArrayView<T> view) where T : unmanaged
     {
         view.MemSetToZero();
-        Stats.CountLaunch();
+        Stats.CountLaunch("memset");
     }
 
     /// <inheritdoc />

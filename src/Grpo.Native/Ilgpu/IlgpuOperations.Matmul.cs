@@ -29,7 +29,7 @@ internal sealed partial class IlgpuOperations
         if (Device.CuBlas is { } blas)
         {
             blas.Gemm(args, a, b, c);
-            Device.Stats.CountLaunch();
+            Device.Stats.CountLaunch("cuBLAS GEMM");
             return;
         }
         int tile = MatmulKernels.RegisterTile * MatmulGroupSide;

@@ -14,6 +14,7 @@ public sealed class DeviceStatsTests
         var device = (IlgpuDevice)TestDevices.Get(DeviceKind.IlgpuCpu);
         var stats = device.Stats;
         var before = stats.Snapshot();
+        var kernelsBefore = stats.LaunchesByKernel();
         long reusesBefore = stats.Reuses;
         using (var a = device.FromArray<float>(new float[] { 1, 2, 3 }, 3))      // 1 buffer, 1 upload
         using (var sum = device.Allocate<float>(3))                                // 1 buffer
@@ -27,9 +28,12 @@ public sealed class DeviceStatsTests
             KernelLaunches: 1, HostToDeviceCopies: 1, DeviceToHostCopies: 1, Synchronizations: 1, Allocations: 0, Frees: 0)));
         Assert.That(counted.Allocations + (stats.Reuses - reusesBefore), Is.EqualTo(2), "each tensor gets one buffer, new or cached");
         Assert.That(counted.HostCopies, Is.EqualTo(2));
+        Assert.That(KernelLaunches.Between(kernelsBefore, stats.LaunchesByKernel()),
+            Is.EqualTo(new Dictionary<string, long> { ["ActivationKernels.Add"] = 1 }), "the launch, by kernel");
 
         stats.Reset();
         Assert.That(stats.Snapshot(), Is.EqualTo(default(DeviceCounts)));
+        Assert.That(stats.LaunchesByKernel(), Is.Empty);
         Assert.That(stats.BytesAllocated + stats.Reuses, Is.Zero);
     }
 
