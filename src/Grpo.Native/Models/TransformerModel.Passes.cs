@@ -83,10 +83,8 @@ public sealed partial class TransformerModel
         }
         var q3 = q.Reshape(m, h, d);                           // (m, H, D)
         var k3 = k.Reshape(m, kvh, d);                         // (m, KVH, D)
-        if (!IsGpt2)
-        {
-            _ops.Rope(q3, k3, positions, (float)Config.RopeTheta, inverse: false, Config.RopeScaling);
-        }
+        // RoPE of q and k, one launch (GPT-2 learns position embeddings instead).
+        if (!IsGpt2) _ops.Rope(q3, k3, positions, (float)Config.RopeTheta, inverse: false, Config.RopeScaling);
         var att = act.Rows(a.Attention, m);                    // (m, H·D)
         attention(l, q3, k3, v.Reshape(m, kvh, d), att.Reshape(m, h, d), act.Rows(a.LogSumExp, m));
         _ops.LinearForward(proj, att, w.OutputWeight, w.OutputBias);
