@@ -23,8 +23,7 @@ internal sealed partial class IlgpuOperations
     public void AddLayerNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> mean, Tensor<float> rstd,
         Tensor<float> input, Tensor<float> addend, Tensor<float> weight, Tensor<float> bias, float epsilon)
     {
-        NormalizationValidation.ResidualAdd(sum, output, input, addend);
-        NormalizationValidation.LayerNormForward(output, mean, rstd, sum, weight, bias, epsilon);
+        NormalizationValidation.AddLayerNormForward(sum, output, mean, rstd, input, addend, weight, bias, epsilon);
         LayerNormRows(sum, output, mean, rstd, input, addend, weight, bias, epsilon);
     }
 
@@ -82,8 +81,7 @@ internal sealed partial class IlgpuOperations
     public void AddRmsNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> rstd, Tensor<float> input, Tensor<float> addend,
         Tensor<float> weight, float epsilon)
     {
-        NormalizationValidation.ResidualAdd(sum, output, input, addend);
-        NormalizationValidation.RmsNormForward(output, rstd, sum, weight, epsilon);
+        NormalizationValidation.AddRmsNormForward(sum, output, rstd, input, addend, weight, epsilon);
         RmsNormRows(sum, output, rstd, input, addend, weight, epsilon);
     }
 

@@ -142,11 +142,26 @@ internal static class NormalizationValidation
     }
 
     /// <summary>
-    /// Checks what <see cref="IGrpoOperations.AddLayerNormForward"/> and <see cref="IGrpoOperations.AddRmsNormForward"/> add
-    /// before the norm (whose own checks run on sum): addend and sum have input's (M, C) shape; sum is exactly input or addend
-    /// or shares no memory with them; output shares memory with none of the three.
+    /// The checks of <see cref="IGrpoOperations.AddLayerNormForward"/>: what the residual add needs (addend and sum have input's
+    /// (M, C) shape; sum is exactly input or addend or shares no memory with them; output shares memory with none of the three),
+    /// then the norm's own checks on sum; returns (M, C).
     /// </summary>
-    public static void ResidualAdd(Tensor<float> sum, Tensor<float> output, Tensor<float> input, Tensor<float> addend)
+    public static (int M, int C) AddLayerNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> mean, Tensor<float> rstd,
+        Tensor<float> input, Tensor<float> addend, Tensor<float> weight, Tensor<float> bias, float epsilon)
+    {
+        ResidualAdd(sum, output, input, addend);
+        return LayerNormForward(output, mean, rstd, sum, weight, bias, epsilon);
+    }
+
+    /// <summary>The checks of <see cref="IGrpoOperations.AddRmsNormForward"/>: the residual add's, then the norm's on sum; returns (M, C).</summary>
+    public static (int M, int C) AddRmsNormForward(Tensor<float> sum, Tensor<float> output, Tensor<float> rstd, Tensor<float> input,
+        Tensor<float> addend, Tensor<float> weight, float epsilon)
+    {
+        ResidualAdd(sum, output, input, addend);
+        return RmsNormForward(output, rstd, sum, weight, epsilon);
+    }
+
+    private static void ResidualAdd(Tensor<float> sum, Tensor<float> output, Tensor<float> input, Tensor<float> addend)
     {
         var (m, c) = Rows(input);
         Guard.Shape(addend, nameof(addend), m, c);
