@@ -23,7 +23,6 @@ internal sealed record BlockWeights(
     Tensor<float>? OutputBias,   // (C) GPT-2, and Qwen3 with attention_bias
     Tensor<float> Norm2Weight,   // (C)
     Tensor<float>? Norm2Bias,    // (C) LayerNorm only
-    Tensor<float>? GateWeight,   // (I, C) SwiGLU only
     Tensor<float> UpWeight,      // (I, C) GPT-2's c_fc, Llama's up_proj
     Tensor<float>? UpBias,       // (I) GPT-2 only
     Tensor<float> DownWeight,    // (C, I) GPT-2's mlp.c_proj, Llama's down_proj
@@ -60,7 +59,7 @@ internal sealed record TransformerWeights(
                     null, null,
                     set[p + "attn.c_proj.weight"], set[p + "attn.c_proj.bias"],
                     set[p + "ln_2.weight"], set[p + "ln_2.bias"],
-                    null, set[p + "mlp.c_fc.weight"], set[p + "mlp.c_fc.bias"],
+                    set[p + "mlp.c_fc.weight"], set[p + "mlp.c_fc.bias"],
                     set[p + "mlp.c_proj.weight"], set[p + "mlp.c_proj.bias"],
                     qkv, qkvBias, null);
             }
@@ -82,7 +81,7 @@ internal sealed record TransformerWeights(
                 QkNorm("self_attn.q_norm.weight"), QkNorm("self_attn.k_norm.weight"),
                 set[p + "self_attn.o_proj.weight"], config.HasOutputBias ? set[p + "self_attn.o_proj.bias"] : null,
                 set[p + "post_attention_layernorm.weight"], null,
-                set[p + "mlp.gate_proj.weight"], set[p + "mlp.up_proj.weight"], null,
+                set[p + "mlp.up_proj.weight"], null,
                 set[p + "mlp.down_proj.weight"], null,
                 Adjacent(set, a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"),
                 config.HasQkvBias ? Adjacent(set, a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias") : null,
