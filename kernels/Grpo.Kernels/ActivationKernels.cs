@@ -138,9 +138,18 @@ public static class ActivationKernels
         long t = (long)positions[row] * d + j;
         float c = table[t], s = table[t + half] * p.SinSign;
         long at = (long)rowHead * d + j;
-        float x = values[at], y = values[at + half];
-        values[at] = x * c - y * s;
-        values[at + half] = y * c + x * s;
+        values[at] = Rotate(values[at], values[at + half], c, s, out float y);
+        values[at + half] = y;
+    }
+
+    /// <summary>
+    /// One RoPE rotation: returns x cos − y sin and sets <paramref name="yRotated"/> = y cos + x sin. Every kernel that rotates
+    /// calls this, so a fused kernel gives the bits of <see cref="Rope"/>.
+    /// </summary>
+    public static float Rotate(float x, float y, float c, float s, out float yRotated)
+    {
+        yRotated = y * c + x * s;
+        return x * c - y * s;
     }
 
     /// <summary>2u = 2√(2/π)(x + 0.044715x³): σ(2u) = (1 + tanh u)/2.</summary>

@@ -67,6 +67,64 @@ public static class KvCacheKernels
     }
 
     /// <summary>
+    /// Decode's q/k/v epilogue over the fused (R, H·D + 2·KVH·D) rows, one thread per unit of a head: with RoPE a unit is the
+    /// pair (j, j + D/2), else the one element j; unit i = (r·(H + 2·KVH) + head)·units + j. Each value gets its column's bias
+    /// (when <paramref name="addsBias"/> is 1), then the pair of a query or key head is rotated by the angle of position_r with
+    /// <see cref="ActivationKernels.Rotate"/>; a query head goes to query[r, head], a key or value head to its cache at
+    /// (slots_r, positions_r). The same fp32 operations as <see cref="LinearKernels.CopyColumns"/>,
+    /// <see cref="ActivationKernels.Rope"/> and <see cref="KvCacheWrite"/> in turn, so the same bits.
+    /// </summary>
+    /// <param name="i">The unit index over R·(H + 2·KVH)·(D/2 with RoPE, else D).</param>
+    /// <param name="p">Sizes (Heads, KvHeads, HeadDim, Capacity).</param>
+    /// <param name="qkv">(R, H·D + 2·KVH·D) the fused projection's rows.</param>
+    /// <param name="bias">(H·D + 2·KVH·D) column biases; not read when <paramref name="addsBias"/> is 0.</param>
+    /// <param name="query">(R, H, D) rotated queries, written.</param>
+    /// <param name="keyCache">(S, L, KVH, D) keys, written at each row's cell.</param>
+    /// <param name="valueCache">(S, L, KVH, D) values, written at each row's cell.</param>
+    /// <param name="slots">(R) validated slots; distinct (slot, position) cells.</param>
+    /// <param name="positions">(R) validated positions, each below the table's length and the capacity.</param>
+    /// <param name="table">(P, D) per position: cos of the D/2 angles, then their sin; not read when <paramref name="rotates"/> is 0.</param>
+    /// <param name="addsBias">1 to add the bias.</param>
+    /// <param name="rotates">1 to rotate q and k (D even).</param>
+    public static void SplitIntoCache(Index1D i, KvCacheArgs p, ArrayView<float> qkv, ArrayView<float> bias, ArrayView<float> query,
+        ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> table,
+        int addsBias, int rotates)
+    {
+        int d = p.HeadDim, half = d / 2, units = rotates != 0 ? half : d, rowHeads = p.Heads + 2 * p.KvHeads;
+        int unit = i, rowHead = unit / units, j = unit - rowHead * units;
+        int r = rowHead / rowHeads, head = rowHead - r * rowHeads;
+        int position = positions[r];
+        long from = (long)rowHead * d + j; // r·(H + 2·KVH)·D + head·D + j
+        float x = WithBias(qkv[from], bias, head * d + j, addsBias), y = 0;
+        if (rotates != 0)
+        {
+            y = WithBias(qkv[from + half], bias, head * d + j + half, addsBias);
+            if (head < p.Heads + p.KvHeads)
+            {
+                long t = (long)position * d + j;
+                x = ActivationKernels.Rotate(x, y, table[t], table[t + half], out y);
+            }
+        }
+        if (head < p.Heads)
+            Store(query, ((long)r * p.Heads + head) * d + j, x, y, half, rotates);
+        else if (head < p.Heads + p.KvHeads)
+            Store(keyCache, CacheRow(p, (long)slots[r] * p.Capacity + position, head - p.Heads) + j, x, y, half, rotates);
+        else
+            Store(valueCache, CacheRow(p, (long)slots[r] * p.Capacity + position, head - p.Heads - p.KvHeads) + j, x, y, half, rotates);
+    }
+
+    // A fused value on its way out: plus its column's bias when there is one, one fp32 addition as CopyColumns does it.
+    private static float WithBias(float value, ArrayView<float> bias, int column, int addsBias) =>
+        addsBias != 0 ? value + bias[column] : value;
+
+    // Writes x at target[at] and, for a rotated pair, y at target[at + D/2].
+    private static void Store(ArrayView<float> target, long at, float x, float y, int half, int rotates)
+    {
+        target[at] = x;
+        if (rotates != 0) target[at + half] = y;
+    }
+
+    /// <summary>
     /// Decode for row r, query head h (group index r·H + h), kv head g = h / (H / KVH), over the
     /// positions j &lt; lengths_r of slot slots_r: lse = log Σ_j exp(s_j) with s_j = scale · q·K[j],
     /// then out = Σ_j exp(s_j − lse) V[j].

@@ -1,4 +1,5 @@
 using Grpo.Native.Devices;
+using Grpo.Native.Operations;
 using Grpo.Native.References;
 
 namespace Grpo.Cli;
@@ -61,5 +62,40 @@ internal static partial class SelfCheck
         yield return new CheckResult($"kv cache write {shape}",
             Math.Max(ErrorMeasure.WorstRelativeError(ek, keyCache.ToArray()).Worst, ErrorMeasure.WorstRelativeError(ev, valueCache.ToArray()).Worst), 0);
         yield return new CheckResult($"attention decode {shape}", ErrorMeasure.WorstRelativeError(expected, output.ToArray()).Worst, 2 * tolerance);
+        foreach (var check in SplitIntoKvCache(device, random, tolerance)) yield return check;
+    }
+
+    /// <summary>
+    /// A decode step's q/k/v epilogue at Qwen2.5-0.5B's head shape (H = 14, KVH = 2, D = 64, θ = 1e6, with the bias): five rows
+    /// written into their slots at positions up to 4000, against the double reference. Every cache cell is compared, so a
+    /// row written to the wrong cell fails (unwritten cells start NaN and must stay NaN).
+    /// </summary>
+    private static IEnumerable<CheckResult> SplitIntoKvCache(Device device, Random random, double tolerance)
+    {
+        const int h = 14, kvh = 2, d = 64, l = 4001, s = 6, width = (h + 2 * kvh) * d;
+        const float theta = 1e6f;
+        int[] slots = [5, 0, 3, 1, 0], positions = [0, 17, 3999, 4000, 4000];
+        int r = slots.Length;
+        float[] qkv = Normal(random, r * width, 1.0), bias = Normal(random, width, 1.0); // (R, H·D + 2·KVH·D), (H·D + 2·KVH·D)
+        var cache = Enumerable.Repeat((double)float.NaN, s * l * kvh * d).ToArray();
+        var (eq, ek, ev) = KvCacheReference.SplitIntoCache(ToDouble(qkv), ToDouble(bias), cache, cache, slots, positions, h, kvh, d, l, theta);
+
+        using var fused = device.FromArray<float>(qkv, r, width);
+        using var columnBias = device.FromArray<float>(bias, width);
+        using var query = device.Allocate<float>(r, h, d);              // (R, H, D)
+        using var keyCache = device.Allocate<float>(s, l, kvh, d);      // (S, L, KVH, D)
+        using var valueCache = device.Allocate<float>(s, l, kvh, d);    // (S, L, KVH, D)
+        query.Fill(float.NaN);
+        keyCache.Fill(float.NaN);
+        valueCache.Fill(float.NaN);
+        using var slotTensor = device.FromArray<int>(slots, r);
+        using var positionTensor = device.FromArray<int>(positions, r);
+        device.Operations.SplitIntoKvCache(fused, columnBias, query, keyCache, valueCache, slotTensor, positionTensor, new RotaryEmbedding(theta));
+        double worst = new[]
+        {
+            ErrorMeasure.WorstRelativeError(eq, query.ToArray()).Worst, ErrorMeasure.WorstRelativeError(ek, keyCache.ToArray()).Worst,
+            ErrorMeasure.WorstRelativeError(ev, valueCache.ToArray()).Worst,
+        }.Max();
+        yield return new CheckResult($"split, bias, rope and cache write R={r} H={h}/{kvh} D={d} θ=1e6 pos≤4000", worst, tolerance);
     }
 }

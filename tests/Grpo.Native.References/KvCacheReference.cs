@@ -33,6 +33,54 @@ public static class KvCacheReference
         return (kc, vc);
     }
 
+    /// <summary>
+    /// A decode step's q/k/v epilogue: row r of qkv holds H query heads, KVH key heads and KVH value heads of D values; each
+    /// value plus its column's bias, the query and key heads rotated by RoPE at positions_r (when <paramref name="theta"/> is
+    /// given, with <see cref="ActivationsReference.RopeAngle"/>), the queries into a new (R, H, D) array and the keys and
+    /// values into copies of the caches at (slots_r, positions_r). With <paramref name="magnitudes"/>, every value, bias, cos
+    /// and sin enters as its absolute value: the scale (|x| + |b|)|cos| + (|y| + |b'|)|sin| each result's rounding is bounded by.
+    /// </summary>
+    public static (double[] Query, double[] KeyCache, double[] ValueCache) SplitIntoCache(double[] qkv, double[]? bias,
+        double[] keyCache, double[] valueCache, int[] slots, int[] positions, int h, int kvh, int d, int l, float? theta,
+        bool magnitudes = false)
+    {
+        int r = slots.Length, width = (h + 2 * kvh) * d, half = d / 2;
+        var query = new double[r * h * d];
+        var kc = (double[])keyCache.Clone();
+        var vc = (double[])valueCache.Clone();
+        double In(double value) => magnitudes ? Math.Abs(value) : value;
+        for (int i = 0; i < r; i++)
+            for (int head = 0; head < h + 2 * kvh; head++)
+            {
+                var values = new double[d];
+                for (int e = 0; e < d; e++)
+                {
+                    int column = head * d + e;
+                    values[e] = In(qkv[i * width + column]) + (bias is null ? 0 : In(bias[column]));
+                }
+                if (theta is { } t && head < h + kvh)
+                {
+                    var rotated = new double[d];
+                    for (int j = 0; j < half; j++)
+                    {
+                        double angle = ActivationsReference.RopeAngle(positions[i], j, d, t);
+                        double cos = In(Math.Cos(angle)), sin = In(Math.Sin(angle));
+                        double x = values[j], y = values[j + half];
+                        rotated[j] = magnitudes ? x * cos + y * sin : x * cos - y * sin;
+                        rotated[j + half] = y * cos + x * sin;
+                    }
+                    values = rotated;
+                }
+                for (int e = 0; e < d; e++)
+                {
+                    if (head < h) query[(i * h + head) * d + e] = values[e];
+                    else if (head < h + kvh) kc[CacheIndex(slots[i], positions[i], head - h, e, l, kvh, d)] = values[e];
+                    else vc[CacheIndex(slots[i], positions[i], head - h - kvh, e, l, kvh, d)] = values[e];
+                }
+            }
+        return (query, kc, vc);
+    }
+
     /// <summary>The decode output (R, H, D).</summary>
     public static double[] Decode(double[] query, double[] keyCache, double[] valueCache, int[] slots, int[] lengths,
         int h, int kvh, int d, int l, double scale)

@@ -175,14 +175,7 @@ internal sealed partial class CpuOperations
         CpuBuffer<float> q = Data(query, nameof(query));               // (M, H, D)
         CpuBuffer<float> k = key is null ? default : Data(key, nameof(key)); // (M, KVH, D); unread without a key (KVH = 0)
         CpuBuffer<int> pos = Data(positions, nameof(positions));       // (M)
-        int largest = ActivationsValidation.RopePositions(pos);
-        RopeTable table;
-        lock (_ropeGate)
-        {
-            _ropeTables.TryGetValue((theta, d, scaling), out var existing);
-            _ropeTables[(theta, d, scaling)] = table = RopeTable.Covering(existing, theta, d, scaling, largest);
-        }
-        float[] cosSin = table.Values; // (P, D) cos then sin per position
+        float[] cosSin = RopeTableCovering(theta, d, scaling, ActivationsValidation.RopePositions(pos)); // (P, D) cos then sin per position
         int half = d / 2;
         int blocks = (m + RopeBlockRows - 1) / RopeBlockRows;
         Parallel.For(0, blocks, Device.Parallelism, block =>
@@ -204,6 +197,18 @@ internal sealed partial class CpuOperations
                 }
             }
         });
+    }
+
+    /// <summary>The (P, D) table of cos then sin per position for (θ, D, scaling), grown to cover <paramref name="largestPosition"/>.</summary>
+    private float[] RopeTableCovering(float theta, int d, RopeScaling? scaling, int largestPosition)
+    {
+        lock (_ropeGate)
+        {
+            _ropeTables.TryGetValue((theta, d, scaling), out var existing);
+            var table = RopeTable.Covering(existing, theta, d, scaling, largestPosition);
+            _ropeTables[(theta, d, scaling)] = table;
+            return table.Values;
+        }
     }
 
     /// <summary>(x, y) ← (x cos − y sin, y cos + x sin), or by −angle when <paramref name="inverse"/>; each element's floats in a fixed order.</summary>

@@ -32,6 +32,40 @@ internal sealed partial class CpuOperations
         });
     }
 
+    public void SplitIntoKvCache(Tensor<float> qkv, Tensor<float>? bias, Tensor<float> query, Tensor<float> keyCache,
+        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope)
+    {
+        var shape = KvCacheValidation.SplitIntoCache(qkv, bias, query, keyCache, valueCache, slots, positions, rope);
+        CpuBuffer<float> fused = Data(qkv, nameof(qkv));                                // (R, H·D + 2·KVH·D)
+        CpuBuffer<float>? columnBias = bias is null ? null : Data(bias, nameof(bias));  // (H·D + 2·KVH·D)
+        CpuBuffer<float> q = Data(query, nameof(query));                                // (R, H, D)
+        CpuBuffer<float> kc = Data(keyCache, nameof(keyCache));                         // (S, L, KVH, D)
+        CpuBuffer<float> vc = Data(valueCache, nameof(valueCache));                     // (S, L, KVH, D)
+        CpuBuffer<int> slot = Data(slots, nameof(slots));                               // (R)
+        CpuBuffer<int> pos = Data(positions, nameof(positions));                        // (R)
+        int largest = KvCacheValidation.SplitIntoCacheIndices(slot, pos, shape, rope is not null);
+        float[]? cosSin = rope is { } angles ? RopeTableCovering(angles.Theta, shape.D, angles.Scaling, largest) : null; // (P, D)
+        var (r, h, kvh, d, _, l) = shape;
+        int width = shape.Width, half = d / 2;
+
+        // Row by row, each value through the same fp32 steps as SplitColumns, Rope and KvCacheWrite: the bias added
+        // (or the value copied) into its destination, then q and k rotated in place there. Rows write distinct cells.
+        Parallel.For(0, r, Device.Parallelism, i =>
+        {
+            ReadOnlySpan<float> row = fused.AsSpan(i * width, width);
+            long cell = ((long)slot[i] * l + pos[i]) * kvh * d;
+            Span<float> queryRow = q.AsSpan(i * h * d, h * d), keyRow = kc.AsSpan((int)cell, kvh * d), valueRow = vc.AsSpan((int)cell, kvh * d);
+            SplitRow(row, columnBias is { } b ? b : default, queryRow, keyRow, valueRow);
+            if (cosSin is null) return;
+            var cos = cosSin.AsSpan(pos[i] * d, half);        // (D/2)
+            var sin = cosSin.AsSpan(pos[i] * d + half, half); // (D/2)
+            for (int head = 0; head < h; head++)
+                RotatePairs(queryRow.Slice(head * d, half), queryRow.Slice(head * d + half, half), cos, sin, inverse: false);
+            for (int head = 0; head < kvh; head++)
+                RotatePairs(keyRow.Slice(head * d, half), keyRow.Slice(head * d + half, half), cos, sin, inverse: false);
+        });
+    }
+
     public void AttentionDecode(Tensor<float> output, Tensor<float> query, Tensor<float> keyCache, Tensor<float> valueCache,
         Tensor<int> slots, Tensor<int> lengths, float scale)
     {

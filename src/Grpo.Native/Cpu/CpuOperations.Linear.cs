@@ -41,21 +41,28 @@ internal sealed partial class CpuOperations
                     secondPart.CopyTo(fusedRow.Slice(a, b));
                     thirdPart.CopyTo(fusedRow[(a + b)..]);
                 }
-                else if (columnBias is { } rowBias)
-                {
-                    ReadOnlySpan<float> biasRow = rowBias; // (A + B + C)
-                    TensorPrimitives.Add(fusedRow[..a], biasRow[..a], firstPart);
-                    TensorPrimitives.Add(fusedRow.Slice(a, b), biasRow.Slice(a, b), secondPart);
-                    TensorPrimitives.Add(fusedRow[(a + b)..], biasRow[(a + b)..], thirdPart);
-                }
-                else
-                {
-                    fusedRow[..a].CopyTo(firstPart);
-                    fusedRow.Slice(a, b).CopyTo(secondPart);
-                    fusedRow[(a + b)..].CopyTo(thirdPart);
-                }
+                else SplitRow(fusedRow, columnBias is { } rowBias ? rowBias : default, firstPart, secondPart, thirdPart);
             }
         });
+    }
+
+    /// <summary>
+    /// One fused (A + B + C) row into its three parts, each value plus its column's bias (one fp32 addition) or copied when
+    /// <paramref name="bias"/> is empty. SplitColumns and SplitIntoKvCache both split this way, so they give the same bits.
+    /// </summary>
+    private static void SplitRow(ReadOnlySpan<float> fusedRow, ReadOnlySpan<float> bias, Span<float> first, Span<float> second, Span<float> third)
+    {
+        int a = first.Length, b = second.Length;
+        CopyWithBias(fusedRow[..a], bias.IsEmpty ? bias : bias[..a], first);
+        CopyWithBias(fusedRow.Slice(a, b), bias.IsEmpty ? bias : bias.Slice(a, b), second);
+        CopyWithBias(fusedRow[(a + b)..], bias.IsEmpty ? bias : bias[(a + b)..], third);
+    }
+
+    /// <summary>destination = source + bias, or a copy when bias is empty.</summary>
+    private static void CopyWithBias(ReadOnlySpan<float> source, ReadOnlySpan<float> bias, Span<float> destination)
+    {
+        if (bias.IsEmpty) source.CopyTo(destination);
+        else TensorPrimitives.Add(source, bias, destination);
     }
 
     public void LinearForward(Tensor<float> output, Tensor<float> input, Tensor<float> weight, Tensor<float>? bias)

@@ -33,6 +33,40 @@ internal sealed partial class IlgpuOperations
         write((int)elements, new KvCacheArgs(0, shape.KVH, shape.D, shape.L, 0), kc, vc, k, v, rows, dst, at);
     }
 
+    public void SplitIntoKvCache(Tensor<float> qkv, Tensor<float>? bias, Tensor<float> query, Tensor<float> keyCache,
+        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope)
+    {
+        var shape = KvCacheValidation.SplitIntoCache(qkv, bias, query, keyCache, valueCache, slots, positions, rope);
+        var fused = View(qkv, nameof(qkv)).BaseView;                // (R, H·D + 2·KVH·D)
+        var b = bias is null ? fused : View(bias, nameof(bias)).BaseView; // (H·D + 2·KVH·D); unread without a bias
+        var q = View(query, nameof(query)).BaseView;               // (R, H, D)
+        var kc = View(keyCache, nameof(keyCache)).BaseView;        // (S, L, KVH, D)
+        var vc = View(valueCache, nameof(valueCache)).BaseView;    // (S, L, KVH, D)
+        var slot = View(slots, nameof(slots)).BaseView;            // (R)
+        var pos = View(positions, nameof(positions)).BaseView;     // (R)
+        // An index out of range would write outside the cache; the host checks what it uploaded.
+        int largest = KvCacheValidation.SplitIntoCacheIndices(HostIndices(slots, nameof(slots)), HostIndices(positions, nameof(positions)),
+            shape, rope is not null);
+        var kernel = Device.Kernel(typeof(KvCacheKernels), nameof(KvCacheKernels.SplitIntoCache), accelerator =>
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, KvCacheArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int>(KvCacheKernels.SplitIntoCache));
+        // One thread per rotated pair of each head with RoPE, per element without.
+        int units = shape.R * (shape.H + 2 * shape.KVH) * (rope is null ? shape.D : shape.D / 2);
+        var args = new KvCacheArgs(shape.H, shape.KVH, shape.D, shape.L, 0);
+        if (units == 0) return;
+        if (rope is not { } angles)
+        {
+            kernel(units, args, fused, b, q, kc, vc, slot, pos, fused, bias is null ? 0 : 1, 0); // no table: a stand-in, unread
+            return;
+        }
+        // Launched under the lock, as Rope is: another call that grows the table cannot free it before this launch is queued.
+        lock (_ropeGate)
+        {
+            var table = RopeTableOnDevice(angles.Theta, shape.D, angles.Scaling, largest); // (P, D)
+            kernel(units, args, fused, b, q, kc, vc, slot, pos, table, bias is null ? 0 : 1, 1);
+        }
+    }
+
     public void AttentionDecode(Tensor<float> output, Tensor<float> query, Tensor<float> keyCache, Tensor<float> valueCache,
         Tensor<int> slots, Tensor<int> lengths, float scale)
     {

@@ -154,8 +154,8 @@ public sealed class KvCacheDecoder : IDisposable
         float scale = 1f / MathF.Sqrt(_model.Config.HeadDim);
         var hidden = _model.RunForward(prompts.Ids, prompts.Positions, m, _activations, (layer, q, k, v, att, lse) =>
         {
-            _ops.AttentionForward(att, lse, q, k, v, prompts.SeqStarts, scale);
-            _ops.KvCacheWrite(_keyCache[layer], _valueCache[layer], k, v, sourceRows, writeSlots, writePositions);
+            _ops.AttentionForward(att, lse, q, k!, v!, prompts.SeqStarts, scale);
+            _ops.KvCacheWrite(_keyCache[layer], _valueCache[layer], k!, v!, sourceRows, writeSlots, writePositions);
         });
         var last = _lastHidden.Slice(0, slots, _model.Config.HiddenSize);                // (B·G, C)
         _ops.EmbeddingForward(last, lastRows, hidden, null, null);                        // gathers each slot's last prompt row
@@ -185,11 +185,12 @@ public sealed class KvCacheDecoder : IDisposable
         var attendTensor = _indices.Slice(_stepPositionsAt + (_steps + 1) * r, r);  // (R) that length + 1
         var slotTensor = _slotIds.Slice(0, r);           // (R)
         float scale = 1f / MathF.Sqrt(_model.Config.HeadDim);
-        var hidden = _model.RunForward(tokens, positionTensor, r, _activations, (layer, q, k, v, att, _) =>
-        {
-            _ops.KvCacheWrite(_keyCache[layer], _valueCache[layer], k, v, slotTensor, slotTensor, positionTensor);
-            _ops.AttentionDecode(att, q, _keyCache[layer], _valueCache[layer], slotTensor, attendTensor, scale);
-        });
+        // Row r decodes slot r, so the slot ids are also the rows' own indices; each block caches its keys and values at the
+        // row's position before attending over the cache.
+        var cache = new DecodeCache(_keyCache, _valueCache, Slots: slotTensor, Rows: slotTensor);
+        var hidden = _model.RunForward(tokens, positionTensor, r, _activations,
+            (layer, q, _, _, att, _) => _ops.AttentionDecode(att, q, _keyCache[layer], _valueCache[layer], slotTensor, attendTensor, scale),
+            cache);
         for (int s = 0; s < r; s++) _lengths[s]++;
         _steps++;
         return Logits(hidden, r);

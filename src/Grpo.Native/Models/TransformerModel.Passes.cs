@@ -1,3 +1,4 @@
+using Grpo.Native.Operations;
 using Grpo.Native.Tensors;
 
 namespace Grpo.Native.Models;
@@ -5,16 +6,30 @@ namespace Grpo.Native.Models;
 /// <summary>
 /// How one block's attention runs: packed causal attention for training and prefill, or the cached
 /// keys and values while decoding. Shapes: q, output (m, H, D); k, v (m, KVH, D); lse (m, H).
+/// k and v are null in a decode step: the block has written them into its <see cref="DecodeCache"/>.
 /// </summary>
-internal delegate void AttentionStep(int layer, Tensor<float> query, Tensor<float> key, Tensor<float> value,
+internal delegate void AttentionStep(int layer, Tensor<float> query, Tensor<float>? key, Tensor<float>? value,
     Tensor<float> output, Tensor<float> logSumExp);
+
+/// <summary>
+/// Where a decode step caches each layer's new keys and values: row r's at slot slots_r, at the row's own position.
+/// </summary>
+/// <param name="Keys">L layers × (S, capacity, KVH, D).</param>
+/// <param name="Values">L layers × (S, capacity, KVH, D).</param>
+/// <param name="Slots">(m) the slot of each row.</param>
+/// <param name="Rows">(m) 0, 1, …, m − 1: the source rows when k and v pass through their own buffers (Qwen3's q/k norms).</param>
+internal sealed record DecodeCache(Tensor<float>[] Keys, Tensor<float>[] Values, Tensor<int> Slots, Tensor<int> Rows);
 
 public sealed partial class TransformerModel
 {
     // ----- forward ---------------------------------------------------------------------------------
 
-    /// <summary>Embeddings, every block and the final norm over m rows; returns the (m, C) hidden states.</summary>
-    internal Tensor<float> RunForward(Tensor<int> ids, Tensor<int> positions, int m, TransformerActivations act, AttentionStep attention)
+    /// <summary>
+    /// Embeddings, every block and the final norm over m rows; returns the (m, C) hidden states. With a
+    /// <paramref name="cache"/> (a decode step), each block writes its keys and values there before its attention.
+    /// </summary>
+    internal Tensor<float> RunForward(Tensor<int> ids, Tensor<int> positions, int m, TransformerActivations act, AttentionStep attention,
+        DecodeCache? cache = null)
     {
         var x = act.Rows(act.Residual[0], m); // (m, C)
         _ops.EmbeddingForward(x, ids, _weights.TokenEmbedding, IsGpt2 ? positions : null, _weights.PositionEmbedding);
@@ -22,7 +37,7 @@ public sealed partial class TransformerModel
         var first = NormBeforeBlock(0, act, m);
         NormForward(first.Output, first.Mean, first.Rstd, x, first.Weight, first.Bias);
         for (int l = 0; l < Config.NumLayers; l++)
-            BlockForward(l, positions, m, act, attention);
+            BlockForward(l, positions, m, act, attention, cache);
         return act.Rows(act.Hidden, m);
     }
 
@@ -40,7 +55,7 @@ public sealed partial class TransformerModel
         return new(act.Rows(a.Norm1, m), Rows(act, a.Mean1, m), act.Rows(a.Rstd1, m), w.Norm1Weight, w.Norm1Bias);
     }
 
-    private void BlockForward(int l, Tensor<int> positions, int m, TransformerActivations act, AttentionStep attention)
+    private void BlockForward(int l, Tensor<int> positions, int m, TransformerActivations act, AttentionStep attention, DecodeCache? cache)
     {
         var w = _weights.Blocks[l];
         var a = act.Blocks[l];
@@ -51,6 +66,34 @@ public sealed partial class TransformerModel
         var proj = act.Rows(act.Projection, m);                // (m, C)
 
         // Attention half: x → norm → q, k, v → (per-head q/k norm) → (RoPE) → attention → o_proj → + x.
+        QueryKeyValueForward(l, positions, m, act, cache);
+        var q3 = act.Rows(a.Query, m).Reshape(m, h, d);        // (m, H, D)
+        var k3 = cache is null ? act.Rows(a.Key, m).Reshape(m, kvh, d) : null;   // (m, KVH, D), or in the cache
+        var v3 = cache is null ? act.Rows(a.Value, m).Reshape(m, kvh, d) : null; // (m, KVH, D), or in the cache
+        var att = act.Rows(a.Attention, m);                    // (m, H·D)
+        attention(l, q3, k3, v3, att.Reshape(m, h, d), act.Rows(a.LogSumExp, m));
+        _ops.LinearForward(proj, att, w.OutputWeight, w.OutputBias);
+        // xa = x + proj, and norm2 of it, in one pass.
+        var n2 = act.Rows(a.Norm2, m);                         // (m, C)
+        AddNormForward(xa, new NormTarget(n2, Rows(act, a.Mean2, m), act.Rows(a.Rstd2, m), w.Norm2Weight, w.Norm2Bias), x, proj);
+
+        // MLP half: xa → norm → up (and gate) → GELU or SwiGLU → down → + xa.
+        MlpActivationForward(w, a, n2, m, act);
+        _ops.LinearForward(proj, act.Rows(a.Activation, m), w.DownWeight, w.DownBias);
+        // x_{l+1} = xa + proj, and the next block's norm1 of it (the final norm after the last block), in one pass.
+        AddNormForward(xOut, NormBeforeBlock(l + 1, act, m), xa, proj);
+    }
+
+    /// <summary>
+    /// q, k and v of block <paramref name="l"/> from its norm1 rows: one GEMM split into the three (their biases added on the
+    /// way) or three GEMMs, then Qwen3's per-head q/k norms and RoPE. Writes the (m, H, D) queries, and the (m, KVH, D) keys
+    /// and values into their buffers or, in a decode step, into the <paramref name="cache"/>.
+    /// </summary>
+    private void QueryKeyValueForward(int l, Tensor<int> positions, int m, TransformerActivations act, DecodeCache? cache)
+    {
+        var w = _weights.Blocks[l];
+        var a = act.Blocks[l];
+        int h = Config.NumHeads, kvh = Config.NumKeyValueHeads, d = Config.HeadDim;
         var n1 = act.Rows(a.Norm1, m);                         // (m, C) norm1(x), written before this block (see RunForward)
         var q = act.Rows(a.Query, m);                          // (m, H·D)
         var k = act.Rows(a.Key, m);                            // (m, KVH·D)
@@ -64,6 +107,13 @@ public sealed partial class TransformerModel
             // fewer launches, and the input is read once. Each value is the same dot product as in three GEMMs, plus its bias.
             var qkv = act.Rows(act.QkvProjection, m);           // (m, H·D + 2·KVH·D)
             _ops.LinearForward(qkv, n1, w.QkvWeight, null);
+            if (cache is not null && !qkNorm)
+            {
+                // A decode step: the split, the biases, RoPE and the cache write in one launch; k and v skip their buffers.
+                _ops.SplitIntoKvCache(qkv, w.QkvBias, q.Reshape(m, h, d), cache.Keys[l], cache.Values[l], cache.Slots, positions,
+                    IsGpt2 ? null : Rotary);
+                return;
+            }
             _ops.SplitColumns(qkv, qProjection, kProjection, v, w.QkvBias);
         }
         else
@@ -81,23 +131,14 @@ public sealed partial class TransformerModel
             _ops.RmsNormForward(k.Reshape(m * kvh, d), act.Rows(a.KeyRstd!, m).Reshape(m * kvh), kProjection.Reshape(m * kvh, d),
                 w.KeyNormWeight!, eps);
         }
-        var q3 = q.Reshape(m, h, d);                           // (m, H, D)
-        var k3 = k.Reshape(m, kvh, d);                         // (m, KVH, D)
         // RoPE of q and k, one launch (GPT-2 learns position embeddings instead).
-        if (!IsGpt2) _ops.Rope(q3, k3, positions, (float)Config.RopeTheta, inverse: false, Config.RopeScaling);
-        var att = act.Rows(a.Attention, m);                    // (m, H·D)
-        attention(l, q3, k3, v.Reshape(m, kvh, d), att.Reshape(m, h, d), act.Rows(a.LogSumExp, m));
-        _ops.LinearForward(proj, att, w.OutputWeight, w.OutputBias);
-        // xa = x + proj, and norm2 of it, in one pass.
-        var n2 = act.Rows(a.Norm2, m);                         // (m, C)
-        AddNormForward(xa, new NormTarget(n2, Rows(act, a.Mean2, m), act.Rows(a.Rstd2, m), w.Norm2Weight, w.Norm2Bias), x, proj);
-
-        // MLP half: xa → norm → up (and gate) → GELU or SwiGLU → down → + xa.
-        MlpActivationForward(w, a, n2, m, act);
-        _ops.LinearForward(proj, act.Rows(a.Activation, m), w.DownWeight, w.DownBias);
-        // x_{l+1} = xa + proj, and the next block's norm1 of it (the final norm after the last block), in one pass.
-        AddNormForward(xOut, NormBeforeBlock(l + 1, act, m), xa, proj);
+        if (!IsGpt2) _ops.Rope(q.Reshape(m, h, d), k.Reshape(m, kvh, d), positions, Rotary.Theta, inverse: false, Rotary.Scaling);
+        if (cache is not null)
+            _ops.KvCacheWrite(cache.Keys[l], cache.Values[l], k.Reshape(m, kvh, d), v.Reshape(m, kvh, d), cache.Rows, cache.Slots, positions);
     }
+
+    /// <summary>RoPE's θ and scaling from the config.</summary>
+    private RotaryEmbedding Rotary => new((float)Config.RopeTheta, Config.RopeScaling);
 
     /// <summary>
     /// up = n2·W_upᵀ + b, then activation = GELU(up); or [gate | up] = n2·[W_gate; W_up]ᵀ, one GEMM over the adjacent rows

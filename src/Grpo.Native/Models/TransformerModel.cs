@@ -147,7 +147,7 @@ public sealed partial class TransformerModel : IDisposable
         CheckActivations(activations, batch.TokenCount);
         float scale = AttentionScale;
         return RunForward(batch.Ids, batch.Positions, batch.TokenCount, activations,
-            (_, q, k, v, att, lse) => _ops.AttentionForward(att, lse, q, k, v, batch.SeqStarts, scale));
+            (_, q, k, v, att, lse) => _ops.AttentionForward(att, lse, q, k!, v!, batch.SeqStarts, scale));
     }
 
     /// <summary>

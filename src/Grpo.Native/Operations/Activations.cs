@@ -185,10 +185,7 @@ internal static class ActivationsValidation
     {
         Guard.Rank(query, nameof(query), 3, "(rows, heads, head dimension)");
         int m = query.Shape[0], heads = query.Shape[1], d = query.Shape[2];
-        if (d % 2 != 0)
-            throw new ArgumentException(
-                $"'{nameof(query)}' has shape {query.Shape}: its head dimension {d} is odd, but RoPE rotates pairs " +
-                $"(x_i, x_(i+D/2)) and needs an even head dimension.", nameof(query));
+        EvenHeadDimension(d, nameof(query), query.Shape);
         int keyHeads = 0;
         if (key is not null)
         {
@@ -209,12 +206,32 @@ internal static class ActivationsValidation
             throw new ArgumentException(
                 $"'{nameof(positions)}' has shape {positions.Shape} but '{nameof(query)}' has {m} rows ({query.Shape}); " +
                 "pass one position per row.", nameof(positions));
-        if (!(theta > 0) || !float.IsFinite(theta))
-            throw new ArgumentOutOfRangeException(nameof(theta), theta,
-                $"'{nameof(theta)}' must be positive and finite but was {theta}; pass the model's rope_theta (10000 for Llama 2, 500000 for Llama 3).");
-        if (scaling?.FindProblem() is var (field, reason))
-            throw new ArgumentOutOfRangeException(nameof(scaling), scaling, $"'{nameof(scaling)}': rope_scaling.{field} {reason}.");
+        RopeAngles(d, nameof(query), query.Shape, theta, scaling, null);
         return (m, heads, keyHeads, d);
+    }
+
+    /// <summary>
+    /// Checks what the rotation angles depend on: an even head dimension, a positive finite θ and a valid scaling. With
+    /// <paramref name="ropeName"/>, θ and scaling are reported as members of that argument (a <see cref="RotaryEmbedding"/>).
+    /// </summary>
+    public static void RopeAngles(int d, string tensorName, TensorShape tensorShape, float theta, RopeScaling? scaling, string? ropeName)
+    {
+        EvenHeadDimension(d, tensorName, tensorShape);
+        string thetaName = ropeName is null ? "theta" : $"{ropeName}.Theta", scalingName = ropeName is null ? "scaling" : $"{ropeName}.Scaling";
+        if (!(theta > 0) || !float.IsFinite(theta))
+            throw new ArgumentOutOfRangeException(ropeName ?? "theta", theta,
+                $"'{thetaName}' must be positive and finite but was {theta}; pass the model's rope_theta (10000 for Llama 2, 500000 for Llama 3).");
+        if (scaling?.FindProblem() is var (field, reason))
+            throw new ArgumentOutOfRangeException(ropeName ?? "scaling", scaling, $"'{scalingName}': rope_scaling.{field} {reason}.");
+    }
+
+    /// <summary>Throws unless the head dimension is even: RoPE rotates pairs (x_i, x_(i+D/2)).</summary>
+    private static void EvenHeadDimension(int d, string tensorName, TensorShape tensorShape)
+    {
+        if (d % 2 != 0)
+            throw new ArgumentException(
+                $"'{tensorName}' has shape {tensorShape}: its head dimension {d} is odd, but RoPE rotates pairs " +
+                $"(x_i, x_(i+D/2)) and needs an even head dimension.", tensorName);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Grpo.Native.Checkpoints;
 using Grpo.Native.Tensors;
 
 namespace Grpo.Native.Operations;
@@ -19,6 +20,25 @@ public partial interface IGrpoOperations
     /// <param name="positions">(W) destination position, in [0, L).</param>
     void KvCacheWrite(Tensor<float> keyCache, Tensor<float> valueCache, Tensor<float> key, Tensor<float> value,
         Tensor<int> sourceRows, Tensor<int> slots, Tensor<int> positions);
+
+    /// <summary>
+    /// A decode step's q/k/v epilogue in one pass: splits the fused projection rows into q, k and v (adding
+    /// <paramref name="bias"/>), rotates q and k by RoPE at positions_r (unless <paramref name="rope"/> is null: GPT-2),
+    /// writes q to <paramref name="query"/> and k and v straight into the caches at (slots_r, positions_r). Row r's token
+    /// sits at position positions_r of its sequence, and that is also where its slot caches it. Each value is the one
+    /// <see cref="SplitColumns"/>, <see cref="Rope"/> and <see cref="KvCacheWrite"/> give in turn (tested bit for bit):
+    /// one launch where those take three, and k and v never pass through their own buffers.
+    /// </summary>
+    /// <param name="qkv">(R, H·D + 2·KVH·D) the fused projection's rows: the H query heads, the KVH key heads, the KVH value heads.</param>
+    /// <param name="bias">(H·D + 2·KVH·D) added to each column on the way, or null.</param>
+    /// <param name="query">(R, H, D) the rotated queries, overwritten.</param>
+    /// <param name="keyCache">(S, L, KVH, D) keys; row r's rotated key is written at (slots_r, positions_r).</param>
+    /// <param name="valueCache">(S, L, KVH, D) values; row r's value is written at (slots_r, positions_r).</param>
+    /// <param name="slots">(R) the cache slot of each row, in [0, S); no two rows write the same (slot, position).</param>
+    /// <param name="positions">(R) each row's position, in [0, L): its RoPE angle and its cache position.</param>
+    /// <param name="rope">θ and scaling of the rotation, as <see cref="Rope"/> takes them; null to copy q and k unrotated.</param>
+    void SplitIntoKvCache(Tensor<float> qkv, Tensor<float>? bias, Tensor<float> query, Tensor<float> keyCache, Tensor<float> valueCache,
+        Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope);
 
     /// <summary>
     /// Attention of one new query row per decoding sequence against its cache (grouped-query, as
@@ -45,6 +65,24 @@ public partial interface IGrpoOperations
 /// <param name="M">Source rows of key/value.</param>
 /// <param name="W">Writes.</param>
 internal readonly record struct KvCacheWriteShape(int S, int L, int KVH, int D, int M, int W);
+
+/// <summary>The rotation <see cref="IGrpoOperations.SplitIntoKvCache"/> applies: RoPE's θ and the checkpoint's rope_scaling.</summary>
+/// <param name="Theta">rope_theta, positive and finite.</param>
+/// <param name="Scaling">rope_scaling, or null for plain RoPE.</param>
+public readonly record struct RotaryEmbedding(float Theta, RopeScaling? Scaling = null);
+
+/// <summary>The sizes of one <see cref="IGrpoOperations.SplitIntoKvCache"/> call.</summary>
+/// <param name="R">Rows (one new token each).</param>
+/// <param name="H">Query heads.</param>
+/// <param name="KVH">Key/value heads.</param>
+/// <param name="D">Head dimension.</param>
+/// <param name="S">Sequence slots of the cache.</param>
+/// <param name="L">Cache capacity (positions per slot).</param>
+internal readonly record struct SplitIntoKvCacheShape(int R, int H, int KVH, int D, int S, int L)
+{
+    /// <summary>H·D + 2·KVH·D: the width of a fused q|k|v row.</summary>
+    public int Width => (H + 2 * KVH) * D;
+}
 
 /// <summary>The sizes of one decode attention call.</summary>
 /// <param name="R">Decoding rows (one query row each).</param>
@@ -81,6 +119,60 @@ internal static class KvCacheValidation
         return new KvCacheWriteShape(s, l, kvh, d, m, w);
     }
 
+    /// <summary>Checks the shapes, aliasing and rotation of <see cref="IGrpoOperations.SplitIntoKvCache"/>.</summary>
+    public static SplitIntoKvCacheShape SplitIntoCache(Tensor<float> qkv, Tensor<float>? bias, Tensor<float> query, Tensor<float> keyCache,
+        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope)
+    {
+        var (s, l, kvh, d) = Cache(keyCache, valueCache);
+        Guard.Rank(query, nameof(query), 3, "(rows, heads, head dimension)");
+        int r = query.Shape[0], h = query.Shape[1];
+        if (query.Shape[2] != d)
+            throw new ArgumentException(
+                $"'query' has shape {query.Shape} but the caches have shape {keyCache.Shape}; the queries' head dimension " +
+                $"must be the caches' ({d}).", nameof(query));
+        var shape = new SplitIntoKvCacheShape(r, h, kvh, d, s, l);
+        if ((long)r * (h + 2 * kvh) * d > int.MaxValue)
+            throw new ArgumentException(
+                $"'qkv' would hold {(long)r * (h + 2 * kvh) * d} elements, more than one launch indexes ({int.MaxValue}); split the rows.",
+                nameof(qkv));
+        Guard.Rank(qkv, nameof(qkv), 2, "(rows, H·D + 2·KVH·D) of a fused q/k/v projection");
+        if (qkv.Shape[0] != r || qkv.Shape[1] != shape.Width)
+            throw new ArgumentException(
+                $"'qkv' has shape {qkv.Shape} but ({r}, {shape.Width}) was expected: one row per query row, holding the {h} query " +
+                $"heads, then the {kvh} key heads and the {kvh} value heads of the caches, {d} wide each.", nameof(qkv));
+        if (bias is not null) Guard.Shape(bias, nameof(bias), shape.Width);
+        IndexList(slots, nameof(slots), r, "query row");
+        IndexList(positions, nameof(positions), r, "query row");
+        Aliasing.NoOverlap(query, nameof(query), qkv, nameof(qkv));
+        Aliasing.NoOverlap(query, nameof(query), bias, nameof(bias));
+        Aliasing.NoOverlap(query, nameof(query), keyCache, nameof(keyCache));
+        Aliasing.NoOverlap(query, nameof(query), valueCache, nameof(valueCache));
+        Aliasing.NoOverlap(keyCache, nameof(keyCache), valueCache, nameof(valueCache));
+        foreach (var (cache, name) in new[] { (keyCache, nameof(keyCache)), (valueCache, nameof(valueCache)) })
+        {
+            Aliasing.NoOverlap(cache, name, qkv, nameof(qkv));
+            Aliasing.NoOverlap(cache, name, bias, nameof(bias));
+        }
+        if (rope is { } angles) ActivationsValidation.RopeAngles(d, nameof(query), query.Shape, angles.Theta, angles.Scaling, nameof(rope));
+        return shape;
+    }
+
+    /// <summary>
+    /// Throws unless every downloaded slot and position of <see cref="IGrpoOperations.SplitIntoKvCache"/> is in range and no two
+    /// rows write one (slot, position); when <paramref name="rotates"/>, also that each position has a RoPE angle. Returns
+    /// the largest position.
+    /// </summary>
+    public static int SplitIntoCacheIndices(ReadOnlySpan<int> slots, ReadOnlySpan<int> positions, SplitIntoKvCacheShape shape, bool rotates)
+    {
+        InRange(slots, "slots", shape.S, "a slot of the caches");
+        InRange(positions, "positions", shape.L, "a position within the cache capacity");
+        DistinctCells(slots, positions, shape.L, "row");
+        if (rotates) return ActivationsValidation.RopePositions(positions);
+        int largest = 0;
+        foreach (int p in positions) largest = Math.Max(largest, p);
+        return largest;
+    }
+
     /// <summary>
     /// Throws unless every downloaded write index is in range and no two writes target the same
     /// (slot, position), naming the first bad write and its value (or both colliding writes).
@@ -91,15 +183,23 @@ internal static class KvCacheValidation
         InRange(sourceRows, "sourceRows", shape.M, "a row of 'key' and 'value'");
         InRange(slots, "slots", shape.S, "a slot of the caches");
         InRange(positions, "positions", shape.L, "a position within the cache capacity");
-        // Two writes to one cell would race on the device (and the winner would depend on the schedule).
+        DistinctCells(slots, positions, shape.L, "write");
+    }
+
+    /// <summary>
+    /// Throws when two entries target the same (slot, position): two writes to one cell would race on the device (and the
+    /// winner would depend on the schedule). <paramref name="entry"/> names what an index counts ("write", "row").
+    /// </summary>
+    private static void DistinctCells(ReadOnlySpan<int> slots, ReadOnlySpan<int> positions, int capacity, string entry)
+    {
         var first = new Dictionary<long, int>(slots.Length);
         for (int i = 0; i < slots.Length; i++)
         {
-            long cell = (long)slots[i] * shape.L + positions[i];
+            long cell = (long)slots[i] * capacity + positions[i];
             if (!first.TryAdd(cell, i))
                 throw new ArgumentException(
-                    $"Writes {first[cell]} and {i} both target slot {slots[i]}, position {positions[i]} " +
-                    $"('slots'[{i}] is {slots[i]}, 'positions'[{i}] is {positions[i]}); every write needs its own (slot, position): " +
+                    $"{char.ToUpperInvariant(entry[0])}{entry[1..]}s {first[cell]} and {i} both target slot {slots[i]}, position {positions[i]} " +
+                    $"('slots'[{i}] is {slots[i]}, 'positions'[{i}] is {positions[i]}); every {entry} needs its own (slot, position): " +
                     "fan a prompt out to different slots, and give each decode step of a slot a new position.", "positions");
         }
     }

@@ -89,13 +89,18 @@ public sealed class DecodeDeviceTrafficTests
         Assert.That(launches.Of(".Add"), Is.Zero, "residual adds");
         string norm = gpt2 ? "NormalizationKernels.LayerNormForward" : "NormalizationKernels.RmsNormForward";
         Assert.That(launches.Of(norm), Is.EqualTo(2 * layers + 1 + (config.HasQkNorm ? 2 * layers : 0)), "norms");
-        // Q, K and V: one split per layer, which adds their biases; the biases of the other projections are still broadcast
-        // before their GEMMs (GPT-2's c_proj, c_fc and mlp c_proj; Qwen3's o_proj with attention_bias).
-        Assert.That(launches.Of(".CopyColumns"), Is.EqualTo(layers), "q/k/v splits");
+        // Q, K and V leave their GEMM through one kernel per layer, which adds their biases: where nothing sits between the
+        // split and RoPE, one that also rotates q and k and writes k and v into the cache; Qwen3 norms each head of q and k
+        // first, so there the split, one RoPE launch for q and k, and the cache write stay apart. The biases of the other
+        // projections are still broadcast before their GEMMs (GPT-2's c_proj, c_fc and mlp c_proj; Qwen3's o_proj with
+        // attention_bias).
+        bool apart = config.HasQkNorm;
+        Assert.That(launches.Of(".SplitIntoCache"), Is.EqualTo(apart ? 0 : layers), "split, RoPE and cache write in one");
+        Assert.That(launches.Of(".CopyColumns"), Is.EqualTo(apart ? layers : 0), "q/k/v splits");
+        Assert.That(launches.Of(".Rope"), Is.EqualTo(apart ? layers : 0), "RoPE");
+        Assert.That(launches.Of(".KvCacheWrite"), Is.EqualTo(apart ? layers : 0), "cache writes");
         int otherBiases = gpt2 ? 3 : config.HasOutputBias ? 1 : 0;
         Assert.That(launches.Of(".BroadcastBias"), Is.EqualTo(otherBiases * layers), "bias broadcasts");
-        // RoPE rotates q and k in one launch.
-        Assert.That(launches.Of(".Rope"), Is.EqualTo(gpt2 ? 0 : layers), "RoPE");
         // GEMMs: q/k/v as one, o_proj, the MLP's up (gate_proj and up_proj as one) and down, per layer; then the LM head.
         Assert.That(launches.Of("MatmulKernels.Matmul"), Is.EqualTo(4 * layers + 1), "GEMMs");
         Assert.That(launches.Of(".SwiGluForward"), Is.EqualTo(gpt2 ? 0 : layers), "SwiGLU");
