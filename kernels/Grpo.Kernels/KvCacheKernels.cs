@@ -113,6 +113,74 @@ public static class KvCacheKernels
             Store(valueCache, CacheRow(p, (long)slots[r] * p.Capacity + position, head - p.Heads - p.KvHeads) + j, x, y, half, rotates);
     }
 
+    /// <summary>
+    /// <see cref="SplitIntoCache"/> with Qwen3's per-head RMSNorm before RoPE: one group per (row r, head) of the fused
+    /// (R, H·D + 2·KVH·D) rows, group index r·(H + 2·KVH) + head. A query or key head's D values (plus bias) are normalised
+    /// with q_norm's or k_norm's weight by the steps and reduction of <see cref="NormalizationKernels.RmsNormForward"/> on a
+    /// row of D (the same group size), written to their destination, and rotated there in place after a barrier, pair by
+    /// pair as <see cref="ActivationKernels.Rope"/> rotates; a value head is copied (plus bias) to the value cache.
+    /// </summary>
+    /// <param name="p">Sizes (Heads, KvHeads, HeadDim, Capacity).</param>
+    /// <param name="epsilon">rms_norm_eps.</param>
+    /// <param name="qkv">(R, H·D + 2·KVH·D) the fused projection's rows.</param>
+    /// <param name="bias">(H·D + 2·KVH·D) column biases; not read when <paramref name="addsBias"/> is 0.</param>
+    /// <param name="query">(R, H, D) normalised, rotated queries, written.</param>
+    /// <param name="keyCache">(S, L, KVH, D) keys, written at each row's cell.</param>
+    /// <param name="valueCache">(S, L, KVH, D) values, written at each row's cell.</param>
+    /// <param name="slots">(R) validated slots; distinct (slot, position) cells.</param>
+    /// <param name="positions">(R) validated positions, each below the table's length and the capacity.</param>
+    /// <param name="table">(P, D) per position: cos of the D/2 angles, then their sin; not read when <paramref name="rotates"/> is 0.</param>
+    /// <param name="queryWeight">(D) q_norm's weight.</param>
+    /// <param name="keyWeight">(D) k_norm's weight.</param>
+    /// <param name="addsBias">1 to add the bias.</param>
+    /// <param name="rotates">1 to rotate q and k (D even).</param>
+    public static void SplitNormIntoCache(KvCacheArgs p, float epsilon, ArrayView<float> qkv, ArrayView<float> bias, ArrayView<float> query,
+        ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> table,
+        ArrayView<float> queryWeight, ArrayView<float> keyWeight, int addsBias, int rotates)
+    {
+        int d = p.HeadDim, rowHeads = p.Heads + 2 * p.KvHeads;
+        int rowHead = Grid.IdxX, r = rowHead / rowHeads, head = rowHead - r * rowHeads; // uniform across the group
+        int position = positions[r];
+        long from = (long)rowHead * d;             // r·(H + 2·KVH)·D + head·D
+        long cell = (long)slots[r] * p.Capacity + position;
+        if (head < p.Heads)
+            NormRotateHead(query, ((long)r * p.Heads + head) * d, queryWeight, p, epsilon, qkv, from, bias, head * d, addsBias, table, position, rotates);
+        else if (head < p.Heads + p.KvHeads)
+            NormRotateHead(keyCache, CacheRow(p, cell, head - p.Heads), keyWeight, p, epsilon, qkv, from, bias, head * d, addsBias, table,
+                position, rotates);
+        else
+        {
+            long to = CacheRow(p, cell, head - p.Heads - p.KvHeads);
+            for (int j = Group.IdxX; j < d; j += Group.DimX)
+                valueCache[to + j] = WithBias(qkv[from + j], bias, head * d + j, addsBias);
+        }
+    }
+
+    // One query or key head of SplitNormIntoCache: target[at + j] = RMSNorm(qkv[from + j] + bias[column + j]) · weight[j], then
+    // (after a barrier, so every element is written) each pair (j, j + D/2) rotated in place.
+    private static void NormRotateHead(ArrayView<float> target, long at, ArrayView<float> weight, KvCacheArgs p, float epsilon,
+        ArrayView<float> qkv, long from, ArrayView<float> bias, int column, int addsBias, ArrayView<float> table, int position, int rotates)
+    {
+        int d = p.HeadDim, half = d / 2, t = Group.IdxX, threads = Group.DimX;
+        float squares = 0;
+        for (int j = t; j < d; j += threads)
+        {
+            float x = WithBias(qkv[from + j], bias, column + j, addsBias);
+            squares += x * x;
+        }
+        float rstd = NormalizationKernels.RmsInverse(GroupReduce.Sum(squares), d, epsilon);
+        for (int j = t; j < d; j += threads)
+            target[at + j] = NormalizationKernels.RmsScaled(WithBias(qkv[from + j], bias, column + j, addsBias), rstd, weight[j]);
+        if (rotates == 0) return;
+        Group.Barrier();
+        long angles = (long)position * d;
+        for (int j = t; j < half; j += threads)
+        {
+            target[at + j] = ActivationKernels.Rotate(target[at + j], target[at + j + half], table[angles + j], table[angles + j + half], out float y);
+            target[at + j + half] = y;
+        }
+    }
+
     // A fused value on its way out: plus its column's bias when there is one, one fp32 addition as CopyColumns does it.
     private static float WithBias(float value, ArrayView<float> bias, int column, int addsBias) =>
         addsBias != 0 ? value + bias[column] : value;

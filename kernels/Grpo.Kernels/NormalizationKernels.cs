@@ -104,12 +104,22 @@ public static class NormalizationKernels
             float value = AddOnce(p, input, addend, sum, start + j);
             squares += value * value;
         }
-        float r = 1f / XMath.Sqrt(GroupReduce.Sum(squares) / c + p.Epsilon);
+        float r = RmsInverse(GroupReduce.Sum(squares), c, p.Epsilon);
         var x = p.AddsAddend != 0 ? sum : input; // each thread reads back only the elements it wrote
         for (int j = t; j < c; j += threads)
-            output[start + j] = x[start + j] * r * weight[j];
+            output[start + j] = RmsScaled(x[start + j], r, weight[j]);
         if (t == 0) rstd[row] = r;
     }
+
+    /// <summary>
+    /// rstd = 1/sqrt(Σx²/C + eps) from a group's Σx² (<see cref="GroupReduce.Sum(float)"/> of each thread's squares over the elements
+    /// j = t, t + threads, …). Every kernel that RMS-normalises a row calls this and <see cref="RmsScaled"/>, so a fused kernel
+    /// gives <see cref="RmsNormForward"/>'s bits.
+    /// </summary>
+    public static float RmsInverse(float sumOfSquares, int channels, float epsilon) => 1f / XMath.Sqrt(sumOfSquares / channels + epsilon);
+
+    /// <summary>(x · rstd) · weight: LlamaRMSNorm's order.</summary>
+    public static float RmsScaled(float x, float rstd, float weight) => x * rstd * weight;
 
     /// <summary>input[at], or input[at] + addend[at] stored to sum[at] (the residual add, the same fp32 sum as an Add kernel).</summary>
     private static float AddOnce(NormArgs p, ArrayView<float> input, ArrayView<float> addend, ArrayView<float> sum, long at)

@@ -62,40 +62,63 @@ internal static partial class SelfCheck
         yield return new CheckResult($"kv cache write {shape}",
             Math.Max(ErrorMeasure.WorstRelativeError(ek, keyCache.ToArray()).Worst, ErrorMeasure.WorstRelativeError(ev, valueCache.ToArray()).Worst), 0);
         yield return new CheckResult($"attention decode {shape}", ErrorMeasure.WorstRelativeError(expected, output.ToArray()).Worst, 2 * tolerance);
-        foreach (var check in SplitIntoKvCache(device, random, tolerance)) yield return check;
+        foreach (var check in SplitIntoKvCache(device, random)) yield return check;
     }
 
     /// <summary>
-    /// A decode step's q/k/v epilogue at Qwen2.5-0.5B's head shape (H = 14, KVH = 2, D = 64, θ = 1e6, with the bias): five rows
-    /// written into their slots at positions up to 4000, against the double reference. Every cache cell is compared, so a
-    /// row written to the wrong cell fails (unwritten cells start NaN and must stay NaN).
+    /// A decode step's q/k/v epilogue at the head shapes of Qwen2.5-0.5B (H = 14, KVH = 2, D = 64, with the bias) and Qwen3-0.6B
+    /// (H = 16, KVH = 8, D = 128, with its per-head norms), θ = 1e6: five rows written into their slots at positions up to
+    /// 4000, against the double reference. Each error is judged against the scale of its terms with the bound the tests derive
+    /// (SplitIntoKvCacheTests): the rotation cancels, so an output near zero keeps the rounding of its O(1) terms. Every cache
+    /// cell is compared, so a row written to the wrong cell fails: unwritten cells start 0, with scale 0, and must stay 0.
     /// </summary>
-    private static IEnumerable<CheckResult> SplitIntoKvCache(Device device, Random random, double tolerance)
+    private static IEnumerable<CheckResult> SplitIntoKvCache(Device device, Random random)
     {
-        const int h = 14, kvh = 2, d = 64, l = 4001, s = 6, width = (h + 2 * kvh) * d;
-        const float theta = 1e6f;
+        const int l = 4001, s = 6;
+        const float theta = 1e6f, epsilon = 1e-6f;
         int[] slots = [5, 0, 3, 1, 0], positions = [0, 17, 3999, 4000, 4000];
         int r = slots.Length;
-        float[] qkv = Normal(random, r * width, 1.0), bias = Normal(random, width, 1.0); // (R, H·D + 2·KVH·D), (H·D + 2·KVH·D)
-        var cache = Enumerable.Repeat((double)float.NaN, s * l * kvh * d).ToArray();
-        var (eq, ek, ev) = KvCacheReference.SplitIntoCache(ToDouble(qkv), ToDouble(bias), cache, cache, slots, positions, h, kvh, d, l, theta);
-
-        using var fused = device.FromArray<float>(qkv, r, width);
-        using var columnBias = device.FromArray<float>(bias, width);
-        using var query = device.Allocate<float>(r, h, d);              // (R, H, D)
-        using var keyCache = device.Allocate<float>(s, l, kvh, d);      // (S, L, KVH, D)
-        using var valueCache = device.Allocate<float>(s, l, kvh, d);    // (S, L, KVH, D)
-        query.Fill(float.NaN);
-        keyCache.Fill(float.NaN);
-        valueCache.Fill(float.NaN);
-        using var slotTensor = device.FromArray<int>(slots, r);
-        using var positionTensor = device.FromArray<int>(positions, r);
-        device.Operations.SplitIntoKvCache(fused, columnBias, query, keyCache, valueCache, slotTensor, positionTensor, new RotaryEmbedding(theta));
-        double worst = new[]
+        foreach (var (name, h, kvh, d, qwen3) in new[] { ("Qwen2.5-0.5B", 14, 2, 64, false), ("Qwen3-0.6B", 16, 8, 128, true) })
         {
-            ErrorMeasure.WorstRelativeError(eq, query.ToArray()).Worst, ErrorMeasure.WorstRelativeError(ek, keyCache.ToArray()).Worst,
-            ErrorMeasure.WorstRelativeError(ev, valueCache.ToArray()).Worst,
-        }.Max();
-        yield return new CheckResult($"split, bias, rope and cache write R={r} H={h}/{kvh} D={d} θ=1e6 pos≤4000", worst, tolerance);
+            int width = (h + 2 * kvh) * d;
+            float[] qkv = Normal(random, r * width, 1.0);                    // (R, H·D + 2·KVH·D)
+            float[]? bias = qwen3 ? null : Normal(random, width, 1.0);       // (H·D + 2·KVH·D)
+            float[]? queryNorm = qwen3 ? Normal(random, d, 1.0) : null;      // (D)
+            float[]? keyNorm = qwen3 ? Normal(random, d, 1.0) : null;        // (D)
+            var zero = new double[s * l * kvh * d];
+            double[]? biasD = bias is null ? null : ToDouble(bias), queryNormD = queryNorm is null ? null : ToDouble(queryNorm);
+            double[]? keyNormD = keyNorm is null ? null : ToDouble(keyNorm);
+            var expected = KvCacheReference.SplitIntoCache(ToDouble(qkv), biasD, zero, zero, slots, positions, h, kvh, d, l, theta,
+                queryNorm: queryNormD, keyNorm: keyNormD, epsilon: epsilon);
+            var scale = KvCacheReference.SplitIntoCache(ToDouble(qkv), biasD, zero, zero, slots, positions, h, kvh, d, l, theta,
+                magnitudes: true, queryNorm: queryNormD, keyNorm: keyNormD, epsilon: epsilon);
+
+            using var fused = device.FromArray<float>(qkv, r, width);
+            using var columnBias = bias is null ? null : device.FromArray<float>(bias, width);
+            using var queryWeight = queryNorm is null ? null : device.FromArray<float>(queryNorm, d);
+            using var keyWeight = keyNorm is null ? null : device.FromArray<float>(keyNorm, d);
+            using var query = device.Allocate<float>(r, h, d);              // (R, H, D)
+            using var keyCache = device.Allocate<float>(s, l, kvh, d);      // (S, L, KVH, D)
+            using var valueCache = device.Allocate<float>(s, l, kvh, d);    // (S, L, KVH, D)
+            query.Fill(float.NaN);
+            keyCache.Fill(0);
+            valueCache.Fill(0);
+            using var slotTensor = device.FromArray<int>(slots, r);
+            using var positionTensor = device.FromArray<int>(positions, r);
+            var headNorms = qwen3 ? new HeadNorms(queryWeight!, keyWeight!, epsilon) : null;
+            device.Operations.SplitIntoKvCache(fused, columnBias, query, keyCache, valueCache, slotTensor, positionTensor,
+                new RotaryEmbedding(theta), headNorms);
+            double worst = new[]
+            {
+                ErrorMeasure.WorstScaledError(expected.Query, scale.Query, query.ToArray()).Worst,
+                ErrorMeasure.WorstScaledError(expected.KeyCache, scale.KeyCache, keyCache.ToArray()).Worst,
+                ErrorMeasure.WorstScaledError(expected.ValueCache, scale.ValueCache, valueCache.ToArray()).Worst,
+            }.Max();
+            // The tests' bounds in units of u = 2^-24: 4u for a bias added and a rotation, (D/2 + 10)u with the head norms, one u
+            // more for second-order terms (see SplitIntoKvCacheTests).
+            double bound = (qwen3 ? d / 2.0 + 11 : 5) * Math.Pow(2, -24);
+            string steps = qwen3 ? "split, head norms, rope and cache write" : "split, bias, rope and cache write";
+            yield return new CheckResult($"{steps} R={r} H={h}/{kvh} D={d} θ=1e6 pos≤4000 ({name}), error/scale", worst, bound);
+        }
     }
 }

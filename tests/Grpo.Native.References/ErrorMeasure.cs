@@ -18,6 +18,37 @@ public static class ErrorMeasure
     }
 
     /// <summary>
+    /// The worst |actual_i − expected_i| / scale_i and where it is: for values computed from signed terms, whose fp32 rounding
+    /// is bounded by a multiple of scale_i = Σ |terms| however much they cancel. A scale of 0 demands equality; NaN is an
+    /// infinite error.
+    /// </summary>
+    public static (double Worst, int Index) WorstScaledError(ReadOnlySpan<double> expected, ReadOnlySpan<double> scale,
+        ReadOnlySpan<double> actual)
+    {
+        if (actual.Length != expected.Length || scale.Length != expected.Length)
+            throw new ArgumentException($"{actual.Length} values and {scale.Length} scales were given for {expected.Length} expected.",
+                nameof(actual));
+        double worst = 0;
+        int worstIndex = -1;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double difference = Math.Abs(actual[i] - expected[i]);
+            double error = double.IsNaN(difference) ? double.PositiveInfinity
+                : scale[i] > 0 ? difference / scale[i] : difference == 0 ? 0 : double.PositiveInfinity;
+            if (error > worst || worstIndex < 0) { worst = error; worstIndex = i; }
+        }
+        return (worst, worstIndex);
+    }
+
+    /// <summary><see cref="WorstScaledError(ReadOnlySpan{double}, ReadOnlySpan{double}, ReadOnlySpan{double})"/> of an fp32 result.</summary>
+    public static (double Worst, int Index) WorstScaledError(ReadOnlySpan<double> expected, ReadOnlySpan<double> scale, ReadOnlySpan<float> actual)
+    {
+        var asDouble = new double[actual.Length];
+        for (int i = 0; i < actual.Length; i++) asDouble[i] = actual[i];
+        return WorstScaledError(expected, scale, asDouble);
+    }
+
+    /// <summary>
     /// ‖actual − expected‖₂ / ‖expected‖₂: for a whole gradient whose elements are cancelling sums, a rounding bound holds
     /// for the vector's norm, which no near-zero element can inflate. Infinite when a value is NaN or infinite.
     /// </summary>

@@ -35,47 +35,67 @@ public static class KvCacheReference
 
     /// <summary>
     /// A decode step's q/k/v epilogue: row r of qkv holds H query heads, KVH key heads and KVH value heads of D values; each
-    /// value plus its column's bias, the query and key heads rotated by RoPE at positions_r (when <paramref name="theta"/> is
-    /// given, with <see cref="ActivationsReference.RopeAngle"/>), the queries into a new (R, H, D) array and the keys and
-    /// values into copies of the caches at (slots_r, positions_r). With <paramref name="magnitudes"/>, every value, bias, cos
-    /// and sin enters as its absolute value: the scale (|x| + |b|)|cos| + (|y| + |b'|)|sin| each result's rounding is bounded by.
+    /// value plus its column's bias; with <paramref name="queryNorm"/> and <paramref name="keyNorm"/>, each query and key head
+    /// RMS-normalised (rstd = 1/sqrt(mean(x²) + eps), then x·rstd·weight); the query and key heads rotated by RoPE at
+    /// positions_r (when <paramref name="theta"/> is given, with <see cref="ActivationsReference.RopeAngle"/>); the queries
+    /// into a new (R, H, D) array and the keys and values into copies of the caches at (slots_r, positions_r).
+    /// With <paramref name="magnitudes"/>, each result is instead the scale its fp32 rounding is bounded against: every
+    /// value, bias, weight, cos and sin taken by its absolute value, (|x| + |b|)·rstd·|w| rotated to
+    /// n_j|cos| + n_(j+D/2)|sin| (rstd the true one, from the signed values).
     /// </summary>
     public static (double[] Query, double[] KeyCache, double[] ValueCache) SplitIntoCache(double[] qkv, double[]? bias,
         double[] keyCache, double[] valueCache, int[] slots, int[] positions, int h, int kvh, int d, int l, float? theta,
-        bool magnitudes = false)
+        bool magnitudes = false, double[]? queryNorm = null, double[]? keyNorm = null, double epsilon = 0)
     {
         int r = slots.Length, width = (h + 2 * kvh) * d, half = d / 2;
         var query = new double[r * h * d];
         var kc = (double[])keyCache.Clone();
         var vc = (double[])valueCache.Clone();
-        double In(double value) => magnitudes ? Math.Abs(value) : value;
         for (int i = 0; i < r; i++)
             for (int head = 0; head < h + 2 * kvh; head++)
             {
-                var values = new double[d];
+                var values = new double[d]; // x + b
+                var scale = new double[d];  // |x| + |b|
                 for (int e = 0; e < d; e++)
                 {
                     int column = head * d + e;
-                    values[e] = In(qkv[i * width + column]) + (bias is null ? 0 : In(bias[column]));
+                    double x = qkv[i * width + column], b = bias is null ? 0 : bias[column];
+                    values[e] = x + b;
+                    scale[e] = Math.Abs(x) + Math.Abs(b);
+                }
+                double[]? norm = head < h ? queryNorm : head < h + kvh ? keyNorm : null;
+                if (norm is not null)
+                {
+                    double squares = 0;
+                    foreach (double v in values) squares += v * v;
+                    double rstd = 1 / Math.Sqrt(squares / d + epsilon);
+                    for (int e = 0; e < d; e++)
+                    {
+                        values[e] *= rstd * norm[e];
+                        scale[e] *= rstd * Math.Abs(norm[e]);
+                    }
                 }
                 if (theta is { } t && head < h + kvh)
                 {
                     var rotated = new double[d];
+                    var rotatedScale = new double[d];
                     for (int j = 0; j < half; j++)
                     {
                         double angle = ActivationsReference.RopeAngle(positions[i], j, d, t);
-                        double cos = In(Math.Cos(angle)), sin = In(Math.Sin(angle));
-                        double x = values[j], y = values[j + half];
-                        rotated[j] = magnitudes ? x * cos + y * sin : x * cos - y * sin;
-                        rotated[j + half] = y * cos + x * sin;
+                        double cos = Math.Cos(angle), sin = Math.Sin(angle);
+                        rotated[j] = values[j] * cos - values[j + half] * sin;
+                        rotated[j + half] = values[j + half] * cos + values[j] * sin;
+                        rotatedScale[j] = scale[j] * Math.Abs(cos) + scale[j + half] * Math.Abs(sin);
+                        rotatedScale[j + half] = scale[j + half] * Math.Abs(cos) + scale[j] * Math.Abs(sin);
                     }
-                    values = rotated;
+                    (values, scale) = (rotated, rotatedScale);
                 }
+                var result = magnitudes ? scale : values;
                 for (int e = 0; e < d; e++)
                 {
-                    if (head < h) query[(i * h + head) * d + e] = values[e];
-                    else if (head < h + kvh) kc[CacheIndex(slots[i], positions[i], head - h, e, l, kvh, d)] = values[e];
-                    else vc[CacheIndex(slots[i], positions[i], head - h - kvh, e, l, kvh, d)] = values[e];
+                    if (head < h) query[(i * h + head) * d + e] = result[e];
+                    else if (head < h + kvh) kc[CacheIndex(slots[i], positions[i], head - h, e, l, kvh, d)] = result[e];
+                    else vc[CacheIndex(slots[i], positions[i], head - h - kvh, e, l, kvh, d)] = result[e];
                 }
             }
         return (query, kc, vc);

@@ -33,9 +33,9 @@ internal sealed partial class CpuOperations
     }
 
     public void SplitIntoKvCache(Tensor<float> qkv, Tensor<float>? bias, Tensor<float> query, Tensor<float> keyCache,
-        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope)
+        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope, HeadNorms? headNorms = null)
     {
-        var shape = KvCacheValidation.SplitIntoCache(qkv, bias, query, keyCache, valueCache, slots, positions, rope);
+        var shape = KvCacheValidation.SplitIntoCache(qkv, bias, query, keyCache, valueCache, slots, positions, rope, headNorms);
         CpuBuffer<float> fused = Data(qkv, nameof(qkv));                                // (R, H·D + 2·KVH·D)
         CpuBuffer<float>? columnBias = bias is null ? null : Data(bias, nameof(bias));  // (H·D + 2·KVH·D)
         CpuBuffer<float> q = Data(query, nameof(query));                                // (R, H, D)
@@ -45,17 +45,27 @@ internal sealed partial class CpuOperations
         CpuBuffer<int> pos = Data(positions, nameof(positions));                        // (R)
         int largest = KvCacheValidation.SplitIntoCacheIndices(slot, pos, shape, rope is not null);
         float[]? cosSin = rope is { } angles ? RopeTableCovering(angles.Theta, shape.D, angles.Scaling, largest) : null; // (P, D)
+        CpuBuffer<float>? queryNorm = headNorms is null ? null : Data(headNorms.QueryWeight, "headNorms.QueryWeight"); // (D)
+        CpuBuffer<float>? keyNorm = headNorms is null ? null : Data(headNorms.KeyWeight, "headNorms.KeyWeight");       // (D)
         var (r, h, kvh, d, _, l) = shape;
         int width = shape.Width, half = d / 2;
 
-        // Row by row, each value through the same fp32 steps as SplitColumns, Rope and KvCacheWrite: the bias added
-        // (or the value copied) into its destination, then q and k rotated in place there. Rows write distinct cells.
+        // Row by row, each value through the same fp32 steps as SplitColumns, (RmsNormForward of each head,) Rope and
+        // KvCacheWrite: the bias added (or the value copied) into its destination, then q and k normalised and rotated in
+        // place there. Rows write distinct cells.
         Parallel.For(0, r, Device.Parallelism, i =>
         {
             ReadOnlySpan<float> row = fused.AsSpan(i * width, width);
             long cell = ((long)slot[i] * l + pos[i]) * kvh * d;
             Span<float> queryRow = q.AsSpan(i * h * d, h * d), keyRow = kc.AsSpan((int)cell, kvh * d), valueRow = vc.AsSpan((int)cell, kvh * d);
             SplitRow(row, columnBias is { } b ? b : default, queryRow, keyRow, valueRow);
+            if (headNorms is not null)
+            {
+                for (int head = 0; head < h; head++)
+                    RmsNormRow(queryRow.Slice(head * d, d), queryNorm!.Value, queryRow.Slice(head * d, d), headNorms.Epsilon);
+                for (int head = 0; head < kvh; head++)
+                    RmsNormRow(keyRow.Slice(head * d, d), keyNorm!.Value, keyRow.Slice(head * d, d), headNorms.Epsilon);
+            }
             if (cosSin is null) return;
             var cos = cosSin.AsSpan(pos[i] * d, half);        // (D/2)
             var sin = cosSin.AsSpan(pos[i] * d + half, half); // (D/2)

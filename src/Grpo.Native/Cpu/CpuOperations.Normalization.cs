@@ -144,15 +144,21 @@ internal sealed partial class CpuOperations
             int end = Math.Min(m, (block + 1) * rowsPerBlock);
             for (int i = block * rowsPerBlock; i < end; i++)
             {
-                var xi = RowInput(x, a, s, i, c); // (C)
-                var yi = y.AsSpan(i * c, c);      // (C)
-                float r = 1f / MathF.Sqrt(RowDot(xi, xi) / c + epsilon);
-                // LlamaRMSNorm's order: (x · rstd), then · weight.
-                TensorPrimitives.Multiply(xi, r, yi);
-                TensorPrimitives.Multiply(yi, w.AsSpan(), yi);
-                rs[i] = r;
+                rs[i] = RmsNormRow(RowInput(x, a, s, i, c), w, y.AsSpan(i * c, c), epsilon);
             }
         });
+    }
+
+    /// <summary>
+    /// y = (x · rstd) · weight (LlamaRMSNorm's order) with rstd = 1/sqrt(Σx²/C + eps), returned; y may be x itself. Every
+    /// RMSNorm of the CPU backend runs its rows through this, so a fused operation gives <see cref="RmsNormForward"/>'s bits.
+    /// </summary>
+    private static float RmsNormRow(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, float epsilon)
+    {
+        float r = 1f / MathF.Sqrt(RowDot(x, x) / x.Length + epsilon);
+        TensorPrimitives.Multiply(x, r, y);
+        TensorPrimitives.Multiply(y, weight, y);
+        return r;
     }
 
     public void RmsNormBackward(Tensor<float> dInput, Tensor<float> dWeight,

@@ -34,9 +34,9 @@ internal sealed partial class IlgpuOperations
     }
 
     public void SplitIntoKvCache(Tensor<float> qkv, Tensor<float>? bias, Tensor<float> query, Tensor<float> keyCache,
-        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope)
+        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope, HeadNorms? headNorms = null)
     {
-        var shape = KvCacheValidation.SplitIntoCache(qkv, bias, query, keyCache, valueCache, slots, positions, rope);
+        var shape = KvCacheValidation.SplitIntoCache(qkv, bias, query, keyCache, valueCache, slots, positions, rope, headNorms);
         var fused = View(qkv, nameof(qkv)).BaseView;                // (R, H·D + 2·KVH·D)
         var b = bias is null ? fused : View(bias, nameof(bias)).BaseView; // (H·D + 2·KVH·D); unread without a bias
         var q = View(query, nameof(query)).BaseView;               // (R, H, D)
@@ -47,23 +47,32 @@ internal sealed partial class IlgpuOperations
         // An index out of range would write outside the cache; the host checks what it uploaded.
         int largest = KvCacheValidation.SplitIntoCacheIndices(HostIndices(slots, nameof(slots)), HostIndices(positions, nameof(positions)),
             shape, rope is not null);
-        var kernel = Device.Kernel(typeof(KvCacheKernels), nameof(KvCacheKernels.SplitIntoCache), accelerator =>
-            accelerator.LoadAutoGroupedStreamKernel<Index1D, KvCacheArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int>(KvCacheKernels.SplitIntoCache));
-        // One thread per rotated pair of each head with RoPE, per element without.
-        int units = shape.R * (shape.H + 2 * shape.KVH) * (rope is null ? shape.D : shape.D / 2);
+        if (shape.R == 0) return;
         var args = new KvCacheArgs(shape.H, shape.KVH, shape.D, shape.L, 0);
-        if (units == 0) return;
-        if (rope is not { } angles)
-        {
-            kernel(units, args, fused, b, q, kc, vc, slot, pos, fused, bias is null ? 0 : 1, 0); // no table: a stand-in, unread
-            return;
-        }
+        int addsBias = bias is null ? 0 : 1;
         // Launched under the lock, as Rope is: another call that grows the table cannot free it before this launch is queued.
         lock (_ropeGate)
         {
-            var table = RopeTableOnDevice(angles.Theta, shape.D, angles.Scaling, largest); // (P, D)
-            kernel(units, args, fused, b, q, kc, vc, slot, pos, table, bias is null ? 0 : 1, 1);
+            var table = rope is { } angles ? RopeTableOnDevice(angles.Theta, shape.D, angles.Scaling, largest) : fused; // (P, D), or unread
+            int rotates = rope is null ? 0 : 1;
+            if (headNorms is null)
+            {
+                var split = Device.Kernel(typeof(KvCacheKernels), nameof(KvCacheKernels.SplitIntoCache), accelerator =>
+                    accelerator.LoadAutoGroupedStreamKernel<Index1D, KvCacheArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                        ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int>(KvCacheKernels.SplitIntoCache));
+                // One thread per rotated pair of each head with RoPE, per element without.
+                int units = shape.R * (shape.H + 2 * shape.KVH) * (rope is null ? shape.D : shape.D / 2);
+                split(units, args, fused, b, q, kc, vc, slot, pos, table, addsBias, rotates);
+                return;
+            }
+            var normed = Device.Kernel(typeof(KvCacheKernels), nameof(KvCacheKernels.SplitNormIntoCache), accelerator =>
+                accelerator.LoadStreamKernel<KvCacheArgs, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                    ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
+                    KvCacheKernels.SplitNormIntoCache));
+            // One group per head of each row, of the size RmsNormForward runs its rows with: the same reduction, the same bits.
+            normed(new KernelConfig(shape.R * (shape.H + 2 * shape.KVH), Device.RowGroupSize), args, headNorms.Epsilon, fused, b, q, kc, vc,
+                slot, pos, table, View(headNorms.QueryWeight, "headNorms.QueryWeight").BaseView,
+                View(headNorms.KeyWeight, "headNorms.KeyWeight").BaseView, addsBias, rotates);
         }
     }
 

@@ -17,7 +17,7 @@ internal delegate void AttentionStep(int layer, Tensor<float> query, Tensor<floa
 /// <param name="Keys">L layers × (S, capacity, KVH, D).</param>
 /// <param name="Values">L layers × (S, capacity, KVH, D).</param>
 /// <param name="Slots">(m) the slot of each row.</param>
-/// <param name="Rows">(m) 0, 1, …, m − 1: the source rows when k and v pass through their own buffers (Qwen3's q/k norms).</param>
+/// <param name="Rows">(m) 0, 1, …, m − 1: the source rows when k and v pass through their own buffers (q, k and v from three GEMMs).</param>
 internal sealed record DecodeCache(Tensor<float>[] Keys, Tensor<float>[] Values, Tensor<int> Slots, Tensor<int> Rows);
 
 public sealed partial class TransformerModel
@@ -107,11 +107,13 @@ public sealed partial class TransformerModel
             // fewer launches, and the input is read once. Each value is the same dot product as in three GEMMs, plus its bias.
             var qkv = act.Rows(act.QkvProjection, m);           // (m, H·D + 2·KVH·D)
             _ops.LinearForward(qkv, n1, w.QkvWeight, null);
-            if (cache is not null && !qkNorm)
+            if (cache is not null)
             {
-                // A decode step: the split, the biases, RoPE and the cache write in one launch; k and v skip their buffers.
+                // A decode step: the split, the biases, Qwen3's head norms, RoPE and the cache write in one launch; k and v
+                // skip their buffers.
+                var headNorms = qkNorm ? new HeadNorms(w.QueryNormWeight!, w.KeyNormWeight!, (float)Config.NormEpsilon) : null;
                 _ops.SplitIntoKvCache(qkv, w.QkvBias, q.Reshape(m, h, d), cache.Keys[l], cache.Values[l], cache.Slots, positions,
-                    IsGpt2 ? null : Rotary);
+                    IsGpt2 ? null : Rotary, headNorms);
                 return;
             }
             _ops.SplitColumns(qkv, qProjection, kProjection, v, w.QkvBias);

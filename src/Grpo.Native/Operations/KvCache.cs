@@ -24,9 +24,11 @@ public partial interface IGrpoOperations
     /// <summary>
     /// A decode step's q/k/v epilogue in one pass: splits the fused projection rows into q, k and v (adding
     /// <paramref name="bias"/>), rotates q and k by RoPE at positions_r (unless <paramref name="rope"/> is null: GPT-2),
+    /// with Qwen3's <paramref name="headNorms"/> RMSNorm-ing each q and k head first,
     /// writes q to <paramref name="query"/> and k and v straight into the caches at (slots_r, positions_r). Row r's token
     /// sits at position positions_r of its sequence, and that is also where its slot caches it. Each value is the one
-    /// <see cref="SplitColumns"/>, <see cref="Rope"/> and <see cref="KvCacheWrite"/> give in turn (tested bit for bit):
+    /// <see cref="SplitColumns"/>, (<see cref="RmsNormForward"/> of each head,) <see cref="Rope"/> and <see cref="KvCacheWrite"/>
+    /// give in turn (tested bit for bit):
     /// one launch where those take three, and k and v never pass through their own buffers.
     /// </summary>
     /// <param name="qkv">(R, H·D + 2·KVH·D) the fused projection's rows: the H query heads, the KVH key heads, the KVH value heads.</param>
@@ -37,8 +39,9 @@ public partial interface IGrpoOperations
     /// <param name="slots">(R) the cache slot of each row, in [0, S); no two rows write the same (slot, position).</param>
     /// <param name="positions">(R) each row's position, in [0, L): its RoPE angle and its cache position.</param>
     /// <param name="rope">θ and scaling of the rotation, as <see cref="Rope"/> takes them; null to copy q and k unrotated.</param>
+    /// <param name="headNorms">Qwen3's q_norm and k_norm, applied to each query and key head before RoPE; null for none.</param>
     void SplitIntoKvCache(Tensor<float> qkv, Tensor<float>? bias, Tensor<float> query, Tensor<float> keyCache, Tensor<float> valueCache,
-        Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope);
+        Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope, HeadNorms? headNorms = null);
 
     /// <summary>
     /// Attention of one new query row per decoding sequence against its cache (grouped-query, as
@@ -70,6 +73,15 @@ internal readonly record struct KvCacheWriteShape(int S, int L, int KVH, int D, 
 /// <param name="Theta">rope_theta, positive and finite.</param>
 /// <param name="Scaling">rope_scaling, or null for plain RoPE.</param>
 public readonly record struct RotaryEmbedding(float Theta, RopeScaling? Scaling = null);
+
+/// <summary>
+/// Qwen3's per-head RMSNorms as <see cref="IGrpoOperations.SplitIntoKvCache"/> applies them: each query head's D values
+/// normalised with q_norm's weight, each key head's with k_norm's, as <see cref="IGrpoOperations.RmsNormForward"/> would.
+/// </summary>
+/// <param name="QueryWeight">(D) q_norm's weight.</param>
+/// <param name="KeyWeight">(D) k_norm's weight.</param>
+/// <param name="Epsilon">The config's rms_norm_eps, positive and finite.</param>
+public sealed record HeadNorms(Tensor<float> QueryWeight, Tensor<float> KeyWeight, float Epsilon);
 
 /// <summary>The sizes of one <see cref="IGrpoOperations.SplitIntoKvCache"/> call.</summary>
 /// <param name="R">Rows (one new token each).</param>
@@ -121,7 +133,7 @@ internal static class KvCacheValidation
 
     /// <summary>Checks the shapes, aliasing and rotation of <see cref="IGrpoOperations.SplitIntoKvCache"/>.</summary>
     public static SplitIntoKvCacheShape SplitIntoCache(Tensor<float> qkv, Tensor<float>? bias, Tensor<float> query, Tensor<float> keyCache,
-        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope)
+        Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope, HeadNorms? headNorms)
     {
         var (s, l, kvh, d) = Cache(keyCache, valueCache);
         Guard.Rank(query, nameof(query), 3, "(rows, heads, head dimension)");
@@ -154,6 +166,20 @@ internal static class KvCacheValidation
             Aliasing.NoOverlap(cache, name, bias, nameof(bias));
         }
         if (rope is { } angles) ActivationsValidation.RopeAngles(d, nameof(query), query.Shape, angles.Theta, angles.Scaling, nameof(rope));
+        if (headNorms is not null)
+        {
+            foreach (var (weight, name) in new[] { (headNorms.QueryWeight, "headNorms.QueryWeight"), (headNorms.KeyWeight, "headNorms.KeyWeight") })
+            {
+                ArgumentNullException.ThrowIfNull(weight, name);
+                if (weight.Shape.Rank != 1 || weight.Shape[0] != d)
+                    throw new ArgumentException(
+                        $"'{name}' has shape {weight.Shape} but [{d}] was expected: one weight per element of a head (the caches' D).",
+                        nameof(headNorms));
+                foreach (var (written, writtenName) in new[] { (query, nameof(query)), (keyCache, nameof(keyCache)), (valueCache, nameof(valueCache)) })
+                    Aliasing.NoOverlap(written, writtenName, weight, name);
+            }
+            NormalizationValidation.Epsilon(headNorms.Epsilon, "the config's rms_norm_eps (1e-6 for Qwen3)", nameof(headNorms));
+        }
         return shape;
     }
 

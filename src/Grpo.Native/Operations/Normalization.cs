@@ -220,10 +220,15 @@ internal static class NormalizationValidation
         return (input.Shape[0], input.Shape[1]);
     }
 
-    private static void Epsilon(float epsilon, string source)
+    /// <summary>
+    /// Throws unless epsilon is positive and finite; <paramref name="source"/> says where a user finds the right value, and
+    /// <paramref name="argumentName"/> is the argument that carries it ("epsilon", or e.g. "headNorms" for a member).
+    /// </summary>
+    public static void Epsilon(float epsilon, string source, string argumentName = "epsilon")
     {
         if (!(epsilon > 0) || !float.IsFinite(epsilon))
-            throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon,
-                $"'epsilon' must be positive and finite but was {epsilon}; it keeps rstd finite on a constant row: use {source}.");
+            throw new ArgumentOutOfRangeException(argumentName, epsilon,
+                $"'{(argumentName == "epsilon" ? "epsilon" : argumentName + ".Epsilon")}' must be positive and finite but was {epsilon}; " +
+                $"it keeps rstd finite on a constant row: use {source}.");
     }
 }

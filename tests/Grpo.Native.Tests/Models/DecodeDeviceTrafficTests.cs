@@ -85,20 +85,17 @@ public sealed class DecodeDeviceTrafficTests
         int layers = config.NumLayers;
         bool gpt2 = config.ModelType == "gpt2";
         // The residual adds run inside the norms after them: no Add kernel; one norm kernel per norm (each block's two, the
-        // final one), plus Qwen3's per-head q and k norms.
+        // final one). Qwen3's per-head q and k norms run inside the q/k/v epilogue below.
         Assert.That(launches.Of(".Add"), Is.Zero, "residual adds");
         string norm = gpt2 ? "NormalizationKernels.LayerNormForward" : "NormalizationKernels.RmsNormForward";
-        Assert.That(launches.Of(norm), Is.EqualTo(2 * layers + 1 + (config.HasQkNorm ? 2 * layers : 0)), "norms");
-        // Q, K and V leave their GEMM through one kernel per layer, which adds their biases: where nothing sits between the
-        // split and RoPE, one that also rotates q and k and writes k and v into the cache; Qwen3 norms each head of q and k
-        // first, so there the split, one RoPE launch for q and k, and the cache write stay apart. The biases of the other
-        // projections are still broadcast before their GEMMs (GPT-2's c_proj, c_fc and mlp c_proj; Qwen3's o_proj with
-        // attention_bias).
-        bool apart = config.HasQkNorm;
-        Assert.That(launches.Of(".SplitIntoCache"), Is.EqualTo(apart ? 0 : layers), "split, RoPE and cache write in one");
-        Assert.That(launches.Of(".CopyColumns"), Is.EqualTo(apart ? layers : 0), "q/k/v splits");
-        Assert.That(launches.Of(".Rope"), Is.EqualTo(apart ? layers : 0), "RoPE");
-        Assert.That(launches.Of(".KvCacheWrite"), Is.EqualTo(apart ? layers : 0), "cache writes");
+        Assert.That(launches.Of(norm), Is.EqualTo(2 * layers + 1), "norms");
+        // Q, K and V leave their GEMM through one kernel per layer: it adds their biases, norms each head (Qwen3), rotates q
+        // and k and writes k and v into the cache. The biases of the other projections are still broadcast before their
+        // GEMMs (GPT-2's c_proj, c_fc and mlp c_proj; Qwen3's o_proj with attention_bias).
+        string epilogue = config.HasQkNorm ? "KvCacheKernels.SplitNormIntoCache" : "KvCacheKernels.SplitIntoCache";
+        Assert.That(launches.Of(epilogue), Is.EqualTo(layers), "split, head norms, RoPE and cache write in one");
+        foreach (string apart in new[] { ".CopyColumns", ".Rope", ".KvCacheWrite" })
+            Assert.That(launches.Of(apart), Is.Zero, apart);
         int otherBiases = gpt2 ? 3 : config.HasOutputBias ? 1 : 0;
         Assert.That(launches.Of(".BroadcastBias"), Is.EqualTo(otherBiases * layers), "bias broadcasts");
         // GEMMs: q/k/v as one, o_proj, the MLP's up (gate_proj and up_proj as one) and down, per layer; then the LM head.

@@ -20,6 +20,15 @@ public sealed class SplitIntoKvCacheTests
     // (v, or GPT-2's q and k) is one addition, within u of |x| + |b|. The angle itself is the reference's fp32 angle.
     private const double ScaledTolerance = 3e-7;
 
+    /// <summary>
+    /// The bound with Qwen3's head norms, n = fl(fl(x'·r̂)·w): x' = fl(x + b) is within u of |x| + |b|; the fp32 Σx'² of D
+    /// positive squares is within (D + 2)u of the true Σ(x + b)² (D roundings of the sum and its squares, 2u from x'); /D,
+    /// + eps, sqrt (which halves what it is given) and the reciprocal make r̂ within ((D + 2)u + 2u)/2 + 2u = (D/2 + 4)u;
+    /// the two products add 2u: n is within (D/2 + 7)u of the scale (|x| + |b|)·r·|w|. The rotation adds its 3u (as
+    /// above): (D/2 + 10)u, and one u more for the second-order terms.
+    /// </summary>
+    private static double NormedTolerance(int d) => (d / 2.0 + 11) * Math.Pow(2, -24);
+
     // (rows R, heads H, kv heads KVH, D, capacity L, slots S, RoPE?): one row, GQA, MHA, odd D/2, odd D without RoPE (GPT-2
     // style), and a capacity in the thousands, so positions where the angle's rounding matters.
     private static readonly (int R, int H, int Kvh, int D, int L, int S, bool Rope)[] Shapes =
@@ -35,18 +44,22 @@ public sealed class SplitIntoKvCacheTests
         from kind in TestDevices.Kinds()
         from s in Shapes
         from withBias in new[] { true, false }
-        select new TestCaseData(kind, s.R, s.H, s.Kvh, s.D, s.L, s.S, s.Rope, withBias)
+        from normed in new[] { false, true }
+        select new TestCaseData(kind, s.R, s.H, s.Kvh, s.D, s.L, s.S, s.Rope, withBias, normed)
             .SetArgDisplayNames(kind.ToString(), $"R={s.R}", $"H={s.H}", $"KVH={s.Kvh}", $"D={s.D}", $"L={s.L}", $"S={s.S}",
-                s.Rope ? "rope" : "no rope", withBias ? "bias" : "no bias"), count: 3);
+                s.Rope ? "rope" : "no rope", withBias ? "bias" : "no bias", normed ? "head norms" : "no head norms"), count: 4);
+
+    /// <summary>RMSNorm's epsilon for the head norms (Qwen3's rms_norm_eps).</summary>
+    private const float Epsilon = 1e-6f;
 
     /// <summary>One call's host inputs: distinct (slot, position) cells in a shuffled order, caches of random values.</summary>
     private sealed record Inputs(int R, int H, int Kvh, int D, int L, int S, float[] Qkv, float[]? Bias, int[] Slots, int[] Positions,
-        float[] KeyCache, float[] ValueCache)
+        float[] KeyCache, float[] ValueCache, float[]? QueryNorm, float[]? KeyNorm)
     {
         public int Width => (H + 2 * Kvh) * D;
     }
 
-    private static Inputs Draw(Random random, int r, int h, int kvh, int d, int l, int s, bool withBias)
+    private static Inputs Draw(Random random, int r, int h, int kvh, int d, int l, int s, bool withBias, bool normed)
     {
         int[] cells = Enumerable.Range(0, s * l).ToArray();
         random.Shuffle(cells);
@@ -54,7 +67,23 @@ public sealed class SplitIntoKvCacheTests
         int width = (h + 2 * kvh) * d, cache = s * l * kvh * d;
         return new Inputs(r, h, kvh, d, l, s, TestRandom.Normal(random, r * width), withBias ? TestRandom.Normal(random, width) : null,
             cells.Select(c => c / l).ToArray(), cells.Select(c => c % l).ToArray(),
-            TestRandom.Normal(random, cache), TestRandom.Normal(random, cache));
+            TestRandom.Normal(random, cache), TestRandom.Normal(random, cache),
+            normed ? TestRandom.Normal(random, d) : null, normed ? TestRandom.Normal(random, d) : null);
+    }
+
+    /// <summary>The head norms' weights on the device, or null.</summary>
+    private sealed class DeviceHeadNorms(Device device, Inputs x) : IDisposable
+    {
+        private readonly Tensor<float>? _query = x.QueryNorm is null ? null : device.FromArray<float>(x.QueryNorm, x.D);
+        private readonly Tensor<float>? _key = x.KeyNorm is null ? null : device.FromArray<float>(x.KeyNorm, x.D);
+
+        public HeadNorms? Norms => _query is null ? null : new HeadNorms(_query, _key!, Epsilon);
+
+        public void Dispose()
+        {
+            _query?.Dispose();
+            _key?.Dispose();
+        }
     }
 
     /// <summary>The query, key cache and value cache one SplitIntoKvCache call leaves (the query poisoned first).</summary>
@@ -67,12 +96,13 @@ public sealed class SplitIntoKvCacheTests
         using var vc = device.FromArray<float>(x.ValueCache, x.S, x.L, x.Kvh, x.D);
         using var slots = device.FromArray<int>(x.Slots, x.R);
         using var positions = device.FromArray<int>(x.Positions, x.R);
-        device.Operations.SplitIntoKvCache(qkv, bias, query, kc, vc, slots, positions, rope);
+        using var norms = new DeviceHeadNorms(device, x);
+        device.Operations.SplitIntoKvCache(qkv, bias, query, kc, vc, slots, positions, rope, norms.Norms);
         device.Synchronize();
         return (query.ToArray(), kc.ToArray(), vc.ToArray());
     }
 
-    /// <summary>The same through the three operations it replaces: SplitColumns, Rope of q and k, KvCacheWrite.</summary>
+    /// <summary>The same through the operations it replaces: SplitColumns, RmsNormForward of each q and k head, Rope of q and k, KvCacheWrite.</summary>
     private static (float[] Query, float[] KeyCache, float[] ValueCache) Apart(Device device, Inputs x, RotaryEmbedding? rope)
     {
         var ops = device.Operations;
@@ -86,7 +116,19 @@ public sealed class SplitIntoKvCacheTests
         using var rows = device.FromArray<int>(Enumerable.Range(0, x.R).ToArray(), x.R);
         using var slots = device.FromArray<int>(x.Slots, x.R);
         using var positions = device.FromArray<int>(x.Positions, x.R);
-        ops.SplitColumns(qkv, query.Reshape(x.R, x.H * x.D), key.Reshape(x.R, x.Kvh * x.D), value.Reshape(x.R, x.Kvh * x.D), bias);
+        using var norms = new DeviceHeadNorms(device, x);
+        if (norms.Norms is { } n)
+        {
+            // As the model's forward runs Qwen3: split into the projections, then RMSNorm of each head into q and k.
+            using var queryProjection = device.Allocate<float>(x.R * x.H, x.D);
+            using var keyProjection = device.Allocate<float>(x.R * x.Kvh, x.D);
+            using var rstd = device.Allocate<float>(x.R * (x.H + x.Kvh));
+            ops.SplitColumns(qkv, queryProjection.Reshape(x.R, x.H * x.D), keyProjection.Reshape(x.R, x.Kvh * x.D),
+                value.Reshape(x.R, x.Kvh * x.D), bias);
+            ops.RmsNormForward(query.Reshape(x.R * x.H, x.D), rstd.Slice(0, x.R * x.H), queryProjection, n.QueryWeight, Epsilon);
+            ops.RmsNormForward(key.Reshape(x.R * x.Kvh, x.D), rstd.Slice(x.R * x.H, x.R * x.Kvh), keyProjection, n.KeyWeight, Epsilon);
+        }
+        else ops.SplitColumns(qkv, query.Reshape(x.R, x.H * x.D), key.Reshape(x.R, x.Kvh * x.D), value.Reshape(x.R, x.Kvh * x.D), bias);
         if (rope is { } angles) ops.Rope(query, key, positions, angles.Theta, inverse: false, angles.Scaling);
         ops.KvCacheWrite(kc, vc, key, value, rows, slots, positions);
         device.Synchronize();
@@ -99,10 +141,11 @@ public sealed class SplitIntoKvCacheTests
     /// written that no row owns, fails too.
     /// </summary>
     [TestCaseSource(nameof(Cases))]
-    public void GivesTheBitsOfSplitRopeAndCacheWrite(DeviceKind kind, int r, int h, int kvh, int d, int l, int s, bool rope, bool withBias)
+    public void GivesTheBitsOfSplitRopeAndCacheWrite(DeviceKind kind, int r, int h, int kvh, int d, int l, int s, bool rope, bool withBias,
+        bool normed)
     {
         var device = TestDevices.Get(kind);
-        var x = Draw(TestRandom.Create(), r, h, kvh, d, l, s, withBias);
+        var x = Draw(TestRandom.Create(), r, h, kvh, d, l, s, withBias, normed);
         // θ = 500000 with Llama 3's scaling where the positions reach past its original context; plain θ = 10000 elsewhere.
         RotaryEmbedding? angles = !rope ? null
             : l > 16 ? new RotaryEmbedding(500000f, new RopeScaling { Factor = 8, LowFrequencyFactor = 1, HighFrequencyFactor = 4, OriginalMaxPositions = 16 })
@@ -116,21 +159,27 @@ public sealed class SplitIntoKvCacheTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void MatchesTheReference(DeviceKind kind, int r, int h, int kvh, int d, int l, int s, bool rope, bool withBias)
+    public void MatchesTheReference(DeviceKind kind, int r, int h, int kvh, int d, int l, int s, bool rope, bool withBias, bool normed)
     {
         var device = TestDevices.Get(kind);
-        var x = Draw(TestRandom.Create(), r, h, kvh, d, l, s, withBias);
+        var x = Draw(TestRandom.Create(), r, h, kvh, d, l, s, withBias, normed);
         float? theta = rope ? 10000f : null;
         var (query, keyCache, valueCache) = Fused(device, x, rope ? new RotaryEmbedding(10000f) : null);
 
         double[] qkv = TestRandom.ToDouble(x.Qkv), kc = TestRandom.ToDouble(x.KeyCache), vc = TestRandom.ToDouble(x.ValueCache);
         double[]? bias = x.Bias is null ? null : TestRandom.ToDouble(x.Bias);
-        var expected = KvCacheReference.SplitIntoCache(qkv, bias, kc, vc, x.Slots, x.Positions, h, kvh, d, l, theta);
+        double[]? queryNorm = x.QueryNorm is null ? null : TestRandom.ToDouble(x.QueryNorm);
+        double[]? keyNorm = x.KeyNorm is null ? null : TestRandom.ToDouble(x.KeyNorm);
+        var expected = KvCacheReference.SplitIntoCache(qkv, bias, kc, vc, x.Slots, x.Positions, h, kvh, d, l, theta,
+            queryNorm: queryNorm, keyNorm: keyNorm, epsilon: Epsilon);
         // Scales over zero caches: a cell no row writes has scale 0, so it must keep its value exactly.
         var zero = new double[kc.Length];
-        var scale = KvCacheReference.SplitIntoCache(qkv, bias, zero, zero, x.Slots, x.Positions, h, kvh, d, l, theta, magnitudes: true);
-        Compare.WorstScaledError("query", expected.Query, scale.Query, TestRandom.ToDouble(query), ScaledTolerance);
-        Compare.WorstScaledError("key cache", expected.KeyCache, scale.KeyCache, TestRandom.ToDouble(keyCache), ScaledTolerance);
+        var scale = KvCacheReference.SplitIntoCache(qkv, bias, zero, zero, x.Slots, x.Positions, h, kvh, d, l, theta, magnitudes: true,
+            queryNorm: queryNorm, keyNorm: keyNorm, epsilon: Epsilon);
+        // The values are only added to (and copied), so they keep the plain bound; q and k take the norms' where they have them.
+        double normedTolerance = normed ? NormedTolerance(d) : ScaledTolerance;
+        Compare.WorstScaledError("query", expected.Query, scale.Query, TestRandom.ToDouble(query), normedTolerance);
+        Compare.WorstScaledError("key cache", expected.KeyCache, scale.KeyCache, TestRandom.ToDouble(keyCache), normedTolerance);
         Compare.WorstScaledError("value cache", expected.ValueCache, scale.ValueCache, TestRandom.ToDouble(valueCache), ScaledTolerance);
     }
 
@@ -153,12 +202,12 @@ public sealed class SplitIntoKvCacheTests
         }
 
         public void Call(int[] slots, int[] positions, RotaryEmbedding? rope = null, Tensor<float>? qkv = null, Tensor<float>? query = null,
-            Tensor<float>? keyCache = null, Tensor<float>? valueCache = null, Tensor<float>? bias = null)
+            Tensor<float>? keyCache = null, Tensor<float>? valueCache = null, Tensor<float>? bias = null, HeadNorms? headNorms = null)
         {
             using var s = _device.FromArray<int>(slots, slots.Length);
             using var p = _device.FromArray<int>(positions, positions.Length);
             _device.Operations.SplitIntoKvCache(qkv ?? Qkv, bias ?? Bias, query ?? Query, keyCache ?? KeyCache, valueCache ?? ValueCache, s, p,
-                rope ?? new RotaryEmbedding(10000f));
+                rope ?? new RotaryEmbedding(10000f), headNorms);
         }
 
         public void Dispose()
@@ -205,6 +254,8 @@ public sealed class SplitIntoKvCacheTests
         using var oddQuery = device.Allocate<float>(r, h, 3);
         using var oddKeys = device.Allocate<float>(Small.S, Small.L, kvh, 3);
         using var oddValues = device.Allocate<float>(Small.S, Small.L, kvh, 3);
+        using var normWeight = device.Allocate<float>(d);
+        using var shortNormWeight = device.Allocate<float>(d - 1);
         var queryInTheKeyCache = x.KeyCache.Reshape(Small.S * Small.L * kvh * d).Slice(0, r, h, d); // (R, H, D) over the cache's first rows
         var cases = new (string Name, string Fragment, Action Call)[]
         {
@@ -217,6 +268,12 @@ public sealed class SplitIntoKvCacheTests
             ("query", "head dimension 3 is odd", () => x.Call(GoodSlots, GoodPositions, qkv: oddQkv, query: oddQuery, keyCache: oddKeys,
                 valueCache: oddValues, bias: oddBias)),
             ("rope", "'rope.Theta' must be positive", () => x.Call(GoodSlots, GoodPositions, rope: new RotaryEmbedding(0f))),
+            ("headNorms", "'headNorms.KeyWeight' has shape", () => x.Call(GoodSlots, GoodPositions,
+                headNorms: new HeadNorms(normWeight, shortNormWeight, Epsilon))),
+            ("headNorms", "'headNorms.Epsilon' must be positive", () => x.Call(GoodSlots, GoodPositions,
+                headNorms: new HeadNorms(normWeight, normWeight, 0f))),
+            ("keyCache", "shares memory with 'headNorms.QueryWeight'", () => x.Call(GoodSlots, GoodPositions,
+                headNorms: new HeadNorms(x.KeyCache.Reshape(Small.S * Small.L * kvh * d).Slice(0, d), normWeight, Epsilon))),
         };
         foreach (var (name, fragment, call) in cases)
         {

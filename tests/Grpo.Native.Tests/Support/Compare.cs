@@ -71,15 +71,7 @@ public static class Compare
     {
         Assert.That(actual.Length, Is.EqualTo(expected.Length), $"{what}: length");
         Assert.That(scale.Length, Is.EqualTo(expected.Length), $"{what}: scale length");
-        double worst = 0;
-        int worstIndex = -1;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double difference = Math.Abs(actual[i] - expected[i]);
-            double error = double.IsNaN(difference) ? double.PositiveInfinity
-                : scale[i] > 0 ? difference / scale[i] : difference == 0 ? 0 : double.PositiveInfinity;
-            if (error > worst || worstIndex < 0) { worst = error; worstIndex = i; }
-        }
+        var (worst, worstIndex) = ErrorMeasure.WorstScaledError(expected, scale, actual);
         string where = worstIndex < 0 ? "no elements"
             : $"at [{worstIndex}]: expected {expected[worstIndex]:G9}, got {actual[worstIndex]:G9}, scale {scale[worstIndex]:G3}";
         TestContext.Out.WriteLine($"{what}: worst error / scale {worst:E2} (bound {tolerance:E2}) over {expected.Length} values ({where})");
