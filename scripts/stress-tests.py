@@ -3,7 +3,8 @@
 
 Each run is `dotnet test` as in the README (NUnit draws a new random seed per run; every test prints
 the seed it used, so a failure can be replayed with GRPO_TEST_SEED=SEED). Besides failures, it reads
-the "worst relative error E (bound B)" lines that tests/Grpo.Native.Tests/Support/Compare.cs prints
+the "worst relative error E (bound B)" and "worst error / scale E (bound B)" lines that
+tests/Grpo.Native.Tests/Support/Compare.cs prints
 and lists the comparisons that came closest to their bound over all runs: a tolerance whose worst
 E/B creeps towards 1 is one to re-derive before it fails.
 
@@ -26,7 +27,7 @@ RESULT = re.compile(r'<UnitTestResult [^>]*?testName="([^"]*)"[^>]*?outcome="([^
 STDOUT = re.compile(r"<StdOut>(.*?)</StdOut>", re.S)
 MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.S)
 SEED = re.compile(r"random seed (-?\d+)")
-MARGIN = re.compile(r"^(.*): worst relative error (\S+) \(bound (\S+)\)", re.M)
+MARGIN = re.compile(r"^(.*): worst (?:relative error|error / scale) (\S+) \(bound (\S+)\)", re.M)
 
 
 def parse(trx_path):

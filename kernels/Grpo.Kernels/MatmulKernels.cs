@@ -4,7 +4,7 @@ using ILGPU.Algorithms;
 namespace Grpo.Kernels;
 
 /// <summary>
-/// Sizes and strides of one product C (M, N) = alpha · A·B [+ C]. A(i, k) is read at
+/// Sizes and strides of one product C (M, N) = alpha · A·B [+ C, or + bias per column]. A(i, k) is read at
 /// a[i·RowStrideA + k·ColumnStrideA] and B(k, j) at b[k·RowStrideB + j·ColumnStrideB], so the
 /// three row-major forms (A·Bᵀ, A·B, Aᵀ·B) are the same kernel with different strides.
 /// </summary>
@@ -40,6 +40,9 @@ public readonly struct MatmulArgs
     /// <summary>1 to add into C, 0 to overwrite it.</summary>
     public readonly int Accumulate;
 
+    /// <summary>1 to add bias[j] to column j as C is written (a linear layer's bias; never with <see cref="Accumulate"/>).</summary>
+    public readonly int AddsBias;
+
     /// <summary>The k values one slice of the grid's Z axis sums (K when K is not split).</summary>
     public readonly int KChunk;
 
@@ -47,11 +50,11 @@ public readonly struct MatmulArgs
     public readonly long SplitStride;
 
     private MatmulArgs(int m, int n, int k, int rsA, int csA, int rsB, int csB, int ldc, float alpha, bool accumulate,
-        int kChunk, long splitStride)
+        int kChunk, long splitStride, bool addsBias = false)
     {
         M = m; N = n; K = k;
         RowStrideA = rsA; ColumnStrideA = csA; RowStrideB = rsB; ColumnStrideB = csB;
-        Ldc = ldc; Alpha = alpha; Accumulate = accumulate ? 1 : 0;
+        Ldc = ldc; Alpha = alpha; Accumulate = accumulate ? 1 : 0; AddsBias = addsBias ? 1 : 0;
         KChunk = kChunk; SplitStride = splitStride;
     }
 
@@ -59,9 +62,20 @@ public readonly struct MatmulArgs
         : this(m, n, k, rsA, csA, rsB, csB, ldc, alpha, accumulate, k, 0) { }
 
     /// <summary>
+    /// The same product writing C = alpha · A·B + bias[j]: the bits of C filled with the bias and then accumulated into
+    /// (one rounding of bias + product either way), without the launch that fills it.
+    /// </summary>
+    public MatmulArgs WithBias() =>
+        new(M, N, K, RowStrideA, ColumnStrideA, RowStrideB, ColumnStrideB, Ldc, Alpha, accumulate: false, KChunk, SplitStride, addsBias: true);
+
+    /// <summary>This product with its bias taken from C instead: for a caller that filled C with the bias first (cuBLAS, β = 1).</summary>
+    public MatmulArgs BiasFromOutput() =>
+        new(M, N, K, RowStrideA, ColumnStrideA, RowStrideB, ColumnStrideB, Ldc, Alpha, accumulate: true, KChunk, SplitStride);
+
+    /// <summary>
     /// The same product cut into slices of <paramref name="kChunk"/> k values (a multiple of <see cref="MatmulKernels.KTile"/>),
     /// slice z writing its plain partial sum (alpha 1, no accumulation) to a dense (M, N) block at z·M·N of the kernel's
-    /// output; <see cref="MatmulKernels.SumSplits"/> then adds the slices in z order into C with this product's alpha.
+    /// output; <see cref="MatmulKernels.SumSplits"/> then adds the slices in z order into C with this product's alpha (and bias).
     /// </summary>
     public MatmulArgs SplitK(int kChunk) =>
         new(M, N, K, RowStrideA, ColumnStrideA, RowStrideB, ColumnStrideB, N, 1f, accumulate: false, kChunk, (long)M * N);
@@ -106,12 +120,13 @@ public static class MatmulKernels
     private const int MaxTile = RegisterTile * MaxGroupSide;
     private const int AStride = KTile + 1, BStride = MaxTile + 2; // padded row lengths of the shared tiles (see above)
 
-    /// <summary>C = alpha · A·B [+ C] for the strides in <paramref name="p"/>; see <see cref="MatmulKernels"/> for the launch shape.</summary>
-    /// <param name="p">Sizes, strides, alpha and the accumulate flag.</param>
+    /// <summary>C = alpha · A·B [+ C, or + bias] for the strides in <paramref name="p"/>; see <see cref="MatmulKernels"/> for the launch shape.</summary>
+    /// <param name="p">Sizes, strides, alpha and the accumulate and bias flags.</param>
     /// <param name="a">A, (M, K) or stored (K, M) per the strides.</param>
     /// <param name="b">B, (K, N) or stored (N, K) per the strides.</param>
     /// <param name="c">(M, Ldc) row-major output.</param>
-    public static void Matmul(MatmulArgs p, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    /// <param name="bias">(N) added to each row when <see cref="MatmulArgs.AddsBias"/> is set; else unread.</param>
+    public static void Matmul(MatmulArgs p, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias)
     {
         var aTile = SharedMemory.Allocate<float>(MaxTile * AStride); // (tileM, KTile) in rows of AStride
         var bTile = SharedMemory.Allocate<float>(KTile * BStride);   // (KTile, MaxTile) in rows of BStride
@@ -158,14 +173,14 @@ public static class MatmulKernels
 
         int row = i0 + ty, column = j0 + tx;
         var output = c.SubView(outputOffset, c.Length - outputOffset);
-        Write(p, output, row, column, side, c00, c01, c02, c03);
-        Write(p, output, row + side, column, side, c10, c11, c12, c13);
-        Write(p, output, row + 2 * side, column, side, c20, c21, c22, c23);
-        Write(p, output, row + 3 * side, column, side, c30, c31, c32, c33);
+        Write(p, output, bias, row, column, side, c00, c01, c02, c03);
+        Write(p, output, bias, row + side, column, side, c10, c11, c12, c13);
+        Write(p, output, bias, row + 2 * side, column, side, c20, c21, c22, c23);
+        Write(p, output, bias, row + 3 * side, column, side, c30, c31, c32, c33);
     }
 
     /// <summary>
-    /// C(i, j) = alpha · Σ_z partials[z](i, j) [+ C(i, j)], the slices added in z order (deterministic), for the product
+    /// C(i, j) = alpha · Σ_z partials[z](i, j) [+ C(i, j), or + bias[j]], the slices added in z order (deterministic), for the product
     /// <paramref name="p"/> whose K was split into <paramref name="splits"/> slices by <see cref="MatmulArgs.SplitK"/>.
     /// </summary>
     /// <param name="index">Flat element of C, i·N + j.</param>
@@ -173,31 +188,33 @@ public static class MatmulKernels
     /// <param name="splits">Number of K slices.</param>
     /// <param name="partials">(splits, M, N) the slices' partial products.</param>
     /// <param name="c">(M, Ldc) output.</param>
-    public static void SumSplits(Index1D index, MatmulArgs p, int splits, ArrayView<float> partials, ArrayView<float> c)
+    /// <param name="bias">(N) added to each row when <see cref="MatmulArgs.AddsBias"/> is set; else unread.</param>
+    public static void SumSplits(Index1D index, MatmulArgs p, int splits, ArrayView<float> partials, ArrayView<float> c, ArrayView<float> bias)
     {
         long element = index, block = (long)p.M * p.N;
         float sum = 0f;
         for (int z = 0; z < splits; z++) sum += partials[z * block + element];
         long i = element / p.N, j = element % p.N, at = i * p.Ldc + j;
-        float scaled = p.Alpha * sum;
-        c[at] = p.Accumulate != 0 ? c[at] + scaled : scaled;
+        Store(p, c, bias, at, (int)j, sum);
     }
 
     // One register row: columns j, j + S, j + 2S, j + 3S of C row i.
-    private static void Write(MatmulArgs p, ArrayView<float> c, int i, int j, int side, float v0, float v1, float v2, float v3)
+    private static void Write(MatmulArgs p, ArrayView<float> c, ArrayView<float> bias, int i, int j, int side, float v0, float v1, float v2,
+        float v3)
     {
         if (i >= p.M) return;
         long at = (long)i * p.Ldc + j;
-        Store(p, c, at, j, v0);
-        Store(p, c, at + side, j + side, v1);
-        Store(p, c, at + 2 * side, j + 2 * side, v2);
-        Store(p, c, at + 3 * side, j + 3 * side, v3);
+        if (j < p.N) Store(p, c, bias, at, j, v0);
+        if (j + side < p.N) Store(p, c, bias, at + side, j + side, v1);
+        if (j + 2 * side < p.N) Store(p, c, bias, at + 2 * side, j + 2 * side, v2);
+        if (j + 3 * side < p.N) Store(p, c, bias, at + 3 * side, j + 3 * side, v3);
     }
 
-    private static void Store(MatmulArgs p, ArrayView<float> c, long at, int j, float value)
+    // C(i, j) at <paramref name="at"/> = alpha · value, plus C(i, j) or bias[j] where asked: one rounding of the sum either
+    // way, so a bias added here gives the bits of a C filled with it and accumulated into.
+    private static void Store(MatmulArgs p, ArrayView<float> c, ArrayView<float> bias, long at, int j, float value)
     {
-        if (j >= p.N) return;
         float scaled = p.Alpha * value;
-        c[at] = p.Accumulate != 0 ? c[at] + scaled : scaled;
+        c[at] = p.Accumulate != 0 ? c[at] + scaled : p.AddsBias != 0 ? bias[j] + scaled : scaled;
     }
 }

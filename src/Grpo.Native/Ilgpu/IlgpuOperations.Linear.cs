@@ -19,17 +19,10 @@ internal sealed partial class IlgpuOperations
         var y = View(output, nameof(output)).BaseView; // (M, N)
         var x = View(input, nameof(input)).BaseView;   // (M, K)
         var w = View(weight, nameof(weight)).BaseView; // (N, K)
-        if (bias is not null)
-        {
-            // Rows start as the bias and the product is accumulated onto them: one pass over the output, not two.
-            var broadcast = Device.Kernel(typeof(LinearKernels), nameof(LinearKernels.BroadcastBias), accelerator =>
-                accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, long, int>(LinearKernels.BroadcastBias));
-            long elements = (long)m * n;
-            int threads = FlatThreads(elements);
-            if (threads > 0) broadcast(threads, y, View(bias, nameof(bias)).BaseView, n, elements, threads);
-        }
-        // y (M, N) [+]= x (M, K) · w (N, K)ᵀ
-        Matmul(MatmulArgs.TransposedB(m, n, k, k, k, n, 1f, accumulate: bias is not null), x, w, y);
+        // y (M, N) = x (M, K) · w (N, K)ᵀ [+ bias (N)]: the kernel adds the bias as it writes y, one launch.
+        var product = MatmulArgs.TransposedB(m, n, k, k, k, n, 1f, accumulate: false);
+        if (bias is null) Matmul(product, x, w, y);
+        else Matmul(product.WithBias(), x, w, y, View(bias, nameof(bias)).BaseView);
     }
 
     public void SplitColumns(Tensor<float> source, Tensor<float> first, Tensor<float> second, Tensor<float> third, Tensor<float>? bias = null) =>

@@ -55,6 +55,47 @@ public sealed class MatmulKernelTests
         }
     }
 
+    /// <summary>(M, N, K, K slices, slice length): one tile, several tiles with ragged edges, and a split K.</summary>
+    public static IEnumerable<TestCaseData> BiasCases() => TestDevices.PlusCudaShapes(
+        from size in new[] { (1, 1, 1, 1, 1), (37, 70, 33, 1, 33), (5, 130, 200, 4, 64) }
+        from kind in TestDevices.Kinds().Where(k => k != DeviceKind.Cpu)
+        select new TestCaseData(kind, size.Item1, size.Item2, size.Item3, size.Item4, size.Item5), count: 3);
+
+    /// <summary>
+    /// A linear layer's bias added as the kernel writes C (and, split, as the slices are summed) gives exactly the bits of C
+    /// filled with the bias and accumulated into (the broadcast it replaces, still what the cuBLAS route does): one rounding
+    /// of bias + alpha · product either way. Rows of C past its N columns (Ldc > N) must stay untouched.
+    /// </summary>
+    [TestCaseSource(nameof(BiasCases))]
+    public void ABiasAddedAsCIsWrittenGivesTheBitsOfABroadcastThenAccumulate(DeviceKind kind, int m, int n, int k, int splits, int chunk)
+    {
+        var device = (IlgpuDevice)TestDevices.Get(kind);
+        var ops = (IlgpuOperations)device.Operations;
+        var random = TestRandom.Create();
+        const float alpha = 0.75f;
+        int ldc = n + 3;
+        float[] a = TestRandom.Normal(random, m * k), b = TestRandom.Normal(random, n * k), bias = TestRandom.Normal(random, n);
+        float[] start = TestRandom.Normal(random, m * ldc); // (M, Ldc): the padding columns must keep these
+        var filled = (float[])start.Clone();
+        for (int i = 0; i < m; i++) bias.CopyTo(filled, i * ldc);
+        var product = MatmulArgs.TransposedB(m, n, k, k, k, ldc, alpha, accumulate: false);
+        float[] Run(MatmulArgs args, float[] initial)
+        {
+            using var aTensor = device.FromArray<float>(a, a.Length);
+            using var bTensor = device.FromArray<float>(b, b.Length);
+            using var biasTensor = device.FromArray<float>(bias, n);
+            using var cTensor = device.FromArray<float>(initial, initial.Length);
+            ops.KernelMatmul(args, ops.View(aTensor, "a").BaseView, ops.View(bTensor, "b").BaseView, ops.View(cTensor, "c").BaseView, splits,
+                chunk, ops.View(biasTensor, "bias").BaseView);
+            device.Synchronize();
+            return cTensor.ToArray();
+        }
+        float[] epilogue = Run(product.WithBias(), start), broadcast = Run(product.BiasFromOutput(), filled);
+        Assert.That(epilogue, Is.EqualTo(broadcast));
+        for (int i = 0; i < m; i++)
+            Assert.That(epilogue.AsSpan(i * ldc + n, ldc - n).ToArray(), Is.EqualTo(start.AsSpan(i * ldc + n, ldc - n).ToArray()), $"row {i}'s padding");
+    }
+
     private static void Check(DeviceKind kind, Form form, int m, int n, int k, bool accumulate, int splits, int chunk)
     {
         var device = (IlgpuDevice)TestDevices.Get(kind);
