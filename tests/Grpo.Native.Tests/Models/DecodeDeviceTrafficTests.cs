@@ -48,8 +48,8 @@ public sealed class DecodeDeviceTrafficTests
     }
 
     /// <summary>
-    /// A decode step projects q, k and v with one GEMM and a split instead of three GEMMs (and, with biases, one bias
-    /// broadcast instead of three): fewer launches than with the fusion off.
+    /// A decode step projects q, k and v with one GEMM and one epilogue kernel (split, bias, head norms, RoPE, cache write)
+    /// instead of three GEMMs, RoPE and a cache write: fewer launches than with the fusion off.
     /// </summary>
     [TestCaseSource(typeof(TinyModels), nameof(TinyModels.Names))]
     public void TheFusedQkvProjectionCostsFewerLaunchesPerDecodeStep(string name)

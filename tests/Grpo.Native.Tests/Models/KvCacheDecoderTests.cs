@@ -84,6 +84,39 @@ public sealed class KvCacheDecoderTests
             expected, actual, LogProbTolerance);
     }
 
+    /// <summary>
+    /// A decode step through the fused q/k/v epilogue (one GEMM, then SplitIntoKvCache) gives the bits of the separate path
+    /// (three GEMMs with their biases, Qwen3's head norms, RoPE, KvCacheWrite): on the ILGPU backend each q, k and v value is
+    /// the same dot product plus bias, rounded once, and the epilogue repeats the later steps' arithmetic. Several steps, so
+    /// the caches the later steps attend to were written by both routes too.
+    /// </summary>
+    [TestCaseSource(typeof(TinyModels), nameof(TinyModels.Names))]
+    public void TheFusedDecodeEpilogueGivesTheLogitsOfTheSeparateSteps(string name)
+    {
+        var device = TestDevices.Get(DeviceKind.IlgpuCpu);
+        var random = TestRandom.Create();
+        var config = TinyModels.Config(name);
+        using var model = TransformerModel.CreateRandom(device, config, seed: random.Next());
+        int[][] prompts = TinyModels.Sequences(random, config.VocabSize, 3, 5);
+        int[][] stepTokens = TinyModels.Sequences(random, config.VocabSize, 2, 2, 2, 2); // 4 steps of one token per slot
+        float[][] Decode(bool fused)
+        {
+            model.FusesQkv = fused;
+            using var batch = TokenBatch.Create(device, prompts, config.VocabSize, config.MaxPositions);
+            using var decoder = new KvCacheDecoder(model, prompts.Length, capacity: 12, maxPromptTokens: batch.TokenCount);
+            var logits = new List<float[]> { decoder.Prefill(batch, 1).ToArray() };
+            foreach (int[] step in stepTokens)
+            {
+                using var tokens = device.FromArray<int>(step, step.Length);
+                logits.Add(decoder.Step(tokens).ToArray());
+            }
+            return [.. logits];
+        }
+        float[][] separate = Decode(fused: false), epilogue = Decode(fused: true);
+        for (int step = 0; step < separate.Length; step++)
+            Assert.That(epilogue[step], Is.EqualTo(separate[step]), $"logits after {step} decode step(s)");
+    }
+
     [Test]
     public void MisuseIsRefusedWithTheReason()
     {
