@@ -1,3 +1,4 @@
+using System.Buffers;
 using Grpo.Native.Checkpoints;
 using Grpo.Native.Tensors;
 
@@ -192,7 +193,7 @@ internal static class KvCacheValidation
     {
         InRange(slots, "slots", shape.S, "a slot of the caches");
         InRange(positions, "positions", shape.L, "a position within the cache capacity");
-        DistinctCells(slots, positions, shape.L, "row");
+        DistinctCells(slots, positions, shape.S, shape.L, "row");
         if (rotates) return ActivationsValidation.RopePositions(positions);
         int largest = 0;
         foreach (int p in positions) largest = Math.Max(largest, p);
@@ -209,15 +210,18 @@ internal static class KvCacheValidation
         InRange(sourceRows, "sourceRows", shape.M, "a row of 'key' and 'value'");
         InRange(slots, "slots", shape.S, "a slot of the caches");
         InRange(positions, "positions", shape.L, "a position within the cache capacity");
-        DistinctCells(slots, positions, shape.L, "write");
+        DistinctCells(slots, positions, shape.S, shape.L, "write");
     }
 
     /// <summary>
     /// Throws when two entries target the same (slot, position): two writes to one cell would race on the device (and the
     /// winner would depend on the schedule). <paramref name="entry"/> names what an index counts ("write", "row").
     /// </summary>
-    private static void DistinctCells(ReadOnlySpan<int> slots, ReadOnlySpan<int> positions, int capacity, string entry)
+    private static void DistinctCells(ReadOnlySpan<int> slots, ReadOnlySpan<int> positions, int slotCount, int capacity, string entry)
     {
+        // A decode step runs this for every layer, on the host, between launches: its usual case, each row in a slot of its
+        // own, cannot repeat a cell, and one pass over a bitmap of the slots says so (a dictionary of cells costs 20× more).
+        if (EachSlotOnce(slots, slotCount)) return;
         var first = new Dictionary<long, int>(slots.Length);
         for (int i = 0; i < slots.Length; i++)
         {
@@ -227,6 +231,28 @@ internal static class KvCacheValidation
                     $"{char.ToUpperInvariant(entry[0])}{entry[1..]}s {first[cell]} and {i} both target slot {slots[i]}, position {positions[i]} " +
                     $"('slots'[{i}] is {slots[i]}, 'positions'[{i}] is {positions[i]}); every {entry} needs its own (slot, position): " +
                     "fan a prompt out to different slots, and give each decode step of a slot a new position.", "positions");
+        }
+    }
+
+    /// <summary>True when no slot repeats; every slot must already be checked to lie in [0, <paramref name="slotCount"/>).</summary>
+    private static bool EachSlotOnce(ReadOnlySpan<int> slots, int slotCount)
+    {
+        if (slots.Length > slotCount) return false;
+        bool[]? rented = null;
+        Span<bool> seen = slotCount <= 4096 ? stackalloc bool[slotCount] : (rented = ArrayPool<bool>.Shared.Rent(slotCount)).AsSpan(0, slotCount);
+        try
+        {
+            seen.Clear();
+            foreach (int slot in slots)
+            {
+                if (seen[slot]) return false;
+                seen[slot] = true;
+            }
+            return true;
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<bool>.Shared.Return(rented);
         }
     }
 
