@@ -40,13 +40,8 @@ public class ActivationBenchmarks
     public void Setup()
     {
         var random = new Random(42);
-        float[] Normal(int count, float scale)
-        {
-            var values = new float[count];
-            for (int i = 0; i < count; i++) values[i] = scale * (random.NextSingle() + random.NextSingle() + random.NextSingle() - 1.5f);
-            return values;
-        }
-        float[] x = Normal(N, 3), up = Normal(N, 1), dO = Normal(N, 1), q = Normal(M * Heads * D, 1), k = Normal(M * KeyHeads * D, 1);
+        float[] x = BenchmarkData.Noise(random, N, 3), up = BenchmarkData.Noise(random, N), dO = BenchmarkData.Noise(random, N);
+        float[] q = BenchmarkData.Noise(random, M * Heads * D), k = BenchmarkData.Noise(random, M * KeyHeads * D);
         var gateUp = new float[2 * N]; // (M, 2I): each row x's row (the gates), then up's
         for (int r = 0; r < M; r++)
         {

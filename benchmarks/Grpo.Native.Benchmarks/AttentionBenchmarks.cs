@@ -37,13 +37,8 @@ public class AttentionBenchmarks
     public void Setup()
     {
         var random = new Random(42);
-        float[] Normal(int count)
-        {
-            var values = new float[count];
-            for (int i = 0; i < count; i++) values[i] = random.NextSingle() + random.NextSingle() + random.NextSingle() - 1.5f;
-            return values;
-        }
-        float[] q = Normal(M * H * D), k = Normal(M * Kvh * D), v = Normal(M * Kvh * D), dO = Normal(M * H * D);
+        float[] q = BenchmarkData.Noise(random, M * H * D), k = BenchmarkData.Noise(random, M * Kvh * D);
+        float[] v = BenchmarkData.Noise(random, M * Kvh * D), dO = BenchmarkData.Noise(random, M * H * D);
         _starts = new int[B + 1];
         for (int b = 0; b < B; b++) _starts[b + 1] = _starts[b] + T;
         if (Backend == BenchmarkBackends.Reference)

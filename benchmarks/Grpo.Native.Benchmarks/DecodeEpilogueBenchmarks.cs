@@ -34,15 +34,9 @@ public class DecodeEpilogueBenchmarks
     public void Setup()
     {
         var random = new Random(42);
-        float[] Normal(int count)
-        {
-            var values = new float[count];
-            for (int i = 0; i < count; i++) values[i] = random.NextSingle() + random.NextSingle() + random.NextSingle() - 1.5f;
-            return values;
-        }
         _device = Device.Create(Backend);
-        _qkv = _device.FromArray<float>(Normal(R * Width), R, Width);   // (R, H·D + 2·KVH·D)
-        _bias = _device.FromArray<float>(Normal(Width), Width);         // (H·D + 2·KVH·D)
+        _qkv = _device.FromArray<float>(BenchmarkData.Noise(random, R * Width), R, Width);   // (R, H·D + 2·KVH·D)
+        _bias = _device.FromArray<float>(BenchmarkData.Noise(random, Width), Width);         // (H·D + 2·KVH·D)
         _query = _device.Allocate<float>(R, H, D);                      // (R, H, D)
         _key = _device.Allocate<float>(R, Kvh, D);                      // (R, KVH, D)
         _value = _device.Allocate<float>(R, Kvh, D);                    // (R, KVH, D)

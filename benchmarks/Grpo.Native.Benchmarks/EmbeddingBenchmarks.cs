@@ -35,15 +35,9 @@ public class EmbeddingBenchmarks
     public void Setup()
     {
         var random = new Random(42);
-        float[] Normal(int count)
-        {
-            var values = new float[count];
-            for (int i = 0; i < count; i++) values[i] = random.NextSingle() + random.NextSingle() + random.NextSingle() - 1.5f;
-            return values;
-        }
         _idHost = Enumerable.Range(0, M).Select(_ => random.Next(Distinct) * (V / Distinct)).ToArray();
         _positionHost = Enumerable.Range(0, M).Select(m => m % T).ToArray();
-        float[] wte = Normal(V * C), wpe = Normal(P * C), dy = Normal(M * C);
+        float[] wte = BenchmarkData.Noise(random, V * C), wpe = BenchmarkData.Noise(random, P * C), dy = BenchmarkData.Noise(random, M * C);
         if (Backend == BenchmarkBackends.Reference)
         {
             (_wteD, _wpeD, _dyD) = (ToDouble(wte), ToDouble(wpe), ToDouble(dy));

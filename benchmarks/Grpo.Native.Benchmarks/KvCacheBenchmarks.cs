@@ -41,14 +41,10 @@ public class KvCacheBenchmarks
     public void Setup()
     {
         var random = new Random(42);
-        float[] Normal(int count)
-        {
-            var values = new float[count];
-            for (int i = 0; i < count; i++) values[i] = random.NextSingle() + random.NextSingle() + random.NextSingle() - 1.5f;
-            return values;
-        }
-        float[] q = Normal(R * H * D), kc = Normal(S * L * Kvh * D), vc = Normal(S * L * Kvh * D);
-        float[] pk = Normal(B * Prompt * Kvh * D), pv = Normal(B * Prompt * Kvh * D), sk = Normal(R * Kvh * D), sv = Normal(R * Kvh * D);
+        float[] q = BenchmarkData.Noise(random, R * H * D);
+        float[] kc = BenchmarkData.Noise(random, S * L * Kvh * D), vc = BenchmarkData.Noise(random, S * L * Kvh * D);
+        float[] pk = BenchmarkData.Noise(random, B * Prompt * Kvh * D), pv = BenchmarkData.Noise(random, B * Prompt * Kvh * D);
+        float[] sk = BenchmarkData.Noise(random, R * Kvh * D), sv = BenchmarkData.Noise(random, R * Kvh * D);
         // Slots in a shuffled order, as a rollout that reuses finished slots would have them.
         _slotOf = Enumerable.Range(0, S).OrderBy(_ => random.Next()).ToArray();
         _lengthOf = Enumerable.Repeat(Length, R).ToArray();

@@ -30,17 +30,11 @@ public class LinearBenchmarks
     public void Setup()
     {
         var random = new Random(42);
-        float[] Normal(int count, float scale)
-        {
-            var values = new float[count];
-            for (int i = 0; i < count; i++) values[i] = scale * (random.NextSingle() + random.NextSingle() + random.NextSingle() - 1.5f);
-            return values;
-        }
         _device = Device.Create(Backend);
-        _x = _device.FromArray<float>(Normal(M * K, 1), M, K);
-        _w = _device.FromArray<float>(Normal(N * K, 0.04f), N, K);
-        _b = _device.FromArray<float>(Normal(N, 0.1f), N);
-        _dy = _device.FromArray<float>(Normal(M * N, 1), M, N);
+        _x = _device.FromArray<float>(BenchmarkData.Noise(random, M * K, 1), M, K);
+        _w = _device.FromArray<float>(BenchmarkData.Noise(random, N * K, 0.04f), N, K);
+        _b = _device.FromArray<float>(BenchmarkData.Noise(random, N, 0.1f), N);
+        _dy = _device.FromArray<float>(BenchmarkData.Noise(random, M * N, 1), M, N);
         _y = _device.Allocate<float>(M, N);
         _dx = _device.Allocate<float>(M, K);
         _dw = _device.Allocate<float>(N, K);

@@ -36,21 +36,15 @@ public class LogSoftmaxGatherBenchmarks
     {
         _device = Device.Create(Backend);
         var random = new Random(42);
-        float[] Normal(int count, float scale)
-        {
-            var values = new float[count];
-            for (int i = 0; i < count; i++) values[i] = scale * (random.NextSingle() + random.NextSingle() + random.NextSingle() - 1.5f);
-            return values;
-        }
-        _hidden = _device.FromArray<float>(Normal(M * C, 1f), M, C);
-        _lmHead = _device.FromArray<float>(Normal(V * C, 0.2f), V, C);
+        _hidden = _device.FromArray<float>(BenchmarkData.Noise(random, M * C, 1f), M, C);
+        _lmHead = _device.FromArray<float>(BenchmarkData.Noise(random, V * C, 0.2f), V, C);
         var ids = new int[M];
         for (int i = 0; i < M; i++) ids[i] = random.Next(V);
         _targets = _device.FromArray<int>(ids, M);
         _logprobs = _device.Allocate<float>(M);
         _lse = _device.Allocate<float>(M);
         _entropy = _device.Allocate<float>(M);
-        _dLogprobs = _device.FromArray<float>(Normal(M, 1f), M);
+        _dLogprobs = _device.FromArray<float>(BenchmarkData.Noise(random, M, 1f), M);
         _dHidden = _device.Allocate<float>(M, C);
         _dLmHead = _device.Allocate<float>(V, C);
         _dHidden.Fill(0);

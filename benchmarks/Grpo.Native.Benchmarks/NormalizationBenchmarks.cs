@@ -34,19 +34,12 @@ public class NormalizationBenchmarks
     public void Setup()
     {
         var random = new Random(42);
-        float[] Normal(int count, float mean, float spread)
-        {
-            var values = new float[count];
-            for (int i = 0; i < count; i++)
-                values[i] = mean + spread * (random.NextSingle() + random.NextSingle() + random.NextSingle() - 1.5f);
-            return values;
-        }
         _device = Device.Create(Backend);
-        _input = _device.FromArray<float>(Normal(M * C, 3, 2), M, C);
-        _weight = _device.FromArray<float>(Normal(C, 1, 0.3f), C);
-        _bias = _device.FromArray<float>(Normal(C, 0, 0.5f), C);
-        _dOutput = _device.FromArray<float>(Normal(M * C, 0, 1), M, C);
-        _addend = _device.FromArray<float>(Normal(M * C, 0, 1), M, C);
+        _input = _device.FromArray<float>(BenchmarkData.Noise(random, M * C, 2, 3), M, C);
+        _weight = _device.FromArray<float>(BenchmarkData.Noise(random, C, 0.3f, 1), C);
+        _bias = _device.FromArray<float>(BenchmarkData.Noise(random, C, 0.5f, 0), C);
+        _dOutput = _device.FromArray<float>(BenchmarkData.Noise(random, M * C, 1, 0), M, C);
+        _addend = _device.FromArray<float>(BenchmarkData.Noise(random, M * C, 1, 0), M, C);
         _sum = _device.Allocate<float>(M, C);
         _output = _device.Allocate<float>(M, C);
         _mean = _device.Allocate<float>(M);

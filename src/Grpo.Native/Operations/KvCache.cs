@@ -137,12 +137,7 @@ internal static class KvCacheValidation
         Tensor<float> valueCache, Tensor<int> slots, Tensor<int> positions, RotaryEmbedding? rope, HeadNorms? headNorms)
     {
         var (s, l, kvh, d) = Cache(keyCache, valueCache);
-        Guard.Rank(query, nameof(query), 3, "(rows, heads, head dimension)");
-        int r = query.Shape[0], h = query.Shape[1];
-        if (query.Shape[2] != d)
-            throw new ArgumentException(
-                $"'query' has shape {query.Shape} but the caches have shape {keyCache.Shape}; the queries' head dimension " +
-                $"must be the caches' ({d}).", nameof(query));
+        var (r, h) = QueryRows(query, keyCache, d);
         var shape = new SplitIntoKvCacheShape(r, h, kvh, d, s, l);
         if ((long)r * (h + 2 * kvh) * d > int.MaxValue)
             throw new ArgumentException(
@@ -261,12 +256,7 @@ internal static class KvCacheValidation
         Tensor<float> valueCache, Tensor<int> slots, Tensor<int> lengths, float scale)
     {
         var (s, l, kvh, d) = Cache(keyCache, valueCache);
-        Guard.Rank(query, nameof(query), 3, "(rows, heads, head dimension)");
-        int r = query.Shape[0], h = query.Shape[1];
-        if (query.Shape[2] != d)
-            throw new ArgumentException(
-                $"'query' has shape {query.Shape} but the caches have shape {keyCache.Shape}; the queries' head dimension " +
-                $"must be the caches' ({d}).", nameof(query));
+        var (r, h) = QueryRows(query, keyCache, d);
         if (h % kvh != 0)
             throw new ArgumentException(
                 $"'query' has {h} heads but the caches have {kvh} kv heads; the query heads must be a multiple of the kv heads " +
@@ -298,6 +288,17 @@ internal static class KvCacheValidation
             longest = Math.Max(longest, length);
         }
         return longest;
+    }
+
+    /// <summary>Checks that the queries are (R, H, D) with the caches' D; returns (R, H).</summary>
+    private static (int R, int H) QueryRows(Tensor<float> query, Tensor<float> keyCache, int d)
+    {
+        Guard.Rank(query, nameof(query), 3, "(rows, heads, head dimension)");
+        if (query.Shape[2] != d)
+            throw new ArgumentException(
+                $"'query' has shape {query.Shape} but the caches have shape {keyCache.Shape}; the queries' head dimension " +
+                $"must be the caches' ({d}).", nameof(query));
+        return (query.Shape[0], query.Shape[1]);
     }
 
     /// <summary>Checks the two caches: (S, L, KVH, D), the same shape.</summary>
