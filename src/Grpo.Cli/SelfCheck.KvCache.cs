@@ -105,7 +105,7 @@ internal static partial class SelfCheck
             valueCache.Fill(0);
             using var slotTensor = device.FromArray<int>(slots, r);
             using var positionTensor = device.FromArray<int>(positions, r);
-            var headNorms = qwen3 ? new HeadNorms(queryWeight!, keyWeight!, epsilon) : null;
+            HeadNorms? headNorms = qwen3 ? new HeadNorms(queryWeight!, keyWeight!, epsilon) : null;
             device.Operations.SplitIntoKvCache(fused, columnBias, query, keyCache, valueCache, slotTensor, positionTensor,
                 new RotaryEmbedding(theta), headNorms);
             double worst = new[]

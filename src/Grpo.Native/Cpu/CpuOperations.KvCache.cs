@@ -45,8 +45,8 @@ internal sealed partial class CpuOperations
         CpuBuffer<int> pos = Data(positions, nameof(positions));                        // (R)
         int largest = KvCacheValidation.SplitIntoCacheIndices(slot, pos, shape, rope is not null);
         float[]? cosSin = rope is { } angles ? RopeTableCovering(angles.Theta, shape.D, angles.Scaling, largest) : null; // (P, D)
-        CpuBuffer<float>? queryNorm = headNorms is null ? null : Data(headNorms.QueryWeight, "headNorms.QueryWeight"); // (D)
-        CpuBuffer<float>? keyNorm = headNorms is null ? null : Data(headNorms.KeyWeight, "headNorms.KeyWeight");       // (D)
+        CpuBuffer<float>? queryNorm = headNorms is not { } norms ? null : Data(norms.QueryWeight, "headNorms.QueryWeight"); // (D)
+        CpuBuffer<float>? keyNorm = headNorms is not { } keyNorms ? null : Data(keyNorms.KeyWeight, "headNorms.KeyWeight");       // (D)
         var (r, h, kvh, d, _, l) = shape;
         int width = shape.Width, half = d / 2;
 
@@ -59,12 +59,12 @@ internal sealed partial class CpuOperations
             long cell = ((long)slot[i] * l + pos[i]) * kvh * d;
             Span<float> queryRow = q.AsSpan(i * h * d, h * d), keyRow = kc.AsSpan((int)cell, kvh * d), valueRow = vc.AsSpan((int)cell, kvh * d);
             SplitRow(row, columnBias is { } b ? b : default, queryRow, keyRow, valueRow);
-            if (headNorms is not null)
+            if (headNorms is { } rowNorms)
             {
                 for (int head = 0; head < h; head++)
-                    RmsNormRow(queryRow.Slice(head * d, d), queryNorm!.Value, queryRow.Slice(head * d, d), headNorms.Epsilon);
+                    RmsNormRow(queryRow.Slice(head * d, d), queryNorm!.Value, queryRow.Slice(head * d, d), rowNorms.Epsilon);
                 for (int head = 0; head < kvh; head++)
-                    RmsNormRow(keyRow.Slice(head * d, d), keyNorm!.Value, keyRow.Slice(head * d, d), headNorms.Epsilon);
+                    RmsNormRow(keyRow.Slice(head * d, d), keyNorm!.Value, keyRow.Slice(head * d, d), rowNorms.Epsilon);
             }
             if (cosSin is null) return;
             var cos = cosSin.AsSpan(pos[i] * d, half);        // (D/2)

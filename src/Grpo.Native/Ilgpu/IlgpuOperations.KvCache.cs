@@ -55,7 +55,7 @@ internal sealed partial class IlgpuOperations
         {
             var table = rope is { } angles ? RopeTableOnDevice(angles.Theta, shape.D, angles.Scaling, largest) : fused; // (P, D), or unread
             int rotates = rope is null ? 0 : 1;
-            if (headNorms is null)
+            if (headNorms is not { } norms)
             {
                 var split = Device.Kernel(typeof(KvCacheKernels), nameof(KvCacheKernels.SplitIntoCache), accelerator =>
                     accelerator.LoadAutoGroupedStreamKernel<Index1D, KvCacheArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>,
@@ -70,9 +70,9 @@ internal sealed partial class IlgpuOperations
                     ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
                     KvCacheKernels.SplitNormIntoCache));
             // One group per head of each row, of the size RmsNormForward runs its rows with: the same reduction, the same bits.
-            normed(new KernelConfig(shape.R * (shape.H + 2 * shape.KVH), Device.RowGroupSize), args, headNorms.Epsilon, fused, b, q, kc, vc,
-                slot, pos, table, View(headNorms.QueryWeight, "headNorms.QueryWeight").BaseView,
-                View(headNorms.KeyWeight, "headNorms.KeyWeight").BaseView, addsBias, rotates);
+            normed(new KernelConfig(shape.R * (shape.H + 2 * shape.KVH), Device.RowGroupSize), args, norms.Epsilon, fused, b, q, kc, vc,
+                slot, pos, table, View(norms.QueryWeight, "headNorms.QueryWeight").BaseView,
+                View(norms.KeyWeight, "headNorms.KeyWeight").BaseView, addsBias, rotates);
         }
     }
 

@@ -111,7 +111,7 @@ public sealed partial class TransformerModel
             {
                 // A decode step: the split, the biases, Qwen3's head norms, RoPE and the cache write in one launch; k and v
                 // skip their buffers.
-                var headNorms = qkNorm ? new HeadNorms(w.QueryNormWeight!, w.KeyNormWeight!, (float)Config.NormEpsilon) : null;
+                HeadNorms? headNorms = qkNorm ? new HeadNorms(w.QueryNormWeight!, w.KeyNormWeight!, (float)Config.NormEpsilon) : null;
                 _ops.SplitIntoKvCache(qkv, w.QkvBias, q.Reshape(m, h, d), cache.Keys[l], cache.Values[l], cache.Slots, positions,
                     IsGpt2 ? null : Rotary, headNorms);
                 return;

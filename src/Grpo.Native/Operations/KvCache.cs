@@ -82,7 +82,7 @@ public readonly record struct RotaryEmbedding(float Theta, RopeScaling? Scaling 
 /// <param name="QueryWeight">(D) q_norm's weight.</param>
 /// <param name="KeyWeight">(D) k_norm's weight.</param>
 /// <param name="Epsilon">The config's rms_norm_eps, positive and finite.</param>
-public sealed record HeadNorms(Tensor<float> QueryWeight, Tensor<float> KeyWeight, float Epsilon);
+public readonly record struct HeadNorms(Tensor<float> QueryWeight, Tensor<float> KeyWeight, float Epsilon);
 
 /// <summary>The sizes of one <see cref="IGrpoOperations.SplitIntoKvCache"/> call.</summary>
 /// <param name="R">Rows (one new token each).</param>
@@ -151,32 +151,40 @@ internal static class KvCacheValidation
         if (bias is not null) Guard.Shape(bias, nameof(bias), shape.Width);
         IndexList(slots, nameof(slots), r, "query row");
         IndexList(positions, nameof(positions), r, "query row");
-        Aliasing.NoOverlap(query, nameof(query), qkv, nameof(qkv));
-        Aliasing.NoOverlap(query, nameof(query), bias, nameof(bias));
+        // Every output against every input, and the outputs against each other.
+        OutputReadsNoInput(query, nameof(query), qkv, bias, headNorms);
+        OutputReadsNoInput(keyCache, nameof(keyCache), qkv, bias, headNorms);
+        OutputReadsNoInput(valueCache, nameof(valueCache), qkv, bias, headNorms);
         Aliasing.NoOverlap(query, nameof(query), keyCache, nameof(keyCache));
         Aliasing.NoOverlap(query, nameof(query), valueCache, nameof(valueCache));
         Aliasing.NoOverlap(keyCache, nameof(keyCache), valueCache, nameof(valueCache));
-        foreach (var (cache, name) in new[] { (keyCache, nameof(keyCache)), (valueCache, nameof(valueCache)) })
-        {
-            Aliasing.NoOverlap(cache, name, qkv, nameof(qkv));
-            Aliasing.NoOverlap(cache, name, bias, nameof(bias));
-        }
         if (rope is { } angles) ActivationsValidation.RopeAngles(d, nameof(query), query.Shape, angles.Theta, angles.Scaling, nameof(rope));
-        if (headNorms is not null)
+        if (headNorms is { } norms)
         {
-            foreach (var (weight, name) in new[] { (headNorms.QueryWeight, "headNorms.QueryWeight"), (headNorms.KeyWeight, "headNorms.KeyWeight") })
-            {
-                ArgumentNullException.ThrowIfNull(weight, name);
-                if (weight.Shape.Rank != 1 || weight.Shape[0] != d)
-                    throw new ArgumentException(
-                        $"'{name}' has shape {weight.Shape} but [{d}] was expected: one weight per element of a head (the caches' D).",
-                        nameof(headNorms));
-                foreach (var (written, writtenName) in new[] { (query, nameof(query)), (keyCache, nameof(keyCache)), (valueCache, nameof(valueCache)) })
-                    Aliasing.NoOverlap(written, writtenName, weight, name);
-            }
-            NormalizationValidation.Epsilon(headNorms.Epsilon, "the config's rms_norm_eps (1e-6 for Qwen3)", nameof(headNorms));
+            HeadNormWeight(norms.QueryWeight, "headNorms.QueryWeight", d);
+            HeadNormWeight(norms.KeyWeight, "headNorms.KeyWeight", d);
+            NormalizationValidation.Epsilon(norms.Epsilon, "the config's rms_norm_eps (1e-6 for Qwen3)", nameof(headNorms));
         }
         return shape;
+    }
+
+    /// <summary>Throws when a tensor <see cref="IGrpoOperations.SplitIntoKvCache"/> writes shares memory with one it reads.</summary>
+    private static void OutputReadsNoInput(Tensor<float> written, string name, Tensor<float> qkv, Tensor<float>? bias, HeadNorms? headNorms)
+    {
+        Aliasing.NoOverlap(written, name, qkv, nameof(qkv));
+        Aliasing.NoOverlap(written, name, bias, nameof(bias));
+        Aliasing.NoOverlap(written, name, headNorms?.QueryWeight, "headNorms.QueryWeight");
+        Aliasing.NoOverlap(written, name, headNorms?.KeyWeight, "headNorms.KeyWeight");
+    }
+
+    /// <summary>Throws unless a head norm's weight is a (D) tensor.</summary>
+    private static void HeadNormWeight(Tensor<float> weight, string name, int d)
+    {
+        ArgumentNullException.ThrowIfNull(weight, name);
+        if (weight.Shape.Rank != 1 || weight.Shape[0] != d)
+            throw new ArgumentException(
+                $"'{name}' has shape {weight.Shape} but [{d}] was expected: one weight per element of a head (the caches' D).",
+                "headNorms");
     }
 
     /// <summary>
