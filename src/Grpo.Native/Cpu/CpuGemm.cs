@@ -20,10 +20,11 @@ namespace Grpo.Native.Cpu;
 /// slices were not shared, and runs a 6x16 Vector256 FMA micro-kernel (12 accumulators in
 /// registers, k unrolled by two). Each element of C is summed in the same order (k blocks in order,
 /// k in order within a block, then added to C) whatever the tiling or thread count, so results are
-/// bit-identical for every degree of parallelism. C must not overlap A or B.
+/// bit-identical for every degree of parallelism. C must not overlap A or B. Products of a few rows
+/// against B stored (N, K) take the narrow path of <c>CpuGemm.Narrow.cs</c>, which keeps that order.
 /// </remarks>
-[SkipLocalsInit] // the edge stack tile is always fully written before it is read
-internal static unsafe class CpuGemm
+[SkipLocalsInit] // the edge stack tiles are always fully written before they are read
+internal static unsafe partial class CpuGemm
 {
     /// <summary>Rows of the micro-kernel's register tile.</summary>
     internal const int MR = 6;
@@ -130,10 +131,16 @@ internal static unsafe class CpuGemm
     private static void RunTiles(ParallelOptions parallelism, int m, int n, int k,
         float* a, int rsA, int csA, float* b, int rsB, int csB, float* c, int ldc, bool accumulate)
     {
+        int workers = parallelism.MaxDegreeOfParallelism > 0 ? parallelism.MaxDegreeOfParallelism : Environment.ProcessorCount;
+        if (m <= NarrowMaxRows && rsB == 1)
+        {
+            RunNarrow(parallelism, workers, m, n, k, a, rsA, csA, b, csB, c, ldc, accumulate);
+            return;
+        }
+
         // Smaller tiles when there would be too few to keep every core busy (a single thread keeps
         // whole tiles: the small products inside attention); the tiling never changes the summation
         // order, so this choice cannot change the result.
-        int workers = parallelism.MaxDegreeOfParallelism > 0 ? parallelism.MaxDegreeOfParallelism : Environment.ProcessorCount;
         int tileRows = Math.Min(MaxTileRows, RoundUp(m, MR));
         int tileColumns = Math.Min(MaxTileColumns, RoundUp(n, NR));
         while (workers > 1 && CeilDiv(m, tileRows) * CeilDiv(n, tileColumns) < 4 * workers && (tileRows > MR || tileColumns > NR))

@@ -16,6 +16,9 @@ public sealed class CpuGemmTests
         (1, 1, 1), (3, 17, 129), (17, 255, 3), (129, 3, 255), (255, 129, 17), (255, 255, 255), (17, 33, 600), (1, 300, 257),
         (5, 7, 5000), (17, 300, 4099), // small C, long K: the split-K path
         (200, 530, 521), // several tiles both ways and three k blocks: both operands packed once and shared
+        // A·Bᵀ of at most NarrowMaxRows rows takes the narrow path: one short row vector, a full one, a pair with a
+        // short second vector, a full pair; N off its 8- and 4-column groups; two k blocks, then split-K slices.
+        (8, 13, 300), (9, 70, 257), (16, 29, 513), (12, 4, 4099),
     ];
 
     public static IEnumerable<TestCaseData> Cases() =>
@@ -91,6 +94,25 @@ public sealed class CpuGemmTests
         Compare.WorstRelativeError($"{form} {m}x{n}x{k}", expected, single);
         foreach (int threads in new[] { -1, 3, 8 })
             Assert.That(Compute(threads), Is.EqualTo(single), $"{threads} threads vs 1 thread");
+    }
+
+    /// <summary>
+    /// A product of at most <see cref="CpuGemm.NarrowMaxRows"/> rows against B stored (N, K) takes the narrow
+    /// path; with more rows the same product is tiled. Each element is summed in one documented order either
+    /// way, so the rows of the small product must equal the same rows of a larger one, to the bit.
+    /// </summary>
+    [Test]
+    public void AFewRowsGiveTheBitsOfTheSameRowsInATiledProduct(
+        [Values(1, 7, 8, 9, 15, 16)] int m, [Values(13, 70)] int n, [Values(300, 4099)] int k, [Values] bool accumulate)
+    {
+        const int tiledRows = CpuGemm.NarrowMaxRows + 7;
+        var (a, lda, b, ldb, start, ldc, _) = Draw(TestRandom.Create(), Form.TransposedB, tiledRows, n, k, 3, 1.0, accumulate);
+        var parallelism = new ParallelOptions();
+        var tiled = (float[])start.Clone(); // (tiledRows, ldc)
+        CpuGemm.MultiplyTransposedB(parallelism, tiledRows, n, k, a, lda, b, ldb, tiled, ldc, accumulate);
+        var narrow = start[..(m * ldc)]; // (m, ldc): the first m rows of A against the same B
+        CpuGemm.MultiplyTransposedB(parallelism, m, n, k, a.AsSpan(0, m * lda), lda, b, ldb, narrow, ldc, accumulate);
+        Assert.That(narrow, Is.EqualTo(tiled[..(m * ldc)]), $"{m} rows against the same rows of {tiledRows}");
     }
 
     [Test]
