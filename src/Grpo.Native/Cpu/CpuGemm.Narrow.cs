@@ -9,7 +9,7 @@ namespace Grpo.Native.Cpu;
 //
 // At that M the tiled path spends its time packing B (8 x 8 register transposes of every weight,
 // staged through L2) for a product that does little with each packed element: a decode step read its
-// weights at about 10 GB/s of the machine's 23. Here A, which is small, is packed instead: rows side
+// weights at 8-10 GB/s where the machine streams 29-34 (GemmDecodeShapeBenchmarks). Here A, which is small, is packed instead: rows side
 // by side in vectors of eight, one vector per k ("row vectors", (rowVectors, K, 8)). Each row of B is
 // then read straight from memory, one element at a time broadcast against a row vector, so a lane of
 // an accumulator is one element of C. Every element is still summed in the tiled path's order (k blocks
