@@ -9,13 +9,13 @@ namespace Grpo.Native.Cpu;
 //
 // At that M the tiled path spends its time packing B (8 x 8 register transposes of every weight,
 // staged through L2) for a product that does little with each packed element: a decode step read its
-// weights at 8-10 GB/s where the machine streams 29-34 (GemmDecodeShapeBenchmarks). Here A, which is small, is packed instead: rows side
-// by side in vectors of eight, one vector per k ("row vectors", (rowVectors, K, 8)). Each row of B is
-// then read straight from memory, one element at a time broadcast against a row vector, so a lane of
-// an accumulator is one element of C. Every element is still summed in the tiled path's order (k blocks
-// of KBlock in order, k in order within a block from zero through MulAdd, then added to C), so the two
-// paths give the same bits: whichever path a product of M rows takes, its rows equal the same rows of a
-// larger product.
+// weights at 8-10 GB/s where the machine streams 29-34 (GemmDecodeShapeBenchmarks). Here A, which is
+// small, is packed instead: rows side by side in vectors of eight, one vector per k ("row vectors",
+// (rowVectors, K, 8)). Each row of B is then read straight from memory, one element at a time
+// broadcast against a row vector, so a lane of an accumulator is one element of C. Every element is
+// still summed in the tiled path's order (k blocks of KBlock in order, k in order within a block from
+// zero through MulAdd, then added to C), so the two paths give the same bits: whichever path a product
+// of M rows takes, its rows equal the same rows of a larger product.
 internal static unsafe partial class CpuGemm
 {
     /// <summary>Products of at most this many rows against B stored (N, K) take the narrow path.</summary>
