@@ -9,9 +9,12 @@ namespace Grpo.Cli;
 /// </summary>
 internal static class CliErrors
 {
-    /// <summary>True for the exceptions that mean "the input was wrong", as opposed to a bug or a device fault.</summary>
+    /// <summary>
+    /// True for the exceptions that mean "the input was wrong" or "it does not fit the device" (out of memory: its message
+    /// says what to lower), as opposed to a bug or a device fault.
+    /// </summary>
     public static bool IsUserError(Exception e) => e is ArgumentException or FormatException or CheckpointFormatException
-        or FileNotFoundException or DirectoryNotFoundException or NotSupportedException or InvalidDataException
+        or FileNotFoundException or DirectoryNotFoundException or NotSupportedException or InvalidDataException or DeviceOutOfMemoryException
         or Grpo.Native.Tokenization.Templates.ChatTemplateException or Grpo.Native.Datasets.PromptDatasetException;
 
     /// <summary>The exception's message without .NET's " (Parameter 'x')" suffix.</summary>

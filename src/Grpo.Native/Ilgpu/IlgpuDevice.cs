@@ -267,8 +267,17 @@ public sealed class IlgpuDevice : Device
     /// <inheritdoc />
     public override long? AvailableBytes() => Accelerator is CudaAccelerator cuda ? cuda.GetFreeMemory() + _pool.CachedBytes : null;
 
-    // ILGPU reports a failed cudaMalloc as a CudaException; allocation is the only call this filter guards.
-    private protected override bool IsDeviceOutOfMemory(Exception e) => e is CudaException;
+    private protected override bool IsDeviceOutOfMemory(Exception e) => IsCudaOutOfMemory(e);
+
+    /// <summary>
+    /// True for ILGPU's report of a failed cuMemAlloc (a <see cref="CudaException"/> whose error is CUDA_ERROR_OUT_OF_MEMORY),
+    /// and for no other CUDA error: a kernel fault earlier in the stream (an illegal address, say) surfaces at the next call,
+    /// an allocation among them, and must not read as "out of memory" nor have the cache freed and the call retried.
+    /// </summary>
+    internal static bool IsCudaOutOfMemory(Exception e) => e is CudaException cuda && IsOutOfMemoryError(cuda.Error);
+
+    /// <summary>ILGPU names a <see cref="CudaException"/>'s error by the <see cref="CudaError"/> member's name.</summary>
+    internal static bool IsOutOfMemoryError(string? error) => error == nameof(CudaError.CUDA_ERROR_OUT_OF_MEMORY);
 
 
     /// <inheritdoc />
