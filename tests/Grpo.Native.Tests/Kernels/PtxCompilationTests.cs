@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Text.RegularExpressions;
 using Grpo.Kernels;
 using Grpo.Native.Ilgpu;
 using ILGPU;
@@ -29,6 +30,13 @@ public sealed class PtxCompilationTests
         KernelEntryPoints().SelectMany(m => new[] { CudaArchitecture.SM_80, CudaArchitecture.SM_90 }
             .Select(arch => new TestCaseData(m, arch).SetName($"{m.DeclaringType!.Name}.{m.Name} on {arch}")));
 
+    /// <summary>CUDA's limit on a block's statically declared shared memory, the same on SM_80 and SM_90.</summary>
+    private const int StaticSharedLimitBytes = 48 * 1024;
+
+    /// <summary>The bytes of every <c>.shared</c> array the PTX declares (ILGPU declares each SharedMemory.Allocate as one).</summary>
+    private static int StaticSharedBytes(string ptx) =>
+        Regex.Matches(ptx, @"^\s*\.shared\s[^\[\n]*\[(\d+)\]", RegexOptions.Multiline).Sum(m => int.Parse(m.Groups[1].Value));
+
     [Test]
     public void ThereAreKernelsToCompile() => Assert.That(KernelEntryPoints().Count(), Is.GreaterThanOrEqualTo(8));
 
@@ -43,8 +51,13 @@ public sealed class PtxCompilationTests
             ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel)
             : EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
         var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
-        TestContext.Out.WriteLine($"{kernel.DeclaringType!.Name}.{kernel.Name}: {compiled.PTXAssembly.Length} characters of PTX for {architecture}");
+        int sharedBytes = StaticSharedBytes(compiled.PTXAssembly);
+        TestContext.Out.WriteLine($"{kernel.DeclaringType!.Name}.{kernel.Name}: {compiled.PTXAssembly.Length} characters of PTX for {architecture}, " +
+                                  $"{sharedBytes} bytes of static shared memory");
         Assert.That(compiled.PTXAssembly, Does.Contain(".entry"));
+        // Past 48 KiB of static shared memory a block fails to launch on every architecture (more needs dynamic shared memory
+        // and an opt-in); the simulator has no such limit, so this is the only place it shows before a GPU.
+        Assert.That(sharedBytes, Is.LessThanOrEqualTo(StaticSharedLimitBytes), "static shared memory of one block");
         // XMath.Exp/Log become these approximations on CUDA (see KernelMath); kernels use KernelMath instead.
         Assert.That(compiled.PTXAssembly, Does.Not.Contain("ex2.approx").And.Not.Contain("lg2.approx"),
             "an approximate exp or log: use KernelMath.Exp/Log, which the simulator and the GPU compute alike");
