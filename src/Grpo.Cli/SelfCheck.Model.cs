@@ -20,13 +20,14 @@ internal static partial class SelfCheck
     /// log-probs 1e-4). Also prints each family's time on the device, the compile-and-run cost a first step pays.
     /// Not run on the managed CPU backend itself (it would compare it with itself).
     /// </summary>
-    private static IEnumerable<CheckResult> Models(Device device, Random random, double tolerance, double gradientTolerance)
+    private static IEnumerable<CheckResult> Models(Device device, Random random, double tolerance, double gradientTolerance,
+        IReadOnlyList<string>? families)
     {
         if (device.Kind == DeviceKind.Cpu) yield break;
         using var cpu = new CpuDevice();
         bool onSimulator = device.Kind != DeviceKind.Cuda;
         // The simulator runs every kernel on threads, seconds per model; the suite's model tests cover it family by family.
-        foreach (string family in onSimulator ? ["qwen2"] : new[] { "gpt2", "llama", "qwen2", "qwen3" })
+        foreach (string family in families ?? (onSimulator ? ["qwen2"] : new[] { "gpt2", "llama", "qwen2", "qwen3" }))
         {
             var config = SmallModel(family, onSimulator);
             int seed = random.Next();

@@ -27,8 +27,14 @@ internal static partial class SelfCheck
 {
     public const double Tolerance = 1e-4, GradientTolerance = 1e-3;
 
+    /// <summary>Every check on <paramref name="device"/>, in order.</summary>
+    /// <param name="device">The device to check.</param>
+    /// <param name="seed">Seed of the random inputs.</param>
+    /// <param name="tolerance">The limit of the value checks.</param>
+    /// <param name="gradientTolerance">The limit of the gradients that sum cancelling terms.</param>
+    /// <param name="modelFamilies">The families of the whole-model checks; null: all four on a GPU, qwen2 alone on the simulator.</param>
     public static IReadOnlyList<CheckResult> Run(Device device, int seed, double tolerance = Tolerance,
-        double gradientTolerance = GradientTolerance)
+        double gradientTolerance = GradientTolerance, IReadOnlyList<string>? modelFamilies = null)
     {
         var random = new Random(seed);
         var results = new List<CheckResult>();
@@ -43,7 +49,7 @@ internal static partial class SelfCheck
         results.AddRange(Embedding(device, random, tolerance));
         results.AddRange(Attention(device, random, tolerance, gradientTolerance));
         results.AddRange(Optimizer(device, random, tolerance));
-        results.AddRange(Models(device, random, tolerance, gradientTolerance));
+        results.AddRange(Models(device, random, tolerance, gradientTolerance, modelFamilies));
         results.AddRange(Nccl(device, random));
         return results;
     }

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Grpo.Kernels;
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
@@ -12,9 +11,8 @@ namespace Grpo.Native.Ilgpu;
 /// every precision bound of the ILGPU kernel holds; TF32 tensor cores only when asked (<see cref="Devices.CudaOptions"/>, whose
 /// remarks give TF32's wider bound).
 /// </summary>
-internal sealed unsafe class CuBlas : IDisposable
+internal sealed unsafe class CuBlas : IGemmLibrary
 {
-    private const int OpN = 0, OpT = 1;                   // cublasOperation_t
     private const int DefaultMath = 0, Tf32Math = 3;      // cublasMath_t: CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH
 
     private readonly CudaAccelerator _accelerator;
@@ -44,8 +42,11 @@ internal sealed unsafe class CuBlas : IDisposable
     /// <summary>The library file that loaded.</summary>
     public string LoadedFrom { get; }
 
-    /// <summary>True when TF32 tensor-core math is on.</summary>
+    /// <inheritdoc />
     public bool Tf32 { get; }
+
+    /// <inheritdoc />
+    public string Description => $"cuBLAS from {LoadedFrom} ({(Tf32 ? "TF32" : "fp32")})";
 
     /// <summary>cuBLAS on <paramref name="accelerator"/>, or null with the reason (every path tried) when it cannot load.</summary>
     /// <param name="accelerator">The CUDA accelerator whose context and stream the GEMMs use.</param>
@@ -62,7 +63,7 @@ internal sealed unsafe class CuBlas : IDisposable
         try
         {
             var blas = new CuBlas(accelerator, library, from, tf32);
-            message = $"cuBLAS from {from} ({(tf32 ? "TF32 tensor cores" : "fp32")})";
+            message = blas.Description;
             return blas;
         }
         catch (Exception e) when (e is EntryPointNotFoundException or InvalidOperationException)
@@ -72,24 +73,13 @@ internal sealed unsafe class CuBlas : IDisposable
         }
     }
 
-    /// <summary>
-    /// Queues C = alpha · A·B [+ C] (<paramref name="args"/>' row-major forms) as one Sgemm. Row-major C (M, N) is
-    /// column-major Cᵀ (N, M) = Bᵀ·Aᵀ, so cuBLAS gets B first; an operand whose column stride is 1 is already the
-    /// transpose cuBLAS needs (no op), one whose row stride is 1 is transposed.
-    /// </summary>
-    public void Gemm(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+    /// <inheritdoc />
+    public void Sgemm(in SgemmCall call, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
-        var (opA, lda) = Operand(args.RowStrideA, args.ColumnStrideA);
-        var (opB, ldb) = Operand(args.RowStrideB, args.ColumnStrideB);
-        float alpha = args.Alpha, beta = args.Accumulate;
-        Check(_sgemm(_handle, opB, opA, args.N, args.M, args.K, &alpha, b.LoadEffectiveAddressAsPtr(), ldb,
-            a.LoadEffectiveAddressAsPtr(), lda, &beta, c.LoadEffectiveAddressAsPtr(), args.Ldc), "cublasSgemm_v2");
+        float alpha = call.Alpha, beta = call.Beta;
+        Check(_sgemm(_handle, call.TransA, call.TransB, call.M, call.N, call.K, &alpha, a.LoadEffectiveAddressAsPtr(), call.Lda,
+            b.LoadEffectiveAddressAsPtr(), call.Ldb, &beta, c.LoadEffectiveAddressAsPtr(), call.Ldc), "cublasSgemm_v2");
     }
-
-    /// <summary>The cuBLAS op and leading dimension of an operand stored with the given strides (one of them 1).</summary>
-    internal static (int Op, int Ld) Operand(int outerStride, int innerStride) =>
-        innerStride == 1 ? (OpN, outerStride) : outerStride == 1 ? (OpT, innerStride)
-        : throw new ArgumentException($"A GEMM operand needs a unit stride; got {outerStride} and {innerStride}.");
 
     private static void Check(int status, string call)
     {

@@ -81,7 +81,7 @@ public sealed class IlgpuDevice : Device
         // through it on a GPU yet, and a wrong mapping would train silently wrong.
         if (useCuBlas)
         {
-            device.CuBlas = CuBlas.TryCreate((CudaAccelerator)device.Accelerator, tf32, out string message);
+            device.GemmLibrary = CuBlas.TryCreate((CudaAccelerator)device.Accelerator, tf32, out string message);
             Device.DiagnosticLog?.WriteLine($"device cuda: {message}");
         }
         return device;
@@ -131,16 +131,27 @@ public sealed class IlgpuDevice : Device
     public Accelerator Accelerator { get; }
 
     /// <summary>cuBLAS on this CUDA accelerator when it loaded (the GEMMs then go there); null on the simulator or without it.</summary>
-    internal CuBlas? CuBlas { get; private set; }
+    internal IGemmLibrary? GemmLibrary { get; private set; }
+
+    /// <summary>
+    /// Sends this device's GEMMs to <paramref name="library"/> from now on: the tests' emulation of cuBLAS on the simulator,
+    /// which runs every GEMM's path to cuBLAS without a GPU. The device disposes it.
+    /// </summary>
+    internal void UseGemmLibrary(IGemmLibrary library)
+    {
+        ArgumentNullException.ThrowIfNull(library);
+        if (GemmLibrary is not null) throw new InvalidOperationException($"This device's GEMMs already run on {GemmLibrary.Description}.");
+        GemmLibrary = library;
+    }
 
     /// <summary>True when GEMMs run through cuBLAS.</summary>
-    public bool UsesCuBlas => CuBlas is not null;
+    public bool UsesCuBlas => GemmLibrary is not null;
 
     /// <summary>True when the cuBLAS GEMMs use TF32 tensor cores (<see cref="CudaOptions"/>' remarks give the wider bound).</summary>
-    public bool UsesTf32 => CuBlas is { Tf32: true };
+    public bool UsesTf32 => GemmLibrary is { Tf32: true };
 
     /// <summary>Which code runs the GEMMs, in words: the ILGPU kernel, or cuBLAS from where it loaded, in fp32 or TF32.</summary>
-    public string GemmPath => CuBlas is null ? "the ILGPU kernel (fp32)" : $"cuBLAS from {CuBlas.LoadedFrom} ({(CuBlas.Tf32 ? "TF32" : "fp32")})";
+    public string GemmPath => GemmLibrary?.Description ?? "the ILGPU kernel (fp32)";
 
     /// <summary>Threads in the group that reduces one row (a power of two).</summary>
     internal int RowGroupSize { get; }
@@ -283,7 +294,7 @@ public sealed class IlgpuDevice : Device
     /// <inheritdoc />
     public override void Dispose()
     {
-        CuBlas?.Dispose();
+        GemmLibrary?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }

@@ -35,14 +35,14 @@ internal sealed partial class IlgpuOperations
     internal void Matmul(MatmulArgs args, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias = default)
     {
         if (args.M == 0 || args.N == 0) return;
-        if (Device.CuBlas is { } blas)
+        if (Device.GemmLibrary is { } blas)
         {
             if (args.AddsBias != 0)
             {
                 BroadcastBias(c, bias, args.M, args.N, args.Ldc);
                 args = args.BiasFromOutput();
             }
-            blas.Gemm(args, a, b, c);
+            blas.Sgemm(SgemmCall.For(args), b, a, c); // column-major: BLAS's A is the product's B
             Device.Stats.CountLaunch("cuBLAS GEMM");
             return;
         }

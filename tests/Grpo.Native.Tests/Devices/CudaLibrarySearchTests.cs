@@ -1,4 +1,3 @@
-using Grpo.Kernels;
 using Grpo.Native.Ilgpu;
 using NUnit.Framework;
 
@@ -63,24 +62,5 @@ public sealed class CudaLibrarySearchTests
         {
             Directory.Delete(root, recursive: true);
         }
-    }
-
-    /// <summary>Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: a row-major operand is already its transpose for cuBLAS (op N, ld = row stride).</summary>
-    [Test]
-    public void EachRowMajorFormMapsToTheCuBlasOpAndLeadingDimension()
-    {
-        const int OpN = 0, OpT = 1;
-        // A·Bᵀ (LinearForward): A (M, K) row-major, B (N, K) row-major read as (K, N) by column.
-        var tb = MatmulArgs.TransposedB(m: 5, n: 7, k: 3, lda: 3, ldb: 3, ldc: 7, 1f, accumulate: false);
-        Assert.That(CuBlas.Operand(tb.RowStrideA, tb.ColumnStrideA), Is.EqualTo((OpN, 3)));
-        Assert.That(CuBlas.Operand(tb.RowStrideB, tb.ColumnStrideB), Is.EqualTo((OpT, 3)));
-        // A·B (dInput): both row-major.
-        var plain = MatmulArgs.Plain(m: 5, n: 3, k: 7, lda: 7, ldb: 3, ldc: 3, 1f, accumulate: true);
-        Assert.That(CuBlas.Operand(plain.RowStrideA, plain.ColumnStrideA), Is.EqualTo((OpN, 7)));
-        Assert.That(CuBlas.Operand(plain.RowStrideB, plain.ColumnStrideB), Is.EqualTo((OpN, 3)));
-        // Aᵀ·B (dWeight): A stored (K, M).
-        var ta = MatmulArgs.TransposedA(m: 7, n: 3, k: 5, lda: 7, ldb: 3, ldc: 3, 1f, accumulate: true);
-        Assert.That(CuBlas.Operand(ta.RowStrideA, ta.ColumnStrideA), Is.EqualTo((OpT, 7)));
-        Assert.That(CuBlas.Operand(ta.RowStrideB, ta.ColumnStrideB), Is.EqualTo((OpN, 3)));
     }
 }
