@@ -8,7 +8,8 @@
 #
 # Usage:  scripts/device-check.sh RESULTS_DIR [APP_ARCHIVE (default .device/app.tar.xz)]
 # Environment passed through: GRPO_CUDA_LIBS (folder with libcublas.so.N and libnccl.so.2), GRPO_TF32=1 (to the cuBLAS runs only; selfcheck
-# then says its fp32 limits do not hold). GRPO_CUBLAS=1 (cuBLAS GEMMs) is set here for the runs that check cuBLAS.
+# then says its fp32 limits do not hold). cuBLAS runs the GEMMs by default (GRPO_CUBLAS=1 says so here for the runs that
+# check it); the second selfcheck sets GRPO_CUBLAS=0 to check the ILGPU GEMM kernel.
 # BUDGET_S (default 480): the seconds the whole check may take. A GPU machine is lent for minutes, so every command runs
 # under a timeout (its own limit, cut to what is left of the budget), and a command that would start with less than 20 s
 # left (MIN_START_S) is skipped and says so: a hang or a slow run costs that command, never the results of the ones before it.
@@ -78,6 +79,6 @@ twin twin-qwen-0.5b --family qwen2 --vocab 151936 --layers 24 --heads 14 --kv-he
     --embd 896 --mlp 2400 --prompts 4 --group 8 --prompt-len 64 --completion-len 128 --beta 0 --steps 2
 GRPO_CUBLAS=1 run train-reverse 90 "$grpo" train --device cuda --task reverse --steps 20 --output "$out/train-reverse"
 # The same selfcheck on the ILGPU kernel alone, so cuBLAS and the kernel are both checked.
-GRPO_TF32= run selfcheck-ilgpu-gemm 150 "$grpo" selfcheck --device cuda
+GRPO_CUBLAS=0 GRPO_TF32= run selfcheck-ilgpu-gemm 150 "$grpo" selfcheck --device cuda
 grep -h "nccl" "$out/selfcheck.out" 2>/dev/null | tee -a "$out/summary.txt"
 echo "results in $out (summary.txt lists each command's exit code)"

@@ -77,6 +77,7 @@ internal sealed unsafe class CuBlas : IGemmLibrary
     public void Sgemm(in SgemmCall call, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
     {
         float alpha = call.Alpha, beta = call.Beta;
+        _accelerator.Bind(); // cuBLAS runs on the calling thread's current context, which must be the accelerator's
         Check(_sgemm(_handle, call.TransA, call.TransB, call.M, call.N, call.K, &alpha, a.LoadEffectiveAddressAsPtr(), call.Lda,
             b.LoadEffectiveAddressAsPtr(), call.Ldb, &beta, c.LoadEffectiveAddressAsPtr(), call.Ldc), "cublasSgemm_v2");
     }

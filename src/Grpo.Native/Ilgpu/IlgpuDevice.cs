@@ -77,8 +77,8 @@ public sealed class IlgpuDevice : Device
         // Ranks of an mpirun job on one machine each take their own GPU (one process: the first).
         int ordinal = Distributed.Communicators.LocalRank() % context.GetCudaDevices().Count;
         var device = new IlgpuDevice(context, context.CreateCudaAccelerator(ordinal), DeviceKind.Cuda);
-        // Opt-in until the device check has run it: the cuBLAS operand mapping is unit-tested, but no GEMM has gone
-        // through it on a GPU yet, and a wrong mapping would train silently wrong.
+        // cuBLAS where it loads (the ILGPU kernel otherwise). Its path runs in the tests against an emulation of cuBLAS
+        // (SgemmCall's mapping, cuBLAS's argument checks, the views' bounds); the device check runs it on a GPU.
         if (useCuBlas)
         {
             device.GemmLibrary = CuBlas.TryCreate((CudaAccelerator)device.Accelerator, tf32, out string message);
