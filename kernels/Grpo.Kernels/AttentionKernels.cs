@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Algorithms;
+using static Grpo.Kernels.SoftmaxAttention;
 
 namespace Grpo.Kernels;
 
@@ -55,46 +56,12 @@ public static class AttentionKernels
     public static void AttentionForward(AttentionArgs p, ArrayView<float> query, ArrayView<float> key, ArrayView<float> value,
         ArrayView<int> seqStarts, ArrayView<float> output, ArrayView<float> logSumExp)
     {
-        int h = p.Heads, d = p.HeadDim, t = Group.IdxX, threads = Group.DimX;
+        int h = p.Heads, d = p.HeadDim;
         int i = Grid.IdxX / h, head = Grid.IdxX - i * h, kvHead = head / (h / p.KvHeads);
         int start = seqStarts[SequenceOf(seqStarts, p.Sequences, i)], keys = i - start + 1;
         long qRow = ((long)i * h + head) * d;
-
-        // Pass 1: each thread keeps an online max and sum over its keys; the group merges them.
-        float max = float.NegativeInfinity, sum = 0;
-        for (int u = t; u < keys; u += threads)
-        {
-            float s = p.Scale * Dot(query, qRow, key, KvRow(p, start + u, kvHead), d);
-            if (s > max)
-            {
-                sum = (sum == 0 ? 0 : sum * KernelMath.Exp(max - s)) + 1;
-                max = s;
-            }
-            else sum += KernelMath.Exp(s - max);
-        }
-        float groupMax = GroupReduce.Max(max);
-        float total = GroupReduce.Sum(sum == 0 ? 0 : sum * KernelMath.Exp(max - groupMax));
-        float lse = groupMax + KernelMath.Log(total);
-
-        // Pass 2: tiles of one key per thread; the probabilities go through shared memory and the
-        // owner of each output element adds the tile's Σ p_j v_j to it, tile after tile.
-        var probs = SharedMemory.Allocate<float>(GroupReduce.MaxGroupSize);
-        for (int e = t; e < d; e += threads) output[qRow + e] = 0;
-        for (int tile = 0; tile < keys; tile += threads)
-        {
-            int u = tile + t;
-            probs[t] = u < keys ? KernelMath.Exp(p.Scale * Dot(query, qRow, key, KvRow(p, start + u, kvHead), d) - lse) : 0;
-            Group.Barrier();
-            int count = XMath.Min(threads, keys - tile);
-            for (int e = t; e < d; e += threads)
-            {
-                float acc = 0;
-                for (int w = 0; w < count; w++) acc += probs[w] * value[KvRow(p, start + tile + w, kvHead) + e];
-                output[qRow + e] += acc;
-            }
-            Group.Barrier();
-        }
-        if (t == 0) logSumExp[(long)i * h + head] = lse;
+        float lse = Attend(query, qRow, key, value, start, keys, p.KvHeads, kvHead, d, p.Scale, output, qRow);
+        if (Group.IdxX == 0) logSumExp[(long)i * h + head] = lse;
     }
 
     /// <summary>
@@ -232,13 +199,5 @@ public static class AttentionKernels
     }
 
     /// <summary>Offset of token row <paramref name="row"/>, kv head <paramref name="kvHead"/> in a (M, KVH, D) tensor.</summary>
-    private static long KvRow(AttentionArgs p, int row, int kvHead) => ((long)row * p.KvHeads + kvHead) * p.HeadDim;
-
-    /// <summary>Σ_e a[aStart + e] · b[bStart + e] over e &lt; d, in order.</summary>
-    private static float Dot(ArrayView<float> a, long aStart, ArrayView<float> b, long bStart, int d)
-    {
-        float sum = 0;
-        for (int e = 0; e < d; e++) sum += a[aStart + e] * b[bStart + e];
-        return sum;
-    }
+    private static long KvRow(AttentionArgs p, int row, int kvHead) => Row(row, p.KvHeads, kvHead, p.HeadDim);
 }

@@ -35,7 +35,7 @@ public readonly struct KvCacheArgs
 /// <summary>
 /// KV-cache decoding: an element-wise write of key/value rows into (S, L, KVH, D) caches, and the
 /// attention of one query row per decoding sequence over its slot's first lengths_r positions. The
-/// decode kernel is <see cref="AttentionKernels.AttentionForward"/>'s with the keys read from the
+/// decode kernel runs the same <see cref="SoftmaxAttention.Attend"/> as <see cref="AttentionKernels.AttentionForward"/>, keys read from the
 /// cache: one group per (row, query head), tiles of one key per thread, each output element owned
 /// by one thread that sums the tiles in order. No atomics; nothing beyond a row's length is read.
 /// </summary>
@@ -207,56 +207,14 @@ public static class KvCacheKernels
     public static void AttentionDecode(KvCacheArgs p, ArrayView<float> query, ArrayView<float> keyCache, ArrayView<float> valueCache,
         ArrayView<int> slots, ArrayView<int> lengths, ArrayView<float> output)
     {
-        int h = p.Heads, d = p.HeadDim, t = Group.IdxX, threads = Group.DimX;
+        int h = p.Heads, d = p.HeadDim;
         int r = Grid.IdxX / h, head = Grid.IdxX - r * h, kvHead = head / (h / p.KvHeads);
         int keys = lengths[r];
         long qRow = ((long)r * h + head) * d;
         long slotStart = (long)slots[r] * p.Capacity; // position 0 of the row's slot
-
-        // Pass 1: each thread keeps an online max and sum over its keys; the group merges them.
-        float max = float.NegativeInfinity, sum = 0;
-        for (int u = t; u < keys; u += threads)
-        {
-            float s = p.Scale * Dot(query, qRow, keyCache, CacheRow(p, slotStart + u, kvHead), d);
-            if (s > max)
-            {
-                sum = (sum == 0 ? 0 : sum * KernelMath.Exp(max - s)) + 1;
-                max = s;
-            }
-            else sum += KernelMath.Exp(s - max);
-        }
-        float groupMax = GroupReduce.Max(max);
-        float total = GroupReduce.Sum(sum == 0 ? 0 : sum * KernelMath.Exp(max - groupMax));
-        float lse = groupMax + KernelMath.Log(total);
-
-        // Pass 2: tiles of one key per thread; the probabilities go through shared memory and the
-        // owner of each output element adds the tile's Σ p_j v_j to it, tile after tile.
-        var probs = SharedMemory.Allocate<float>(GroupReduce.MaxGroupSize);
-        for (int e = t; e < d; e += threads) output[qRow + e] = 0;
-        for (int tile = 0; tile < keys; tile += threads)
-        {
-            int u = tile + t;
-            probs[t] = u < keys ? KernelMath.Exp(p.Scale * Dot(query, qRow, keyCache, CacheRow(p, slotStart + u, kvHead), d) - lse) : 0;
-            Group.Barrier();
-            int count = XMath.Min(threads, keys - tile);
-            for (int e = t; e < d; e += threads)
-            {
-                float acc = 0;
-                for (int w = 0; w < count; w++) acc += probs[w] * valueCache[CacheRow(p, slotStart + tile + w, kvHead) + e];
-                output[qRow + e] += acc;
-            }
-            Group.Barrier();
-        }
+        SoftmaxAttention.Attend(query, qRow, keyCache, valueCache, slotStart, keys, p.KvHeads, kvHead, d, p.Scale, output, qRow);
     }
 
     /// <summary>Offset of cache row <paramref name="slotPosition"/> (slot · L + position), kv head <paramref name="kvHead"/> in a (S, L, KVH, D) cache.</summary>
-    private static long CacheRow(KvCacheArgs p, long slotPosition, int kvHead) => (slotPosition * p.KvHeads + kvHead) * p.HeadDim;
-
-    /// <summary>Σ_e a[aStart + e] · b[bStart + e] over e &lt; d, in order.</summary>
-    private static float Dot(ArrayView<float> a, long aStart, ArrayView<float> b, long bStart, int d)
-    {
-        float sum = 0;
-        for (int e = 0; e < d; e++) sum += a[aStart + e] * b[bStart + e];
-        return sum;
-    }
+    private static long CacheRow(KvCacheArgs p, long slotPosition, int kvHead) => SoftmaxAttention.Row(slotPosition, p.KvHeads, kvHead, p.HeadDim);
 }
