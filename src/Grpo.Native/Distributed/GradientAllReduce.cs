@@ -32,11 +32,12 @@ internal abstract class GradientAllReduce : IDisposable
     /// </summary>
     public static GradientAllReduce For(ICommunicator ranks, Device device)
     {
-        if (ranks.Size == 1 || device is not IlgpuDevice { Kind: DeviceKind.Cuda } gpu)
+        // A GPU, or the simulator with the tests' emulation of NCCL.
+        if (ranks.Size == 1 || device is not IlgpuDevice gpu || (gpu.Kind != DeviceKind.Cuda && gpu.Nccl is null))
             return new HostGradientAllReduce(ranks);
-        NcclLibrary? nccl = null;
+        INccl? nccl = null;
         string message = $"{DisableNcclVariable}=0";
-        if (Environment.GetEnvironmentVariable(DisableNcclVariable) != "0") nccl = NcclLibrary.TryLoad(out message);
+        if (Environment.GetEnvironmentVariable(DisableNcclVariable) != "0") nccl = gpu.Nccl ?? NcclLibrary.TryLoad(out message);
         var ready = ranks.AllGather([(byte)(nccl is null ? 0 : 1)]);
         var without = Enumerable.Range(0, ranks.Size).Where(r => ready[r][0] == 0).ToArray();
         if (without.Length == 0)

@@ -2,7 +2,6 @@ using Grpo.Native.Ilgpu;
 using Grpo.Native.Tensors;
 using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
 
 namespace Grpo.Native.Distributed;
 
@@ -13,9 +12,9 @@ namespace Grpo.Native.Distributed;
 /// every element is a + b, which IEEE addition makes the same bits as one process's sum; with more ranks the sum equals
 /// one process's within rounding, not bit for bit (the host path keeps the fixed order; <c>GRPO_NCCL=0</c> selects it).
 /// </summary>
-internal sealed unsafe class NcclGradientAllReduce : GradientAllReduce
+internal sealed class NcclGradientAllReduce : GradientAllReduce
 {
-    private readonly NcclLibrary _nccl;
+    private readonly INccl _nccl;
     private readonly IlgpuDevice _device;
     private readonly nint _comm;
     /// <summary>Marks in the stream before and after each all-reduce not yet counted in <see cref="Seconds"/>.</summary>
@@ -23,15 +22,13 @@ internal sealed unsafe class NcclGradientAllReduce : GradientAllReduce
     private double _seconds;
     private bool _disposed;
 
-    private NcclGradientAllReduce(NcclLibrary nccl, IlgpuDevice device, int size, int rank, NcclUniqueId id)
+    private NcclGradientAllReduce(INccl nccl, IlgpuDevice device, int size, int rank, NcclUniqueId id)
     {
         _nccl = nccl;
         _device = device;
         device.Accelerator.Bind(); // NCCL takes the calling thread's current context: the accelerator's
-        nint comm;
-        nccl.Check(nccl.CommInitRank(&comm, size, id, rank), "ncclCommInitRank");
-        _comm = comm;
-        Transport = $"NCCL {nccl.Version} ({nccl.LoadedFrom}), {size} rank(s)";
+        _comm = nccl.InitRank(size, id, rank);
+        Transport = $"{nccl.Description}, {size} rank(s)";
     }
 
     public override string Transport { get; }
@@ -57,22 +54,17 @@ internal sealed unsafe class NcclGradientAllReduce : GradientAllReduce
     }
 
     /// <summary>Joins every rank of <paramref name="ranks"/> into one NCCL communicator (a collective call).</summary>
-    public static NcclGradientAllReduce Create(NcclLibrary nccl, ICommunicator ranks, IlgpuDevice device)
+    public static NcclGradientAllReduce Create(INccl nccl, ICommunicator ranks, IlgpuDevice device)
     {
-        var id = new NcclUniqueId();
-        if (ranks.Rank == 0) nccl.Check(nccl.GetUniqueId(&id), "ncclGetUniqueId");
+        var id = ranks.Rank == 0 ? nccl.NewUniqueId() : new NcclUniqueId();
         var ids = ranks.AllGather(ranks.Rank == 0 ? (ReadOnlySpan<byte>)id : []);
         ids[0].CopyTo((Span<byte>)id);
         return new NcclGradientAllReduce(nccl, device, ranks.Size, ranks.Rank, id);
     }
 
     /// <summary>A communicator of this process alone: what one GPU can check of the binding (the device check runs it).</summary>
-    public static NcclGradientAllReduce CreateSingleRank(NcclLibrary nccl, IlgpuDevice device)
-    {
-        var id = new NcclUniqueId();
-        nccl.Check(nccl.GetUniqueId(&id), "ncclGetUniqueId");
-        return new NcclGradientAllReduce(nccl, device, 1, 0, id);
-    }
+    public static NcclGradientAllReduce CreateSingleRank(INccl nccl, IlgpuDevice device) =>
+        new(nccl, device, 1, 0, nccl.NewUniqueId());
 
     public override void Sum(Tensor<float> gradients) => Sum(gradients, gradients);
 
@@ -87,13 +79,12 @@ internal sealed unsafe class NcclGradientAllReduce : GradientAllReduce
         var receive = operations.View(destination, nameof(destination));   // (P)
         if (send.Length != receive.Length)
             throw new ArgumentException($"The all-reduce's destination holds {receive.Length} values, its source {send.Length}.", nameof(destination));
-        var stream = ((CudaStream)_device.Accelerator.DefaultStream).StreamPtr;
         var before = _device.MarkTime();
         try
         {
             _device.Accelerator.Bind();
-            _nccl.Check(_nccl.AllReduce((void*)send.BaseView.LoadEffectiveAddressAsPtr(), (void*)receive.BaseView.LoadEffectiveAddressAsPtr(), (nuint)send.Length,
-                NcclLibrary.Float32, NcclLibrary.Sum, _comm, stream), "ncclAllReduce");
+            _nccl.AllReduceSum(_comm, send.BaseView.LoadEffectiveAddressAsPtr(), receive.BaseView.LoadEffectiveAddressAsPtr(), send.Length,
+                _device.Accelerator);
         }
         catch
         {
@@ -108,6 +99,6 @@ internal sealed unsafe class NcclGradientAllReduce : GradientAllReduce
         if (_disposed) return;
         _disposed = true;
         foreach (var (before, after) in _pending) { before.Dispose(); after.Dispose(); }
-        _nccl.CommDestroy(_comm);
+        _nccl.Destroy(_comm);
     }
 }

@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Grpo.Native.Ilgpu;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 
 namespace Grpo.Native.Distributed;
 
@@ -16,7 +18,7 @@ internal struct NcclUniqueId
 /// <see cref="CudaLibrarySearch"/> looks (PyTorch's CUDA wheels carry it as nvidia/nccl/lib/libnccl.so.2). Constants
 /// are nccl.h's: ncclFloat32 = 7, ncclSum = 0, NCCL_UNIQUE_ID_BYTES = 128; every call returns ncclResult_t (0 = success).
 /// </summary>
-internal sealed unsafe class NcclLibrary
+internal sealed unsafe class NcclLibrary : INccl
 {
     /// <summary>NCCL_UNIQUE_ID_BYTES.</summary>
     public const int UniqueIdBytes = 128;
@@ -80,6 +82,35 @@ internal sealed unsafe class NcclLibrary
             return null;
         }
     }
+
+    /// <inheritdoc />
+    public string Description => $"NCCL {Version} ({LoadedFrom})";
+
+    /// <inheritdoc />
+    public NcclUniqueId NewUniqueId()
+    {
+        var id = new NcclUniqueId();
+        Check(GetUniqueId(&id), "ncclGetUniqueId");
+        return id;
+    }
+
+    /// <inheritdoc />
+    public nint InitRank(int size, NcclUniqueId id, int rank)
+    {
+        nint communicator;
+        Check(CommInitRank(&communicator, size, id, rank), "ncclCommInitRank");
+        return communicator;
+    }
+
+    /// <inheritdoc />
+    public void AllReduceSum(nint communicator, nint send, nint receive, long count, Accelerator accelerator)
+    {
+        var stream = ((CudaStream)accelerator.DefaultStream).StreamPtr;
+        Check(AllReduce((void*)send, (void*)receive, (nuint)count, Float32, Sum, communicator, stream), "ncclAllReduce");
+    }
+
+    /// <inheritdoc />
+    public void Destroy(nint communicator) => CommDestroy(communicator);
 
     /// <summary>Throws, with NCCL's own words, unless a call returned ncclSuccess.</summary>
     public void Check(int result, string call)

@@ -144,6 +144,17 @@ public sealed class IlgpuDevice : Device
         GemmLibrary = library;
     }
 
+    /// <summary>The NCCL the tests put here (an emulation on the simulator); null: a GPU's own libnccl, looked up when ranks need it.</summary>
+    internal Distributed.INccl? Nccl { get; private set; }
+
+    /// <summary>Sums this device's data-parallel gradients through <paramref name="nccl"/>: the tests' emulation of NCCL on the simulator.</summary>
+    internal void UseNccl(Distributed.INccl nccl)
+    {
+        ArgumentNullException.ThrowIfNull(nccl);
+        if (Nccl is not null) throw new InvalidOperationException($"This device's gradients already go through {Nccl.Description}.");
+        Nccl = nccl;
+    }
+
     /// <summary>True when GEMMs run through cuBLAS.</summary>
     public bool UsesCuBlas => GemmLibrary is not null;
 
