@@ -16,7 +16,9 @@ public sealed class DeviceCheckScriptTests
     private string _work = "";
 
     [SetUp]
-    public void CreateFolder() => _work = Directory.CreateTempSubdirectory("device-check-").FullName;
+    // Under the test's own folder, not /tmp: the stand-in is executed, and /tmp may be mounted noexec.
+    public void CreateFolder() =>
+        _work = Directory.CreateDirectory(Path.Combine(TestContext.CurrentContext.WorkDirectory, "device-check-" + Guid.NewGuid().ToString("N")[..8])).FullName;
 
     [TearDown]
     public void DeleteFolder() => Directory.Delete(_work, recursive: true);
