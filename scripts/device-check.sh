@@ -13,7 +13,8 @@
 # BUDGET_S (default 480): the seconds the whole check may take. A GPU machine is lent for minutes, so every command runs
 # under a timeout (its own limit, cut to what is left of the budget), and a command that would start with less than 20 s
 # left (MIN_START_S) is skipped and says so: a hang or a slow run costs that command, never the results of the ones before it.
-# GRPO_APP (a folder holding an unpacked `grpo`) skips the unpacking; the tests run the script that way with a stand-in.
+# GRPO_APP (a folder holding an unpacked `grpo`) skips the unpacking, PYTHON names the interpreter of the twins; the tests
+# run the script with stand-ins for both.
 set -u
 out=${1:?usage: scripts/device-check.sh RESULTS_DIR [APP_ARCHIVE]}
 archive=${2:-.device/app.tar.xz}
@@ -50,13 +51,28 @@ run() {
     echo "$name rc=$rc seconds=$(awk "BEGIN { print $end - $start }")$note" | tee -a "$out/summary.txt"
 }
 
-# PyTorch with CUDA, when this machine's python3 has it: the eager twins of the bench steps (scripts/pytorch-twin.py)
-# run right after each bench on the same GPU, so the GPU figures come as ratios from one run.
-if python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then has_torch=1; else has_torch=; fi
+# PyTorch with CUDA, when this machine's python3 (PYTHON) has it: the eager twins of the bench steps
+# (scripts/pytorch-twin.py) run right after each bench on the same GPU, so the GPU figures come as ratios from one run.
+python=${PYTHON:-python3}
+if "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then has_torch=1; else has_torch=; fi
 twin() {
     local name=$1; shift
-    if [ -n "$has_torch" ]; then run "$name" 120 python3 "$(dirname "$0")/pytorch-twin.py" --device cuda "$@"
-    else echo "$name skipped: python3 has no PyTorch with CUDA" | tee -a "$out/summary.txt"; fi
+    if [ -n "$has_torch" ]; then run "$name" 120 "$python" "$(dirname "$0")/pytorch-twin.py" --device cuda "$@"
+    else echo "$name skipped: $python has no PyTorch with CUDA" | tee -a "$out/summary.txt"; fi
+}
+
+# Our phase times over the twin's, per phase, for a shape whose bench and twin both printed them: the issue's target reads
+# the whole step's ratio (at most 0.5 at GPT-2 small's shape).
+ratios() {
+    local shape=$1 bench="$out/bench-$1.out" twin="$out/twin-$1.out" phase ours theirs
+    [ -s "$bench" ] && [ -s "$twin" ] || return 0
+    for phase in rollout reference_logprobs policy_forward_backward optimizer step; do
+        ours=$(grep -o "\"${phase}_s\":[0-9.eE+-]*" "$bench" | head -1 | cut -d: -f2)
+        theirs=$(awk -v p="$phase" '$1 == p && $3 == "ms" { print $2 / 1000 }' "$twin")
+        [ -n "$ours" ] && [ -n "$theirs" ] || continue
+        awk -v s="$shape" -v p="$phase" -v a="$ours" -v b="$theirs" \
+            'BEGIN { printf "ratio %s %s: %.4f s against PyTorch'"'"'s %.4f s = %.2f\n", s, p, a, b, (b > 0 ? a / b : 0) }' | tee -a "$out/summary.txt"
+    done
 }
 
 { nvidia-smi || true; } > "$out/nvidia-smi.txt" 2>&1
@@ -80,5 +96,7 @@ twin twin-qwen-0.5b --family qwen2 --vocab 151936 --layers 24 --heads 14 --kv-he
 GRPO_CUBLAS=1 run train-reverse 90 "$grpo" train --device cuda --task reverse --steps 20 --output "$out/train-reverse"
 # The same selfcheck on the ILGPU kernel alone, so cuBLAS and the kernel are both checked.
 GRPO_CUBLAS=0 GRPO_TF32= run selfcheck-ilgpu-gemm 150 "$grpo" selfcheck --device cuda
+ratios gpt2-small
+ratios qwen-0.5b
 grep -h "nccl" "$out/selfcheck.out" 2>/dev/null | tee -a "$out/summary.txt"
 echo "results in $out (summary.txt lists each command's exit code)"

@@ -70,19 +70,42 @@ public sealed class DeviceCheckScriptTests
         Assert.That(elapsed, Is.LessThan(TimeSpan.FromSeconds(6 + 10 + 20)));
     }
 
+    [Test]
+    public void WithPyTorchTheTwinsRunAndTheRatiosAreSummarised()
+    {
+        // A stand-in python3 that has "PyTorch with CUDA" and prints the twin's table: a 310 ms step, 200 ms of rollout.
+        string python = Path.Combine(_work, "python3");
+        File.WriteAllText(python,
+            "#!/usr/bin/env bash\n" +
+            "[ \"$1\" = -c ] && exit 0\n" +
+            "echo \"twin $*\"\n" +
+            "printf '  rollout %10.1f ms\\n  policy_forward_backward %10.1f ms\\n  step %10.1f ms\\n' 200 100 310\n");
+        File.SetUnixFileMode(python, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var (summary, _) = RunCheck(selfcheck: "exit 0", python: python);
+        TestContext.Out.WriteLine(summary);
+        Assert.That(summary, Does.Contain("\ntwin-gpt2-small rc=0 ").And.Contain("\ntwin-qwen-0.5b rc=0 "));
+        Assert.That(Output("twin-qwen-0.5b"), Does.Contain("--device cuda --family qwen2 --vocab 151936"));
+        // The stand-in bench's step took 0.105 s and its rollout 0.05 s (see RunCheck).
+        Assert.That(summary, Does.Contain("ratio gpt2-small step: 0.1050 s against PyTorch's 0.3100 s = 0.34"));
+        Assert.That(summary, Does.Contain("ratio qwen-0.5b rollout: 0.0500 s against PyTorch's 0.2000 s = 0.25"));
+        Assert.That(summary, Does.Not.Contain("ratio gpt2-small optimizer"), "a phase the twin did not print has no ratio");
+    }
+
     private string Output(string name) => File.ReadAllText(Path.Combine(_work, "results", name + ".out"));
 
     /// <summary>
     /// Runs the script against a stand-in grpo whose selfcheck runs <paramref name="selfcheck"/> after printing its
     /// line; every other command prints its line and succeeds. Returns summary.txt and the script's run time.
     /// </summary>
-    private (string Summary, TimeSpan Elapsed) RunCheck(string selfcheck, int budgetSeconds = 120, int minStartSeconds = 20)
+    private (string Summary, TimeSpan Elapsed) RunCheck(string selfcheck, int budgetSeconds = 120, int minStartSeconds = 20,
+        string python = "no-python-here")
     {
         string app = Path.Combine(_work, "app"), grpo = Path.Combine(app, "grpo"), results = Path.Combine(_work, "results");
         Directory.CreateDirectory(app);
         File.WriteAllText(grpo,
             "#!/usr/bin/env bash\n" +
             "echo \"$* GRPO_CUBLAS=${GRPO_CUBLAS:-} CUDA_LAUNCH_BLOCKING=${CUDA_LAUNCH_BLOCKING:-} \"\n" +
+            "if [ \"$1\" = bench ]; then echo '{\"rollout_s\":0.05,\"policy_forward_backward_s\":0.05,\"optimizer_s\":0.005,\"step_s\":0.105}'; fi\n" +
             $"if [ \"$1\" = selfcheck ]; then echo 'nccl all-reduce: skip (stand-in)'; {selfcheck}; fi\n");
         File.SetUnixFileMode(grpo, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
@@ -92,6 +115,7 @@ public sealed class DeviceCheckScriptTests
         start.Environment["GRPO_APP"] = app;
         start.Environment["BUDGET_S"] = budgetSeconds.ToString();
         start.Environment["MIN_START_S"] = minStartSeconds.ToString();
+        start.Environment["PYTHON"] = python; // by default one that does not exist: no PyTorch, the twins are skipped
         start.Environment.Remove("GRPO_CUBLAS");
         start.Environment.Remove("CUDA_LAUNCH_BLOCKING");
         var clock = Stopwatch.StartNew();
