@@ -117,6 +117,7 @@ internal static class BenchCommand
         var result = new Dictionary<string, object>
         {
             ["device"] = device.ToString(),
+            ["gemms"] = device is Grpo.Native.Ilgpu.IlgpuDevice ilgpu ? ilgpu.GemmPath : "the managed CPU GEMM (fp32)",
             ["family"] = config.ModelType, ["parameters"] = policy.Parameters.Count,
             ["prompts"] = b, ["group"] = g, ["prompt_len"] = p, ["completion_len"] = t, ["beta"] = beta, ["steps"] = steps,
             ["recompute_activations"] = recompute,

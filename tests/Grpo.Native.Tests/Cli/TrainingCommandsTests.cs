@@ -174,11 +174,13 @@ public sealed class TrainingCommandsTests
         Assert.That(Value("host_copies_per_training_step"), Is.GreaterThanOrEqualTo(5), "reads and uploads");
         Assert.That(Value("launches_per_decode_step"), Is.GreaterThan(0));
         Assert.That(Value("launches_per_training_step"), Is.GreaterThan(Value("launches_per_decode_step")));
+        Assert.That(result.GetProperty("gemms").GetString(), Is.EqualTo("the ILGPU kernel (fp32)"), "which code ran the GEMMs");
 
         var (cpuExit, cpuOutput, cpuError) = Run([.. bench, "--device", "cpu"]);
         Assert.That(cpuExit, Is.EqualTo(GrpoCommand.Success), cpuError);
         var cpu = System.Text.Json.JsonDocument.Parse(cpuOutput).RootElement;
         Assert.That(cpu.GetProperty("launches_per_training_step").ValueKind, Is.EqualTo(System.Text.Json.JsonValueKind.Null));
+        Assert.That(cpu.GetProperty("gemms").GetString(), Does.Contain("managed CPU"));
     }
 
     [Test]
