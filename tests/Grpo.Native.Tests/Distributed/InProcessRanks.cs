@@ -46,9 +46,9 @@ internal sealed class InProcessRanks
         private T[] Exchange<T>(T local)
         {
             world._slots[rank] = local;
-            world._barrier.SignalAndWait();
+            RankBarrier.Wait(world._barrier, rank, "an exchange");
             var all = world._slots.Cast<T>().ToArray();
-            world._barrier.SignalAndWait(); // nobody overwrites a slot before everyone has read it
+            RankBarrier.Wait(world._barrier, rank, "the end of an exchange"); // nobody overwrites a slot before everyone has read it
             return all;
         }
 

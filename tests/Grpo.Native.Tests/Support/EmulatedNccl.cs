@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Grpo.Native.Distributed;
+using Grpo.Native.Tests.Distributed;
 using ILGPU.Runtime;
 
 namespace Grpo.Native.Tests.Support;
@@ -38,7 +39,7 @@ internal sealed unsafe class EmulatedNccl : INccl
             throw new InvalidOperationException($"ncclCommInitRank: rank {rank} joined with {size} ranks, another with {communicator.Size} (ncclInvalidUsage).");
         nint handle = (nint)Interlocked.Increment(ref _lastHandle);
         Members[handle] = (communicator, rank);
-        communicator.Barrier.SignalAndWait(); // every rank has joined
+        RankBarrier.Wait(communicator.Barrier, rank, "ncclCommInitRank"); // every rank has joined
         return handle;
     }
 
@@ -47,7 +48,7 @@ internal sealed unsafe class EmulatedNccl : INccl
         var (group, rank) = Members[communicator];
         accelerator.Synchronize(); // the kernels queued before it wrote the gradient
         group.Sends[rank] = (send, count);
-        group.Barrier.SignalAndWait();
+        RankBarrier.Wait(group.Barrier, rank, "ncclAllReduce");
         var counts = group.Sends.Select(s => s.Count).Distinct().ToArray();
         if (counts.Length != 1)
             throw new InvalidOperationException($"ncclAllReduce: the ranks passed counts {string.Join(", ", group.Sends.Select(s => s.Count))}.");
@@ -58,7 +59,7 @@ internal sealed unsafe class EmulatedNccl : INccl
             var values = new ReadOnlySpan<float>((float*)group.Sends[r].Address, (int)count);
             for (int i = 0; i < sum.Length; i++) sum[i] += values[i];
         }
-        group.Barrier.SignalAndWait(); // every rank has read every send before any receive (in place: the same memory) changes
+        RankBarrier.Wait(group.Barrier, rank, "the end of ncclAllReduce"); // every rank has read every send before any receive (in place: the same memory) changes
         sum.CopyTo(new Span<float>((float*)receive, (int)count));
         AllReduces++;
     }
