@@ -216,4 +216,24 @@ public sealed class DeviceAndTensorTests
         Assert.That(afterWork.SecondsSince(afterSleep), Is.GreaterThanOrEqualTo(0));
         Assert.That(afterWork.SecondsSince(first), Is.GreaterThanOrEqualTo(afterSleep.SecondsSince(first)), "marks in queue order");
     }
+
+    /// <summary>
+    /// Off a GPU, marks read the clock a step's own time is read with (Stopwatch), so an interval between marks lies within
+    /// any Stopwatch interval around it, as a step's phases lie within the step. ILGPU's CPU markers read the wall clock,
+    /// which the system may step: once, for a whole test run, it ran 0.5 % apart from Stopwatch, and the phases of every
+    /// step in TrainingStepDeviceTrafficTests summed to more than the step.
+    /// </summary>
+    [TestCaseSource(typeof(TestDevices), nameof(TestDevices.Kinds))]
+    public void OffAGpuMarksReadTheStepsOwnClock(DeviceKind kind)
+    {
+        var device = TestDevices.Get(kind);
+        if (kind == DeviceKind.Cuda) Assert.Ignore("a GPU's marks are events in its stream");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var first = device.MarkTime();
+        Thread.Sleep(20);
+        using var second = device.MarkTime();
+        double enclosing = clock.Elapsed.TotalSeconds;
+        Assert.That(first, Is.InstanceOf<HostTimeMark>(), "a host reading of Stopwatch's clock");
+        Assert.That(second.SecondsSince(first), Is.InRange(0.02, enclosing));
+    }
 }
